@@ -1,0 +1,19 @@
+package dev.enclave.runtime.backend;
+
+import dev.enclave.runtime.tensor.FloatTensor;
+
+/**
+ * Per-operation kernels. Vectors are float arrays with offsets so that callers can keep one preallocated
+ * buffer per purpose and never allocate in the decode loop.
+ */
+public non-sealed interface KernelBackend extends Backend {
+
+    /** {@code out[outOff + r] = dot(w row r, x[xOff ..])} for r in [0, rows), with {@code cols} values per row. */
+    void matmul(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int rows, int cols);
+
+    /** {@code out = x / sqrt(mean(x^2) + eps) * weight} over {@code n} values. */
+    void rmsnorm(float[] out, int outOff, float[] x, int xOff, FloatTensor weight, int n, float eps);
+
+    /** In-place softmax over {@code x[off .. off+n)}. */
+    void softmax(float[] x, int off, int n);
+}

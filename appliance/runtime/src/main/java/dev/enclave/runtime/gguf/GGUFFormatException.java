@@ -1,0 +1,12 @@
+package dev.enclave.runtime.gguf;
+
+/** A GGUF file that cannot be read: truncated, inconsistent or hostile. The message says what and where. */
+public class GGUFFormatException extends RuntimeException {
+    public GGUFFormatException(String message) {
+        super(message);
+    }
+
+    public GGUFFormatException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

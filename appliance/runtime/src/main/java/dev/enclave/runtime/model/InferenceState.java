@@ -1,0 +1,57 @@
+package dev.enclave.runtime.model;
+
+/**
+ * Everything one sequence needs while it runs: activation buffers, allocated once, and its KV cache
+ * (float32, one contiguous array per layer, position-major). Nothing is allocated per token.
+ */
+public final class InferenceState {
+
+    final int contextLength;
+    final float[] x;       // residual stream
+    final float[] xb;      // normalized input / attention output
+    final float[] xb2;     // projection output
+    final float[] hb;      // ffn gate
+    final float[] hb2;     // ffn up
+    final float[] q;
+    final float[] att;     // attention scores, one row per head
+    final float[][] keyCache;
+    final float[][] valueCache;
+    final float[] logits;
+    int position;          // number of positions already in the cache
+
+    InferenceState(LlamaConfig c, int contextLength) {
+        this.contextLength = contextLength;
+        x = new float[c.embeddingLength()];
+        xb = new float[Math.max(c.embeddingLength(), c.headCount() * c.headDim())];
+        xb2 = new float[c.embeddingLength()];
+        hb = new float[c.feedForwardLength()];
+        hb2 = new float[c.feedForwardLength()];
+        q = new float[c.headCount() * c.headDim()];
+        att = new float[c.headCount() * contextLength];
+        keyCache = new float[c.blockCount()][contextLength * c.kvDim()];
+        valueCache = new float[c.blockCount()][contextLength * c.kvDim()];
+        logits = new float[c.vocabularySize()];
+    }
+
+    public int contextLength() {
+        return contextLength;
+    }
+
+    /** Positions already computed (the next token goes at this position). */
+    public int position() {
+        return position;
+    }
+
+    /** Logits of the last position computed. The array is reused by the next step. */
+    public float[] logits() {
+        return logits;
+    }
+
+    /** Forgets positions at and after {@code pos}, e.g. to reuse a shared prompt prefix. */
+    public void truncate(int pos) {
+        if (pos < 0 || pos > position) {
+            throw new IllegalArgumentException("cannot truncate to " + pos + " with " + position + " positions");
+        }
+        position = pos;
+    }
+}

@@ -1,0 +1,55 @@
+package dev.enclave.runtime.tensor;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * A read-only tensor of float values stored in some ggml encoding inside a memory segment (usually a slice of a
+ * memory-mapped GGUF file). Each encoding is a small subclass with its block layout and its dot product side by
+ * side. Elements are addressed flat, in ggml order (row-major, row length = innermost dimension).
+ */
+public abstract class FloatTensor {
+
+    static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
+
+    protected final MemorySegment data;
+    protected final long size;
+
+    protected FloatTensor(MemorySegment data, long size) {
+        this.data = data;
+        this.size = size;
+    }
+
+    /** Wraps {@code data} holding {@code elements} values of {@code type}. */
+    public static FloatTensor of(GGMLType type, MemorySegment data, long elements) {
+        return switch (type) {
+            case F32 -> new F32Tensor(data, elements);
+            case F16 -> new F16Tensor(data, elements);
+            default -> throw new UnsupportedOperationException("tensor type " + type + " is not supported yet");
+        };
+    }
+
+    public abstract GGMLType type();
+
+    public long size() {
+        return size;
+    }
+
+    public MemorySegment data() {
+        return data;
+    }
+
+    public abstract float getFloat(long index);
+
+    /** Sum of {@code this[offset + i] * that[thatOffset + i]} for i in [0, n). */
+    public abstract float dot(long offset, float[] that, int thatOffset, int n);
+
+    /** Copies {@code n} values starting at {@code offset} into {@code out} (dequantizing). */
+    public void copyTo(long offset, float[] out, int outOffset, int n) {
+        for (int i = 0; i < n; i++) {
+            out[outOffset + i] = getFloat(offset + i);
+        }
+    }
+}
