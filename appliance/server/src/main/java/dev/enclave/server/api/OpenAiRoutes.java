@@ -1,0 +1,337 @@
+package dev.enclave.server.api;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.enclave.runtime.generate.ContextLengthExceededException;
+import dev.enclave.runtime.generate.GenerationRequest;
+import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.sampling.Sampler;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+import dev.enclave.server.model.ModelService;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.security.SecureRandom;
+import java.util.HexFormat;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.jboss.logging.Logger;
+
+/**
+ * The OpenAI-compatible API: {@code /v1/models}, {@code /v1/completions}, {@code /v1/chat/completions}, with
+ * Server-Sent Events streaming ending in {@code data: [DONE]} and OpenAI's error JSON. Handlers parse and
+ * validate on the event loop and hand generation to the model's worker threads, which stream tokens straight
+ * into the response; a client that disconnects cancels its generation.
+ */
+@ApplicationScoped
+public class OpenAiRoutes {
+
+    private static final Logger LOG = Logger.getLogger(OpenAiRoutes.class);
+    static final long MAX_BODY_BYTES = 8L * 1024 * 1024;
+    private static final SecureRandom IDS = new SecureRandom();
+
+    private final ModelService models;
+    private final ObjectMapper json;
+
+    public OpenAiRoutes(ModelService models, ObjectMapper json) {
+        this.models = models;
+        this.json = json;
+    }
+
+    void register(@Observes Router router) {
+        router.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
+        router.get("/v1/models").handler(this::listModels);
+        router.get("/v1/models/:id").handler(this::getModel);
+        router.post("/v1/completions").handler(ctx -> completion(ctx, false));
+        router.post("/v1/chat/completions").handler(ctx -> completion(ctx, true));
+        router.route("/v1/*").handler(ctx -> sendError(ctx, new ApiException(404, "invalid_request_error", "unknown_url", null,
+                "Unknown request URL: " + ctx.request().method() + " " + ctx.request().path())));
+        router.route("/v1/*").failureHandler(this::failure);
+    }
+
+    // ---- models ----
+
+    private void listModels(RoutingContext ctx) {
+        ObjectNode body = json.createObjectNode().put("object", "list");
+        body.putArray("data").add(modelObject());
+        sendJson(ctx, 200, body);
+    }
+
+    private void getModel(RoutingContext ctx) {
+        String id = ctx.pathParam("id");
+        if (!models.modelId().equals(id)) {
+            sendError(ctx, ApiException.modelNotFound(id));
+            return;
+        }
+        sendJson(ctx, 200, modelObject());
+    }
+
+    private ObjectNode modelObject() {
+        return json.createObjectNode()
+                .put("id", models.modelId())
+                .put("object", "model")
+                .put("created", models.createdEpochSeconds())
+                .put("owned_by", "enclave");
+    }
+
+    // ---- completions ----
+
+    private void completion(RoutingContext ctx, boolean chat) {
+        final JsonNode body;
+        try {
+            body = parseBody(ctx);
+        } catch (ApiException e) {
+            sendError(ctx, e);
+            return;
+        }
+        final String id = (chat ? "chatcmpl-" : "cmpl-") + randomId();
+        final long created = System.currentTimeMillis() / 1000;
+        final CompletionParams params;
+        final GenerationRequest request;
+        try {
+            JsonNode model = body.get("model");
+            if (model != null && !model.isNull()) {
+                if (!model.isTextual()) throw ApiException.invalid("model", "model must be a string");
+                if (!models.modelId().equals(model.asText())) throw ApiException.modelNotFound(model.asText());
+            }
+            Tokenizer tok = models.model().tokenizer();
+            int ctxLen = models.model().config().contextLength();
+            int[] prompt = chat ? tok.encode(ChatPrompt.render(body.get("messages")), true, false) : promptTokens(body.get("prompt"), tok);
+            if (prompt.length >= ctxLen) {
+                throw contextExceeded(prompt.length, 1, ctxLen);
+            }
+            params = CompletionParams.parse(body, chat ? ctxLen - prompt.length : 16, ctxLen);
+            if (prompt.length + params.maxTokens() > ctxLen) {
+                throw contextExceeded(prompt.length, params.maxTokens(), ctxLen);
+            }
+            request = new GenerationRequest(prompt, params.maxTokens(),
+                    Sampler.of(params.temperature(), params.topP(), params.seed()), params.stop(), false);
+        } catch (ApiException e) {
+            sendError(ctx, e);
+            return;
+        }
+
+        HttpServerResponse response = ctx.response();
+        AtomicBoolean clientGone = new AtomicBoolean();
+        response.closeHandler(v -> clientGone.set(true));
+        try {
+            if (params.stream()) {
+                models.submit(() -> stream(response, clientGone, chat, id, created, params, request));
+            } else {
+                models.submit(() -> respond(ctx, chat, id, created, request));
+            }
+        } catch (RejectedExecutionException e) {
+            response.putHeader("Retry-After", "1");
+            sendError(ctx, new ApiException(429, "rate_limit_error", "queue_full", null,
+                    "The server is busy: too many requests are waiting. Retry shortly."));
+        }
+    }
+
+    private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationRequest request) {
+        try {
+            GenerationResult r = models.generate(request, (t, s) -> !ctx.response().closed());
+            ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
+            ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
+            if (chat) {
+                choice.putObject("message").put("role", "assistant").put("content", r.text());
+            } else {
+                choice.put("text", r.text());
+            }
+            choice.putNull("logprobs");
+            choice.put("finish_reason", r.finishReason().openAiName);
+            out.set("usage", usage(r));
+            sendJson(ctx, 200, out);
+        } catch (RuntimeException e) {
+            LOG.error("generation failed", e);
+            sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + e.getMessage()));
+        }
+    }
+
+    private void stream(HttpServerResponse response, AtomicBoolean clientGone, boolean chat, String id, long created,
+                        CompletionParams params, GenerationRequest request) {
+        if (clientGone.get() || response.closed()) {
+            return;
+        }
+        response.setStatusCode(200)
+                .putHeader("Content-Type", "text/event-stream; charset=utf-8")
+                .putHeader("Cache-Control", "no-cache")
+                .putHeader("X-Accel-Buffering", "no")
+                .setChunked(true);
+        String object = chat ? "chat.completion.chunk" : "text_completion";
+        try {
+            if (chat) {
+                ObjectNode first = envelope(object, id, created);
+                ObjectNode c = first.putArray("choices").addObject().put("index", 0);
+                c.putObject("delta").put("role", "assistant").put("content", "");
+                c.putNull("logprobs");
+                c.putNull("finish_reason");
+                sendEvent(response, first);
+            }
+            GenerationResult r = models.generate(request, (token, text) -> {
+                if (clientGone.get()) return false;
+                if (!text.isEmpty()) {
+                    ObjectNode chunk = envelope(object, id, created);
+                    ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
+                    if (chat) c.putObject("delta").put("content", text);
+                    else c.put("text", text);
+                    c.putNull("logprobs");
+                    c.putNull("finish_reason");
+                    sendEvent(response, chunk);
+                }
+                return !clientGone.get();
+            });
+            if (clientGone.get()) {
+                return;
+            }
+            ObjectNode last = envelope(object, id, created);
+            ObjectNode c = last.putArray("choices").addObject().put("index", 0);
+            if (chat) c.putObject("delta");
+            else c.put("text", "");
+            c.putNull("logprobs");
+            c.put("finish_reason", r.finishReason().openAiName);
+            sendEvent(response, last);
+            if (params.includeUsage()) {
+                ObjectNode u = envelope(object, id, created);
+                u.putArray("choices");
+                u.set("usage", usage(r));
+                sendEvent(response, u);
+            }
+            response.end("data: [DONE]\n\n");
+        } catch (RuntimeException e) {
+            LOG.error("streamed generation failed", e);
+            if (!response.closed()) {
+                ObjectNode err = json.createObjectNode();
+                err.putObject("error").put("message", "generation failed: " + e.getMessage()).put("type", "server_error");
+                sendEvent(response, err);
+                response.end("data: [DONE]\n\n");
+            }
+        }
+    }
+
+    private int[] promptTokens(JsonNode prompt, Tokenizer tok) {
+        if (prompt == null || prompt.isNull()) {
+            throw ApiException.invalid("prompt", "prompt is required");
+        }
+        if (prompt.isTextual()) {
+            return tok.encode(prompt.asText(), true, false);
+        }
+        if (prompt.isArray() && prompt.size() == 1 && prompt.get(0).isTextual()) {
+            return tok.encode(prompt.get(0).asText(), true, false);
+        }
+        if (prompt.isArray() && !prompt.isEmpty() && prompt.get(0).isIntegralNumber()) {
+            int[] ids = new int[prompt.size()];
+            for (int i = 0; i < ids.length; i++) {
+                JsonNode t = prompt.get(i);
+                if (!t.isIntegralNumber() || t.asLong() < 0 || t.asLong() >= tok.vocabularySize()) {
+                    throw ApiException.invalid("prompt", "prompt token " + i + " is not a token id in [0, " + tok.vocabularySize() + ")");
+                }
+                ids[i] = t.asInt();
+            }
+            return ids;
+        }
+        if (prompt.isArray() && prompt.size() > 1) {
+            throw ApiException.invalid("prompt", "batched prompts are not supported; send one prompt per request");
+        }
+        throw ApiException.invalid("prompt", "prompt must be a string or an array of token ids");
+    }
+
+    private static ApiException contextExceeded(int promptTokens, int maxTokens, int ctxLen) {
+        return new ApiException(400, "invalid_request_error", "context_length_exceeded", "messages",
+                "This model's maximum context length is " + ctxLen + " tokens. However, you requested "
+                        + (promptTokens + maxTokens) + " tokens (" + promptTokens + " in the prompt, " + maxTokens
+                        + " for the completion). Please reduce the prompt or the completion length.");
+    }
+
+    // ---- plumbing ----
+
+    private JsonNode parseBody(RoutingContext ctx) {
+        String ct = ctx.request().getHeader("Content-Type");
+        if (ct != null && !ct.toLowerCase().startsWith("application/json")) {
+            throw new ApiException(415, "invalid_request_error", null, null, "Content-Type must be application/json");
+        }
+        if (ctx.body() == null || ctx.body().length() == 0) {
+            throw ApiException.invalid(null, "the request body is empty; expected a JSON object");
+        }
+        try {
+            JsonNode node = json.readTree(ctx.body().buffer().getBytes());
+            if (node == null || !node.isObject()) {
+                throw ApiException.invalid(null, "the request body must be a JSON object");
+            }
+            return node;
+        } catch (JsonProcessingException e) {
+            throw ApiException.invalid(null, "malformed JSON in request body: " + e.getOriginalMessage());
+        } catch (java.io.IOException e) {
+            throw ApiException.invalid(null, "unreadable request body");
+        }
+    }
+
+    private ObjectNode envelope(String object, String id, long created) {
+        return json.createObjectNode()
+                .put("id", id)
+                .put("object", object)
+                .put("created", created)
+                .put("model", models.modelId())
+                .put("system_fingerprint", "enclave");
+    }
+
+    private ObjectNode usage(GenerationResult r) {
+        return json.createObjectNode()
+                .put("prompt_tokens", r.promptTokens())
+                .put("completion_tokens", r.completionTokens())
+                .put("total_tokens", r.promptTokens() + r.completionTokens());
+    }
+
+    private void sendEvent(HttpServerResponse response, ObjectNode event) {
+        try {
+            response.write("data: " + json.writeValueAsString(event) + "\n\n");
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void sendJson(RoutingContext ctx, int status, JsonNode body) {
+        if (ctx.response().ended() || ctx.response().closed()) return;
+        try {
+            ctx.response().setStatusCode(status)
+                    .putHeader("Content-Type", "application/json")
+                    .end(json.writeValueAsString(body));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void sendError(RoutingContext ctx, ApiException e) {
+        ObjectNode err = json.createObjectNode();
+        ObjectNode inner = err.putObject("error").put("message", e.getMessage()).put("type", e.type);
+        if (e.param != null) inner.put("param", e.param); else inner.putNull("param");
+        if (e.code != null) inner.put("code", e.code); else inner.putNull("code");
+        sendJson(ctx, e.status, err);
+    }
+
+    private void failure(RoutingContext ctx) {
+        int status = ctx.statusCode();
+        if (status == 413) {
+            sendError(ctx, new ApiException(413, "invalid_request_error", "request_too_large", null,
+                    "the request body is larger than " + MAX_BODY_BYTES + " bytes"));
+        } else if (ctx.failure() instanceof ContextLengthExceededException c) {
+            sendError(ctx, contextExceeded(c.requested, 0, c.contextLength));
+        } else if (status >= 400 && status < 500) {
+            sendError(ctx, new ApiException(status, "invalid_request_error", null, null, "request failed with status " + status));
+        } else {
+            LOG.error("request failed", ctx.failure());
+            sendError(ctx, new ApiException(500, "server_error", null, null, "internal error"));
+        }
+    }
+
+    private static String randomId() {
+        byte[] b = new byte[12];
+        IDS.nextBytes(b);
+        return HexFormat.of().formatHex(b);
+    }
+
+}

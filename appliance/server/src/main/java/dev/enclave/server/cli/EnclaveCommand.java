@@ -1,0 +1,21 @@
+package dev.enclave.server.cli;
+
+import picocli.CommandLine.Command;
+
+/** {@code enclave}: the appliance's command line. */
+@Command(name = "enclave",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        description = "Enclave: a private-AI appliance. Local language model, OpenAI-compatible API, web panel.",
+        subcommands = {ServeCommand.class, GenerateCommand.class, TokenizeCommand.class, LogitsCommand.class,
+                picocli.CommandLine.HelpCommand.class})
+public class EnclaveCommand implements Runnable {
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}

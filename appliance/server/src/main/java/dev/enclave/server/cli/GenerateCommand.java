@@ -1,0 +1,86 @@
+package dev.enclave.server.cli;
+
+import dev.enclave.runtime.generate.GenerationRequest;
+import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.generate.Generator;
+import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.sampling.Sampler;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code enclave generate}: continue a prompt, streaming the text to standard output. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = "Generate text from a prompt on the command line, streamed as it is produced.")
+public class GenerateCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--prompt", required = true, description = "Prompt text.")
+    String prompt;
+
+    @Option(names = {"-n", "--max-tokens"}, defaultValue = "128", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--temp", defaultValue = "0.8", description = "Temperature; 0 is greedy (default: ${DEFAULT-VALUE}).")
+    float temperature;
+
+    @Option(names = "--top-p", defaultValue = "0.95", description = "Nucleus sampling threshold (default: ${DEFAULT-VALUE}).")
+    float topP;
+
+    @Option(names = "--seed", defaultValue = "-1", description = "Random seed; -1 picks one (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--ignore-eos", description = "Keep generating past the end-of-sequence token.")
+    boolean ignoreEos;
+
+    @Option(names = "--json", description = "Print one JSON object instead of streaming text.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (maxTokens < 0) {
+            System.err.println("enclave: -n must not be negative");
+            return 2;
+        }
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        long s = seed == -1 ? System.nanoTime() : seed;
+        try (LlamaModel model = modelOptions.open()) {
+            int[] tokens = model.tokenizer().encode(prompt, true, false);
+            Sampler sampler = Sampler.of(temperature, topP, s);
+            GenerationRequest req = new GenerationRequest(tokens, maxTokens, sampler, List.of(), ignoreEos);
+            if (!json) {
+                out.print(prompt);
+                out.flush();
+            }
+            GenerationResult r = new Generator(model).generate(req, (t, text) -> {
+                if (!json && !text.isEmpty()) {
+                    out.print(text);
+                    out.flush();
+                }
+                return true;
+            });
+            if (json) {
+                out.println("{\"model\":" + Json.string(model.name())
+                        + ",\"prompt_tokens\":" + Json.ints(tokens)
+                        + ",\"tokens\":" + Json.ints(r.tokens())
+                        + ",\"text\":" + Json.string(r.text())
+                        + ",\"finish_reason\":" + Json.string(r.finishReason().openAiName)
+                        + ",\"seed\":" + s
+                        + ",\"prompt_ms\":" + r.promptNanos() / 1_000_000.0
+                        + ",\"tg_tok_s\":" + r.tokensPerSecond() + "}");
+            } else {
+                out.println();
+                System.err.printf("[enclave] %s: prompt %d tokens in %.1f ms; %d tokens at %.1f tok/s (%s)%n",
+                        model.name(), tokens.length, r.promptNanos() / 1e6, r.completionTokens(), r.tokensPerSecond(),
+                        r.finishReason().openAiName);
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,18 @@
+package dev.enclave.server.cli;
+
+import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.server.model.ModelLoader;
+import java.io.IOException;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** The {@code --model FILE} option shared by the commands that load a model. */
+public class ModelOptions {
+
+    @Option(names = "--model", paramLabel = "FILE", description = "GGUF model file (default: the bundled stories260K).")
+    Path model;
+
+    LlamaModel open() throws IOException {
+        return ModelLoader.open(model == null ? null : model.toString());
+    }
+}

@@ -1,0 +1,44 @@
+package dev.enclave.server.model;
+
+import dev.enclave.runtime.gguf.GGUFFile;
+import dev.enclave.runtime.model.LlamaModel;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Opens the model named on the command line or in configuration, or the one bundled in the application. */
+public final class ModelLoader {
+
+    /** Class-path location of the bundled default model (declared as a native-image resource). */
+    public static final String BUNDLED_RESOURCE = "models/stories260K.gguf";
+    public static final String BUNDLED_NAME = "stories260K";
+
+    private ModelLoader() {
+    }
+
+    /** {@code path} null or blank means the bundled default model. */
+    public static LlamaModel open(String path) throws IOException {
+        if (path == null || path.isBlank()) {
+            return openBundled();
+        }
+        Path p = Path.of(path);
+        if (!Files.isRegularFile(p)) {
+            throw new IOException("model file not found: " + p.toAbsolutePath());
+        }
+        return LlamaModel.load(p);
+    }
+
+    public static LlamaModel openBundled() {
+        try (InputStream in = ModelLoader.class.getClassLoader().getResourceAsStream(BUNDLED_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException("the bundled model " + BUNDLED_RESOURCE + " is missing from the application");
+            }
+            // Small enough to hold in memory; real models are memory-mapped from disk instead.
+            return LlamaModel.load(BUNDLED_NAME, GGUFFile.read(in.readAllBytes()));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
