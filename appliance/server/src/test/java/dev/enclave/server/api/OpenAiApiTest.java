@@ -1,0 +1,147 @@
+package dev.enclave.server.api;
+
+import static io.restassured.RestAssured.given;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.startsWith;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quarkus.test.junit.QuarkusTest;
+import io.restassured.http.ContentType;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The OpenAI-shaped API over real HTTP against the bundled stories260K model. */
+@QuarkusTest
+class OpenAiApiTest {
+
+    /** llama.cpp's greedy continuation of "Once upon a time" on stories260K (shared/fixtures reference). */
+    static final String GREEDY_16 = ", there was a little girl named Lily. She loved to play outsid";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void listsTheBundledModel() {
+        given().get("/v1/models").then().statusCode(200)
+                .body("object", equalTo("list"))
+                .body("data[0].id", equalTo("stories260K"))
+                .body("data[0].object", equalTo("model"));
+        given().get("/v1/models/stories260K").then().statusCode(200).body("id", equalTo("stories260K"));
+        given().get("/v1/models/nope").then().statusCode(404).body("error.code", equalTo("model_not_found"));
+    }
+
+    @Test
+    void completesGreedily() {
+        given().contentType(ContentType.JSON)
+                .body("{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":20,\"temperature\":0}")
+                .post("/v1/completions").then().statusCode(200)
+                .body("object", equalTo("text_completion"))
+                .body("choices[0].text", equalTo(GREEDY_16))
+                .body("choices[0].finish_reason", equalTo("length"))
+                .body("usage.prompt_tokens", equalTo(5))
+                .body("usage.completion_tokens", equalTo(20))
+                .body("usage.total_tokens", equalTo(25));
+    }
+
+    @Test
+    void chatCompletesGreedily() {
+        given().contentType(ContentType.JSON)
+                .body("{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":20,\"temperature\":0}")
+                .post("/v1/chat/completions").then().statusCode(200)
+                .body("object", equalTo("chat.completion"))
+                .body("choices[0].message.role", equalTo("assistant"))
+                .body("choices[0].message.content", equalTo(GREEDY_16));
+    }
+
+    @Test
+    void streamsServerSentEventsEndingInDone() throws Exception {
+        String body = given().contentType(ContentType.JSON)
+                .body("{\"prompt\":\"Once upon a time\",\"max_tokens\":20,\"temperature\":0,\"stream\":true,"
+                        + "\"stream_options\":{\"include_usage\":true}}")
+                .post("/v1/completions").then().statusCode(200)
+                .contentType(startsWith("text/event-stream"))
+                .extract().asString();
+        List<String> events = new ArrayList<>();
+        for (String e : body.split("\n\n")) {
+            if (!e.isBlank()) events.add(e);
+        }
+        assertEquals("data: [DONE]", events.getLast());
+        StringBuilder text = new StringBuilder();
+        String finish = null;
+        JsonNode usage = null;
+        for (String e : events.subList(0, events.size() - 1)) {
+            assertTrue(e.startsWith("data: "), e);
+            JsonNode chunk = JSON.readTree(e.substring(6));
+            if (chunk.has("usage")) usage = chunk.get("usage");
+            for (JsonNode c : chunk.get("choices")) {
+                text.append(c.get("text").asText());
+                if (!c.get("finish_reason").isNull()) finish = c.get("finish_reason").asText();
+            }
+        }
+        assertEquals(GREEDY_16, text.toString());
+        assertEquals("length", finish);
+        assertEquals(20, usage.get("completion_tokens").asInt());
+    }
+
+    @Test
+    void seededSamplingIsReproducible() {
+        String req = "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":1.0,\"top_p\":0.9,\"seed\":42}";
+        String a = given().contentType(ContentType.JSON).body(req).post("/v1/completions").then().statusCode(200)
+                .extract().path("choices[0].text");
+        String b = given().contentType(ContentType.JSON).body(req).post("/v1/completions").then().statusCode(200)
+                .extract().path("choices[0].text");
+        assertEquals(a, b);
+    }
+
+    @Test
+    void refusesBadRequestsWithOpenAiErrors() {
+        given().contentType(ContentType.JSON).body("{\"prompt\": \"unterminated")
+                .post("/v1/completions").then().statusCode(400)
+                .body("error.type", equalTo("invalid_request_error"))
+                .body("error.message", containsString("malformed JSON"));
+        given().contentType(ContentType.JSON).body("[1,2]")
+                .post("/v1/completions").then().statusCode(400);
+        given().contentType(ContentType.JSON).body("{\"model\":\"gpt-4\",\"prompt\":\"hi\"}")
+                .post("/v1/completions").then().statusCode(404)
+                .body("error.code", equalTo("model_not_found"));
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"hi\",\"max_tokens\":0}")
+                .post("/v1/completions").then().statusCode(400).body("error.param", equalTo("max_tokens"));
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"hi\",\"max_tokens\":100000}")
+                .post("/v1/completions").then().statusCode(400).body("error.param", equalTo("max_tokens"));
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"hi\",\"temperature\":7}")
+                .post("/v1/completions").then().statusCode(400).body("error.param", equalTo("temperature"));
+        given().contentType(ContentType.JSON).body("{\"messages\":[]}")
+                .post("/v1/chat/completions").then().statusCode(400).body("error.param", equalTo("messages"));
+        given().contentType(ContentType.JSON).body("{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}")
+                .post("/v1/chat/completions").then().statusCode(400);
+        given().get("/v1/nothing-here").then().statusCode(404).body("error.code", equalTo("unknown_url"));
+    }
+
+    @Test
+    void refusesPromptLongerThanTheContext() {
+        String longPrompt = "Once upon a time ".repeat(700); // > 2048 tokens
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"" + longPrompt + "\",\"max_tokens\":4}")
+                .post("/v1/completions").then().statusCode(400)
+                .body("error.code", equalTo("context_length_exceeded"));
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"Once upon a time\",\"max_tokens\":2046}")
+                .post("/v1/completions").then().statusCode(400)
+                .body("error.code", equalTo("context_length_exceeded"));
+    }
+
+    @Test
+    void refusesOversizedBodies() {
+        String huge = "{\"prompt\":\"" + "a".repeat((int) OpenAiRoutes.MAX_BODY_BYTES + 10) + "\"}";
+        given().contentType(ContentType.JSON).body(huge).post("/v1/completions").then().statusCode(413);
+    }
+
+    @Test
+    void healthAndPage() {
+        given().get("/q/health").then().statusCode(200).body("status", equalTo("UP"))
+                .body("checks.find { it.name == 'model' }.data.id", equalTo("stories260K"));
+        given().get("/").then().statusCode(200).body(containsString("<script src=\"/app.js\""));
+        given().get("/app.js").then().statusCode(200).body(containsString("/v1/completions"));
+    }
+}
