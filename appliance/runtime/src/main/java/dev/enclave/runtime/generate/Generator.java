@@ -1,7 +1,7 @@
 package dev.enclave.runtime.generate;
 
 import dev.enclave.runtime.model.InferenceState;
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import dev.enclave.runtime.tokenizer.Utf8StreamDecoder;
 import java.util.Arrays;
@@ -9,9 +9,9 @@ import java.util.Arrays;
 /** Runs the prompt, then samples one token at a time, streaming valid UTF-8 text to a listener. */
 public final class Generator {
 
-    private final LlamaModel model;
+    private final TransformerModel model;
 
-    public Generator(LlamaModel model) {
+    public Generator(TransformerModel model) {
         this.model = model;
     }
 

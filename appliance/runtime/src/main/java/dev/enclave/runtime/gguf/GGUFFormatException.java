@@ -1,7 +1,9 @@
 package dev.enclave.runtime.gguf;
 
+import dev.enclave.runtime.ModelFormatException;
+
 /** A GGUF file that cannot be read: truncated, inconsistent or hostile. The message says what and where. */
-public class GGUFFormatException extends RuntimeException {
+public class GGUFFormatException extends ModelFormatException {
     public GGUFFormatException(String message) {
         super(message);
     }

@@ -10,23 +10,25 @@ public final class InferenceState {
     final float[] x;       // residual stream
     final float[] xb;      // normalized input / attention output
     final float[] xb2;     // projection output
-    final float[] hb;      // ffn gate
+    final float[] hb;      // ffn gate (or fused gate+up)
     final float[] hb2;     // ffn up
     final float[] q;
+    final float[] qkv;     // fused projection output (phi3)
     final float[] att;     // attention scores, one row per head
     final float[][] keyCache;
     final float[][] valueCache;
     final float[] logits;
     int position;          // number of positions already in the cache
 
-    InferenceState(LlamaConfig c, int contextLength) {
+    InferenceState(ModelConfig c, int contextLength) {
         this.contextLength = contextLength;
         x = new float[c.embeddingLength()];
-        xb = new float[Math.max(c.embeddingLength(), c.headCount() * c.headDim())];
+        xb = new float[Math.max(c.embeddingLength(), c.qDim())];
         xb2 = new float[c.embeddingLength()];
-        hb = new float[c.feedForwardLength()];
+        hb = new float[2 * c.feedForwardLength()];
         hb2 = new float[c.feedForwardLength()];
-        q = new float[c.headCount() * c.headDim()];
+        q = new float[c.qDim()];
+        qkv = new float[c.qDim() + 2 * c.kvDim()];
         att = new float[c.headCount() * contextLength];
         keyCache = new float[c.blockCount()][contextLength * c.kvDim()];
         valueCache = new float[c.blockCount()][contextLength * c.kvDim()];

@@ -27,7 +27,20 @@ public abstract class FloatTensor {
         return switch (type) {
             case F32 -> new F32Tensor(data, elements);
             case F16 -> new F16Tensor(data, elements);
-            default -> throw new UnsupportedOperationException("tensor type " + type + " is not supported yet");
+            case BF16 -> new BF16Tensor(data, elements);
+            case Q8_0 -> new Q8_0Tensor(data, elements);
+            case Q4_0 -> new Q4_0Tensor(data, elements);
+            case Q4_1 -> new Q4_1Tensor(data, elements);
+            case Q5_0 -> new Q5_0Tensor(data, elements);
+            case Q5_1 -> new Q5_1Tensor(data, elements);
+            case Q2_K -> new Q2_KTensor(data, elements);
+            case Q3_K -> new Q3_KTensor(data, elements);
+            case Q4_K -> new Q4_KTensor(data, elements);
+            case Q5_K -> new Q5_KTensor(data, elements);
+            case Q6_K -> new Q6_KTensor(data, elements);
+            case IQ4_NL -> new IQ4_NLTensor(data, elements);
+            default -> throw new dev.enclave.runtime.ModelFormatException("tensor type " + type + " is not supported (supported: "
+                    + "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL)");
         };
     }
 

@@ -2,11 +2,8 @@ package dev.enclave.runtime.tokenizer;
 
 import dev.enclave.runtime.gguf.GGUFFile;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
 
@@ -28,8 +25,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
     private final byte[][] pieces;
     private final int bos, eos, eot, eom, unk;
     private final boolean addBos, addEos, addSpacePrefix;
-    /** Texts of control and user-defined tokens, longest first, for parse_special. */
-    private final List<String> specialTexts;
+    private final SpecialTokenSplitter specials;
 
     SentencePieceTokenizer(String[] tokens, float[] scores, int[] types, int bos, int eos, int eot, int eom, int unk,
                            boolean addBos, boolean addEos, boolean addSpacePrefix) {
@@ -56,15 +52,10 @@ public final class SentencePieceTokenizer implements Tokenizer {
             }
         }
         pieces = new byte[tokens.length][];
-        List<String> specials = new ArrayList<>();
         for (int i = 0; i < tokens.length; i++) {
             pieces[i] = renderPiece(i);
-            if ((types[i] == TokenType.CONTROL || types[i] == TokenType.USER_DEFINED) && !tokens[i].isEmpty()) {
-                specials.add(tokens[i]);
-            }
         }
-        specials.sort(Comparator.comparingInt(String::length).reversed());
-        this.specialTexts = List.copyOf(specials);
+        this.specials = new SpecialTokenSplitter(tokens, types);
     }
 
     static SentencePieceTokenizer fromGGUF(GGUFFile g) {
@@ -104,40 +95,24 @@ public final class SentencePieceTokenizer implements Tokenizer {
         if (addSpecial && addBos && bos >= 0) {
             out.add(bos);
         }
-        boolean prevSpecial = true;
-        int start = 0;
-        int i = 0;
-        while (i <= text.length()) {
-            String special = parseSpecial && i < text.length() ? specialAt(text, i) : null;
-            if (special == null && i < text.length()) {
-                i++;
-                continue;
+        boolean[] prevSpecial = {true};
+        specials.split(text, parseSpecial, new SpecialTokenSplitter.Sink() {
+            @Override
+            public void text(String raw) {
+                encodeRaw(raw, prevSpecial[0], out);
+                prevSpecial[0] = false;
             }
-            if (i > start) {
-                encodeRaw(text.substring(start, i), prevSpecial, out);
-                prevSpecial = false;
+
+            @Override
+            public void token(int id) {
+                out.add(id);
+                prevSpecial[0] = true;
             }
-            if (special == null) {
-                break;
-            }
-            out.add(ids.get(special));
-            prevSpecial = true;
-            i += special.length();
-            start = i;
-        }
+        });
         if (addSpecial && addEos && eos >= 0) {
             out.add(eos);
         }
         return out.toArray();
-    }
-
-    private String specialAt(String text, int i) {
-        for (String s : specialTexts) {
-            if (text.startsWith(s, i)) {
-                return s;
-            }
-        }
-        return null;
     }
 
     private void encodeRaw(String fragment, boolean prefixSpace, IntList out) {

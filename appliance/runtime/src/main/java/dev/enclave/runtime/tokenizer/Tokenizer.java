@@ -47,7 +47,8 @@ public interface Tokenizer {
         }
         return switch (model) {
             case "llama" -> SentencePieceTokenizer.fromGGUF(gguf);
-            default -> throw new UnsupportedOperationException("tokenizer model '" + model + "' is not supported yet (supported: llama)");
+            case "gpt2" -> BytePairTokenizer.fromGGUF(gguf);
+            default -> throw new dev.enclave.runtime.ModelFormatException("tokenizer model '" + model + "' is not supported (supported: llama, gpt2)");
         };
     }
 }

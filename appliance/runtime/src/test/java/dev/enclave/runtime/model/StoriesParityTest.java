@@ -26,7 +26,7 @@ class StoriesParityTest {
     @CsvSource({"stories260K.gguf, stories260K-F32.ref.json", "stories260K-F16.gguf, stories260K-F16.ref.json"})
     void matchesReferences(String modelFile, String refFile) throws Exception {
         JsonNode ref = SharedData.json(SharedData.model(refFile));
-        try (LlamaModel model = LlamaModel.load(SharedData.model(modelFile))) {
+        try (TransformerModel model = TransformerModel.load(SharedData.model(modelFile))) {
             int[] prompt = model.tokenizer().encode(ref.get("prompt").asText(), true, false);
             assertArrayEquals(SharedData.ints(ref.get("prompt_tokens")), prompt, "prompt tokens");
 

@@ -21,7 +21,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class VocabReferenceTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf"})
+    @ValueSource(strings = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-qwen2.gguf"})
     void tokenizesLikeLlamaCpp(String vocab) throws Exception {
         Path file = SharedData.vocab(vocab);
         List<String> inputs = cases(Files.readString(file.resolveSibling(vocab + ".inp"), StandardCharsets.UTF_8));

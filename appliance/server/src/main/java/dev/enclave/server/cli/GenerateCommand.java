@@ -3,7 +3,7 @@ package dev.enclave.server.cli;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.Generator;
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.sampling.Sampler;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -50,7 +50,7 @@ public class GenerateCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long s = seed == -1 ? System.nanoTime() : seed;
-        try (LlamaModel model = modelOptions.open()) {
+        try (TransformerModel model = modelOptions.open()) {
             int[] tokens = model.tokenizer().encode(prompt, true, false);
             Sampler sampler = Sampler.of(temperature, topP, s);
             GenerationRequest req = new GenerationRequest(tokens, maxTokens, sampler, List.of(), ignoreEos);

@@ -1,7 +1,7 @@
 package dev.enclave.server.cli;
 
 import dev.enclave.runtime.model.InferenceState;
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;
@@ -26,7 +26,7 @@ public class LogitsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (LlamaModel model = modelOptions.open()) {
+        try (TransformerModel model = modelOptions.open()) {
             int vocab = model.config().vocabularySize();
             for (int t : tokens) {
                 if (t < 0 || t >= vocab) {

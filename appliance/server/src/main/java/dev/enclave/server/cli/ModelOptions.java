@@ -1,6 +1,6 @@
 package dev.enclave.server.cli;
 
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.server.model.ModelLoader;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -12,7 +12,7 @@ public class ModelOptions {
     @Option(names = "--model", paramLabel = "FILE", description = "GGUF model file (default: the bundled stories260K).")
     Path model;
 
-    LlamaModel open() throws IOException {
+    TransformerModel open() throws IOException {
         return ModelLoader.open(model == null ? null : model.toString());
     }
 }

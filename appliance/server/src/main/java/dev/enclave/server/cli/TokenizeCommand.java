@@ -1,6 +1,6 @@
 package dev.enclave.server.cli;
 
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -32,7 +32,7 @@ public class TokenizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (LlamaModel model = modelOptions.open()) {
+        try (TransformerModel model = modelOptions.open()) {
             Tokenizer tok = model.tokenizer();
             int[] ids = tok.encode(text, !noSpecial, parseSpecial);
             if (json) {

@@ -1,7 +1,7 @@
 package dev.enclave.server.model;
 
 import dev.enclave.runtime.gguf.GGUFFile;
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -19,7 +19,7 @@ public final class ModelLoader {
     }
 
     /** {@code path} null or blank means the bundled default model. */
-    public static LlamaModel open(String path) throws IOException {
+    public static TransformerModel open(String path) throws IOException {
         if (path == null || path.isBlank()) {
             return openBundled();
         }
@@ -27,16 +27,16 @@ public final class ModelLoader {
         if (!Files.isRegularFile(p)) {
             throw new IOException("model file not found: " + p.toAbsolutePath());
         }
-        return LlamaModel.load(p);
+        return TransformerModel.load(p);
     }
 
-    public static LlamaModel openBundled() {
+    public static TransformerModel openBundled() {
         try (InputStream in = ModelLoader.class.getClassLoader().getResourceAsStream(BUNDLED_RESOURCE)) {
             if (in == null) {
                 throw new IllegalStateException("the bundled model " + BUNDLED_RESOURCE + " is missing from the application");
             }
             // Small enough to hold in memory; real models are memory-mapped from disk instead.
-            return LlamaModel.load(BUNDLED_NAME, GGUFFile.read(in.readAllBytes()));
+            return TransformerModel.load(BUNDLED_NAME, GGUFFile.read(in.readAllBytes()));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -4,7 +4,7 @@ import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.Generator;
 import dev.enclave.runtime.generate.TokenListener;
-import dev.enclave.runtime.model.LlamaModel;
+import dev.enclave.runtime.model.TransformerModel;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.Startup;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -32,7 +32,7 @@ public class ModelService {
 
     private static final Logger LOG = Logger.getLogger(ModelService.class);
 
-    private final LlamaModel model;
+    private final TransformerModel model;
     private final Generator generator;
     private final ThreadPoolExecutor workers;
     private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
@@ -59,7 +59,7 @@ public class ModelService {
                 });
     }
 
-    public LlamaModel model() {
+    public TransformerModel model() {
         return model;
     }
 

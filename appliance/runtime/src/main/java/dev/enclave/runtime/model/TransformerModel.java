@@ -1,0 +1,349 @@
+package dev.enclave.runtime.model;
+
+import dev.enclave.runtime.ModelFormatException;
+import dev.enclave.runtime.backend.KernelBackend;
+import dev.enclave.runtime.backend.cpu.CpuBackend;
+import dev.enclave.runtime.gguf.GGUFFile;
+import dev.enclave.runtime.gguf.GGUFTensorInfo;
+import dev.enclave.runtime.tensor.FloatTensor;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * One forward pass for the decoder-only families in {@link Architecture}: token embedding, then per block
+ * RMSNorm, attention with rotary positions and grouped KV heads over the sequence's KV cache, RMSNorm and a
+ * gated feed-forward; a final RMSNorm and the output projection. Weights stay in the memory-mapped file in
+ * whatever ggml type each tensor was stored (files mix types).
+ */
+public final class TransformerModel implements AutoCloseable {
+
+    private final String name;
+    private final GGUFFile gguf;
+    private final ModelConfig config;
+    private final Tokenizer tokenizer;
+    private final KernelBackend ops;
+
+    private final FloatTensor tokenEmbedding;
+    private final FloatTensor outputNorm;
+    private final FloatTensor output;
+    private final Layer[] layers;
+    /** Rotary inverse frequencies per pair index (global and local layers), rope_freqs already applied. */
+    private final float[] ropeInvFreq;
+    private final float[] ropeInvFreqLocal;
+    private final float embeddingScale;
+
+    /** One block's weights; absent optional tensors are null. */
+    private record Layer(FloatTensor attnNorm, FloatTensor wq, FloatTensor wk, FloatTensor wv, FloatTensor wqkv,
+                         FloatTensor bq, FloatTensor bk, FloatTensor bv, FloatTensor qNorm, FloatTensor kNorm,
+                         FloatTensor wo, FloatTensor attnPostNorm, FloatTensor ffnNorm, FloatTensor wGate,
+                         FloatTensor wUp, FloatTensor wDown, FloatTensor ffnPostNorm) {
+    }
+
+    private TransformerModel(String name, GGUFFile gguf, KernelBackend ops) {
+        this.name = name;
+        this.gguf = gguf;
+        this.ops = ops;
+        this.config = ModelConfig.from(gguf);
+        this.tokenizer = Tokenizer.fromGGUF(gguf);
+        ModelConfig c = config;
+        Architecture arch = c.arch();
+        if (tokenizer.vocabularySize() != c.vocabularySize()) {
+            throw new ModelFormatException("tokenizer has " + tokenizer.vocabularySize() + " tokens, model " + c.vocabularySize());
+        }
+        int dim = c.embeddingLength();
+        int ff = c.feedForwardLength();
+        tokenEmbedding = tensor("token_embd.weight", dim, c.vocabularySize());
+        outputNorm = tensor("output_norm.weight", dim);
+        // Tied embeddings: without output.weight the embedding matrix doubles as the output projection.
+        output = gguf.tensor("output.weight") != null ? tensor("output.weight", dim, c.vocabularySize()) : tokenEmbedding;
+        layers = new Layer[c.blockCount()];
+        for (int l = 0; l < layers.length; l++) {
+            String p = "blk." + l + ".";
+            boolean fusedQkv = gguf.tensor(p + "attn_qkv.weight") != null;
+            boolean fusedGateUp = gguf.tensor(p + "ffn_gate.weight") == null;
+            layers[l] = new Layer(
+                    tensor(p + "attn_norm.weight", dim),
+                    fusedQkv ? null : tensor(p + "attn_q.weight", dim, c.qDim()),
+                    fusedQkv ? null : tensor(p + "attn_k.weight", dim, c.kvDim()),
+                    fusedQkv ? null : tensor(p + "attn_v.weight", dim, c.kvDim()),
+                    fusedQkv ? tensor(p + "attn_qkv.weight", dim, c.qDim() + 2L * c.kvDim()) : null,
+                    arch.qkvBias ? tensor(p + "attn_q.bias", c.qDim()) : optional(p + "attn_q.bias", c.qDim()),
+                    arch.qkvBias ? tensor(p + "attn_k.bias", c.kvDim()) : optional(p + "attn_k.bias", c.kvDim()),
+                    arch.qkvBias ? tensor(p + "attn_v.bias", c.kvDim()) : optional(p + "attn_v.bias", c.kvDim()),
+                    arch.qkNorm ? tensor(p + "attn_q_norm.weight", c.headDim()) : null,
+                    arch.qkNorm ? tensor(p + "attn_k_norm.weight", c.headDim()) : null,
+                    tensor(p + "attn_output.weight", c.qDim(), dim),
+                    arch.gemma ? tensor(p + "post_attention_norm.weight", dim) : null,
+                    tensor(p + "ffn_norm.weight", dim),
+                    fusedGateUp ? null : tensor(p + "ffn_gate.weight", dim, ff),
+                    fusedGateUp ? tensor(p + "ffn_up.weight", dim, 2L * ff) : tensor(p + "ffn_up.weight", dim, ff),
+                    tensor(p + "ffn_down.weight", ff, dim),
+                    arch.gemma ? tensor(p + "post_ffw_norm.weight", dim) : null);
+        }
+        FloatTensor ropeFreqs = optional("rope_freqs.weight", c.ropeDimensions() / 2);
+        ropeInvFreq = invFreq(c.ropeFreqBase(), ropeFreqs);
+        ropeInvFreqLocal = c.ropeFreqBaseLocal() == c.ropeFreqBase() ? ropeInvFreq : invFreq(c.ropeFreqBaseLocal(), null);
+        embeddingScale = arch.gemma ? (float) Math.sqrt(dim) : 1f;
+    }
+
+    private float[] invFreq(float base, FloatTensor factors) {
+        int pairs = config.ropeDimensions() / 2;
+        float[] f = new float[pairs];
+        for (int i = 0; i < pairs; i++) {
+            double v = Math.pow(base, -2.0 * i / config.ropeDimensions()) / config.ropeScale();
+            if (factors != null) {
+                float factor = factors.getFloat(i);
+                if (!(factor > 0f) || Float.isInfinite(factor)) {
+                    throw new ModelFormatException("rope_freqs.weight[" + i + "] = " + factor + " is not a positive number");
+                }
+                v /= factor;
+            }
+            f[i] = (float) v;
+        }
+        return f;
+    }
+
+    /** Memory-maps a GGUF model file and prepares it for inference on the CPU. */
+    public static TransformerModel load(Path path) throws IOException {
+        GGUFFile gguf = GGUFFile.open(path);
+        try {
+            return new TransformerModel(modelName(path.getFileName().toString()), gguf, CpuBackend.instance());
+        } catch (ModelFormatException e) {
+            gguf.close();
+            throw new ModelFormatException(path.getFileName() + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            gguf.close();
+            throw e;
+        }
+    }
+
+    /** Wraps an already-parsed GGUF file; the model closes it when closed. */
+    public static TransformerModel load(String name, GGUFFile gguf) {
+        try {
+            return new TransformerModel(name, gguf, CpuBackend.instance());
+        } catch (RuntimeException e) {
+            gguf.close();
+            throw e;
+        }
+    }
+
+    static String modelName(String fileName) {
+        return fileName.endsWith(".gguf") ? fileName.substring(0, fileName.length() - 5) : fileName;
+    }
+
+    private FloatTensor optional(String name, long... dims) {
+        return gguf.tensor(name) == null ? null : tensor(name, dims);
+    }
+
+    private FloatTensor tensor(String name, long... expectedDims) {
+        GGUFTensorInfo t = gguf.tensor(name);
+        if (t == null) {
+            throw new ModelFormatException("model is missing tensor '" + name + "'");
+        }
+        long expected = 1;
+        for (long d : expectedDims) expected *= d;
+        if (t.elements() != expected || t.rowLength() != expectedDims[0]) {
+            throw new ModelFormatException("tensor '" + name + "' has shape " + Arrays.toString(t.dims())
+                    + ", expected " + Arrays.toString(expectedDims));
+        }
+        return FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public GGUFFile gguf() {
+        return gguf;
+    }
+
+    /** A fresh sequence state with a KV cache for {@code contextLength} positions (capped at the model's). */
+    public InferenceState newState(int contextLength) {
+        int n = Math.min(contextLength, config.contextLength());
+        if (n <= 0) {
+            throw new IllegalArgumentException("context length must be positive");
+        }
+        return new InferenceState(config, n);
+    }
+
+    /** Runs {@code tokens} in order, appending them to the state's cache; returns the last position's logits. */
+    public float[] ingest(InferenceState s, int[] tokens) {
+        for (int t : tokens) {
+            forward(s, t);
+        }
+        return s.logits;
+    }
+
+    /** Runs one token at the state's next position and returns the logits (a buffer reused by the next call). */
+    public float[] forward(InferenceState s, int token) {
+        ModelConfig c = config;
+        if (token < 0 || token >= c.vocabularySize()) {
+            throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + c.vocabularySize() + ")");
+        }
+        int pos = s.position;
+        if (pos >= s.contextLength) {
+            throw new IllegalStateException("context is full (" + s.contextLength + " positions)");
+        }
+        int dim = c.embeddingLength();
+        int headDim = c.headDim();
+        int kvDim = c.kvDim();
+        int qDim = c.qDim();
+        int ff = c.feedForwardLength();
+        int groups = c.headCount() / c.headCountKv();
+        float eps = c.rmsEps();
+
+        tokenEmbedding.copyTo((long) token * dim, s.x, 0, dim);
+        if (embeddingScale != 1f) {
+            for (int i = 0; i < dim; i++) s.x[i] *= embeddingScale;
+        }
+
+        for (int l = 0; l < layers.length; l++) {
+            Layer w = layers[l];
+            ops.rmsnorm(s.xb, 0, s.x, 0, w.attnNorm, dim, eps);
+            float[] kc = s.keyCache[l];
+            float[] vc = s.valueCache[l];
+            int cacheOff = pos * kvDim;
+            if (w.wqkv != null) {
+                ops.matmul(w.wqkv, s.xb, 0, s.qkv, 0, qDim + 2 * kvDim, dim);
+                System.arraycopy(s.qkv, 0, s.q, 0, qDim);
+                System.arraycopy(s.qkv, qDim, kc, cacheOff, kvDim);
+                System.arraycopy(s.qkv, qDim + kvDim, vc, cacheOff, kvDim);
+            } else {
+                ops.matmul(w.wq, s.xb, 0, s.q, 0, qDim, dim);
+                ops.matmul(w.wk, s.xb, 0, kc, cacheOff, kvDim, dim);
+                ops.matmul(w.wv, s.xb, 0, vc, cacheOff, kvDim, dim);
+            }
+            if (w.bq != null) addBias(s.q, 0, w.bq, qDim);
+            if (w.bk != null) addBias(kc, cacheOff, w.bk, kvDim);
+            if (w.bv != null) addBias(vc, cacheOff, w.bv, kvDim);
+            if (w.qNorm != null) {
+                for (int h = 0; h < c.headCount(); h++) ops.rmsnorm(s.q, h * headDim, s.q, h * headDim, w.qNorm, headDim, eps);
+                for (int h = 0; h < c.headCountKv(); h++) ops.rmsnorm(kc, cacheOff + h * headDim, kc, cacheOff + h * headDim, w.kNorm, headDim, eps);
+            }
+            boolean sliding = c.isSlidingLayer(l);
+            float[] invFreq = sliding ? ropeInvFreqLocal : ropeInvFreq;
+            for (int h = 0; h < c.headCount(); h++) rope(s.q, h * headDim, pos, invFreq);
+            for (int h = 0; h < c.headCountKv(); h++) rope(kc, cacheOff + h * headDim, pos, invFreq);
+
+            int first = sliding ? Math.max(0, pos - c.slidingWindow() + 1) : 0;
+            attention(s, kc, vc, pos, first, groups);
+
+            ops.matmul(w.wo, s.xb, 0, s.xb2, 0, dim, qDim);
+            if (w.attnPostNorm != null) ops.rmsnorm(s.xb2, 0, s.xb2, 0, w.attnPostNorm, dim, eps);
+            for (int i = 0; i < dim; i++) s.x[i] += s.xb2[i];
+
+            // gated feed-forward: SwiGLU, or GeGLU for Gemma
+            ops.rmsnorm(s.xb, 0, s.x, 0, w.ffnNorm, dim, eps);
+            float[] gate;
+            float[] up;
+            int upOff;
+            if (w.wGate != null) {
+                ops.matmul(w.wGate, s.xb, 0, s.hb, 0, ff, dim);
+                ops.matmul(w.wUp, s.xb, 0, s.hb2, 0, ff, dim);
+                gate = s.hb;
+                up = s.hb2;
+                upOff = 0;
+            } else {
+                ops.matmul(w.wUp, s.xb, 0, s.hb, 0, 2 * ff, dim); // rows [0, ff) gate, [ff, 2ff) up
+                gate = s.hb;
+                up = s.hb;
+                upOff = ff;
+            }
+            if (config.arch().gemma) {
+                for (int i = 0; i < ff; i++) gate[i] = gelu(gate[i]) * up[upOff + i];
+            } else {
+                for (int i = 0; i < ff; i++) {
+                    float g = gate[i];
+                    gate[i] = g / (1f + (float) Math.exp(-g)) * up[upOff + i];
+                }
+            }
+            ops.matmul(w.wDown, gate, 0, s.xb2, 0, dim, ff);
+            if (w.ffnPostNorm != null) ops.rmsnorm(s.xb2, 0, s.xb2, 0, w.ffnPostNorm, dim, eps);
+            for (int i = 0; i < dim; i++) s.x[i] += s.xb2[i];
+        }
+
+        ops.rmsnorm(s.x, 0, s.x, 0, outputNorm, dim, eps);
+        ops.matmul(output, s.x, 0, s.logits, 0, c.vocabularySize(), dim);
+        if (c.finalSoftcap() > 0f) {
+            float cap = c.finalSoftcap();
+            for (int i = 0; i < s.logits.length; i++) s.logits[i] = (float) Math.tanh(s.logits[i] / cap) * cap;
+        }
+        s.position = pos + 1;
+        return s.logits;
+    }
+
+    /** Scaled dot-product attention of every query head over positions [first, pos] of its KV head. */
+    private void attention(InferenceState s, float[] kc, float[] vc, int pos, int first, int groups) {
+        ModelConfig c = config;
+        int headDim = c.headDim();
+        int kvDim = c.kvDim();
+        float scale = c.attentionScale();
+        float cap = c.attnSoftcap();
+        int n = pos - first + 1;
+        for (int h = 0; h < c.headCount(); h++) {
+            int qOff = h * headDim;
+            int kvHeadOff = (h / groups) * headDim;
+            int attOff = h * s.contextLength;
+            for (int t = first; t <= pos; t++) {
+                int kOff = t * kvDim + kvHeadOff;
+                float score = 0;
+                for (int i = 0; i < headDim; i++) {
+                    score += s.q[qOff + i] * kc[kOff + i];
+                }
+                score *= scale;
+                if (cap > 0f) score = (float) Math.tanh(score / cap) * cap;
+                s.att[attOff + t - first] = score;
+            }
+            ops.softmax(s.att, attOff, n);
+            Arrays.fill(s.xb, qOff, qOff + headDim, 0f);
+            for (int t = first; t <= pos; t++) {
+                float a = s.att[attOff + t - first];
+                int vOff = t * kvDim + kvHeadOff;
+                for (int i = 0; i < headDim; i++) {
+                    s.xb[qOff + i] += a * vc[vOff + i];
+                }
+            }
+        }
+    }
+
+    private static void addBias(float[] v, int off, FloatTensor bias, int n) {
+        for (int i = 0; i < n; i++) v[off + i] += bias.getFloat(i);
+    }
+
+    /** GELU, tanh approximation (as ggml). */
+    static float gelu(float x) {
+        return (float) (0.5 * x * (1.0 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    }
+
+    /** Rotary position embedding of one head in place, in the architecture's pairing style. */
+    private void rope(float[] v, int off, int pos, float[] invFreq) {
+        int half = config.ropeDimensions() / 2;
+        boolean neox = config.arch().rope == Architecture.RopeStyle.NEOX;
+        for (int i = 0; i < half; i++) {
+            double theta = pos * (double) invFreq[i];
+            float cos = (float) Math.cos(theta);
+            float sin = (float) Math.sin(theta);
+            int i0 = neox ? off + i : off + 2 * i;
+            int i1 = neox ? off + i + half : off + 2 * i + 1;
+            float a = v[i0];
+            float b = v[i1];
+            v[i0] = a * cos - b * sin;
+            v[i1] = a * sin + b * cos;
+        }
+    }
+
+    @Override
+    public void close() {
+        gguf.close();
+    }
+}
