@@ -1,0 +1,114 @@
+package dev.enclave.runtime.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.enclave.runtime.SharedData;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every model in ../shared/fixtures/models against its references (see SOURCES.md there):
+ * <ul>
+ *   <li>prompt tokens equal llama.cpp's;</li>
+ *   <li>the float path's logits (every prompt position for F32 files, the last for quantized) agree with the
+ *       independent float64 reference within 1e-4 (F32) or 2e-3 (quantized weights);</li>
+ *   <li>teacher-forced on llama.cpp's greedy path, the logits of the top ids agree with the float64 reference at
+ *       every step, and the argmax agrees wherever the reference's margin is wider than the tolerance;</li>
+ *   <li>free-running greedy tokens equal llama.cpp's up to the first step whose margin is within the known
+ *       llama.cpp-vs-exact difference (F16 KV cache; quantized activations).</li>
+ * </ul>
+ */
+class FixtureParityTest {
+
+    static Stream<String> fixtures() throws IOException {
+        try (Stream<Path> files = Files.list(SharedData.dir().resolve("fixtures/models"))) {
+            return files.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".ref.json")).sorted().toList().stream();
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("fixtures")
+    void matchesReferences(String refFile) throws Exception {
+        JsonNode ref = SharedData.json(SharedData.model(refFile));
+        boolean f32 = ref.get("quant").asText().equals("F32");
+        double tol = f32 ? 1e-4 : 2e-3;
+        double llamaCppTol = f32 ? 0.02 : 0.5;
+        try (TransformerModel model = TransformerModel.load(SharedData.model(ref.get("model").asText()))) {
+            int[] prompt = model.tokenizer().encode(ref.get("prompt").asText(), true, false);
+            assertArrayEquals(SharedData.ints(ref.get("prompt_tokens")), prompt, "prompt tokens");
+
+            JsonNode f64 = ref.get("f64_reference");
+            InferenceState s = model.newState(prompt.length + 40);
+            double worst = 0;
+            for (int p = 0; p < prompt.length; p++) {
+                float[] logits = model.forward(s, prompt[p]);
+                JsonNode expected = f64.has("all_logits") ? f64.get("all_logits").get(p)
+                        : p == prompt.length - 1 ? f64.get("last_logits") : null;
+                if (expected != null) worst = Math.max(worst, maxAbs(logits, expected));
+            }
+            assertTrue(worst < tol, refFile + ": max |logit - f64| over the prompt = " + worst);
+
+            // teacher-forced along llama.cpp's greedy path
+            JsonNode steps = f64.get("teacher_forced_on_llamacpp_greedy");
+            int[] forced = SharedData.ints(ref.get("greedy_tokens"));
+            float[] logits = s.logits();
+            double worstStep = 0;
+            for (int i = 0; i < steps.size(); i++) {
+                JsonNode step = steps.get(i);
+                JsonNode top = step.get("top_ids_logits");
+                double best = Double.NEGATIVE_INFINITY;
+                double second = Double.NEGATIVE_INFINITY;
+                for (JsonNode pair : top) {
+                    double v = pair.get(1).asDouble();
+                    worstStep = Math.max(worstStep, Math.abs(logits[pair.get(0).asInt()] - v));
+                    if (v > best) {
+                        second = best;
+                        best = v;
+                    } else if (v > second) {
+                        second = v;
+                    }
+                }
+                if (best - second > 2 * tol) {
+                    assertEquals(step.get("argmax").asInt(), argmax(logits), refFile + ": argmax at teacher-forced step " + i);
+                }
+                if (i + 1 < steps.size()) logits = model.forward(s, forced[i]);
+            }
+            assertTrue(worstStep < tol, refFile + ": max |logit - f64| along the greedy path = " + worstStep);
+
+            // free-running greedy vs llama.cpp, up to its first narrow step
+            InferenceState g = model.newState(prompt.length + 40);
+            logits = model.ingest(g, prompt);
+            JsonNode greedy = ref.get("greedy_steps");
+            int compared = 0;
+            for (int i = 0; i < greedy.size(); i++) {
+                if (greedy.get(i).get("margin").asDouble() < llamaCppTol) break;
+                int token = argmax(logits);
+                assertEquals(greedy.get(i).get("token").asInt(), token, refFile + ": greedy token " + i);
+                compared++;
+                logits = model.forward(g, token);
+            }
+            assertTrue(compared > 0 || greedy.get(0).get("margin").asDouble() < llamaCppTol);
+            System.out.printf("%-32s prompt max err %.2e, teacher-forced max err %.2e, greedy equal to llama.cpp for %d steps%n", refFile, worst, worstStep, compared);
+        }
+    }
+
+    static double maxAbs(float[] got, JsonNode expected) {
+        assertEquals(expected.size(), got.length);
+        double worst = 0;
+        for (int i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - expected.get(i).asDouble()));
+        return worst;
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+}
