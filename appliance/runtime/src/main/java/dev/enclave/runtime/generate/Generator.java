@@ -34,6 +34,9 @@ public final class Generator {
         long t0 = System.nanoTime();
         float[] logits = model.ingest(state, prompt);
         long t1 = System.nanoTime();
+        for (int t : prompt) {
+            request.sampler().accept(t);
+        }
 
         Utf8StreamDecoder utf8 = new Utf8StreamDecoder();
         StopStringMatcher stops = new StopStringMatcher(request.stop());
@@ -47,6 +50,7 @@ public final class Generator {
                 reason = FinishReason.STOP;
                 break;
             }
+            request.sampler().accept(token);
             if (n == out.length) out = Arrays.copyOf(out, Math.max(4, n * 2));
             out[n++] = token;
             String released = stops.accept(utf8.feed(tok.pieceBytes(token, false)));

@@ -1,14 +1,16 @@
 package dev.enclave.server.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.enclave.runtime.sampling.SamplingParams;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.List;
 
 /** Sampling and stopping parameters shared by /v1/completions and /v1/chat/completions, validated. */
-record CompletionParams(int maxTokens, float temperature, float topP, long seed, List<String> stop, boolean stream,
-                        boolean includeUsage) {
+record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage) {
 
-    static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength) {
+    static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize) {
         int maxTokens = defaultMaxTokens;
         for (String key : new String[] {"max_completion_tokens", "max_tokens"}) {
             JsonNode v = body.get(key);
@@ -62,7 +64,39 @@ record CompletionParams(int maxTokens, float temperature, float topP, long seed,
             if (!so.isObject()) throw ApiException.invalid("stream_options", "stream_options must be an object");
             includeUsage = bool(so, "include_usage");
         }
-        return new CompletionParams(maxTokens, temperature, topP, seed, stop, stream, includeUsage);
+        float minP = number(body, "min_p", 0.0, 0.0, 1.0);
+        float typicalP = number(body, "typical_p", 1.0, Float.MIN_NORMAL, 1.0);
+        float repeatPenalty = number(body, "repeat_penalty", 1.0, 0.01, 10.0);
+        float frequency = number(body, "frequency_penalty", 0.0, -2.0, 2.0);
+        float presence = number(body, "presence_penalty", 0.0, -2.0, 2.0);
+        int topK = 0;
+        JsonNode tk = body.get("top_k");
+        if (tk != null && !tk.isNull()) {
+            if (!tk.isIntegralNumber() || tk.asInt() < 0) throw ApiException.invalid("top_k", "top_k must be a non-negative integer");
+            topK = tk.asInt();
+        }
+        Map<Integer, Float> bias = new HashMap<>();
+        JsonNode lb = body.get("logit_bias");
+        if (lb != null && !lb.isNull()) {
+            if (!lb.isObject()) throw ApiException.invalid("logit_bias", "logit_bias must map token ids to numbers");
+            for (var it = lb.fields(); it.hasNext(); ) {
+                var e = it.next();
+                int id;
+                try {
+                    id = Integer.parseInt(e.getKey());
+                } catch (NumberFormatException ex) {
+                    throw ApiException.invalid("logit_bias", "logit_bias keys must be token ids, got '" + e.getKey() + "'");
+                }
+                if (id < 0 || id >= vocabularySize) throw ApiException.invalid("logit_bias", "token id " + id + " is outside the vocabulary");
+                if (!e.getValue().isNumber() || Math.abs(e.getValue().asDouble()) > 100) {
+                    throw ApiException.invalid("logit_bias", "logit_bias values must be numbers in [-100, 100]");
+                }
+                bias.put(id, (float) e.getValue().asDouble());
+            }
+        }
+        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, 64,
+                frequency, presence, bias, seed);
+        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage);
     }
 
     private static float number(JsonNode body, String key, double dflt, double min, double max) {

@@ -105,12 +105,12 @@ public class OpenAiRoutes {
             if (prompt.length >= ctxLen) {
                 throw contextExceeded(prompt.length, 1, ctxLen);
             }
-            params = CompletionParams.parse(body, chat ? ctxLen - prompt.length : 16, ctxLen);
+            params = CompletionParams.parse(body, chat ? ctxLen - prompt.length : 16, ctxLen, tok.vocabularySize());
             if (prompt.length + params.maxTokens() > ctxLen) {
                 throw contextExceeded(prompt.length, params.maxTokens(), ctxLen);
             }
             request = new GenerationRequest(prompt, params.maxTokens(),
-                    Sampler.of(params.temperature(), params.topP(), params.seed()), params.stop(), false);
+                    Sampler.of(params.sampling()), params.stop(), false);
         } catch (ApiException e) {
             sendError(ctx, e);
             return;

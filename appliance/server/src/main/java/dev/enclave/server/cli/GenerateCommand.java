@@ -5,6 +5,7 @@ import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.Generator;
 import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.sampling.Sampler;
+import dev.enclave.runtime.sampling.SamplingParams;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -33,6 +34,24 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--top-p", defaultValue = "0.95", description = "Nucleus sampling threshold (default: ${DEFAULT-VALUE}).")
     float topP;
 
+    @Option(names = "--top-k", defaultValue = "0", description = "Keep only the k most likely tokens; 0 disables (default: ${DEFAULT-VALUE}).")
+    int topK;
+
+    @Option(names = "--min-p", defaultValue = "0", description = "Drop tokens below min-p times the top probability (default: ${DEFAULT-VALUE}).")
+    float minP;
+
+    @Option(names = "--typical-p", defaultValue = "1", description = "Locally typical sampling mass; 1 disables (default: ${DEFAULT-VALUE}).")
+    float typicalP;
+
+    @Option(names = "--repeat-penalty", defaultValue = "1", description = "Penalty for tokens in the last 64; 1 disables (default: ${DEFAULT-VALUE}).")
+    float repeatPenalty;
+
+    @Option(names = "--frequency-penalty", defaultValue = "0", description = "OpenAI frequency penalty (default: ${DEFAULT-VALUE}).")
+    float frequencyPenalty;
+
+    @Option(names = "--presence-penalty", defaultValue = "0", description = "OpenAI presence penalty (default: ${DEFAULT-VALUE}).")
+    float presencePenalty;
+
     @Option(names = "--seed", defaultValue = "-1", description = "Random seed; -1 picks one (default: ${DEFAULT-VALUE}).")
     long seed;
 
@@ -52,7 +71,8 @@ public class GenerateCommand implements Callable<Integer> {
         long s = seed == -1 ? System.nanoTime() : seed;
         try (TransformerModel model = modelOptions.open()) {
             int[] tokens = model.tokenizer().encode(prompt, true, false);
-            Sampler sampler = Sampler.of(temperature, topP, s);
+            Sampler sampler = Sampler.of(new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, 64,
+                    frequencyPenalty, presencePenalty, java.util.Map.of(), s));
             GenerationRequest req = new GenerationRequest(tokens, maxTokens, sampler, List.of(), ignoreEos);
             if (!json) {
                 out.print(prompt);
