@@ -1,15 +1,87 @@
 package dev.enclave.server.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.enclave.runtime.chat.ChatTemplate;
+import dev.enclave.runtime.chat.TemplateException;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 
 /**
- * Turns OpenAI chat messages into prompt text. Until chat templates from GGUF metadata land (runtime issue),
- * the conversation is rendered as plain text: each message's content on its own line, which is what a base
- * model such as the bundled story model continues naturally.
+ * Turns OpenAI chat messages into prompt tokens: through the model's chat template ({@code tokenizer.chat_template})
+ * when it has one; otherwise (base models such as the bundled story model) as plain text, each message's content on
+ * its own line, which a base model continues naturally.
  */
 final class ChatPrompt {
 
     private ChatPrompt() {
+    }
+
+    /**
+     * Prompt tokens for a chat request: through the model's own chat template when it has one, else the plain
+     * rendering below.
+     */
+    static int[] tokens(JsonNode messages, JsonNode tools, Optional<ChatTemplate> template, Tokenizer tok) {
+        String plain = render(messages); // validates roles and content either way
+        if (template.isEmpty()) {
+            return tok.encode(plain, true, false);
+        }
+        List<Map<String, Object>> msgs = new ArrayList<>();
+        for (JsonNode m : messages) msgs.add(asMap(m));
+        List<Map<String, Object>> toolList = new ArrayList<>();
+        if (tools != null && tools.isArray()) for (JsonNode t : tools) toolList.add(asMap(t));
+        try {
+            String rendered = template.get().render(msgs, toolList, true);
+            return ChatTemplate.tokenize(tok, rendered, template.get().bosToken());
+        } catch (TemplateException e) {
+            throw ApiException.invalid("messages", "the model's chat template refused the conversation: " + e.getMessage());
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> asMap(JsonNode node) {
+        Object v = toJava(node);
+        return v instanceof Map<?, ?> m ? (Map<String, Object>) m : new LinkedHashMap<>();
+    }
+
+    /** Jackson tree to the plain values the template engine uses; content parts are flattened to text. */
+    static Object toJava(JsonNode n) {
+        if (n == null || n.isNull()) return null;
+        if (n.isTextual()) return n.asText();
+        if (n.isBoolean()) return n.asBoolean();
+        if (n.isIntegralNumber()) return n.asLong();
+        if (n.isNumber()) return n.asDouble();
+        if (n.isArray()) {
+            List<Object> l = new ArrayList<>();
+            for (JsonNode e : n) l.add(toJava(e));
+            return l;
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (var it = n.fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (e.getKey().equals("content") && e.getValue().isArray()) {
+                StringBuilder sb = new StringBuilder();
+                for (JsonNode part : e.getValue()) if (part.has("text")) sb.append(part.get("text").asText());
+                m.put("content", sb.toString());
+            } else if (e.getKey().equals("arguments") && e.getValue().isTextual()) {
+                m.put("arguments", parseArguments(e.getValue().asText()));
+            } else {
+                m.put(e.getKey(), toJava(e.getValue()));
+            }
+        }
+        return m;
+    }
+
+    /** OpenAI sends tool-call arguments as a JSON string; templates expect the object. */
+    private static Object parseArguments(String json) {
+        try {
+            return toJava(new com.fasterxml.jackson.databind.ObjectMapper().readTree(json));
+        } catch (Exception e) {
+            return json;
+        }
     }
 
     static String render(JsonNode messages) {

@@ -101,7 +101,8 @@ public class OpenAiRoutes {
             }
             Tokenizer tok = models.model().tokenizer();
             int ctxLen = models.model().config().contextLength();
-            int[] prompt = chat ? tok.encode(ChatPrompt.render(body.get("messages")), true, false) : promptTokens(body.get("prompt"), tok);
+            int[] prompt = chat ? ChatPrompt.tokens(body.get("messages"), body.get("tools"), models.chatTemplate(), tok)
+                    : promptTokens(body.get("prompt"), tok);
             if (prompt.length >= ctxLen) {
                 throw contextExceeded(prompt.length, 1, ctxLen);
             }

@@ -1,5 +1,7 @@
 package dev.enclave.server.model;
 
+import dev.enclave.runtime.chat.ChatTemplate;
+import dev.enclave.runtime.chat.TemplateException;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.Generator;
@@ -34,6 +36,7 @@ public class ModelService {
 
     private final TransformerModel model;
     private final Generator generator;
+    private final Optional<ChatTemplate> chatTemplate;
     private final ThreadPoolExecutor workers;
     private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
 
@@ -50,6 +53,14 @@ public class ModelService {
             throw new UncheckedIOException(e);
         }
         this.generator = new Generator(model);
+        Optional<ChatTemplate> template;
+        try {
+            template = ChatTemplate.fromGGUF(model.gguf(), model.tokenizer());
+        } catch (TemplateException e) {
+            LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text", e.getMessage());
+            template = Optional.empty();
+        }
+        this.chatTemplate = template;
         AtomicInteger n = new AtomicInteger();
         this.workers = new ThreadPoolExecutor(workerCount, workerCount, 0, TimeUnit.SECONDS,
                 new ArrayBlockingQueue<>(queueLength), r -> {
@@ -61,6 +72,11 @@ public class ModelService {
 
     public TransformerModel model() {
         return model;
+    }
+
+    /** The model's chat template, when it has one that parses. */
+    public Optional<ChatTemplate> chatTemplate() {
+        return chatTemplate;
     }
 
     public String modelId() {
