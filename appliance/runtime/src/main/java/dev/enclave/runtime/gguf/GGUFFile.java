@@ -108,6 +108,16 @@ public final class GGUFFile implements AutoCloseable {
                             + ") lies beyond the end of the file (data section has " + dataBytes + " bytes)");
                 }
             }
+            // no two tensors may share bytes (a hostile file could alias one tensor's data into another)
+            GGUFTensorInfo[] byOffset = ts.values().toArray(new GGUFTensorInfo[0]);
+            java.util.Arrays.sort(byOffset, java.util.Comparator.comparingLong(GGUFTensorInfo::offset));
+            for (int i = 1; i < byOffset.length; i++) {
+                GGUFTensorInfo a = byOffset[i - 1];
+                GGUFTensorInfo b = byOffset[i];
+                if (a.offset() + a.byteSize() > b.offset() && a.byteSize() > 0 && b.byteSize() > 0) {
+                    throw new GGUFFormatException("tensors '" + a.name() + "' and '" + b.name() + "' overlap in the data section");
+                }
+            }
             this.tensors = Collections.unmodifiableMap(ts);
         } catch (IndexOutOfBoundsException e) {
             throw new GGUFFormatException("truncated GGUF file: read past the end at byte " + pos, e);

@@ -22,6 +22,12 @@ public final class InferenceState {
 
     InferenceState(ModelConfig c, int contextLength) {
         this.contextLength = contextLength;
+        long cacheFloats = (long) contextLength * c.kvDim();
+        long bytes = 2L * c.blockCount() * cacheFloats * Float.BYTES;
+        if (cacheFloats > Integer.MAX_VALUE - 16 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {
+            throw new IllegalStateException("a KV cache for " + contextLength + " positions needs " + (bytes >> 20)
+                    + " MiB, more than this JVM can hold (max heap " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB); ask for a shorter context");
+        }
         x = new float[c.embeddingLength()];
         xb = new float[Math.max(c.embeddingLength(), c.qDim())];
         xb2 = new float[c.embeddingLength()];

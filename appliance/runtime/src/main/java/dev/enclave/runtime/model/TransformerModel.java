@@ -279,7 +279,38 @@ public final class TransformerModel implements AutoCloseable {
             for (int i = 0; i < s.logits.length; i++) s.logits[i] = (float) Math.tanh(s.logits[i] / cap) * cap;
         }
         s.position = pos + 1;
+        for (float v : s.logits) {
+            if (!Float.isFinite(v)) throw nonFiniteWeights();
+        }
         return s.logits;
+    }
+
+    /**
+     * Logits came out NaN or infinite: some tensor holds non-finite values (a corrupt or hostile file, e.g. NaN
+     * block scales). Find it, so the error names it. Only runs on this error path.
+     */
+    private ModelFormatException nonFiniteWeights() {
+        float[] row = new float[0];
+        for (GGUFTensorInfo t : gguf.tensors().values()) {
+            FloatTensor ft;
+            try {
+                ft = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
+            } catch (RuntimeException e) {
+                continue;
+            }
+            int cols = (int) t.rowLength();
+            if (row.length < cols) row = new float[cols];
+            for (long r = 0; r < t.rows(); r++) {
+                ft.copyTo(r * cols, row, 0, cols);
+                for (int i = 0; i < cols; i++) {
+                    if (!Float.isFinite(row[i])) {
+                        return new ModelFormatException(name + ": tensor '" + t.name() + "' holds a non-finite value (NaN or infinity) in row " + r
+                                + ", e.g. a corrupt quantization scale");
+                    }
+                }
+            }
+        }
+        return new ModelFormatException(name + ": the model produced non-finite logits (activations overflowed)");
     }
 
     /** Scaled dot-product attention of every query head over positions [first, pos] of its KV head. */

@@ -219,7 +219,8 @@ public final class SentencePieceTokenizer implements Tokenizer {
         return switch (types[token]) {
             case TokenType.BYTE -> {
                 String t = tokens[token];
-                if (t.length() == 6 && t.startsWith("<0x") && t.endsWith(">")) {
+                if (t.length() == 6 && t.startsWith("<0x") && t.endsWith(">")
+                        && Character.digit(t.charAt(3), 16) >= 0 && Character.digit(t.charAt(4), 16) >= 0) {
                     yield new byte[] {(byte) Integer.parseInt(t.substring(3, 5), 16)};
                 }
                 yield t.getBytes(StandardCharsets.UTF_8);
