@@ -29,8 +29,11 @@ public final class GGUFWriter {
     public record Typed(GGUFValueType type, Object value) {
     }
 
-    /** Tensor data supplied by the caller: {@code bytes} must hold exactly the type's byte size for {@code dims}. */
-    private record Tensor(String name, long[] dims, GGMLType type, MemorySegment bytes) {
+    /**
+     * Tensor data supplied by the caller, now or (for large files) when it is written: it must hold exactly the
+     * type's byte size for {@code dims}.
+     */
+    private record Tensor(String name, long[] dims, GGMLType type, long byteSize, java.util.function.Supplier<MemorySegment> bytes) {
     }
 
     private final Map<String, Object> metadata = new LinkedHashMap<>();
@@ -53,7 +56,20 @@ public final class GGUFWriter {
             throw new IllegalArgumentException("tensor " + name + ": " + bytes.byteSize() + " bytes given, " + type
                     + " " + java.util.Arrays.toString(dims) + " needs " + type.byteSize(elements));
         }
-        tensors.add(new Tensor(name, dims.clone(), type, bytes));
+        tensors.add(new Tensor(name, dims.clone(), type, bytes.byteSize(), () -> bytes));
+        return this;
+    }
+
+    /** A tensor whose bytes are produced only when the file is written, so big models never sit in memory whole. */
+    public GGUFWriter lazyTensor(String name, GGMLType type, java.util.function.Supplier<MemorySegment> bytes, long... dims) {
+        long elements = 1;
+        for (long d : dims) elements = Math.multiplyExact(elements, d);
+        long size = type.byteSize(elements);
+        tensors.add(new Tensor(name, dims.clone(), type, size, () -> {
+            MemorySegment seg = bytes.get();
+            if (seg.byteSize() != size) throw new IllegalStateException("tensor " + name + " produced " + seg.byteSize() + " bytes, expected " + size);
+            return seg;
+        }));
         return this;
     }
 
@@ -94,14 +110,15 @@ public final class GGUFWriter {
             for (long d : t.dims) out.i64(d);
             out.i32(t.type.id);
             out.i64(offset);
-            offset = GGUFFile.alignUp(offset + t.bytes.byteSize(), alignment);
+            offset = GGUFFile.alignUp(offset + t.byteSize, alignment);
         }
         out.pad(alignment);
+        byte[] chunk = new byte[1 << 16];
         for (Tensor t : tensors) {
-            byte[] chunk = new byte[1 << 16];
-            for (long pos = 0; pos < t.bytes.byteSize(); pos += chunk.length) {
-                int n = (int) Math.min(chunk.length, t.bytes.byteSize() - pos);
-                MemorySegment.copy(t.bytes, ValueLayout.JAVA_BYTE, pos, chunk, 0, n);
+            MemorySegment data = t.bytes.get();
+            for (long pos = 0; pos < data.byteSize(); pos += chunk.length) {
+                int n = (int) Math.min(chunk.length, data.byteSize() - pos);
+                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, pos, chunk, 0, n);
                 out.bytes(chunk, n);
             }
             out.pad(alignment);

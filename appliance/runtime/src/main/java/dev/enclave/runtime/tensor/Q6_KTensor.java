@@ -2,6 +2,10 @@ package dev.enclave.runtime.tensor;
 
 import dev.enclave.runtime.gguf.GGMLType;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q6_K: super-blocks of 256 = 16 sub-blocks of 16. Layout {@code uint8 ql[128]; uint8 qh[64]; int8 scales[16];
@@ -43,5 +47,41 @@ public final class Q6_KTensor extends BlockTensor {
             qh += 32;
             sc += 8;
         }
+    }
+
+    /** Fused dequantize-and-dot, 16 float lanes: each 16-lane group shares one scale. */
+    @Override
+    public float dot(long offset, float[] x, int xo, int n) {
+        if (!Kernels.WIDE || offset % 256 != 0 || n % 256 != 0) return super.dot(offset, x, xo, n);
+        FloatVector acc = FloatVector.zero(Kernels.F16L);
+        long b = offset / 256 * 210;
+        for (int i = 0; i < n; i += 256, b += 210) {
+            float d = half(b + 208);
+            for (int h = 0; h < 2; h++) {
+                long ql = b + 64 * h;
+                long qh = b + 128 + 32 * h;
+                long sc = b + 192 + 8 * h;
+                int xb = xo + i + 128 * h;
+                for (int c = 0; c < 2; c++) {
+                    ByteVector l0 = ByteVector.fromMemorySegment(Kernels.B16L, data, ql + 16 * c, ByteOrder.LITTLE_ENDIAN);
+                    ByteVector l1 = ByteVector.fromMemorySegment(Kernels.B16L, data, ql + 32 + 16 * c, ByteOrder.LITTLE_ENDIAN);
+                    ByteVector hb = ByteVector.fromMemorySegment(Kernels.B16L, data, qh + 16 * c, ByteOrder.LITTLE_ENDIAN);
+                    ByteVector q1 = l0.and((byte) 0xF).or(hb.and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
+                    ByteVector q2 = l1.and((byte) 0xF).or(hb.lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
+                    ByteVector q3 = l0.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
+                    ByteVector q4 = l1.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 6).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
+                    int xc = xb + 16 * c;
+                    acc = ((FloatVector) q1.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c)), acc);
+                    acc = ((FloatVector) q2.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 32))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 2)), acc);
+                    acc = ((FloatVector) q3.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 64))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 4)), acc);
+                    acc = ((FloatVector) q4.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 96))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 6)), acc);
+                }
+            }
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
     }
 }

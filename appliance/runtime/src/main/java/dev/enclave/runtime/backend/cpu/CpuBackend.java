@@ -2,28 +2,43 @@ package dev.enclave.runtime.backend.cpu;
 
 import dev.enclave.runtime.backend.KernelBackend;
 import dev.enclave.runtime.tensor.FloatTensor;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
 
 /**
- * Kernels on the CPU with the Vector API (inside the tensor classes). Large matrix products are split by rows
- * across a fork-join pool sized to the machine; small ones run on the calling thread, where splitting would
- * cost more than it saves.
+ * Kernels on the CPU. The per-type dot products (Vector API) live in the tensor classes; this backend splits
+ * matrix rows statically across a {@link WorkerPool}. Small products stay on the calling thread, where handing
+ * off would cost more than it saves.
  */
 public final class CpuBackend implements KernelBackend {
 
-    private static final CpuBackend INSTANCE = new CpuBackend(ForkJoinPool.commonPool());
+    private static volatile CpuBackend instance;
     /** Below this many multiply-adds a matmul stays on one thread. */
-    private static final long PARALLEL_THRESHOLD = 1L << 16;
+    private static final long PARALLEL_THRESHOLD = 1L << 15;
 
-    private final ForkJoinPool pool;
+    private final WorkerPool pool;
+    private final MatmulJob matmul = new MatmulJob();
 
-    public CpuBackend(ForkJoinPool pool) {
-        this.pool = pool;
+    public CpuBackend(int threads) {
+        this.pool = new WorkerPool(threads);
     }
 
+    /** The shared backend, one thread per available processor. */
     public static CpuBackend instance() {
-        return INSTANCE;
+        CpuBackend b = instance;
+        if (b == null) {
+            synchronized (CpuBackend.class) {
+                b = instance;
+                if (b == null) instance = b = new CpuBackend(Runtime.getRuntime().availableProcessors());
+            }
+        }
+        return b;
+    }
+
+    public int threads() {
+        return pool.threads();
+    }
+
+    public WorkerPool pool() {
+        return pool;
     }
 
     @Override
@@ -38,12 +53,15 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public void matmul(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int rows, int cols) {
-        if ((long) rows * cols < PARALLEL_THRESHOLD || pool.getParallelism() <= 1) {
+        if ((long) rows * cols < PARALLEL_THRESHOLD || pool.threads() == 1) {
             rowRange(w, x, xOff, out, outOff, cols, 0, rows);
             return;
         }
-        int chunks = Math.min(rows, pool.getParallelism() * 4);
-        pool.invoke(new RowSplit(w, x, xOff, out, outOff, cols, rows, chunks, 0, chunks));
+        synchronized (matmul) {
+            matmul.set(w, x, xOff, out, outOff, cols);
+            pool.run(rows, matmul);
+            matmul.set(null, null, 0, null, 0, 0);
+        }
     }
 
     static void rowRange(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int cols, int from, int to) {
@@ -52,42 +70,27 @@ public final class CpuBackend implements KernelBackend {
         }
     }
 
-    private static final class RowSplit extends RecursiveAction {
-        final FloatTensor w;
-        final float[] x;
-        final int xOff;
-        final float[] out;
-        final int outOff;
-        final int cols;
-        final int rows;
-        final int chunks;
-        final int lo;
-        final int hi;
+    /** The one reusable matmul job: arguments are fields, so a call allocates nothing. */
+    private static final class MatmulJob implements WorkerPool.Job {
+        FloatTensor w;
+        float[] x;
+        int xOff;
+        float[] out;
+        int outOff;
+        int cols;
 
-        RowSplit(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int cols, int rows, int chunks, int lo, int hi) {
+        void set(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int cols) {
             this.w = w;
             this.x = x;
             this.xOff = xOff;
             this.out = out;
             this.outOff = outOff;
             this.cols = cols;
-            this.rows = rows;
-            this.chunks = chunks;
-            this.lo = lo;
-            this.hi = hi;
         }
 
         @Override
-        protected void compute() {
-            if (hi - lo == 1) {
-                int from = (int) ((long) rows * lo / chunks);
-                int to = (int) ((long) rows * hi / chunks);
-                rowRange(w, x, xOff, out, outOff, cols, from, to);
-                return;
-            }
-            int mid = (lo + hi) >>> 1;
-            invokeAll(new RowSplit(w, x, xOff, out, outOff, cols, rows, chunks, lo, mid),
-                    new RowSplit(w, x, xOff, out, outOff, cols, rows, chunks, mid, hi));
+        public void run(int from, int to) {
+            rowRange(w, x, xOff, out, outOff, cols, from, to);
         }
     }
 

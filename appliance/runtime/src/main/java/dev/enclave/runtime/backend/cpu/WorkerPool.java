@@ -1,0 +1,130 @@
+package dev.enclave.runtime.backend.cpu;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fixed set of threads that run one data-parallel job at a time over a static partition of [0, size): thread i
+ * takes the i-th contiguous slice, the calling thread takes slice 0. Workers spin briefly between jobs (a decode
+ * step issues hundreds of jobs back to back) and then park, so an idle appliance uses no CPU. Nothing is allocated
+ * per job. Jobs from different callers are serialized.
+ */
+public final class WorkerPool implements AutoCloseable {
+
+    /** A job over a slice [from, to) of its index space. */
+    @FunctionalInterface
+    public interface Job {
+        void run(int from, int to);
+    }
+
+    private static final int SPINS = 20_000;
+
+    private final int threads;
+    private final Worker[] workers;
+    private final AtomicInteger remaining = new AtomicInteger();
+    private volatile int epoch;
+    private volatile boolean closed;
+    private Job job;
+    private int size;
+    private volatile Throwable failure;
+
+    public WorkerPool(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1");
+        this.threads = threads;
+        this.workers = new Worker[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = new Worker(i + 1);
+            Thread t = new Thread(workers[i], "enclave-cpu-" + (i + 1));
+            t.setDaemon(true);
+            workers[i].thread = t;
+            t.start();
+        }
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /** Runs {@code job} over [0, size) split across all threads; returns when every slice is done. */
+    public synchronized void run(int size, Job job) {
+        if (threads == 1 || size < threads) {
+            job.run(0, size);
+            return;
+        }
+        this.job = job;
+        this.size = size;
+        remaining.set(workers.length);
+        epoch = epoch + 1; // publishes job and size
+        for (Worker w : workers) {
+            if (w.parked) LockSupport.unpark(w.thread);
+        }
+        try {
+            job.run(0, slice(0));
+        } finally {
+            int spins = 0;
+            while (remaining.get() != 0) {
+                if (++spins < SPINS) Thread.onSpinWait();
+                else Thread.yield();
+            }
+            this.job = null;
+        }
+        Throwable f = failure;
+        if (f != null) {
+            failure = null;
+            if (f instanceof RuntimeException r) throw r;
+            if (f instanceof Error e) throw e;
+            throw new IllegalStateException(f);
+        }
+    }
+
+    private int slice(int i) {
+        return (int) ((long) size * (i + 1) / threads);
+    }
+
+    private int sliceStart(int i) {
+        return (int) ((long) size * i / threads);
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        for (Worker w : workers) LockSupport.unpark(w.thread);
+    }
+
+    private final class Worker implements Runnable {
+        final int index;
+        Thread thread;
+        volatile boolean parked;
+
+        Worker(int index) {
+            this.index = index;
+        }
+
+        @Override
+        public void run() {
+            int seen = 0;
+            while (!closed) {
+                int spins = 0;
+                while (epoch == seen && !closed) {
+                    if (++spins < SPINS) {
+                        Thread.onSpinWait();
+                    } else {
+                        parked = true;
+                        if (epoch == seen && !closed) LockSupport.park(this);
+                        parked = false;
+                        spins = 0;
+                    }
+                }
+                if (closed) return;
+                seen = epoch;
+                try {
+                    job.run(sliceStart(index), slice(index));
+                } catch (Throwable t) {
+                    failure = t; // rethrown on the calling thread
+                } finally {
+                    remaining.decrementAndGet();
+                }
+            }
+        }
+    }
+}
