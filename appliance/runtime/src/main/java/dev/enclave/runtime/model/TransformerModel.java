@@ -33,6 +33,9 @@ public final class TransformerModel implements AutoCloseable {
     private final float[] ropeInvFreq;
     private final float[] ropeInvFreqLocal;
     private final float embeddingScale;
+    /** Memory for tensors repacked at load; freed with the model. */
+    private final java.lang.foreign.Arena repackArena = java.lang.foreign.Arena.ofShared();
+    private static final boolean REPACK_OUTPUT = !Boolean.getBoolean("enclave.noRepack");
 
     /** One block's weights; absent optional tensors are null. */
     private record Layer(FloatTensor attnNorm, FloatTensor wq, FloatTensor wk, FloatTensor wv, FloatTensor wqkv,
@@ -57,7 +60,12 @@ public final class TransformerModel implements AutoCloseable {
         tokenEmbedding = tensor("token_embd.weight", dim, c.vocabularySize());
         outputNorm = tensor("output_norm.weight", dim);
         // Tied embeddings: without output.weight the embedding matrix doubles as the output projection.
-        output = gguf.tensor("output.weight") != null ? tensor("output.weight", dim, c.vocabularySize()) : tokenEmbedding;
+        FloatTensor out = gguf.tensor("output.weight") != null ? tensor("output.weight", dim, c.vocabularySize()) : tokenEmbedding;
+        // Decode reads the whole output matrix every token; a Q6_K one is repacked losslessly into a faster layout.
+        if (out instanceof dev.enclave.runtime.tensor.Q6_KTensor q6 && REPACK_OUTPUT) {
+            out = dev.enclave.runtime.tensor.Int8RowsTensor.fromQ6_K(q6, repackArena);
+        }
+        output = out;
         layers = new Layer[c.blockCount()];
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
@@ -107,9 +115,14 @@ public final class TransformerModel implements AutoCloseable {
 
     /** Memory-maps a GGUF model file and prepares it for inference on the CPU. */
     public static TransformerModel load(Path path) throws IOException {
+        return load(path, CpuBackend.instance());
+    }
+
+    /** Memory-maps a GGUF model file and prepares it for inference with the given kernels. */
+    public static TransformerModel load(Path path, KernelBackend backend) throws IOException {
         GGUFFile gguf = GGUFFile.open(path);
         try {
-            return new TransformerModel(modelName(path.getFileName().toString()), gguf, CpuBackend.instance());
+            return new TransformerModel(modelName(path.getFileName().toString()), gguf, backend);
         } catch (ModelFormatException e) {
             gguf.close();
             throw new ModelFormatException(path.getFileName() + ": " + e.getMessage(), e);
@@ -375,6 +388,7 @@ public final class TransformerModel implements AutoCloseable {
 
     @Override
     public void close() {
+        repackArena.close();
         gguf.close();
     }
 }

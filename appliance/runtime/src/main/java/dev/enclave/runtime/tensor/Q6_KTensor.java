@@ -5,6 +5,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -53,7 +54,8 @@ public final class Q6_KTensor extends BlockTensor {
     @Override
     public float dot(long offset, float[] x, int xo, int n) {
         if (!Kernels.WIDE || offset % 256 != 0 || n % 256 != 0) return super.dot(offset, x, xo, n);
-        FloatVector acc = FloatVector.zero(Kernels.F16L);
+        FloatVector a0 = FloatVector.zero(Kernels.F16L);
+        FloatVector a1 = a0, a2 = a0, a3 = a0;
         long b = offset / 256 * 210;
         for (int i = 0; i < n; i += 256, b += 210) {
             float d = half(b + 208);
@@ -63,25 +65,30 @@ public final class Q6_KTensor extends BlockTensor {
                 long sc = b + 192 + 8 * h;
                 int xb = xo + i + 128 * h;
                 for (int c = 0; c < 2; c++) {
-                    ByteVector l0 = ByteVector.fromMemorySegment(Kernels.B16L, data, ql + 16 * c, ByteOrder.LITTLE_ENDIAN);
-                    ByteVector l1 = ByteVector.fromMemorySegment(Kernels.B16L, data, ql + 32 + 16 * c, ByteOrder.LITTLE_ENDIAN);
-                    ByteVector hb = ByteVector.fromMemorySegment(Kernels.B16L, data, qh + 16 * c, ByteOrder.LITTLE_ENDIAN);
-                    ByteVector q1 = l0.and((byte) 0xF).or(hb.and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    ByteVector q2 = l1.and((byte) 0xF).or(hb.lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    ByteVector q3 = l0.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    ByteVector q4 = l1.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 6).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
+                    // widen to ints once; all bit work in 32-bit lanes (x86 has no byte shifts)
+                    IntVector l0 = ((IntVector) ByteVector.fromMemorySegment(Kernels.B16L, data, ql + 16 * c, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, Kernels.I16L, 0)).and(0xFF);
+                    IntVector l1 = ((IntVector) ByteVector.fromMemorySegment(Kernels.B16L, data, ql + 32 + 16 * c, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, Kernels.I16L, 0)).and(0xFF);
+                    IntVector hb = ((IntVector) ByteVector.fromMemorySegment(Kernels.B16L, data, qh + 16 * c, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, Kernels.I16L, 0)).and(0xFF);
+                    IntVector q1 = l0.and(0xF).or(hb.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+                    IntVector q2 = l1.and(0xF).or(hb.and(0xC).lanewise(VectorOperators.LSHL, 2)).sub(32);
+                    IntVector q3 = l0.lanewise(VectorOperators.LSHR, 4).or(hb.and(0x30)).sub(32);
+                    IntVector q4 = l1.lanewise(VectorOperators.LSHR, 4).or(hb.and(0xC0).lanewise(VectorOperators.LSHR, 2)).sub(32);
                     int xc = xb + 16 * c;
-                    acc = ((FloatVector) q1.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc))
-                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c)), acc);
-                    acc = ((FloatVector) q2.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 32))
-                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 2)), acc);
-                    acc = ((FloatVector) q3.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 64))
-                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 4)), acc);
-                    acc = ((FloatVector) q4.convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 96))
-                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 6)), acc);
+                    a0 = ((FloatVector) q1.convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c)), a0);
+                    a1 = ((FloatVector) q2.convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 32))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 2)), a1);
+                    a2 = ((FloatVector) q3.convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 64))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 4)), a2);
+                    a3 = ((FloatVector) q4.convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(FloatVector.fromArray(Kernels.F16L, x, xc + 96))
+                            .fma(FloatVector.broadcast(Kernels.F16L, d * i8(sc + c + 6)), a3);
                 }
             }
         }
+        FloatVector acc = a0.add(a1).add(a2.add(a3));
         return acc.reduceLanes(VectorOperators.ADD);
     }
 }

@@ -55,6 +55,29 @@ class DequantizationTest {
         assertEquals(dot, t.dot(0, x, 0, n), 1e-3 * Math.max(1, Math.abs(dot)), type + " dot");
     }
 
+    @org.junit.jupiter.api.Test
+    void int8RepackOfQ6_KIsLossless() {
+        SplittableRandom r = new SplittableRandom(99);
+        int n = 4 * 256;
+        byte[] bytes = new byte[(int) GGMLType.Q6_K.byteSize(n)];
+        r.nextBytes(bytes);
+        for (int b = 0; b < n / 256; b++) {
+            short h = Float.floatToFloat16((float) r.nextDouble(0.001, 0.05));
+            bytes[b * 210 + 208] = (byte) h;
+            bytes[b * 210 + 209] = (byte) (h >> 8);
+        }
+        Q6_KTensor q6 = new Q6_KTensor(MemorySegment.ofArray(bytes), n);
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            Int8RowsTensor packed = Int8RowsTensor.fromQ6_K(q6, arena);
+            float[] x = new float[n];
+            for (int i = 0; i < n; i++) {
+                assertEquals(Float.floatToIntBits(q6.getFloat(i)), Float.floatToIntBits(packed.getFloat(i)), "value " + i);
+                x[i] = (float) r.nextDouble(-1, 1);
+            }
+            assertEquals(q6.dot(0, x, 0, n), packed.dot(0, x, 0, n), 1e-3);
+        }
+    }
+
     private static int[] halfOffsets(GGMLType type) {
         return switch (type) {
             case Q8_0, Q4_0, Q5_0, IQ4_NL -> new int[] {0};

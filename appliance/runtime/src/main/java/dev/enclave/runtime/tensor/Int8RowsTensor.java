@@ -1,0 +1,90 @@
+package dev.enclave.runtime.tensor;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * A lossless in-memory repacking of Q6_K for the matrix that decode reads in full every token (the output
+ * projection, often the tied embedding): Q6_K's values are 6-bit integers with one scale per 16, so they fit int8
+ * exactly, with the product d * scale precomputed as a float per 16 values. Decoding is then one widening and one
+ * multiply per 16 values instead of a dozen bit operations; the price is 10 bits per weight instead of 6.56.
+ * Every value equals the Q6_K original bit for bit.
+ */
+public final class Int8RowsTensor extends FloatTensor {
+
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final MemorySegment scales; // one float per 16 values
+
+    private Int8RowsTensor(MemorySegment values, MemorySegment scales, long size) {
+        super(values, size);
+        this.scales = scales;
+    }
+
+    /** Repacks a Q6_K tensor into memory owned by {@code arena}. */
+    public static Int8RowsTensor fromQ6_K(Q6_KTensor src, Arena arena) {
+        long n = src.size();
+        MemorySegment values = arena.allocate(n, 64);
+        MemorySegment scales = arena.allocate(n / 16 * 4, 64);
+        MemorySegment data = src.data();
+        for (long blk = 0; blk < n / 256; blk++) {
+            long b = blk * 210;
+            float d = Float.float16ToFloat(data.get(BlockTensor.HALF, b + 208));
+            for (int h = 0; h < 2; h++) {
+                long ql = b + 64 * h, qh = b + 128 + 32 * h, sc = b + 192 + 8 * h;
+                long out = blk * 256 + 128 * h;
+                for (int l = 0; l < 32; l++) {
+                    int hb = data.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
+                    int l0 = data.get(ValueLayout.JAVA_BYTE, ql + l) & 0xFF;
+                    int l1 = data.get(ValueLayout.JAVA_BYTE, ql + l + 32) & 0xFF;
+                    values.set(ValueLayout.JAVA_BYTE, out + l, (byte) (((l0 & 0xF) | ((hb & 3) << 4)) - 32));
+                    values.set(ValueLayout.JAVA_BYTE, out + l + 32, (byte) (((l1 & 0xF) | (((hb >> 2) & 3) << 4)) - 32));
+                    values.set(ValueLayout.JAVA_BYTE, out + l + 64, (byte) (((l0 >> 4) | (((hb >> 4) & 3) << 4)) - 32));
+                    values.set(ValueLayout.JAVA_BYTE, out + l + 96, (byte) (((l1 >> 4) | (((hb >> 6) & 3) << 4)) - 32));
+                }
+                for (int s = 0; s < 8; s++) {
+                    // Q6_K decodes as (d * scale) * q: keep that product so values stay bit-exact
+                    scales.setAtIndex(F32, (blk * 256 + 128 * h) / 16 + s, d * data.get(ValueLayout.JAVA_BYTE, sc + s));
+                }
+            }
+        }
+        return new Int8RowsTensor(values, scales, n);
+    }
+
+    @Override
+    public GGMLType type() {
+        return GGMLType.Q6_K; // same values as the Q6_K tensor it came from
+    }
+
+    @Override
+    public float getFloat(long index) {
+        return scales.getAtIndex(F32, index / 16) * data.get(ValueLayout.JAVA_BYTE, index);
+    }
+
+    @Override
+    public float dot(long offset, float[] x, int xo, int n) {
+        if (!Kernels.WIDE || offset % 16 != 0 || n % 32 != 0) {
+            float s = 0;
+            for (int i = 0; i < n; i++) s += getFloat(offset + i) * x[xo + i];
+            return s;
+        }
+        FloatVector a0 = FloatVector.zero(Kernels.F16L);
+        FloatVector a1 = a0;
+        for (int i = 0; i < n; i += 32) {
+            long o = offset + i;
+            FloatVector v0 = (FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, o, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0);
+            FloatVector v1 = (FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, o + 16, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0);
+            a0 = v0.mul(FloatVector.fromArray(Kernels.F16L, x, xo + i)).fma(FloatVector.broadcast(Kernels.F16L, scales.getAtIndex(F32, o / 16)), a0);
+            a1 = v1.mul(FloatVector.fromArray(Kernels.F16L, x, xo + i + 16)).fma(FloatVector.broadcast(Kernels.F16L, scales.getAtIndex(F32, o / 16 + 1)), a1);
+        }
+        return a0.add(a1).reduceLanes(VectorOperators.ADD);
+    }
+}
