@@ -39,6 +39,7 @@ public final class GGUFFile implements AutoCloseable {
     private final MemorySegment segment;
     private final int version;
     private final Map<String, Object> metadata;
+    private final Map<String, GGUFValueType> metadataTypes;
     private final Map<String, GGUFTensorInfo> tensors;
     private final int alignment;
     private final long dataStart;
@@ -70,6 +71,7 @@ public final class GGUFFile implements AutoCloseable {
             // Each metadata entry needs at least 8 (key length) + 4 (type) + 1 bytes; each tensor entry at least 8 + 4 + 4 + 8.
             checkCount(kvCount, 13, "metadata count");
             Map<String, Object> md = new LinkedHashMap<>();
+            Map<String, GGUFValueType> mdTypes = new LinkedHashMap<>();
             for (long i = 0; i < kvCount; i++) {
                 long at = pos;
                 String key = readString("metadata key #" + i);
@@ -82,8 +84,10 @@ public final class GGUFFile implements AutoCloseable {
                 if (md.putIfAbsent(key, value) != null) {
                     throw new GGUFFormatException("duplicate metadata key '" + key + "'");
                 }
+                mdTypes.put(key, type);
             }
             this.metadata = Collections.unmodifiableMap(md);
+            this.metadataTypes = Collections.unmodifiableMap(mdTypes);
             this.alignment = alignmentFrom(md);
 
             checkCount(tensorCount, 24, "tensor count");
@@ -175,6 +179,16 @@ public final class GGUFFile implements AutoCloseable {
 
     public Map<String, Object> metadata() {
         return metadata;
+    }
+
+    /** The on-disk value type of each metadata entry (to copy metadata without changing its types). */
+    public GGUFValueType metadataType(String key) {
+        return metadataTypes.get(key);
+    }
+
+    /** A metadata value wrapped with its on-disk type, ready for {@link GGUFWriter#put}. */
+    public GGUFWriter.Typed typedValue(String key) {
+        return new GGUFWriter.Typed(metadataTypes.get(key), metadata.get(key));
     }
 
     public Map<String, GGUFTensorInfo> tensors() {

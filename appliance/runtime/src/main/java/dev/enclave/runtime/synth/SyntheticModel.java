@@ -169,7 +169,7 @@ public final class SyntheticModel {
                     throw new IllegalArgumentException(vocabFrom + " has " + n + " tokens; " + shape.id + " needs " + shape.vocab);
                 }
                 for (Map.Entry<String, Object> e : v.metadata().entrySet()) {
-                    if (e.getKey().startsWith("tokenizer.")) w.put(e.getKey(), e.getValue());
+                    if (e.getKey().startsWith("tokenizer.")) w.put(e.getKey(), v.typedValue(e.getKey()));
                 }
             }
             return;

@@ -27,7 +27,7 @@ class HostileModelTest {
         try (GGUFFile f = GGUFFile.open(SharedData.model(fixture))) {
             GGUFWriter w = new GGUFWriter();
             f.metadata().forEach((k, v) -> {
-                if (keepKey.test(k)) w.put(k, v instanceof Long l && k.equals("general.alignment") ? (int) (long) l : v);
+                if (keepKey.test(k)) w.put(k, f.typedValue(k));
             });
             put.forEach(w::put);
             for (GGUFTensorInfo t : f.tensors().values()) {
