@@ -19,9 +19,35 @@ public final class InferenceState {
     final float[][] valueCache;
     final float[] logits;
     int position;          // number of positions already in the cache
+    final ModelConfig config;
+    Batch batch;           // prompt-processing buffers, made on first use
+
+    /** Activations of a batch of tokens, row-major: token t's vector starts at t * width. */
+    static final class Batch {
+        final int capacity;
+        final float[] x, xb, xb2, q, qkv, hb, hb2;
+
+        Batch(ModelConfig c, int capacity) {
+            this.capacity = capacity;
+            int dim = c.embeddingLength();
+            x = new float[capacity * dim];
+            xb = new float[capacity * Math.max(dim, c.qDim())];
+            xb2 = new float[capacity * dim];
+            q = new float[capacity * c.qDim()];
+            qkv = new float[capacity * (c.qDim() + 2 * c.kvDim())];
+            hb = new float[capacity * 2 * c.feedForwardLength()];
+            hb2 = new float[capacity * c.feedForwardLength()];
+        }
+    }
+
+    Batch batch(int tokens) {
+        if (batch == null || batch.capacity < tokens) batch = new Batch(config, tokens);
+        return batch;
+    }
 
     InferenceState(ModelConfig c, int contextLength) {
         this.contextLength = contextLength;
+        this.config = c;
         long cacheFloats = (long) contextLength * c.kvDim();
         long bytes = 2L * c.blockCount() * cacheFloats * Float.BYTES;
         if (cacheFloats > Integer.MAX_VALUE - 16 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {

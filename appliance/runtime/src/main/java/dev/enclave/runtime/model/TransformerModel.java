@@ -189,12 +189,125 @@ public final class TransformerModel implements AutoCloseable {
         return new InferenceState(config, n);
     }
 
-    /** Runs {@code tokens} in order, appending them to the state's cache; returns the last position's logits. */
+    /** Tokens per prompt-processing step: each weight row is decoded once per step and used for all of them. */
+    static final int PREFILL_CHUNK = 64;
+
+    /**
+     * Runs {@code tokens} in order, appending them to the state's cache; returns the last position's logits. Long
+     * prompts go through the batched path, {@link #PREFILL_CHUNK} tokens per step.
+     */
     public float[] ingest(InferenceState s, int[] tokens) {
-        for (int t : tokens) {
-            forward(s, t);
+        int i = 0;
+        while (tokens.length - i >= 2) {
+            int n = Math.min(PREFILL_CHUNK, tokens.length - i);
+            forwardBatch(s, tokens, i, n);
+            i += n;
         }
+        if (i < tokens.length) forward(s, tokens[i]);
         return s.logits;
+    }
+
+    /** Runs {@code count} tokens at once (a prompt chunk) and leaves the last one's logits in the state. */
+    public void forwardBatch(InferenceState s, int[] tokens, int from, int count) {
+        ModelConfig c = config;
+        int pos0 = s.position;
+        if (pos0 + count > s.contextLength) {
+            throw new IllegalStateException("context is full (" + s.contextLength + " positions)");
+        }
+        for (int k = 0; k < count; k++) {
+            int token = tokens[from + k];
+            if (token < 0 || token >= c.vocabularySize()) {
+                throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + c.vocabularySize() + ")");
+            }
+        }
+        InferenceState.Batch b = s.batch(count);
+        int dim = c.embeddingLength();
+        int headDim = c.headDim();
+        int kvDim = c.kvDim();
+        int qDim = c.qDim();
+        int ff = c.feedForwardLength();
+        int groups = c.headCount() / c.headCountKv();
+        float eps = c.rmsEps();
+        int xbW = Math.max(dim, qDim);
+
+        for (int k = 0; k < count; k++) {
+            tokenEmbedding.copyTo((long) tokens[from + k] * dim, b.x, k * dim, dim);
+            if (embeddingScale != 1f) for (int i = 0; i < dim; i++) b.x[k * dim + i] *= embeddingScale;
+        }
+        for (int l = 0; l < layers.length; l++) {
+            Layer w = layers[l];
+            float[] kc = s.keyCache[l];
+            float[] vc = s.valueCache[l];
+            for (int k = 0; k < count; k++) ops.rmsnorm(b.xb, k * xbW, b.x, k * dim, w.attnNorm, dim, eps);
+            if (w.wqkv != null) {
+                int fused = qDim + 2 * kvDim;
+                ops.matmulBatch(w.wqkv, b.xb, xbW, b.qkv, 0, fused, fused, dim, count);
+                for (int k = 0; k < count; k++) {
+                    System.arraycopy(b.qkv, k * fused, b.q, k * qDim, qDim);
+                    System.arraycopy(b.qkv, k * fused + qDim, kc, (pos0 + k) * kvDim, kvDim);
+                    System.arraycopy(b.qkv, k * fused + qDim + kvDim, vc, (pos0 + k) * kvDim, kvDim);
+                }
+            } else {
+                ops.matmulBatch(w.wq, b.xb, xbW, b.q, 0, qDim, qDim, dim, count);
+                ops.matmulBatch(w.wk, b.xb, xbW, kc, pos0 * kvDim, kvDim, kvDim, dim, count);
+                ops.matmulBatch(w.wv, b.xb, xbW, vc, pos0 * kvDim, kvDim, kvDim, dim, count);
+            }
+            boolean sliding = c.isSlidingLayer(l);
+            float[] invFreq = sliding ? ropeInvFreqLocal : ropeInvFreq;
+            for (int k = 0; k < count; k++) {
+                int pos = pos0 + k;
+                int cacheOff = pos * kvDim;
+                int qo = k * qDim;
+                if (w.bq != null) addBias(b.q, qo, w.bq, qDim);
+                if (w.bk != null) addBias(kc, cacheOff, w.bk, kvDim);
+                if (w.bv != null) addBias(vc, cacheOff, w.bv, kvDim);
+                if (w.qNorm != null) {
+                    for (int h = 0; h < c.headCount(); h++) ops.rmsnorm(b.q, qo + h * headDim, b.q, qo + h * headDim, w.qNorm, headDim, eps);
+                    for (int h = 0; h < c.headCountKv(); h++) ops.rmsnorm(kc, cacheOff + h * headDim, kc, cacheOff + h * headDim, w.kNorm, headDim, eps);
+                }
+                for (int h = 0; h < c.headCount(); h++) rope(b.q, qo + h * headDim, pos, invFreq);
+                for (int h = 0; h < c.headCountKv(); h++) rope(kc, cacheOff + h * headDim, pos, invFreq);
+            }
+            for (int k = 0; k < count; k++) {
+                int pos = pos0 + k;
+                int first = sliding ? Math.max(0, pos - c.slidingWindow() + 1) : 0;
+                attention(s, b.q, k * qDim, b.xb, k * xbW, kc, vc, pos, first, groups);
+            }
+            ops.matmulBatch(w.wo, b.xb, xbW, b.xb2, 0, dim, dim, qDim, count);
+            for (int k = 0; k < count; k++) {
+                if (w.attnPostNorm != null) ops.rmsnorm(b.xb2, k * dim, b.xb2, k * dim, w.attnPostNorm, dim, eps);
+                for (int i = 0; i < dim; i++) b.x[k * dim + i] += b.xb2[k * dim + i];
+                ops.rmsnorm(b.xb, k * xbW, b.x, k * dim, w.ffnNorm, dim, eps);
+            }
+            int upW;
+            if (w.wGate != null) {
+                ops.matmulBatch(w.wGate, b.xb, xbW, b.hb, 0, ff, ff, dim, count);
+                ops.matmulBatch(w.wUp, b.xb, xbW, b.hb2, 0, ff, ff, dim, count);
+                upW = ff;
+            } else {
+                ops.matmulBatch(w.wUp, b.xb, xbW, b.hb, 0, 2 * ff, 2 * ff, dim, count);
+                upW = 2 * ff;
+            }
+            for (int k = 0; k < count; k++) {
+                int go = k * upW;
+                float[] up = w.wGate != null ? b.hb2 : b.hb;
+                int uo = w.wGate != null ? k * ff : k * upW + ff;
+                for (int i = 0; i < ff; i++) {
+                    float g = b.hb[go + i];
+                    float act = config.arch().gemma ? gelu(g) : g / (1f + (float) Math.exp(-g));
+                    b.hb[go + i] = act * up[uo + i];
+                }
+            }
+            ops.matmulBatch(w.wDown, b.hb, upW, b.xb2, 0, dim, dim, ff, count);
+            for (int k = 0; k < count; k++) {
+                if (w.ffnPostNorm != null) ops.rmsnorm(b.xb2, k * dim, b.xb2, k * dim, w.ffnPostNorm, dim, eps);
+                for (int i = 0; i < dim; i++) b.x[k * dim + i] += b.xb2[k * dim + i];
+            }
+        }
+        // only the last position's logits are needed
+        System.arraycopy(b.x, (count - 1) * dim, s.x, 0, dim);
+        s.position = pos0 + count;
+        finishLogits(s);
     }
 
     /** Runs one token at the state's next position and returns the logits (a buffer reused by the next call). */
@@ -249,7 +362,7 @@ public final class TransformerModel implements AutoCloseable {
             for (int h = 0; h < c.headCountKv(); h++) rope(kc, cacheOff + h * headDim, pos, invFreq);
 
             int first = sliding ? Math.max(0, pos - c.slidingWindow() + 1) : 0;
-            attention(s, kc, vc, pos, first, groups);
+            attention(s, s.q, 0, s.xb, 0, kc, vc, pos, first, groups);
 
             ops.matmul(w.wo, s.xb, 0, s.xb2, 0, dim, qDim);
             if (w.attnPostNorm != null) ops.rmsnorm(s.xb2, 0, s.xb2, 0, w.attnPostNorm, dim, eps);
@@ -285,17 +398,24 @@ public final class TransformerModel implements AutoCloseable {
             for (int i = 0; i < dim; i++) s.x[i] += s.xb2[i];
         }
 
-        ops.rmsnorm(s.x, 0, s.x, 0, outputNorm, dim, eps);
+        s.position = pos + 1;
+        finishLogits(s);
+        return s.logits;
+    }
+
+    /** Final norm and output projection of the residual stream in {@code s.x}, into {@code s.logits}. */
+    private void finishLogits(InferenceState s) {
+        ModelConfig c = config;
+        int dim = c.embeddingLength();
+        ops.rmsnorm(s.x, 0, s.x, 0, outputNorm, dim, c.rmsEps());
         ops.matmul(output, s.x, 0, s.logits, 0, c.vocabularySize(), dim);
         if (c.finalSoftcap() > 0f) {
             float cap = c.finalSoftcap();
             for (int i = 0; i < s.logits.length; i++) s.logits[i] = (float) Math.tanh(s.logits[i] / cap) * cap;
         }
-        s.position = pos + 1;
         for (float v : s.logits) {
             if (!Float.isFinite(v)) throw nonFiniteWeights();
         }
-        return s.logits;
     }
 
     /**
@@ -326,8 +446,11 @@ public final class TransformerModel implements AutoCloseable {
         return new ModelFormatException(name + ": the model produced non-finite logits (activations overflowed)");
     }
 
-    /** Scaled dot-product attention of every query head over positions [first, pos] of its KV head. */
-    private void attention(InferenceState s, float[] kc, float[] vc, int pos, int first, int groups) {
+    /**
+     * Scaled dot-product attention of every query head (in {@code q} from {@code qo}) over positions [first, pos] of
+     * its KV head; the heads' outputs go to {@code out} from {@code oo}.
+     */
+    private void attention(InferenceState s, float[] q, int qo, float[] out, int oo, float[] kc, float[] vc, int pos, int first, int groups) {
         ModelConfig c = config;
         int headDim = c.headDim();
         int kvDim = c.kvDim();
@@ -335,26 +458,27 @@ public final class TransformerModel implements AutoCloseable {
         float cap = c.attnSoftcap();
         int n = pos - first + 1;
         for (int h = 0; h < c.headCount(); h++) {
-            int qOff = h * headDim;
+            int qOff = qo + h * headDim;
+            int outOff = oo + h * headDim;
             int kvHeadOff = (h / groups) * headDim;
             int attOff = h * s.contextLength;
             for (int t = first; t <= pos; t++) {
                 int kOff = t * kvDim + kvHeadOff;
                 float score = 0;
                 for (int i = 0; i < headDim; i++) {
-                    score += s.q[qOff + i] * kc[kOff + i];
+                    score += q[qOff + i] * kc[kOff + i];
                 }
                 score *= scale;
                 if (cap > 0f) score = (float) Math.tanh(score / cap) * cap;
                 s.att[attOff + t - first] = score;
             }
             ops.softmax(s.att, attOff, n);
-            Arrays.fill(s.xb, qOff, qOff + headDim, 0f);
+            Arrays.fill(out, outOff, outOff + headDim, 0f);
             for (int t = first; t <= pos; t++) {
                 float a = s.att[attOff + t - first];
                 int vOff = t * kvDim + kvHeadOff;
                 for (int i = 0; i < headDim; i++) {
-                    s.xb[qOff + i] += a * vc[vOff + i];
+                    out[outOff + i] += a * vc[vOff + i];
                 }
             }
         }

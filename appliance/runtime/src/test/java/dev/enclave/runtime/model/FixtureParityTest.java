@@ -84,7 +84,9 @@ class FixtureParityTest {
 
             // free-running greedy vs llama.cpp, up to its first narrow step
             InferenceState g = model.newState(prompt.length + 40);
-            logits = model.ingest(g, prompt);
+            logits = model.ingest(g, prompt); // the batched prompt path
+            double batchErr = maxAbs(logits, f64.get("last_logits"));
+            assertTrue(batchErr < tol, refFile + ": batched prompt path, max |logit - f64| = " + batchErr);
             JsonNode greedy = ref.get("greedy_steps");
             int compared = 0;
             for (int i = 0; i < greedy.size(); i++) {

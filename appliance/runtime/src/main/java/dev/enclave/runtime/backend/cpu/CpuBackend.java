@@ -16,9 +16,11 @@ public final class CpuBackend implements KernelBackend {
 
     private final WorkerPool pool;
     private final MatmulJob matmul = new MatmulJob();
+    private final BatchMatmul batch;
 
     public CpuBackend(int threads) {
         this.pool = new WorkerPool(threads);
+        this.batch = new BatchMatmul(threads);
     }
 
     /** The shared backend, one thread per available processor. */
@@ -61,6 +63,15 @@ public final class CpuBackend implements KernelBackend {
             matmul.set(w, x, xOff, out, outOff, cols);
             pool.run(rows, matmul);
             matmul.set(null, null, 0, null, 0, 0);
+        }
+    }
+
+    @Override
+    public void matmulBatch(FloatTensor w, float[] x, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
+        synchronized (batch) {
+            batch.set(w, x, xStride, out, outOff, outStride, rows, cols, tokens);
+            pool.run(batch.groups(), batch);
+            batch.set(null, null, 0, null, 0, 0, 0, 0, 0);
         }
     }
 

@@ -34,7 +34,7 @@ public final class WorkerPool implements AutoCloseable {
         this.workers = new Worker[threads - 1];
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i + 1);
-            Thread t = new Thread(workers[i], "enclave-cpu-" + (i + 1));
+            Thread t = new PoolThread(workers[i], i + 1);
             t.setDaemon(true);
             workers[i].thread = t;
             t.start();
@@ -43,6 +43,20 @@ public final class WorkerPool implements AutoCloseable {
 
     public int threads() {
         return threads;
+    }
+
+    /** Index of the pool thread running this code: 1..threads-1 for workers, 0 for any other thread (the caller). */
+    public static int currentIndex() {
+        return Thread.currentThread() instanceof PoolThread p ? p.index : 0;
+    }
+
+    private static final class PoolThread extends Thread {
+        final int index;
+
+        PoolThread(Runnable r, int index) {
+            super(r, "enclave-cpu-" + index);
+            this.index = index;
+        }
     }
 
     /** Runs {@code job} over [0, size) split across all threads; returns when every slice is done. */
