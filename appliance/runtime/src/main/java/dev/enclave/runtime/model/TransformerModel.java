@@ -191,6 +191,8 @@ public final class TransformerModel implements AutoCloseable {
 
     /** Tokens per prompt-processing step: each weight row is decoded once per step and used for all of them. */
     static final int PREFILL_CHUNK = 64;
+    /** Below this many tokens, decoding every weight row to floats costs more than token-by-token products. */
+    static final int PREFILL_MIN = 4;
 
     /**
      * Runs {@code tokens} in order, appending them to the state's cache; returns the last position's logits. Long
@@ -198,12 +200,12 @@ public final class TransformerModel implements AutoCloseable {
      */
     public float[] ingest(InferenceState s, int[] tokens) {
         int i = 0;
-        while (tokens.length - i >= 2) {
+        while (tokens.length - i >= PREFILL_MIN) {
             int n = Math.min(PREFILL_CHUNK, tokens.length - i);
             forwardBatch(s, tokens, i, n);
             i += n;
         }
-        if (i < tokens.length) forward(s, tokens[i]);
+        for (; i < tokens.length; i++) forward(s, tokens[i]);
         return s.logits;
     }
 

@@ -25,6 +25,14 @@ public final class Q4_0Tensor extends BlockTensor {
 
     @Override
     protected void dequantizeBlock(long b, float[] out, int o) {
+        if (Kernels.WIDE) {
+            IntVector q = (IntVector) ByteVector.fromMemorySegment(Kernels.B16L, data, b + 2, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2I, Kernels.I16L, 0);
+            FloatVector d = FloatVector.broadcast(Kernels.F16L, half(b));
+            ((FloatVector) q.and(0xF).sub(8).convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(d).intoArray(out, o);
+            ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).and(0xF).sub(8).convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(d).intoArray(out, o + 16);
+            return;
+        }
         float d = half(b);
         for (int j = 0; j < 16; j++) {
             int q = u8(b + 2 + j);

@@ -26,6 +26,29 @@ public final class Q4_KTensor extends BlockTensor {
 
     @Override
     protected void dequantizeBlock(long b, float[] out, int o) {
+        if (Kernels.WIDE) {
+            float d = half(b);
+            float min = half(b + 2);
+            long q = b + 16;
+            for (int j = 0; j < 4; j++, q += 32) {
+                int sm1 = KQuant.scaleMin(data, b + 4, 2 * j);
+                int sm2 = KQuant.scaleMin(data, b + 4, 2 * j + 1);
+                // same float operations as the scalar path: (d * sc) * q - (dmin * m)
+                FloatVector d1 = FloatVector.broadcast(Kernels.F16L, d * (sm1 & 0xFF));
+                FloatVector m1 = FloatVector.broadcast(Kernels.F16L, min * (sm1 >>> 8));
+                FloatVector d2 = FloatVector.broadcast(Kernels.F16L, d * (sm2 & 0xFF));
+                FloatVector m2 = FloatVector.broadcast(Kernels.F16L, min * (sm2 >>> 8));
+                for (int h = 0; h < 2; h++) {
+                    IntVector v = (IntVector) ByteVector.fromMemorySegment(Kernels.B16L, data, q + 16 * h, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, Kernels.I16L, 0);
+                    ((FloatVector) v.and(0xF).convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(d1).sub(m1)
+                            .intoArray(out, o + 64 * j + 16 * h);
+                    ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).and(0xF).convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(d2).sub(m2)
+                            .intoArray(out, o + 64 * j + 32 + 16 * h);
+                }
+            }
+            return;
+        }
         float d = half(b);
         float min = half(b + 2);
         long q = b + 16;

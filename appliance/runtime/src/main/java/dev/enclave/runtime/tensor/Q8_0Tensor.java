@@ -21,6 +21,14 @@ public final class Q8_0Tensor extends BlockTensor {
 
     @Override
     protected void dequantizeBlock(long b, float[] out, int o) {
+        if (Kernels.WIDE) {
+            FloatVector d = FloatVector.broadcast(Kernels.F16L, half(b));
+            ((FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, b + 2, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(d).intoArray(out, o);
+            ((FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, b + 18, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(d).intoArray(out, o + 16);
+            return;
+        }
         float d = half(b);
         for (int j = 0; j < 32; j++) {
             out[o + j] = i8(b + 2 + j) * d;
