@@ -6,6 +6,9 @@ import dev.enclave.runtime.backend.cpu.CpuBackend;
 import dev.enclave.runtime.gguf.GGUFFile;
 import dev.enclave.runtime.gguf.GGUFTensorInfo;
 import dev.enclave.runtime.tensor.FloatTensor;
+import dev.enclave.runtime.tensor.Int8RowsTensor;
+import dev.enclave.runtime.tensor.Q6_KTensor;
+import java.lang.foreign.MemorySegment;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -35,7 +38,7 @@ public final class TransformerModel implements AutoCloseable {
     private final float embeddingScale;
     /** Memory for tensors repacked at load; freed with the model. */
     private final java.lang.foreign.Arena repackArena = java.lang.foreign.Arena.ofShared();
-    private static final boolean REPACK_OUTPUT = !Boolean.getBoolean("enclave.noRepack");
+    private static final boolean REPACK_Q6_K = !Boolean.getBoolean("enclave.noRepack");
 
     /** One block's weights; absent optional tensors are null. */
     private record Layer(FloatTensor attnNorm, FloatTensor wq, FloatTensor wk, FloatTensor wv, FloatTensor wqkv,
@@ -61,10 +64,6 @@ public final class TransformerModel implements AutoCloseable {
         outputNorm = tensor("output_norm.weight", dim);
         // Tied embeddings: without output.weight the embedding matrix doubles as the output projection.
         FloatTensor out = gguf.tensor("output.weight") != null ? tensor("output.weight", dim, c.vocabularySize()) : tokenEmbedding;
-        // Decode reads the whole output matrix every token; a Q6_K one is repacked losslessly into a faster layout.
-        if (out instanceof dev.enclave.runtime.tensor.Q6_KTensor q6 && REPACK_OUTPUT) {
-            out = dev.enclave.runtime.tensor.Int8RowsTensor.fromQ6_K(q6, repackArena);
-        }
         output = out;
         layers = new Layer[c.blockCount()];
         for (int l = 0; l < layers.length; l++) {
@@ -161,7 +160,15 @@ public final class TransformerModel implements AutoCloseable {
             throw new ModelFormatException("tensor '" + name + "' has shape " + Arrays.toString(t.dims())
                     + ", expected " + Arrays.toString(expectedDims));
         }
-        return FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
+        FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
+        if (tensor instanceof Q6_KTensor q6 && REPACK_Q6_K) {
+            // Q6_K's bit layout costs ten times more to decode than int8 with a scale per 16 values, which holds the
+            // same values exactly: repack at load (52% more bytes for these tensors, ~10x faster products)
+            tensor = Int8RowsTensor.fromQ6_K(q6, repackArena);
+            MemorySegment src = gguf.tensorData(t);
+            if (src.isMapped()) src.unload(); // the file's pages are no longer needed in memory
+        }
+        return tensor;
     }
 
     public String name() {

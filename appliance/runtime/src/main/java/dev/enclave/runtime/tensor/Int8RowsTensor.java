@@ -27,32 +27,34 @@ public final class Int8RowsTensor extends FloatTensor {
         this.scales = scales;
     }
 
-    /** Repacks a Q6_K tensor into memory owned by {@code arena}. */
+    /** Repacks a Q6_K tensor into memory owned by {@code arena}; one super-block at a time through small arrays. */
     public static Int8RowsTensor fromQ6_K(Q6_KTensor src, Arena arena) {
         long n = src.size();
         MemorySegment values = arena.allocate(n, 64);
         MemorySegment scales = arena.allocate(n / 16 * 4, 64);
         MemorySegment data = src.data();
+        byte[] in = new byte[210];
+        byte[] q = new byte[256];
+        float[] sc = new float[16];
         for (long blk = 0; blk < n / 256; blk++) {
-            long b = blk * 210;
-            float d = Float.float16ToFloat(data.get(BlockTensor.HALF, b + 208));
+            MemorySegment.copy(data, ValueLayout.JAVA_BYTE, blk * 210, in, 0, 210);
+            float d = Float.float16ToFloat((short) ((in[208] & 0xFF) | (in[209] << 8)));
             for (int h = 0; h < 2; h++) {
-                long ql = b + 64 * h, qh = b + 128 + 32 * h, sc = b + 192 + 8 * h;
-                long out = blk * 256 + 128 * h;
+                int ql = 64 * h, qh = 128 + 32 * h, o = 128 * h;
                 for (int l = 0; l < 32; l++) {
-                    int hb = data.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
-                    int l0 = data.get(ValueLayout.JAVA_BYTE, ql + l) & 0xFF;
-                    int l1 = data.get(ValueLayout.JAVA_BYTE, ql + l + 32) & 0xFF;
-                    values.set(ValueLayout.JAVA_BYTE, out + l, (byte) (((l0 & 0xF) | ((hb & 3) << 4)) - 32));
-                    values.set(ValueLayout.JAVA_BYTE, out + l + 32, (byte) (((l1 & 0xF) | (((hb >> 2) & 3) << 4)) - 32));
-                    values.set(ValueLayout.JAVA_BYTE, out + l + 64, (byte) (((l0 >> 4) | (((hb >> 4) & 3) << 4)) - 32));
-                    values.set(ValueLayout.JAVA_BYTE, out + l + 96, (byte) (((l1 >> 4) | (((hb >> 6) & 3) << 4)) - 32));
+                    int hb = in[qh + l] & 0xFF;
+                    int l0 = in[ql + l] & 0xFF;
+                    int l1 = in[ql + l + 32] & 0xFF;
+                    q[o + l] = (byte) (((l0 & 0xF) | ((hb & 3) << 4)) - 32);
+                    q[o + l + 32] = (byte) (((l1 & 0xF) | (((hb >> 2) & 3) << 4)) - 32);
+                    q[o + l + 64] = (byte) (((l0 >> 4) | (((hb >> 4) & 3) << 4)) - 32);
+                    q[o + l + 96] = (byte) (((l1 >> 4) | (((hb >> 6) & 3) << 4)) - 32);
                 }
-                for (int s = 0; s < 8; s++) {
-                    // Q6_K decodes as (d * scale) * q: keep that product so values stay bit-exact
-                    scales.setAtIndex(F32, (blk * 256 + 128 * h) / 16 + s, d * data.get(ValueLayout.JAVA_BYTE, sc + s));
-                }
+                // Q6_K decodes as (d * scale) * q: keep that product so values stay bit-exact
+                for (int s = 0; s < 8; s++) sc[8 * h + s] = d * in[192 + 8 * h + s];
             }
+            MemorySegment.copy(q, 0, values, ValueLayout.JAVA_BYTE, blk * 256, 256);
+            MemorySegment.copy(sc, 0, scales, F32, blk * 64, 16);
         }
         return new Int8RowsTensor(values, scales, n);
     }
