@@ -22,7 +22,7 @@ public final class Q3_KTensor extends BlockTensor {
     @Override
     protected void dequantizeBlock(long b, float[] out, int o) {
         float dAll = half(b + 108);
-        int[] scales = unpackScales(b + 96);
+        long sc = b + 96;
         long q = b + 32;
         long hm = b;
         int m = 1;
@@ -31,11 +31,11 @@ public final class Q3_KTensor extends BlockTensor {
         for (int n = 0; n < 256; n += 128) {
             int shift = 0;
             for (int j = 0; j < 4; j++) {
-                float dl = dAll * (scales[is++] - 32);
+                float dl = dAll * (scale(sc, is++) - 32);
                 for (int l = 0; l < 16; l++) {
                     out[y++] = dl * (((u8(q + l) >>> shift) & 3) - ((u8(hm + l) & m) != 0 ? 0 : 4));
                 }
-                dl = dAll * (scales[is++] - 32);
+                dl = dAll * (scale(sc, is++) - 32);
                 for (int l = 0; l < 16; l++) {
                     out[y++] = dl * (((u8(q + l + 16) >>> shift) & 3) - ((u8(hm + l + 16) & m) != 0 ? 0 : 4));
                 }
@@ -46,22 +46,13 @@ public final class Q3_KTensor extends BlockTensor {
         }
     }
 
-    /** The 16 6-bit scales: low 4 bits from bytes 0..7, high 2 bits from bytes 8..11 (ggml's kmask shuffle). */
-    private int[] unpackScales(long s) {
-        int a0 = data.get(INT, s);
-        int a1 = data.get(INT, s + 4);
-        int tmp = data.get(INT, s + 8);
-        final int kmask1 = 0x03030303;
-        final int kmask2 = 0x0f0f0f0f;
-        int[] aux = {
-                (a0 & kmask2) | (((tmp) & kmask1) << 4),
-                (a1 & kmask2) | (((tmp >>> 2) & kmask1) << 4),
-                ((a0 >>> 4) & kmask2) | (((tmp >>> 4) & kmask1) << 4),
-                ((a1 >>> 4) & kmask2) | (((tmp >>> 6) & kmask1) << 4)};
-        int[] scales = new int[16];
-        for (int i = 0; i < 16; i++) {
-            scales[i] = (byte) (aux[i / 4] >>> (8 * (i % 4))); // little-endian bytes, read as int8
-        }
-        return scales;
+    /**
+     * The i-th (0..15) signed 6-bit scale of the 12 packed bytes at {@code s}: low 4 bits from byte i (i < 8) or the
+     * high nibble of byte i - 8, high 2 bits from byte 8 + i % 4 at bit 2 * (i / 4) — ggml's kmask shuffle, per index.
+     */
+    private int scale(long s, int i) {
+        int low = i < 8 ? u8(s + i) & 0xF : u8(s + i - 8) >>> 4;
+        int high = (u8(s + 8 + i % 4) >>> (2 * (i / 4))) & 3;
+        return (byte) (low | (high << 4));
     }
 }
