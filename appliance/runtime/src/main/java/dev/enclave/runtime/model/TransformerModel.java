@@ -39,6 +39,7 @@ public final class TransformerModel implements AutoCloseable {
     /** Memory for tensors repacked at load; freed with the model. */
     private final java.lang.foreign.Arena repackArena = java.lang.foreign.Arena.ofShared();
     private static final boolean REPACK_Q6_K = !Boolean.getBoolean("enclave.noRepack");
+    private static final boolean WARM_UP = !Boolean.getBoolean("enclave.noWarmup");
 
     /** One block's weights; absent optional tensors are null. */
     private record Layer(FloatTensor attnNorm, FloatTensor wq, FloatTensor wk, FloatTensor wv, FloatTensor wqkv,
@@ -48,6 +49,13 @@ public final class TransformerModel implements AutoCloseable {
     }
 
     private TransformerModel(String name, GGUFFile gguf, KernelBackend ops) {
+        // compile the kernels on the second core while this one reads the vocabulary and repacks tensors
+        Thread warmup = null;
+        if (WARM_UP) {
+            java.util.EnumSet<dev.enclave.runtime.gguf.GGMLType> types = java.util.EnumSet.noneOf(dev.enclave.runtime.gguf.GGMLType.class);
+            for (GGUFTensorInfo t : gguf.tensors().values()) types.add(t.type());
+            warmup = Thread.ofPlatform().daemon().name("enclave-warmup").start(() -> dev.enclave.runtime.tensor.KernelWarmup.warmUp(types));
+        }
         this.name = name;
         this.gguf = gguf;
         this.ops = ops;
@@ -93,6 +101,13 @@ public final class TransformerModel implements AutoCloseable {
         ropeInvFreq = invFreq(c.ropeFreqBase(), ropeFreqs);
         ropeInvFreqLocal = c.ropeFreqBaseLocal() == c.ropeFreqBase() ? ropeInvFreq : invFreq(c.ropeFreqBaseLocal(), null);
         embeddingScale = arch.gemma ? (float) Math.sqrt(dim) : 1f;
+        if (warmup != null) {
+            try {
+                warmup.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     private float[] invFreq(float base, FloatTensor factors) {
