@@ -1,5 +1,8 @@
 package dev.enclave.runtime.model;
 
+import dev.enclave.runtime.kv.BlockTable;
+import dev.enclave.runtime.kv.KvPool;
+
 /**
  * Everything one sequence needs while it runs: activation buffers, allocated once, and its KV cache
  * (float32, one contiguous array per layer, position-major). Nothing is allocated per token.
@@ -15,8 +18,8 @@ public final class InferenceState {
     final float[] q;
     final float[] qkv;     // fused projection output (phi3)
     final float[] att;     // attention scores, one row per head
-    final float[][] keyCache;
-    final float[][] valueCache;
+    final KvPool pool;     // where the keys and values live (shared between sequences, or private)
+    final BlockTable table; // this sequence's positions -> pool blocks
     final float[] logits;
     int position;          // number of positions already in the cache
     final ModelConfig config;
@@ -25,7 +28,9 @@ public final class InferenceState {
     /** Activations of a batch of tokens, row-major: token t's vector starts at t * width. */
     static final class Batch {
         final int capacity;
-        final float[] x, xb, xb2, q, qkv, hb, hb2;
+        final float[] x, xb, xb2, q, qkv, hb, hb2, k, v;
+        final int[] token, owner, pos;
+        float[] logits; // several sequences' logits, when a step batches the output projection
 
         Batch(ModelConfig c, int capacity) {
             this.capacity = capacity;
@@ -37,6 +42,11 @@ public final class InferenceState {
             qkv = new float[capacity * (c.qDim() + 2 * c.kvDim())];
             hb = new float[capacity * 2 * c.feedForwardLength()];
             hb2 = new float[capacity * c.feedForwardLength()];
+            k = new float[capacity * c.kvDim()];
+            v = new float[capacity * c.kvDim()];
+            token = new int[capacity];
+            owner = new int[capacity];
+            pos = new int[capacity];
         }
     }
 
@@ -45,15 +55,17 @@ public final class InferenceState {
         return batch;
     }
 
+    /** A sequence with its own KV pool, sized for {@code contextLength} positions. */
     InferenceState(ModelConfig c, int contextLength) {
+        this(c, contextLength, privatePool(c, contextLength));
+    }
+
+    /** A sequence whose KV cache comes from a shared pool (continuous batching). */
+    InferenceState(ModelConfig c, int contextLength, KvPool pool) {
         this.contextLength = contextLength;
         this.config = c;
-        long cacheFloats = (long) contextLength * c.kvDim();
-        long bytes = 2L * c.blockCount() * cacheFloats * Float.BYTES;
-        if (cacheFloats > Integer.MAX_VALUE - 16 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {
-            throw new IllegalStateException("a KV cache for " + contextLength + " positions needs " + (bytes >> 20)
-                    + " MiB, more than this JVM can hold (max heap " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB); ask for a shorter context");
-        }
+        this.pool = pool;
+        this.table = new BlockTable(pool);
         x = new float[c.embeddingLength()];
         xb = new float[Math.max(c.embeddingLength(), c.qDim())];
         xb2 = new float[c.embeddingLength()];
@@ -62,9 +74,30 @@ public final class InferenceState {
         q = new float[c.qDim()];
         qkv = new float[c.qDim() + 2 * c.kvDim()];
         att = new float[c.headCount() * contextLength];
-        keyCache = new float[c.blockCount()][contextLength * c.kvDim()];
-        valueCache = new float[c.blockCount()][contextLength * c.kvDim()];
         logits = new float[c.vocabularySize()];
+    }
+
+    static final int PRIVATE_BLOCK = 16;
+
+    private static KvPool privatePool(ModelConfig c, int contextLength) {
+        int blocks = (contextLength + PRIVATE_BLOCK - 1) / PRIVATE_BLOCK;
+        long floats = (long) blocks * PRIVATE_BLOCK * c.kvDim();
+        long bytes = 2L * c.blockCount() * floats * Float.BYTES;
+        if (floats > Integer.MAX_VALUE - 16 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {
+            throw new IllegalStateException("a KV cache for " + contextLength + " positions needs " + (bytes >> 20)
+                    + " MiB, more than this JVM can hold (max heap " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB); ask for a shorter context");
+        }
+        return new KvPool(c.blockCount(), c.kvDim(), PRIVATE_BLOCK, blocks);
+    }
+
+    public BlockTable blockTable() {
+        return table;
+    }
+
+    /** Gives the sequence's KV blocks back to the pool. */
+    public void release() {
+        table.releaseAll();
+        position = 0;
     }
 
     public int contextLength() {
@@ -87,5 +120,13 @@ public final class InferenceState {
             throw new IllegalArgumentException("cannot truncate to " + pos + " with " + position + " positions");
         }
         position = pos;
+        table.truncate(pos);
+    }
+
+    /** Starts the sequence from KV blocks already computed for its first {@code positions} tokens. */
+    public void adoptPrefix(int[] blocks, int positions) {
+        if (position != 0 || table.blockCount() != 0) throw new IllegalStateException("prefix must come first");
+        for (int b : blocks) table.appendShared(b);
+        position = positions;
     }
 }

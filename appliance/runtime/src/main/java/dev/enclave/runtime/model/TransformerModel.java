@@ -5,6 +5,7 @@ import dev.enclave.runtime.backend.KernelBackend;
 import dev.enclave.runtime.backend.cpu.CpuBackend;
 import dev.enclave.runtime.gguf.GGUFFile;
 import dev.enclave.runtime.gguf.GGUFTensorInfo;
+import dev.enclave.runtime.kv.KvPool;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.Int8RowsTensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
@@ -202,7 +203,7 @@ public final class TransformerModel implements AutoCloseable {
         return gguf;
     }
 
-    /** A fresh sequence state with a KV cache for {@code contextLength} positions (capped at the model's). */
+    /** A fresh sequence state with a private KV cache for {@code contextLength} positions (capped at the model's). */
     public InferenceState newState(int contextLength) {
         int n = Math.min(contextLength, config.contextLength());
         if (n <= 0) {
@@ -211,10 +212,25 @@ public final class TransformerModel implements AutoCloseable {
         return new InferenceState(config, n);
     }
 
+    /** A sequence whose KV cache lives in a shared pool (continuous batching, prefix sharing). */
+    public InferenceState newState(int contextLength, KvPool pool) {
+        int n = Math.min(contextLength, config.contextLength());
+        if (n <= 0) throw new IllegalArgumentException("context length must be positive");
+        if (pool.kvDim != config.kvDim() || pool.keys.length != config.blockCount()) {
+            throw new IllegalArgumentException("KV pool shape does not fit this model");
+        }
+        return new InferenceState(config, n, pool);
+    }
+
+    /** A KV pool for this model sized to a memory budget. */
+    public KvPool newKvPool(int blockSize, long bytes) {
+        return KvPool.forBudget(config.blockCount(), config.kvDim(), blockSize, bytes);
+    }
+
     /** Tokens per prompt-processing step: each weight row is decoded once per step and used for all of them. */
     static final int PREFILL_CHUNK = 64;
-    /** Below this many tokens, decoding every weight row to floats costs more than token-by-token products. */
-    static final int PREFILL_MIN = 4;
+    /** Below this many tokens in a step, decoding every weight row to floats costs more than token-by-token products. */
+    public static final int BATCH_MIN = 4;
 
     /**
      * Runs {@code tokens} in order, appending them to the state's cache; returns the last position's logits. Long
@@ -222,29 +238,56 @@ public final class TransformerModel implements AutoCloseable {
      */
     public float[] ingest(InferenceState s, int[] tokens) {
         int i = 0;
-        while (tokens.length - i >= PREFILL_MIN) {
-            int n = Math.min(PREFILL_CHUNK, tokens.length - i);
-            forwardBatch(s, tokens, i, n);
-            i += n;
+        InferenceState[] one = {s};
+        int[] from = new int[1];
+        int[] count = new int[1];
+        int[][] toks = {tokens};
+        while (tokens.length - i >= BATCH_MIN) {
+            from[0] = i;
+            count[0] = Math.min(PREFILL_CHUNK, tokens.length - i);
+            forwardBatch(one, toks, from, count);
+            i += count[0];
         }
         for (; i < tokens.length; i++) forward(s, tokens[i]);
         return s.logits;
     }
 
-    /** Runs {@code count} tokens at once (a prompt chunk) and leaves the last one's logits in the state. */
-    public void forwardBatch(InferenceState s, int[] tokens, int from, int count) {
+    /**
+     * One step over several sequences at once (continuous batching): sequence i contributes
+     * {@code tokens[i][from[i] .. from[i] + count[i])} at its next positions (one token while decoding, a chunk
+     * while reading its prompt). Every weight row is decoded once for all tokens of the step. Afterwards each
+     * state holds the logits of its last token.
+     */
+    public void forwardBatch(InferenceState[] states, int[][] tokens, int[] from, int[] count) {
         ModelConfig c = config;
-        int pos0 = s.position;
-        if (pos0 + count > s.contextLength) {
-            throw new IllegalStateException("context is full (" + s.contextLength + " positions)");
+        int total = 0;
+        for (int i = 0; i < states.length; i++) {
+            InferenceState st = states[i];
+            if (st.position + count[i] > st.contextLength) {
+                throw new IllegalStateException("context is full (" + st.contextLength + " positions)");
+            }
+            if (!st.table.ensure(st.position + count[i])) {
+                throw new IllegalStateException("the KV cache pool is exhausted");
+            }
+            for (int k = 0; k < count[i]; k++) {
+                int token = tokens[i][from[i] + k];
+                if (token < 0 || token >= c.vocabularySize()) {
+                    throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + c.vocabularySize() + ")");
+                }
+            }
+            total += count[i];
         }
-        for (int k = 0; k < count; k++) {
-            int token = tokens[from + k];
-            if (token < 0 || token >= c.vocabularySize()) {
-                throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + c.vocabularySize() + ")");
+        InferenceState.Batch b = states[0].batch(Math.max(total, states.length));
+        {
+            int j = 0;
+            for (int i = 0; i < states.length; i++) {
+                for (int k = 0; k < count[i]; k++, j++) {
+                    b.token[j] = tokens[i][from[i] + k];
+                    b.owner[j] = i;
+                    b.pos[j] = states[i].position + k;
+                }
             }
         }
-        InferenceState.Batch b = s.batch(count);
         int dim = c.embeddingLength();
         int headDim = c.headDim();
         int kvDim = c.kvDim();
@@ -254,84 +297,102 @@ public final class TransformerModel implements AutoCloseable {
         float eps = c.rmsEps();
         int xbW = Math.max(dim, qDim);
 
-        for (int k = 0; k < count; k++) {
-            tokenEmbedding.copyTo((long) tokens[from + k] * dim, b.x, k * dim, dim);
-            if (embeddingScale != 1f) for (int i = 0; i < dim; i++) b.x[k * dim + i] *= embeddingScale;
+        for (int j = 0; j < total; j++) {
+            tokenEmbedding.copyTo((long) b.token[j] * dim, b.x, j * dim, dim);
+            if (embeddingScale != 1f) for (int i = 0; i < dim; i++) b.x[j * dim + i] *= embeddingScale;
         }
         for (int l = 0; l < layers.length; l++) {
             Layer w = layers[l];
-            float[] kc = s.keyCache[l];
-            float[] vc = s.valueCache[l];
-            for (int k = 0; k < count; k++) ops.rmsnorm(b.xb, k * xbW, b.x, k * dim, w.attnNorm, dim, eps);
+            for (int j = 0; j < total; j++) ops.rmsnorm(b.xb, j * xbW, b.x, j * dim, w.attnNorm, dim, eps);
             if (w.wqkv != null) {
                 int fused = qDim + 2 * kvDim;
-                ops.matmulBatch(w.wqkv, b.xb, xbW, b.qkv, 0, fused, fused, dim, count);
-                for (int k = 0; k < count; k++) {
-                    System.arraycopy(b.qkv, k * fused, b.q, k * qDim, qDim);
-                    System.arraycopy(b.qkv, k * fused + qDim, kc, (pos0 + k) * kvDim, kvDim);
-                    System.arraycopy(b.qkv, k * fused + qDim + kvDim, vc, (pos0 + k) * kvDim, kvDim);
+                ops.matmulBatch(w.wqkv, b.xb, xbW, b.qkv, 0, fused, fused, dim, total);
+                for (int j = 0; j < total; j++) {
+                    System.arraycopy(b.qkv, j * fused, b.q, j * qDim, qDim);
+                    System.arraycopy(b.qkv, j * fused + qDim, b.k, j * kvDim, kvDim);
+                    System.arraycopy(b.qkv, j * fused + qDim + kvDim, b.v, j * kvDim, kvDim);
                 }
             } else {
-                ops.matmulBatch(w.wq, b.xb, xbW, b.q, 0, qDim, qDim, dim, count);
-                ops.matmulBatch(w.wk, b.xb, xbW, kc, pos0 * kvDim, kvDim, kvDim, dim, count);
-                ops.matmulBatch(w.wv, b.xb, xbW, vc, pos0 * kvDim, kvDim, kvDim, dim, count);
+                ops.matmulBatch(w.wq, b.xb, xbW, b.q, 0, qDim, qDim, dim, total);
+                ops.matmulBatch(w.wk, b.xb, xbW, b.k, 0, kvDim, kvDim, dim, total);
+                ops.matmulBatch(w.wv, b.xb, xbW, b.v, 0, kvDim, kvDim, dim, total);
             }
             boolean sliding = c.isSlidingLayer(l);
             float[] invFreq = sliding ? ropeInvFreqLocal : ropeInvFreq;
-            for (int k = 0; k < count; k++) {
-                int pos = pos0 + k;
-                int cacheOff = pos * kvDim;
-                int qo = k * qDim;
+            for (int j = 0; j < total; j++) {
+                InferenceState st = states[b.owner[j]];
+                int pos = b.pos[j];
+                int qo = j * qDim;
+                int ko = j * kvDim;
                 if (w.bq != null) addBias(b.q, qo, w.bq, qDim);
-                if (w.bk != null) addBias(kc, cacheOff, w.bk, kvDim);
-                if (w.bv != null) addBias(vc, cacheOff, w.bv, kvDim);
+                if (w.bk != null) addBias(b.k, ko, w.bk, kvDim);
+                if (w.bv != null) addBias(b.v, ko, w.bv, kvDim);
                 if (w.qNorm != null) {
                     for (int h = 0; h < c.headCount(); h++) ops.rmsnorm(b.q, qo + h * headDim, b.q, qo + h * headDim, w.qNorm, headDim, eps);
-                    for (int h = 0; h < c.headCountKv(); h++) ops.rmsnorm(kc, cacheOff + h * headDim, kc, cacheOff + h * headDim, w.kNorm, headDim, eps);
+                    for (int h = 0; h < c.headCountKv(); h++) ops.rmsnorm(b.k, ko + h * headDim, b.k, ko + h * headDim, w.kNorm, headDim, eps);
                 }
                 for (int h = 0; h < c.headCount(); h++) rope(b.q, qo + h * headDim, pos, invFreq);
-                for (int h = 0; h < c.headCountKv(); h++) rope(kc, cacheOff + h * headDim, pos, invFreq);
+                for (int h = 0; h < c.headCountKv(); h++) rope(b.k, ko + h * headDim, pos, invFreq);
+                int cacheOff = st.table.offset(pos);
+                System.arraycopy(b.k, ko, st.pool.keys[l], cacheOff, kvDim);
+                System.arraycopy(b.v, ko, st.pool.values[l], cacheOff, kvDim);
             }
-            for (int k = 0; k < count; k++) {
-                int pos = pos0 + k;
+            for (int j = 0; j < total; j++) {
+                InferenceState st = states[b.owner[j]];
+                int pos = b.pos[j];
                 int first = sliding ? Math.max(0, pos - c.slidingWindow() + 1) : 0;
-                attention(s, b.q, k * qDim, b.xb, k * xbW, kc, vc, pos, first, groups);
+                attention(st, l, b.q, j * qDim, b.xb, j * xbW, pos, first, groups);
             }
-            ops.matmulBatch(w.wo, b.xb, xbW, b.xb2, 0, dim, dim, qDim, count);
-            for (int k = 0; k < count; k++) {
-                if (w.attnPostNorm != null) ops.rmsnorm(b.xb2, k * dim, b.xb2, k * dim, w.attnPostNorm, dim, eps);
-                for (int i = 0; i < dim; i++) b.x[k * dim + i] += b.xb2[k * dim + i];
-                ops.rmsnorm(b.xb, k * xbW, b.x, k * dim, w.ffnNorm, dim, eps);
+            ops.matmulBatch(w.wo, b.xb, xbW, b.xb2, 0, dim, dim, qDim, total);
+            for (int j = 0; j < total; j++) {
+                if (w.attnPostNorm != null) ops.rmsnorm(b.xb2, j * dim, b.xb2, j * dim, w.attnPostNorm, dim, eps);
+                for (int i = 0; i < dim; i++) b.x[j * dim + i] += b.xb2[j * dim + i];
+                ops.rmsnorm(b.xb, j * xbW, b.x, j * dim, w.ffnNorm, dim, eps);
             }
             int upW;
             if (w.wGate != null) {
-                ops.matmulBatch(w.wGate, b.xb, xbW, b.hb, 0, ff, ff, dim, count);
-                ops.matmulBatch(w.wUp, b.xb, xbW, b.hb2, 0, ff, ff, dim, count);
+                ops.matmulBatch(w.wGate, b.xb, xbW, b.hb, 0, ff, ff, dim, total);
+                ops.matmulBatch(w.wUp, b.xb, xbW, b.hb2, 0, ff, ff, dim, total);
                 upW = ff;
             } else {
-                ops.matmulBatch(w.wUp, b.xb, xbW, b.hb, 0, 2 * ff, 2 * ff, dim, count);
+                ops.matmulBatch(w.wUp, b.xb, xbW, b.hb, 0, 2 * ff, 2 * ff, dim, total);
                 upW = 2 * ff;
             }
-            for (int k = 0; k < count; k++) {
-                int go = k * upW;
+            for (int j = 0; j < total; j++) {
+                int go = j * upW;
                 float[] up = w.wGate != null ? b.hb2 : b.hb;
-                int uo = w.wGate != null ? k * ff : k * upW + ff;
+                int uo = w.wGate != null ? j * ff : j * upW + ff;
                 for (int i = 0; i < ff; i++) {
                     float g = b.hb[go + i];
                     float act = config.arch().gemma ? gelu(g) : g / (1f + (float) Math.exp(-g));
                     b.hb[go + i] = act * up[uo + i];
                 }
             }
-            ops.matmulBatch(w.wDown, b.hb, upW, b.xb2, 0, dim, dim, ff, count);
-            for (int k = 0; k < count; k++) {
-                if (w.ffnPostNorm != null) ops.rmsnorm(b.xb2, k * dim, b.xb2, k * dim, w.ffnPostNorm, dim, eps);
-                for (int i = 0; i < dim; i++) b.x[k * dim + i] += b.xb2[k * dim + i];
+            ops.matmulBatch(w.wDown, b.hb, upW, b.xb2, 0, dim, dim, ff, total);
+            for (int j = 0; j < total; j++) {
+                if (w.ffnPostNorm != null) ops.rmsnorm(b.xb2, j * dim, b.xb2, j * dim, w.ffnPostNorm, dim, eps);
+                for (int i = 0; i < dim; i++) b.x[j * dim + i] += b.xb2[j * dim + i];
             }
         }
-        // only the last position's logits are needed
-        System.arraycopy(b.x, (count - 1) * dim, s.x, 0, dim);
-        s.position = pos0 + count;
-        finishLogits(s);
+        // logits for each sequence's last token only
+        int j = 0;
+        for (int i = 0; i < states.length; i++) {
+            j += count[i];
+            states[i].position += count[i];
+            System.arraycopy(b.x, (j - 1) * dim, states[i].x, 0, dim);
+        }
+        if (states.length >= BATCH_MIN) {
+            int vocab = c.vocabularySize();
+            if (b.logits == null || b.logits.length < states.length * vocab) b.logits = new float[states.length * vocab];
+            for (int i = 0; i < states.length; i++) ops.rmsnorm(b.xb, i * xbW, states[i].x, 0, outputNorm, dim, eps);
+            ops.matmulBatch(output, b.xb, xbW, b.logits, 0, vocab, vocab, dim, states.length);
+            for (int i = 0; i < states.length; i++) {
+                System.arraycopy(b.logits, i * vocab, states[i].logits, 0, vocab);
+                finishSoftcapAndCheck(states[i]);
+            }
+        } else {
+            for (InferenceState st : states) finishLogits(st);
+        }
     }
 
     /** Runs one token at the state's next position and returns the logits (a buffer reused by the next call). */
@@ -344,6 +405,9 @@ public final class TransformerModel implements AutoCloseable {
         if (pos >= s.contextLength) {
             throw new IllegalStateException("context is full (" + s.contextLength + " positions)");
         }
+        if (!s.table.ensure(pos + 1)) {
+            throw new IllegalStateException("the KV cache pool is exhausted");
+        }
         int dim = c.embeddingLength();
         int headDim = c.headDim();
         int kvDim = c.kvDim();
@@ -351,6 +415,7 @@ public final class TransformerModel implements AutoCloseable {
         int ff = c.feedForwardLength();
         int groups = c.headCount() / c.headCountKv();
         float eps = c.rmsEps();
+        int cacheOff = s.table.offset(pos);
 
         tokenEmbedding.copyTo((long) token * dim, s.x, 0, dim);
         if (embeddingScale != 1f) {
@@ -360,9 +425,8 @@ public final class TransformerModel implements AutoCloseable {
         for (int l = 0; l < layers.length; l++) {
             Layer w = layers[l];
             ops.rmsnorm(s.xb, 0, s.x, 0, w.attnNorm, dim, eps);
-            float[] kc = s.keyCache[l];
-            float[] vc = s.valueCache[l];
-            int cacheOff = pos * kvDim;
+            float[] kc = s.pool.keys[l];
+            float[] vc = s.pool.values[l];
             if (w.wqkv != null) {
                 ops.matmul(w.wqkv, s.xb, 0, s.qkv, 0, qDim + 2 * kvDim, dim);
                 System.arraycopy(s.qkv, 0, s.q, 0, qDim);
@@ -386,7 +450,7 @@ public final class TransformerModel implements AutoCloseable {
             for (int h = 0; h < c.headCountKv(); h++) rope(kc, cacheOff + h * headDim, pos, invFreq);
 
             int first = sliding ? Math.max(0, pos - c.slidingWindow() + 1) : 0;
-            attention(s, s.q, 0, s.xb, 0, kc, vc, pos, first, groups);
+            attention(s, l, s.q, 0, s.xb, 0, pos, first, groups);
 
             ops.matmul(w.wo, s.xb, 0, s.xb2, 0, dim, qDim);
             if (w.attnPostNorm != null) ops.rmsnorm(s.xb2, 0, s.xb2, 0, w.attnPostNorm, dim, eps);
@@ -433,6 +497,11 @@ public final class TransformerModel implements AutoCloseable {
         int dim = c.embeddingLength();
         ops.rmsnorm(s.x, 0, s.x, 0, outputNorm, dim, c.rmsEps());
         ops.matmul(output, s.x, 0, s.logits, 0, c.vocabularySize(), dim);
+        finishSoftcapAndCheck(s);
+    }
+
+    private void finishSoftcapAndCheck(InferenceState s) {
+        ModelConfig c = config;
         if (c.finalSoftcap() > 0f) {
             float cap = c.finalSoftcap();
             for (int i = 0; i < s.logits.length; i++) s.logits[i] = (float) Math.tanh(s.logits[i] / cap) * cap;
@@ -474,7 +543,9 @@ public final class TransformerModel implements AutoCloseable {
      * Scaled dot-product attention of every query head (in {@code q} from {@code qo}) over positions [first, pos] of
      * its KV head; the heads' outputs go to {@code out} from {@code oo}.
      */
-    private void attention(InferenceState s, float[] q, int qo, float[] out, int oo, float[] kc, float[] vc, int pos, int first, int groups) {
+    private void attention(InferenceState s, int layer, float[] q, int qo, float[] out, int oo, int pos, int first, int groups) {
+        float[] kc = s.pool.keys[layer];
+        float[] vc = s.pool.values[layer];
         ModelConfig c = config;
         int headDim = c.headDim();
         int kvDim = c.kvDim();
@@ -487,7 +558,7 @@ public final class TransformerModel implements AutoCloseable {
             int kvHeadOff = (h / groups) * headDim;
             int attOff = h * s.contextLength;
             for (int t = first; t <= pos; t++) {
-                int kOff = t * kvDim + kvHeadOff;
+                int kOff = s.table.offset(t) + kvHeadOff;
                 float score = 0;
                 for (int i = 0; i < headDim; i++) {
                     score += q[qOff + i] * kc[kOff + i];
@@ -500,7 +571,7 @@ public final class TransformerModel implements AutoCloseable {
             Arrays.fill(out, outOff, outOff + headDim, 0f);
             for (int t = first; t <= pos; t++) {
                 float a = s.att[attOff + t - first];
-                int vOff = t * kvDim + kvHeadOff;
+                int vOff = s.table.offset(t) + kvHeadOff;
                 for (int i = 0; i < headDim; i++) {
                     out[outOff + i] += a * vc[vOff + i];
                 }

@@ -1,0 +1,73 @@
+package dev.enclave.runtime.kv;
+
+import java.util.Arrays;
+
+/** One sequence's map from positions to KV blocks: position p lives in block {@code blocks[p >> shift]}. */
+public final class BlockTable {
+
+    private final KvPool pool;
+    private int[] blocks = new int[8];
+    private int count;
+
+    public BlockTable(KvPool pool) {
+        this.pool = pool;
+    }
+
+    public KvPool pool() {
+        return pool;
+    }
+
+    public int blockCount() {
+        return count;
+    }
+
+    public int block(int i) {
+        return blocks[i];
+    }
+
+    /** Positions the table can hold without allocating. */
+    public int capacity() {
+        return count * pool.blockSize;
+    }
+
+    /** Makes room for {@code positions} positions; false (nothing changed) when the pool has no blocks left. */
+    public boolean ensure(int positions) {
+        int need = (positions + pool.blockSize - 1) >> pool.blockShift;
+        int start = count;
+        while (count < need) {
+            int b = pool.allocate();
+            if (b < 0) {
+                while (count > start) pool.release(blocks[--count]);
+                return false;
+            }
+            push(b);
+        }
+        return true;
+    }
+
+    /** Appends an existing block (e.g. a cached prefix), taking a reference. */
+    public void appendShared(int block) {
+        pool.retain(block);
+        push(block);
+    }
+
+    private void push(int b) {
+        if (count == blocks.length) blocks = Arrays.copyOf(blocks, count * 2);
+        blocks[count++] = b;
+    }
+
+    /** Keeps the blocks that hold positions [0, positions) and releases the rest. */
+    public void truncate(int positions) {
+        int keep = (positions + pool.blockSize - 1) >> pool.blockShift;
+        while (count > keep) pool.release(blocks[--count]);
+    }
+
+    public void releaseAll() {
+        truncate(0);
+    }
+
+    /** Float offset of position {@code pos} in a layer's key/value array. */
+    public int offset(int pos) {
+        return pool.offset(blocks[pos >> pool.blockShift], pos & (pool.blockSize - 1));
+    }
+}

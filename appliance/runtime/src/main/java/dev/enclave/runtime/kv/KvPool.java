@@ -1,0 +1,105 @@
+package dev.enclave.runtime.kv;
+
+import java.util.Arrays;
+
+/**
+ * The paged KV cache: one preallocated pool of fixed-size blocks (each holds the keys and values of
+ * {@link #blockSize} positions in every layer), shared by all sequences. A sequence maps its positions to blocks
+ * through its own block table; blocks are reference-counted so that a prefix computed once can be read by many
+ * sequences. Keys of block {@code b}, position slot {@code s}, layer {@code l} start at
+ * {@code keys[l][(b * blockSize + s) * kvDim]}.
+ */
+public final class KvPool {
+
+    public final int blockSize;
+    public final int blockShift;
+    public final int blocks;
+    public final int kvDim;
+    public final float[][] keys;
+    public final float[][] values;
+    private final int[] refs;
+    private final int[] freeList;
+    private int freeCount;
+    /** Called when the pool runs dry, to give back blocks held only by a cache; returns true if it freed some. */
+    private volatile Evictor evictor;
+
+    @FunctionalInterface
+    public interface Evictor {
+        boolean evict(int wanted);
+    }
+
+    public KvPool(int layers, int kvDim, int blockSize, int blocks) {
+        if (Integer.bitCount(blockSize) != 1) throw new IllegalArgumentException("block size must be a power of two");
+        long floats = (long) blocks * blockSize * kvDim;
+        if (floats > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("KV pool of " + blocks + " blocks is too large for one array per layer");
+        }
+        this.blockSize = blockSize;
+        this.blockShift = Integer.numberOfTrailingZeros(blockSize);
+        this.blocks = blocks;
+        this.kvDim = kvDim;
+        this.keys = new float[layers][(int) floats];
+        this.values = new float[layers][(int) floats];
+        this.refs = new int[blocks];
+        this.freeList = new int[blocks];
+        for (int i = 0; i < blocks; i++) freeList[i] = blocks - 1 - i;
+        this.freeCount = blocks;
+    }
+
+    /** A pool sized to a memory budget in bytes (keys and values, all layers). */
+    public static KvPool forBudget(int layers, int kvDim, int blockSize, long bytes) {
+        long perBlock = 2L * layers * blockSize * kvDim * Float.BYTES;
+        int n = (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / perBlock));
+        n = (int) Math.min(n, (Integer.MAX_VALUE - 16L) / ((long) blockSize * kvDim));
+        return new KvPool(layers, kvDim, blockSize, n);
+    }
+
+    public void setEvictor(Evictor evictor) {
+        this.evictor = evictor;
+    }
+
+    /** A fresh block with one reference, or -1 when none is free even after asking the evictor. */
+    public synchronized int allocate() {
+        if (freeCount == 0 && evictor != null) {
+            Evictor e = evictor;
+            // the evictor calls release(), which re-enters this monitor (reentrant)
+            e.evict(Math.max(1, blocks / 16));
+        }
+        if (freeCount == 0) return -1;
+        int b = freeList[--freeCount];
+        refs[b] = 1;
+        return b;
+    }
+
+    public synchronized void retain(int block) {
+        if (refs[block] <= 0) throw new IllegalStateException("retain of free block " + block);
+        refs[block]++;
+    }
+
+    public synchronized void release(int block) {
+        if (refs[block] <= 0) throw new IllegalStateException("release of free block " + block);
+        if (--refs[block] == 0) freeList[freeCount++] = block;
+    }
+
+    public synchronized int refCount(int block) {
+        return refs[block];
+    }
+
+    public synchronized int freeBlocks() {
+        return freeCount;
+    }
+
+    public int usedBlocks() {
+        return blocks - freeBlocks();
+    }
+
+    /** Float offset of position slot {@code slot} of {@code block} in a layer's key or value array. */
+    public int offset(int block, int slot) {
+        return ((block << blockShift) + slot) * kvDim;
+    }
+
+    @Override
+    public String toString() {
+        return "KvPool[" + blocks + " blocks of " + blockSize + ", free " + freeBlocks() + ", refs " + Arrays.stream(refs).sum() + "]";
+    }
+}
