@@ -6,22 +6,22 @@ import java.util.List;
  * Finds stop strings in streamed text even when they span token boundaries: text that could still be the start
  * of a stop string is held back until it is known not to be one.
  */
-final class StopStringMatcher {
+public final class StopStringMatcher {
 
     private final List<String> stops;
     private final StringBuilder pending = new StringBuilder();
     private boolean stopped;
 
-    StopStringMatcher(List<String> stops) {
+    public StopStringMatcher(List<String> stops) {
         this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
     }
 
-    boolean stopped() {
+    public boolean stopped() {
         return stopped;
     }
 
     /** Adds text; returns the part that can be released now (all text before a stop string, once one is seen). */
-    String accept(String text) {
+    public String accept(String text) {
         if (stopped) {
             return "";
         }
@@ -58,7 +58,7 @@ final class StopStringMatcher {
     }
 
     /** Text still held back at the end of generation. */
-    String flush() {
+    public String flush() {
         String out = stopped ? "" : pending.toString();
         pending.setLength(0);
         return out;

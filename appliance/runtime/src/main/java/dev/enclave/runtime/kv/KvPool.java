@@ -59,12 +59,17 @@ public final class KvPool {
     }
 
     /** A fresh block with one reference, or -1 when none is free even after asking the evictor. */
-    public synchronized int allocate() {
-        if (freeCount == 0 && evictor != null) {
-            Evictor e = evictor;
-            // the evictor calls release(), which re-enters this monitor (reentrant)
-            e.evict(Math.max(1, blocks / 16));
+    public int allocate() {
+        int b = take();
+        if (b >= 0) return b;
+        Evictor e = evictor;
+        if (e != null && e.evict(Math.max(1, blocks / 16))) { // called without holding this pool's lock
+            b = take();
         }
+        return b;
+    }
+
+    private synchronized int take() {
         if (freeCount == 0) return -1;
         int b = freeList[--freeCount];
         refs[b] = 1;

@@ -1,0 +1,416 @@
+package dev.enclave.runtime.serve;
+
+import dev.enclave.runtime.generate.ContextLengthExceededException;
+import dev.enclave.runtime.generate.FinishReason;
+import dev.enclave.runtime.generate.GenerationRequest;
+import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.generate.StopStringMatcher;
+import dev.enclave.runtime.generate.TokenListener;
+import dev.enclave.runtime.kv.KvPool;
+import dev.enclave.runtime.kv.PrefixCache;
+import dev.enclave.runtime.model.InferenceState;
+import dev.enclave.runtime.model.TransformerModel;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+import dev.enclave.runtime.tokenizer.Utf8StreamDecoder;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Iteration-level scheduling (continuous batching) over one model: every step runs a single batched forward pass
+ * over all active sequences — one token for each sequence that is generating, plus chunks of prompts still being
+ * read, within a token budget — so that weights are decoded once per step for everyone. New requests join between
+ * steps, finished ones leave at once and give their KV blocks back. KV memory is a shared paged pool; prompts
+ * start from the longest prefix already in the {@link PrefixCache}.
+ *
+ * <p>One thread runs the loop and owns all sequence and cache state; other threads only submit and cancel.
+ */
+public final class ContinuousBatchScheduler implements AutoCloseable {
+
+    /**
+     * @param maxActive    sequences decoded together
+     * @param maxQueue     requests that may wait; beyond that {@link #submit} throws {@link QueueFullException}
+     * @param tokenBudget  tokens per step (decodes first, then prompt chunks)
+     * @param blockSize    KV block size in positions
+     * @param kvBytes      memory for the KV pool
+     * @param timeoutMillis a request still running after this long ends with finish reason "length"; 0: no limit
+     */
+    public record Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis) {
+        public static Settings defaults() {
+            return new Settings(8, 64, 256, 16, 512L << 20, 0);
+        }
+    }
+
+    /** A submitted request; cancel() stops it at the next step and frees its blocks. */
+    public static final class Handle {
+        final GenerationRequest request;
+        final TokenListener listener;
+        final CompletableFuture<GenerationResult> result = new CompletableFuture<>();
+        final long submitted = System.nanoTime();
+        volatile boolean cancelled;
+
+        Handle(GenerationRequest request, TokenListener listener) {
+            this.request = request;
+            this.listener = listener;
+        }
+
+        public void cancel() {
+            cancelled = true;
+        }
+
+        public CompletableFuture<GenerationResult> result() {
+            return result;
+        }
+    }
+
+    /** A running sequence. */
+    private final class Seq {
+        final Handle h;
+        final InferenceState state;
+        final int[] prompt;
+        final Utf8StreamDecoder utf8 = new Utf8StreamDecoder();
+        final StopStringMatcher stops;
+        final StringBuilder text = new StringBuilder();
+        int prefilled;
+        int lastToken;
+        int[] out = new int[16];
+        int generated;
+        long firstTokenAt;
+        FinishReason finish;
+        boolean inCache;
+
+        Seq(Handle h, InferenceState state) {
+            this.h = h;
+            this.state = state;
+            this.prompt = h.request.promptTokens();
+            this.stops = new StopStringMatcher(h.request.stop());
+        }
+
+        boolean decoding() {
+            return prefilled == prompt.length;
+        }
+    }
+
+    private final TransformerModel model;
+    private final Tokenizer tokenizer;
+    private final Settings settings;
+    private final KvPool pool;
+    private final PrefixCache cache;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition work = lock.newCondition();
+    private final ArrayDeque<Handle> waiting = new ArrayDeque<>();
+    private final List<Seq> active = new ArrayList<>();
+    private final Thread loop;
+    private volatile boolean closed;
+    private int rotate;
+
+    // metrics
+    private final AtomicLong completed = new AtomicLong();
+    private final AtomicLong generatedTokens = new AtomicLong();
+    private final AtomicLong promptTokens = new AtomicLong();
+    private final AtomicLong cachedPromptTokens = new AtomicLong();
+    private final AtomicLong steps = new AtomicLong();
+    private volatile double lastTtftMillis;
+    private volatile double lastItlMillis;
+
+    public ContinuousBatchScheduler(TransformerModel model, Settings settings) {
+        this.model = model;
+        this.tokenizer = model.tokenizer();
+        this.settings = settings;
+        this.pool = model.newKvPool(settings.blockSize(), settings.kvBytes());
+        this.cache = new PrefixCache(pool);
+        this.loop = Thread.ofPlatform().daemon().name("enclave-scheduler").start(this::run);
+    }
+
+    /** Queues a request; throws {@link QueueFullException} when too many are waiting. */
+    public Handle submit(GenerationRequest request, TokenListener listener) {
+        int ctx = model.config().contextLength();
+        if (request.promptTokens().length >= ctx) {
+            throw new ContextLengthExceededException(request.promptTokens().length, ctx);
+        }
+        long blocksNeeded = ((long) request.promptTokens().length + request.maxTokens() + pool.blockSize - 1) / pool.blockSize;
+        if (blocksNeeded > pool.blocks) {
+            throw new ContextLengthExceededException(request.promptTokens().length + request.maxTokens(), pool.blocks * pool.blockSize);
+        }
+        Handle h = new Handle(request, listener);
+        lock.lock();
+        try {
+            if (closed) throw new IllegalStateException("the scheduler is closed");
+            if (waiting.size() >= settings.maxQueue()) throw new QueueFullException(waiting.size());
+            waiting.add(h);
+            work.signal();
+        } finally {
+            lock.unlock();
+        }
+        return h;
+    }
+
+    /** Submits and waits for the result on the calling thread. */
+    public GenerationResult generate(GenerationRequest request, TokenListener listener) {
+        Handle h = submit(request, listener);
+        try {
+            return h.result.get();
+        } catch (InterruptedException e) {
+            h.cancel();
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    private void run() {
+        while (!closed) {
+            try {
+                admit();
+                if (active.isEmpty()) {
+                    lock.lock();
+                    try {
+                        if (waiting.isEmpty() && !closed) work.await(100, TimeUnit.MILLISECONDS);
+                    } finally {
+                        lock.unlock();
+                    }
+                    continue;
+                }
+                step();
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException | Error e) {
+                // a step failed: fail the sequences in it rather than the whole server
+                for (Seq s : List.copyOf(active)) {
+                    s.state.release();
+                    s.h.result.completeExceptionally(e);
+                }
+                active.clear();
+            }
+        }
+    }
+
+    private void admit() {
+        while (active.size() < settings.maxActive()) {
+            Handle h;
+            lock.lock();
+            try {
+                h = waiting.peek();
+                if (h == null) return;
+                if (h.cancelled) {
+                    waiting.poll();
+                    h.result.complete(new GenerationResult(new int[0], "", FinishReason.CANCELLED, h.request.promptTokens().length, 0, 0));
+                    continue;
+                }
+                // admit only if the prompt's blocks are free (the cache gives back unused blocks on demand)
+                int need = (h.request.promptTokens().length + pool.blockSize) / pool.blockSize;
+                if (pool.freeBlocks() < need && !cache.evict(need - pool.freeBlocks())) {
+                    if (!active.isEmpty()) return; // wait for running sequences to finish
+                }
+                waiting.poll();
+            } finally {
+                lock.unlock();
+            }
+            int ctx = Math.min(model.config().contextLength(), h.request.promptTokens().length + h.request.maxTokens());
+            InferenceState state = model.newState(Math.max(ctx, 1), pool);
+            Seq s = new Seq(h, state);
+            int[] shared = cache.match(s.prompt, (s.prompt.length - 1) / pool.blockSize);
+            if (shared.length > 0) {
+                state.adoptPrefix(shared, shared.length * pool.blockSize);
+                s.prefilled = shared.length * pool.blockSize;
+                cachedPromptTokens.addAndGet(s.prefilled);
+            }
+            promptTokens.addAndGet(s.prompt.length);
+            for (int t : s.prompt) h.request.sampler().accept(t);
+            active.add(s);
+        }
+    }
+
+    private void step() {
+        steps.incrementAndGet();
+        // cancelled or timed-out sequences leave before the step
+        long now = System.nanoTime();
+        for (Seq s : List.copyOf(active)) {
+            if (s.h.cancelled) finish(s, FinishReason.CANCELLED);
+            else if (settings.timeoutMillis() > 0 && now - s.h.submitted > settings.timeoutMillis() * 1_000_000L) finish(s, FinishReason.LENGTH);
+        }
+        if (active.isEmpty()) return;
+        int n = active.size();
+        List<Seq> batch = new ArrayList<>(n);
+        int[][] tokens = new int[n][];
+        int[] from = new int[n];
+        int[] count = new int[n];
+        int budget = settings.tokenBudget();
+        // decodes first: a long prompt never starves sequences that are generating
+        for (Seq s : active) {
+            if (s.decoding()) {
+                tokens[batch.size()] = new int[] {s.lastToken};
+                count[batch.size()] = 1;
+                batch.add(s);
+                budget--;
+            }
+        }
+        // then prompt chunks, starting with a different sequence each step
+        for (int k = 0; k < n; k++) {
+            Seq s = active.get((rotate + k) % n);
+            if (s.decoding()) continue;
+            int chunk = Math.min(s.prompt.length - s.prefilled, Math.max(budget, 1));
+            if (budget <= 0 && !batch.isEmpty()) break;
+            tokens[batch.size()] = s.prompt;
+            from[batch.size()] = s.prefilled;
+            count[batch.size()] = chunk;
+            batch.add(s);
+            budget -= chunk;
+        }
+        rotate++;
+        // make room in the KV pool; a sequence that cannot grow ends
+        for (int i = 0; i < batch.size(); i++) {
+            Seq s = batch.get(i);
+            if (!s.state.blockTable().ensure(s.state.position() + count[i])) {
+                count[i] = 0;
+                finish(s, FinishReason.LENGTH);
+            }
+        }
+        int m = 0;
+        int total = 0;
+        for (int i = 0; i < batch.size(); i++) {
+            if (count[i] == 0) continue;
+            batch.set(m, batch.get(i));
+            tokens[m] = tokens[i];
+            from[m] = from[i];
+            count[m] = count[i];
+            total += count[i];
+            m++;
+        }
+        if (m == 0) return;
+        InferenceState[] states = new InferenceState[m];
+        for (int i = 0; i < m; i++) states[i] = batch.get(i).state;
+        if (total >= TransformerModel.BATCH_MIN) {
+            model.forwardBatch(states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m));
+        } else {
+            for (int i = 0; i < m; i++) {
+                for (int k = 0; k < count[i]; k++) model.forward(states[i], tokens[i][from[i] + k]);
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            Seq s = batch.get(i);
+            if (!s.decoding()) {
+                s.prefilled += count[i];
+                if (!s.decoding()) continue; // more of the prompt next step
+                if (!s.inCache) {
+                    cache.insert(s.prompt, s.prompt.length / pool.blockSize, s.state.blockTable());
+                    s.inCache = true;
+                }
+            }
+            emit(s);
+        }
+    }
+
+    /** Samples the sequence's next token from its logits and streams it. */
+    private void emit(Seq s) {
+        GenerationRequest r = s.h.request;
+        if (s.generated >= r.maxTokens()) {
+            finish(s, FinishReason.LENGTH);
+            return;
+        }
+        int token = r.sampler().sample(s.state.logits());
+        long now = System.nanoTime();
+        if (s.firstTokenAt == 0) {
+            s.firstTokenAt = now;
+            lastTtftMillis = (now - s.h.submitted) / 1e6;
+        }
+        if (!r.ignoreEos() && tokenizer.isEndOfGeneration(token)) {
+            finish(s, FinishReason.STOP);
+            return;
+        }
+        r.sampler().accept(token);
+        if (s.generated == s.out.length) s.out = Arrays.copyOf(s.out, s.out.length * 2);
+        s.out[s.generated++] = token;
+        generatedTokens.incrementAndGet();
+        String released = s.stops.accept(s.utf8.feed(tokenizer.pieceBytes(token, false)));
+        s.text.append(released);
+        boolean keepGoing;
+        try {
+            keepGoing = s.h.listener.onToken(token, released);
+        } catch (RuntimeException e) {
+            keepGoing = false;
+        }
+        if (!keepGoing || s.h.cancelled) {
+            finish(s, FinishReason.CANCELLED);
+        } else if (s.stops.stopped()) {
+            finish(s, FinishReason.STOP);
+        } else if (s.generated >= r.maxTokens() || s.state.position() >= s.state.contextLength()) {
+            finish(s, FinishReason.LENGTH);
+        } else {
+            s.lastToken = token;
+        }
+    }
+
+    private void finish(Seq s, FinishReason reason) {
+        if (!active.remove(s)) return;
+        if (reason != FinishReason.CANCELLED && !s.stops.stopped()) {
+            String rest = s.stops.accept(s.utf8.flush()) + s.stops.flush();
+            if (!rest.isEmpty()) {
+                s.text.append(rest);
+                try {
+                    s.h.listener.onToken(-1, rest);
+                } catch (RuntimeException ignored) {
+                    // the client is gone; the result still completes
+                }
+            }
+        }
+        s.state.release();
+        long end = System.nanoTime();
+        long firstAt = s.firstTokenAt == 0 ? end : s.firstTokenAt;
+        if (s.generated > 1) lastItlMillis = (end - firstAt) / 1e6 / (s.generated - 1);
+        completed.incrementAndGet();
+        s.h.result.complete(new GenerationResult(Arrays.copyOf(s.out, s.generated), s.text.toString(), reason,
+                s.prompt.length, firstAt - s.h.submitted, end - firstAt));
+    }
+
+    // ---- metrics ----
+
+    public record Metrics(int queued, int active, int kvBlocksUsed, int kvBlocksFree, int kvBlocksCached, double prefixHitRate,
+                          long promptTokens, long cachedPromptTokens, long generatedTokens, long completed, long steps,
+                          double lastTtftMillis, double lastInterTokenMillis) {
+    }
+
+    public Metrics metrics() {
+        int queued;
+        lock.lock();
+        try {
+            queued = waiting.size();
+        } finally {
+            lock.unlock();
+        }
+        long prompt = promptTokens.get();
+        return new Metrics(queued, active.size(), pool.usedBlocks(), pool.freeBlocks(), cache.cachedBlocks(),
+                prompt == 0 ? 0 : (double) cachedPromptTokens.get() / prompt, prompt, cachedPromptTokens.get(),
+                generatedTokens.get(), completed.get(), steps.get(), lastTtftMillis, lastItlMillis);
+    }
+
+    public KvPool pool() {
+        return pool;
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        loop.interrupt();
+        try {
+            loop.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        lock.lock();
+        try {
+            for (Handle h : waiting) h.result.cancel(false);
+            waiting.clear();
+        } finally {
+            lock.unlock();
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package dev.enclave.runtime.serve;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.enclave.runtime.SharedData;
+import dev.enclave.runtime.generate.FinishReason;
+import dev.enclave.runtime.generate.GenerationRequest;
+import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.generate.Generator;
+import dev.enclave.runtime.generate.TokenListener;
+import dev.enclave.runtime.model.TransformerModel;
+import dev.enclave.runtime.sampling.GreedySampler;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+class ContinuousBatchSchedulerTest {
+
+    static GenerationRequest greedy(TransformerModel m, String prompt, int n) {
+        return new GenerationRequest(m.tokenizer().encode(prompt, true, false), n, new GreedySampler(), List.of(), true);
+    }
+
+    /** Many sequences batched together produce exactly what each produces alone. */
+    @Test
+    void concurrentSequencesMatchSequentialOnes() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("syn-llama3-bpe-Q8_0.gguf"));
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, new ContinuousBatchScheduler.Settings(8, 64, 64, 16, 64L << 20, 0))) {
+            String[] prompts = {"The quick brown fox", "In 2024, 3 + 4 = 7!", "Hello world, this is a longer prompt that spans more than one KV block for sure",
+                    "a", "Once upon a time there was", "The lazy dog sleeps", "Numbers: 1 2 3 4 5 6 7 8 9", "Why?"};
+            List<ContinuousBatchScheduler.Handle> handles = new ArrayList<>();
+            for (String p : prompts) handles.add(s.submit(greedy(m, p, 12), TokenListener.NONE));
+            for (int i = 0; i < prompts.length; i++) {
+                GenerationResult batched = handles.get(i).result().get(60, TimeUnit.SECONDS);
+                GenerationResult alone = new Generator(m).generate(greedy(m, prompts[i], 12), TokenListener.NONE);
+                assertArrayEquals(alone.tokens(), batched.tokens(), "prompt " + i);
+                assertEquals(alone.text(), batched.text());
+            }
+            assertEquals(0, s.metrics().kvBlocksUsed() - s.metrics().kvBlocksCached(), "blocks leaked");
+        }
+    }
+
+    /** A repeated long prompt starts from the cached prefix and still gives the same answer. */
+    @Test
+    void sharedPrefixIsReusedAndExact() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("syn-llama2-spm-Q4_0.gguf"));
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, ContinuousBatchScheduler.Settings.defaults())) {
+            String system = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(4);
+            GenerationResult first = s.generate(greedy(m, system + "One day", 10), TokenListener.NONE);
+            long cachedBefore = s.metrics().cachedPromptTokens();
+            GenerationResult second = s.generate(greedy(m, system + "One day", 10), TokenListener.NONE);
+            GenerationResult other = s.generate(greedy(m, system + "The end", 10), TokenListener.NONE);
+            assertArrayEquals(first.tokens(), second.tokens());
+            long reused = s.metrics().cachedPromptTokens() - cachedBefore;
+            assertTrue(reused >= 2 * (m.tokenizer().encode(system, true, false).length / 16 - 1) * 16, "reused " + reused);
+            GenerationResult fresh = new Generator(m).generate(greedy(m, system + "The end", 10), TokenListener.NONE);
+            assertArrayEquals(fresh.tokens(), other.tokens());
+            assertTrue(s.metrics().prefixHitRate() > 0.3, "hit rate " + s.metrics().prefixHitRate());
+        }
+    }
+
+    @Test
+    void cancellationFreesBlocksAndQueueOverflowIsRefused() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("syn-llama2-spm-F32.gguf"));
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, new ContinuousBatchScheduler.Settings(1, 2, 64, 16, 16L << 20, 0))) {
+            CountDownLatch started = new CountDownLatch(1);
+            ContinuousBatchScheduler.Handle running = s.submit(greedy(m, "Once upon a time", 400), (t, x) -> {
+                started.countDown();
+                return true;
+            });
+            assertTrue(started.await(30, TimeUnit.SECONDS));
+            s.submit(greedy(m, "a", 4), TokenListener.NONE);
+            s.submit(greedy(m, "b", 4), TokenListener.NONE);
+            assertThrows(QueueFullException.class, () -> s.submit(greedy(m, "c", 4), TokenListener.NONE));
+            running.cancel();
+            GenerationResult r = running.result().get(30, TimeUnit.SECONDS);
+            assertEquals(FinishReason.CANCELLED, r.finishReason());
+            assertTrue(r.completionTokens() < 400);
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (s.metrics().completed() < 3 && System.nanoTime() < deadline) Thread.sleep(10);
+            assertEquals(3, s.metrics().completed());
+            assertEquals(s.metrics().kvBlocksCached(), s.metrics().kvBlocksUsed(), "only cached prefixes may hold blocks");
+        }
+    }
+}
