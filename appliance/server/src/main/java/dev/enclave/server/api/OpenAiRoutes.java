@@ -7,7 +7,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.sampling.Sampler;
+import dev.enclave.runtime.serve.ContinuousBatchScheduler;
+import dev.enclave.runtime.serve.QueueFullException;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import dev.enclave.server.model.ModelService;
 import io.vertx.core.http.HttpServerResponse;
@@ -18,8 +21,6 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.security.SecureRandom;
 import java.util.HexFormat;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
 
 /**
@@ -118,53 +119,42 @@ public class OpenAiRoutes {
         }
 
         HttpServerResponse response = ctx.response();
-        AtomicBoolean clientGone = new AtomicBoolean();
-        response.closeHandler(v -> clientGone.set(true));
+        String object = chat ? "chat.completion.chunk" : "text_completion";
+        ContinuousBatchScheduler.Handle handle;
         try {
             if (params.stream()) {
-                models.submit(() -> stream(response, clientGone, chat, id, created, params, request));
+                handle = models.submit(request, (token, text) -> {
+                    if (response.closed()) return false;
+                    if (!text.isEmpty()) {
+                        ObjectNode chunk = envelope(object, id, created);
+                        ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
+                        if (chat) c.putObject("delta").put("content", text);
+                        else c.put("text", text);
+                        c.putNull("logprobs");
+                        c.putNull("finish_reason");
+                        sendEvent(response, chunk);
+                    }
+                    return true;
+                });
             } else {
-                models.submit(() -> respond(ctx, chat, id, created, request));
+                handle = models.submit(request, TokenListener.NONE);
             }
-        } catch (RejectedExecutionException e) {
+        } catch (QueueFullException e) {
             response.putHeader("Retry-After", "1");
             sendError(ctx, new ApiException(429, "rate_limit_error", "queue_full", null,
                     "The server is busy: too many requests are waiting. Retry shortly."));
-        }
-    }
-
-    private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationRequest request) {
-        try {
-            GenerationResult r = models.generate(request, (t, s) -> !ctx.response().closed());
-            ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
-            ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
-            if (chat) {
-                choice.putObject("message").put("role", "assistant").put("content", r.text());
-            } else {
-                choice.put("text", r.text());
-            }
-            choice.putNull("logprobs");
-            choice.put("finish_reason", r.finishReason().openAiName);
-            out.set("usage", usage(r));
-            sendJson(ctx, 200, out);
-        } catch (RuntimeException e) {
-            LOG.error("generation failed", e);
-            sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + e.getMessage()));
-        }
-    }
-
-    private void stream(HttpServerResponse response, AtomicBoolean clientGone, boolean chat, String id, long created,
-                        CompletionParams params, GenerationRequest request) {
-        if (clientGone.get() || response.closed()) {
+            return;
+        } catch (ContextLengthExceededException e) {
+            sendError(ctx, contextExceeded(e.requested, 0, e.contextLength));
             return;
         }
-        response.setStatusCode(200)
-                .putHeader("Content-Type", "text/event-stream; charset=utf-8")
-                .putHeader("Cache-Control", "no-cache")
-                .putHeader("X-Accel-Buffering", "no")
-                .setChunked(true);
-        String object = chat ? "chat.completion.chunk" : "text_completion";
-        try {
+        response.closeHandler(v -> handle.cancel());
+        if (params.stream()) {
+            response.setStatusCode(200)
+                    .putHeader("Content-Type", "text/event-stream; charset=utf-8")
+                    .putHeader("Cache-Control", "no-cache")
+                    .putHeader("X-Accel-Buffering", "no")
+                    .setChunked(true);
             if (chat) {
                 ObjectNode first = envelope(object, id, created);
                 ObjectNode c = first.putArray("choices").addObject().put("index", 0);
@@ -173,45 +163,62 @@ public class OpenAiRoutes {
                 c.putNull("finish_reason");
                 sendEvent(response, first);
             }
-            GenerationResult r = models.generate(request, (token, text) -> {
-                if (clientGone.get()) return false;
-                if (!text.isEmpty()) {
-                    ObjectNode chunk = envelope(object, id, created);
-                    ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
-                    if (chat) c.putObject("delta").put("content", text);
-                    else c.put("text", text);
-                    c.putNull("logprobs");
-                    c.putNull("finish_reason");
-                    sendEvent(response, chunk);
-                }
-                return !clientGone.get();
-            });
-            if (clientGone.get()) {
-                return;
-            }
-            ObjectNode last = envelope(object, id, created);
-            ObjectNode c = last.putArray("choices").addObject().put("index", 0);
-            if (chat) c.putObject("delta");
-            else c.put("text", "");
-            c.putNull("logprobs");
-            c.put("finish_reason", r.finishReason().openAiName);
-            sendEvent(response, last);
-            if (params.includeUsage()) {
-                ObjectNode u = envelope(object, id, created);
-                u.putArray("choices");
-                u.set("usage", usage(r));
-                sendEvent(response, u);
-            }
-            response.end("data: [DONE]\n\n");
-        } catch (RuntimeException e) {
-            LOG.error("streamed generation failed", e);
-            if (!response.closed()) {
-                ObjectNode err = json.createObjectNode();
-                err.putObject("error").put("message", "generation failed: " + e.getMessage()).put("type", "server_error");
-                sendEvent(response, err);
-                response.end("data: [DONE]\n\n");
-            }
         }
+        handle.result().whenComplete((r, failure) -> {
+            if (params.stream()) {
+                finishStream(response, chat, id, created, params, r, failure);
+            } else {
+                respond(ctx, chat, id, created, r, failure);
+            }
+        });
+    }
+
+    private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure) {
+        if (failure != null || r == null) {
+            LOG.error("generation failed", failure);
+            sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + (failure == null ? "no result" : failure.getMessage())));
+            return;
+        }
+        ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
+        ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
+        if (chat) {
+            choice.putObject("message").put("role", "assistant").put("content", r.text());
+        } else {
+            choice.put("text", r.text());
+        }
+        choice.putNull("logprobs");
+        choice.put("finish_reason", r.finishReason().openAiName);
+        out.set("usage", usage(r));
+        sendJson(ctx, 200, out);
+    }
+
+    private void finishStream(HttpServerResponse response, boolean chat, String id, long created, CompletionParams params,
+                              GenerationResult r, Throwable failure) {
+        if (response.closed() || response.ended()) return;
+        String object = chat ? "chat.completion.chunk" : "text_completion";
+        if (failure != null || r == null) {
+            LOG.error("streamed generation failed", failure);
+            ObjectNode err = json.createObjectNode();
+            err.putObject("error").put("message", "generation failed: " + (failure == null ? "no result" : failure.getMessage()))
+                    .put("type", "server_error");
+            sendEvent(response, err);
+            response.end("data: [DONE]\n\n");
+            return;
+        }
+        ObjectNode last = envelope(object, id, created);
+        ObjectNode c = last.putArray("choices").addObject().put("index", 0);
+        if (chat) c.putObject("delta");
+        else c.put("text", "");
+        c.putNull("logprobs");
+        c.put("finish_reason", r.finishReason().openAiName);
+        sendEvent(response, last);
+        if (params.includeUsage()) {
+            ObjectNode u = envelope(object, id, created);
+            u.putArray("choices");
+            u.set("usage", usage(r));
+            sendEvent(response, u);
+        }
+        response.end("data: [DONE]\n\n");
     }
 
     private int[] promptTokens(JsonNode prompt, Tokenizer tok) {

@@ -3,8 +3,7 @@ package dev.enclave.server.model;
 import dev.enclave.runtime.chat.ChatTemplate;
 import dev.enclave.runtime.chat.TemplateException;
 import dev.enclave.runtime.generate.GenerationRequest;
-import dev.enclave.runtime.generate.GenerationResult;
-import dev.enclave.runtime.generate.Generator;
+import dev.enclave.runtime.serve.ContinuousBatchScheduler;
 import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.model.TransformerModel;
 import io.quarkus.runtime.ShutdownEvent;
@@ -14,19 +13,13 @@ import jakarta.enterprise.event.Observes;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Optional;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.jboss.logging.Logger;
 
 /**
- * The loaded model and the threads that run generations on it. Weights are shared read-only; every request
- * gets its own KV cache. Requests beyond the worker count wait in a bounded queue; beyond that they are refused
- * (the API turns that into HTTP 429).
+ * The loaded model and the continuous-batching scheduler that runs every generation on it: requests share one
+ * paged KV pool and one batched forward pass per step; prompts reuse cached prefixes. Requests beyond the active
+ * limit wait in a bounded queue; beyond that they are refused (the API turns that into HTTP 429).
  */
 @ApplicationScoped
 @Startup
@@ -35,14 +28,17 @@ public class ModelService {
     private static final Logger LOG = Logger.getLogger(ModelService.class);
 
     private final TransformerModel model;
-    private final Generator generator;
+    private final ContinuousBatchScheduler scheduler;
     private final Optional<ChatTemplate> chatTemplate;
-    private final ThreadPoolExecutor workers;
     private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
 
     public ModelService(@ConfigProperty(name = "enclave.model") Optional<String> modelPath,
-                        @ConfigProperty(name = "enclave.workers", defaultValue = "2") int workerCount,
-                        @ConfigProperty(name = "enclave.queue", defaultValue = "64") int queueLength) {
+                        @ConfigProperty(name = "enclave.scheduler.max-active", defaultValue = "8") int maxActive,
+                        @ConfigProperty(name = "enclave.scheduler.queue", defaultValue = "64") int queueLength,
+                        @ConfigProperty(name = "enclave.scheduler.token-budget", defaultValue = "256") int tokenBudget,
+                        @ConfigProperty(name = "enclave.scheduler.kv-memory-mb", defaultValue = "1024") long kvMemoryMb,
+                        @ConfigProperty(name = "enclave.scheduler.block-size", defaultValue = "16") int blockSize,
+                        @ConfigProperty(name = "enclave.scheduler.timeout-seconds", defaultValue = "600") long timeoutSeconds) {
         try {
             long t0 = System.nanoTime();
             this.model = ModelLoader.open(modelPath.orElse(null));
@@ -52,7 +48,10 @@ public class ModelService {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        this.generator = new Generator(model);
+        this.scheduler = new ContinuousBatchScheduler(model, new ContinuousBatchScheduler.Settings(maxActive, queueLength,
+                tokenBudget, blockSize, kvMemoryMb << 20, timeoutSeconds * 1000));
+        LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
+                maxActive, queueLength, tokenBudget, scheduler.pool().blocks, blockSize);
         Optional<ChatTemplate> template;
         try {
             template = ChatTemplate.fromGGUF(model.gguf(), model.tokenizer());
@@ -61,13 +60,6 @@ public class ModelService {
             template = Optional.empty();
         }
         this.chatTemplate = template;
-        AtomicInteger n = new AtomicInteger();
-        this.workers = new ThreadPoolExecutor(workerCount, workerCount, 0, TimeUnit.SECONDS,
-                new ArrayBlockingQueue<>(queueLength), r -> {
-                    Thread t = new Thread(r, "enclave-generate-" + n.incrementAndGet());
-                    t.setDaemon(true);
-                    return t;
-                });
     }
 
     public TransformerModel model() {
@@ -87,22 +79,17 @@ public class ModelService {
         return createdEpochSeconds;
     }
 
-    /** Runs {@code task} on a generation worker; throws {@link RejectedExecutionException} when the queue is full. */
-    public void submit(Runnable task) {
-        workers.execute(task);
+    /** Queues a generation; throws QueueFullException when too many wait. Listener calls come from the scheduler thread. */
+    public ContinuousBatchScheduler.Handle submit(GenerationRequest request, TokenListener listener) {
+        return scheduler.submit(request, listener);
     }
 
-    public ExecutorService workers() {
-        return workers;
-    }
-
-    /** Generates on the calling thread (which should be a worker). */
-    public GenerationResult generate(GenerationRequest request, TokenListener listener) {
-        return generator.generate(request, listener);
+    public ContinuousBatchScheduler.Metrics metrics() {
+        return scheduler.metrics();
     }
 
     void shutdown(@Observes ShutdownEvent ev) {
-        workers.shutdownNow();
+        scheduler.close();
         model.close();
     }
 }
