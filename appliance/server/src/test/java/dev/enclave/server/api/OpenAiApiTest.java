@@ -138,6 +138,18 @@ class OpenAiApiTest {
     }
 
     @Test
+    void schedulerMetricsOnPrometheusEndpoint() {
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"temperature\":0}")
+                .post("/v1/completions").then().statusCode(200);
+        String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        for (String name : new String[] {"enclave_queue_depth", "enclave_sequences_active", "enclave_kv_blocks_used", "enclave_kv_blocks_free",
+                "enclave_prefix_cache_hit_ratio", "enclave_tokens_generated_total", "enclave_ttft_last_seconds", "enclave_inter_token_last_seconds"}) {
+            assertTrue(metrics.contains(name), "missing " + name);
+        }
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("enclave_tokens_generated_total") && !l.endsWith(" 0.0")), "no tokens counted");
+    }
+
+    @Test
     void healthAndPage() {
         given().get("/q/health").then().statusCode(200).body("status", equalTo("UP"))
                 .body("checks.find { it.name == 'model' }.data.id", equalTo("stories260K"));
