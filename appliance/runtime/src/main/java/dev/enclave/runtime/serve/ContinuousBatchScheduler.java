@@ -83,7 +83,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         int generated;
         long firstTokenAt;
         FinishReason finish;
-        boolean inCache;
+        boolean matched;
 
         Seq(Handle h, InferenceState state) {
             this.h = h;
@@ -108,7 +108,6 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
     private final List<Seq> active = new ArrayList<>();
     private final Thread loop;
     private volatile boolean closed;
-    private int rotate;
 
     // metrics
     private final AtomicLong completed = new AtomicLong();
@@ -217,12 +216,6 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             int ctx = Math.min(model.config().contextLength(), h.request.promptTokens().length + h.request.maxTokens());
             InferenceState state = model.newState(Math.max(ctx, 1), pool);
             Seq s = new Seq(h, state);
-            int[] shared = cache.match(s.prompt, (s.prompt.length - 1) / pool.blockSize);
-            if (shared.length > 0) {
-                state.adoptPrefix(shared, shared.length * pool.blockSize);
-                s.prefilled = shared.length * pool.blockSize;
-                cachedPromptTokens.addAndGet(s.prefilled);
-            }
             promptTokens.addAndGet(s.prompt.length);
             for (int t : s.prompt) h.request.sampler().accept(t);
             active.add(s);
@@ -253,19 +246,27 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                 budget--;
             }
         }
-        // then prompt chunks, starting with a different sequence each step
-        for (int k = 0; k < n; k++) {
-            Seq s = active.get((rotate + k) % n);
+        // then one prompt at a time, oldest first: a prompt that shares a prefix with the one before it (a system
+        // prompt, a document, earlier turns) starts only once that prefix is in the cache, and reuses it
+        for (Seq s : active) {
             if (s.decoding()) continue;
-            int chunk = Math.min(s.prompt.length - s.prefilled, Math.max(budget, 1));
+            if (!s.matched) {
+                int[] shared = cache.match(s.prompt, (s.prompt.length - 1) / pool.blockSize);
+                if (shared.length > 0) {
+                    s.state.adoptPrefix(shared, shared.length * pool.blockSize);
+                    s.prefilled = shared.length * pool.blockSize;
+                    cachedPromptTokens.addAndGet(s.prefilled);
+                }
+                s.matched = true;
+            }
             if (budget <= 0 && !batch.isEmpty()) break;
+            int chunk = Math.min(s.prompt.length - s.prefilled, Math.max(budget, 1));
             tokens[batch.size()] = s.prompt;
             from[batch.size()] = s.prefilled;
             count[batch.size()] = chunk;
             batch.add(s);
-            budget -= chunk;
+            break;
         }
-        rotate++;
         // make room in the KV pool; a sequence that cannot grow ends
         for (int i = 0; i < batch.size(); i++) {
             Seq s = batch.get(i);
@@ -299,11 +300,9 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             Seq s = batch.get(i);
             if (!s.decoding()) {
                 s.prefilled += count[i];
+                // full blocks of prompt are shareable as soon as they are computed
+                cache.insert(s.prompt, s.prefilled / pool.blockSize, s.state.blockTable());
                 if (!s.decoding()) continue; // more of the prompt next step
-                if (!s.inCache) {
-                    cache.insert(s.prompt, s.prompt.length / pool.blockSize, s.state.blockTable());
-                    s.inCache = true;
-                }
             }
             emit(s);
         }

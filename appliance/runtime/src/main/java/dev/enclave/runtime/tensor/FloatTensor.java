@@ -59,6 +59,18 @@ public abstract class FloatTensor {
     /** Sum of {@code this[offset + i] * that[thatOffset + i]} for i in [0, n). */
     public abstract float dot(long offset, float[] that, int thatOffset, int n);
 
+    /**
+     * Four dot products of the same weights with four vectors {@code x[x0..]}, {@code x[x1..]}, ... at once,
+     * written to {@code out[o], out[o + stride], out[o + 2 stride], out[o + 3 stride]}. Types with a fused kernel
+     * decode each block once for all four; this default simply calls {@link #dot} four times.
+     */
+    public void dot4(long offset, float[] x, int x0, int x1, int x2, int x3, int n, float[] out, int o, int stride) {
+        out[o] = dot(offset, x, x0, n);
+        out[o + stride] = dot(offset, x, x1, n);
+        out[o + 2 * stride] = dot(offset, x, x2, n);
+        out[o + 3 * stride] = dot(offset, x, x3, n);
+    }
+
     /** Copies {@code n} values starting at {@code offset} into {@code out} (dequantizing). */
     public void copyTo(long offset, float[] out, int outOffset, int n) {
         for (int i = 0; i < n; i++) {

@@ -89,4 +89,27 @@ public final class Int8RowsTensor extends FloatTensor {
         }
         return a0.add(a1).reduceLanes(VectorOperators.ADD);
     }
+
+    /** Four activation vectors at once: each group of 16 is widened and scaled once. */
+    @Override
+    public void dot4(long offset, float[] x, int x0, int x1, int x2, int x3, int n, float[] out, int o, int stride) {
+        if (!Kernels.WIDE || offset % 16 != 0 || n % 16 != 0) {
+            super.dot4(offset, x, x0, x1, x2, x3, n, out, o, stride);
+            return;
+        }
+        FloatVector a0 = FloatVector.zero(Kernels.F16L), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < n; i += 16) {
+            long p = offset + i;
+            FloatVector w = ((FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, p, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(scales.getAtIndex(F32, p / 16));
+            a0 = w.fma(FloatVector.fromArray(Kernels.F16L, x, x0 + i), a0);
+            a1 = w.fma(FloatVector.fromArray(Kernels.F16L, x, x1 + i), a1);
+            a2 = w.fma(FloatVector.fromArray(Kernels.F16L, x, x2 + i), a2);
+            a3 = w.fma(FloatVector.fromArray(Kernels.F16L, x, x3 + i), a3);
+        }
+        out[o] = a0.reduceLanes(VectorOperators.ADD);
+        out[o + stride] = a1.reduceLanes(VectorOperators.ADD);
+        out[o + 2 * stride] = a2.reduceLanes(VectorOperators.ADD);
+        out[o + 3 * stride] = a3.reduceLanes(VectorOperators.ADD);
+    }
 }

@@ -70,4 +70,30 @@ public final class Q4_0Tensor extends BlockTensor {
         s = hi.fma(FloatVector.fromArray(Kernels.F16L, x, xi + 16), s);
         return s.fma(FloatVector.broadcast(Kernels.F16L, half(b)), acc);
     }
+
+    /** Four activation vectors at once: each block's nibbles are decoded once and used four times. */
+    @Override
+    public void dot4(long offset, float[] x, int x0, int x1, int x2, int x3, int n, float[] out, int o, int stride) {
+        if (!Kernels.WIDE || offset % 32 != 0 || n % 32 != 0) {
+            super.dot4(offset, x, x0, x1, x2, x3, n, out, o, stride);
+            return;
+        }
+        FloatVector a0 = FloatVector.zero(Kernels.F16L), a1 = a0, a2 = a0, a3 = a0;
+        long b = offset / 32 * 18;
+        for (int i = 0; i < n; i += 32, b += 18) {
+            IntVector q = (IntVector) ByteVector.fromMemorySegment(Kernels.B16L, data, b + 2, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2I, Kernels.I16L, 0);
+            FloatVector d = FloatVector.broadcast(Kernels.F16L, half(b));
+            FloatVector lo = ((FloatVector) q.and(0xF).sub(8).convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(d);
+            FloatVector hi = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).and(0xF).sub(8).convertShape(VectorOperators.I2F, Kernels.F16L, 0)).mul(d);
+            a0 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, x0 + i + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, x0 + i), a0));
+            a1 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, x1 + i + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, x1 + i), a1));
+            a2 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, x2 + i + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, x2 + i), a2));
+            a3 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, x3 + i + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, x3 + i), a3));
+        }
+        out[o] = a0.reduceLanes(VectorOperators.ADD);
+        out[o + stride] = a1.reduceLanes(VectorOperators.ADD);
+        out[o + 2 * stride] = a2.reduceLanes(VectorOperators.ADD);
+        out[o + 3 * stride] = a3.reduceLanes(VectorOperators.ADD);
+    }
 }

@@ -48,8 +48,15 @@ final class BatchMatmul implements WorkerPool.Job {
         return (rows + ROWS - 1) / ROWS;
     }
 
+    /** Up to this many tokens, rows are not decoded to floats: fused kernels take the tokens four at a time. */
+    static final int FUSED_MAX_TOKENS = 8;
+
     @Override
     public void run(int from, int to) {
+        if (tokens <= FUSED_MAX_TOKENS) {
+            runFused(from, to);
+            return;
+        }
         int thread = WorkerPool.currentIndex();
         float[] buf = rowBuffers[thread];
         if (buf == null || buf.length < ROWS * cols) {
@@ -68,6 +75,19 @@ final class BatchMatmul implements WorkerPool.Job {
                     for (int t = 0; t < tokens; t++) out[outOff + t * outStride + r0 + k] = dot(buf, k * cols, x, t * xStride, cols);
                 }
             }
+        }
+    }
+
+    /** Few tokens (a decode step of a handful of sequences): four tokens per pass over each weight row. */
+    private void runFused(int from, int to) {
+        int rEnd = Math.min(rows, to * ROWS);
+        for (int r = from * ROWS; r < rEnd; r++) {
+            long off = (long) r * cols;
+            int t = 0;
+            for (; t + 4 <= tokens; t += 4) {
+                w.dot4(off, x, t * xStride, (t + 1) * xStride, (t + 2) * xStride, (t + 3) * xStride, cols, out, outOff + t * outStride + r, outStride);
+            }
+            for (; t < tokens; t++) out[outOff + t * outStride + r] = w.dot(off, x, t * xStride, cols);
         }
     }
 
