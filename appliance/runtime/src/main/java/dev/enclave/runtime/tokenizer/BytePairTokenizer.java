@@ -18,7 +18,7 @@ import java.util.regex.Pattern;
  * mapped to printable characters (GPT-2's byte-to-unicode table), and adjacent symbols are merged by merge rank,
  * lowest rank first, leftmost on ties.
  */
-public final class BytePairTokenizer implements Tokenizer {
+public final class BytePairTokenizer extends VocabularyTokenizer {
 
     /** Pre-tokenizer regexes by {@code tokenizer.ggml.pre}, applied one after another (each splits the pieces further). */
     static final Map<String, List<String>> PRE_TOKENIZERS;
@@ -54,25 +54,16 @@ public final class BytePairTokenizer implements Tokenizer {
         }
     }
 
-    private final String[] tokens;
-    private final int[] types;
     private final Map<String, Integer> ids;
     private final Map<String, Integer> mergeRanks;
     private final List<Pattern> pre;
     private final boolean ignoreMerges;
     private final SpecialTokenSplitter specials;
-    private final byte[][] pieces;
-    private final int bos, eos, eot, eom;
     private final boolean addBos, addEos;
 
     BytePairTokenizer(String[] tokens, int[] types, String[] merges, String preName, int bos, int eos, int eot, int eom,
                       boolean addBos, boolean addEos) {
-        this.tokens = tokens;
-        this.types = types;
-        this.bos = bos;
-        this.eos = eos;
-        this.eot = eot;
-        this.eom = eom;
+        super(tokens, types, bos, eos, eot, eom);
         this.addBos = addBos;
         this.addEos = addEos;
         List<String> exprs = PRE_TOKENIZERS.get(preName);
@@ -94,7 +85,6 @@ public final class BytePairTokenizer implements Tokenizer {
             mergeRanks.putIfAbsent(m, r);
         }
         this.specials = new SpecialTokenSplitter(tokens, types);
-        this.pieces = new byte[tokens.length][];
         for (int i = 0; i < tokens.length; i++) pieces[i] = render(i);
     }
 
@@ -245,39 +235,4 @@ public final class BytePairTokenizer implements Tokenizer {
         return out.toByteArray();
     }
 
-    @Override
-    public byte[] pieceBytes(int token, boolean special) {
-        if (token < 0 || token >= tokens.length) {
-            throw new IllegalArgumentException("token id " + token + " is outside the vocabulary");
-        }
-        if (special && (types[token] == TokenType.CONTROL || types[token] == TokenType.UNKNOWN)) {
-            return tokens[token].getBytes(StandardCharsets.UTF_8);
-        }
-        return pieces[token];
-    }
-
-    @Override
-    public int vocabularySize() {
-        return tokens.length;
-    }
-
-    @Override
-    public int bos() {
-        return bos;
-    }
-
-    @Override
-    public int eos() {
-        return eos;
-    }
-
-    @Override
-    public boolean isEndOfGeneration(int token) {
-        return token >= 0 && (token == eos || token == eot || token == eom);
-    }
-
-    @Override
-    public String tokenText(int token) {
-        return tokens[token];
-    }
 }

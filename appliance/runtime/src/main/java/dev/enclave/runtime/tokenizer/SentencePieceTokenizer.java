@@ -13,29 +13,21 @@ import java.util.PriorityQueue;
  * (UTF-8 characters at first) are merged greedily by the score of the merged piece — highest score first, the
  * leftmost pair on ties — and any symbol left that is not a piece is spelled as byte tokens {@code <0xXX>}.
  */
-public final class SentencePieceTokenizer implements Tokenizer {
+public final class SentencePieceTokenizer extends VocabularyTokenizer {
 
     private static final String SPACE = "\u2581";
 
-    private final String[] tokens;
     private final float[] scores;
-    private final int[] types;
     private final Map<String, Integer> ids;
     private final int[] byteTokens = new int[256];
-    private final byte[][] pieces;
-    private final int bos, eos, eot, eom, unk;
+    private final int unk;
     private final boolean addBos, addEos, addSpacePrefix;
     private final SpecialTokenSplitter specials;
 
     SentencePieceTokenizer(String[] tokens, float[] scores, int[] types, int bos, int eos, int eot, int eom, int unk,
                            boolean addBos, boolean addEos, boolean addSpacePrefix) {
-        this.tokens = tokens;
+        super(tokens, types, bos, eos, eot, eom);
         this.scores = scores;
-        this.types = types;
-        this.bos = bos;
-        this.eos = eos;
-        this.eot = eot;
-        this.eom = eom;
         this.unk = unk;
         this.addBos = addBos;
         this.addEos = addEos;
@@ -51,7 +43,6 @@ public final class SentencePieceTokenizer implements Tokenizer {
                 byteTokens[b] = id;
             }
         }
-        pieces = new byte[tokens.length][];
         for (int i = 0; i < tokens.length; i++) {
             pieces[i] = renderPiece(i);
         }
@@ -230,41 +221,6 @@ public final class SentencePieceTokenizer implements Tokenizer {
         };
     }
 
-    @Override
-    public byte[] pieceBytes(int token, boolean special) {
-        if (token < 0 || token >= tokens.length) {
-            throw new IllegalArgumentException("token id " + token + " is outside the vocabulary");
-        }
-        if (special && (types[token] == TokenType.CONTROL || types[token] == TokenType.UNKNOWN)) {
-            return tokens[token].getBytes(StandardCharsets.UTF_8);
-        }
-        return pieces[token];
-    }
-
-    @Override
-    public int vocabularySize() {
-        return tokens.length;
-    }
-
-    @Override
-    public int bos() {
-        return bos;
-    }
-
-    @Override
-    public int eos() {
-        return eos;
-    }
-
-    @Override
-    public boolean isEndOfGeneration(int token) {
-        return token >= 0 && (token == eos || token == eot || token == eom);
-    }
-
-    @Override
-    public String tokenText(int token) {
-        return tokens[token];
-    }
 
     /** A growable int array, to avoid boxing while encoding. */
     static final class IntList {

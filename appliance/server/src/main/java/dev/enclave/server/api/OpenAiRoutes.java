@@ -21,6 +21,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.security.SecureRandom;
 import java.util.HexFormat;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
 
 /**
@@ -120,12 +121,23 @@ public class OpenAiRoutes {
 
         HttpServerResponse response = ctx.response();
         String object = chat ? "chat.completion.chunk" : "text_completion";
+        if (params.stream()) {
+            // headers are prepared now but only sent with the first event, which the scheduler thread may write
+            // at any moment after submit
+            response.setStatusCode(200)
+                    .putHeader("Content-Type", "text/event-stream; charset=utf-8")
+                    .putHeader("Cache-Control", "no-cache")
+                    .putHeader("X-Accel-Buffering", "no")
+                    .setChunked(true);
+        }
+        AtomicBoolean roleSent = new AtomicBoolean(!chat);
         ContinuousBatchScheduler.Handle handle;
         try {
             if (params.stream()) {
                 handle = models.submit(request, (token, text) -> {
                     if (response.closed()) return false;
                     if (!text.isEmpty()) {
+                        sendRoleOnce(response, roleSent, object, id, created);
                         ObjectNode chunk = envelope(object, id, created);
                         ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
                         if (chat) c.putObject("delta").put("content", text);
@@ -140,33 +152,20 @@ public class OpenAiRoutes {
                 handle = models.submit(request, TokenListener.NONE);
             }
         } catch (QueueFullException e) {
+            response.setChunked(false).headers().remove("Content-Type");
             response.putHeader("Retry-After", "1");
             sendError(ctx, new ApiException(429, "rate_limit_error", "queue_full", null,
                     "The server is busy: too many requests are waiting. Retry shortly."));
             return;
         } catch (ContextLengthExceededException e) {
+            response.setChunked(false).headers().remove("Content-Type");
             sendError(ctx, contextExceeded(e.requested, 0, e.contextLength));
             return;
         }
         response.closeHandler(v -> handle.cancel());
-        if (params.stream()) {
-            response.setStatusCode(200)
-                    .putHeader("Content-Type", "text/event-stream; charset=utf-8")
-                    .putHeader("Cache-Control", "no-cache")
-                    .putHeader("X-Accel-Buffering", "no")
-                    .setChunked(true);
-            if (chat) {
-                ObjectNode first = envelope(object, id, created);
-                ObjectNode c = first.putArray("choices").addObject().put("index", 0);
-                c.putObject("delta").put("role", "assistant").put("content", "");
-                c.putNull("logprobs");
-                c.putNull("finish_reason");
-                sendEvent(response, first);
-            }
-        }
         handle.result().whenComplete((r, failure) -> {
             if (params.stream()) {
-                finishStream(response, chat, id, created, params, r, failure);
+                finishStream(response, chat, id, created, params, r, failure, roleSent);
             } else {
                 respond(ctx, chat, id, created, r, failure);
             }
@@ -193,9 +192,10 @@ public class OpenAiRoutes {
     }
 
     private void finishStream(HttpServerResponse response, boolean chat, String id, long created, CompletionParams params,
-                              GenerationResult r, Throwable failure) {
+                              GenerationResult r, Throwable failure, AtomicBoolean roleSent) {
         if (response.closed() || response.ended()) return;
         String object = chat ? "chat.completion.chunk" : "text_completion";
+        if (chat && failure == null && r != null) sendRoleOnce(response, roleSent, object, id, created);
         if (failure != null || r == null) {
             LOG.error("streamed generation failed", failure);
             ObjectNode err = json.createObjectNode();
@@ -219,6 +219,20 @@ public class OpenAiRoutes {
             sendEvent(response, u);
         }
         response.end("data: [DONE]\n\n");
+    }
+
+    /** The first chat chunk carries the assistant role; it is written once, before any content. */
+    private void sendRoleOnce(HttpServerResponse response, AtomicBoolean sent, String object, String id, long created) {
+        synchronized (sent) {
+            if (sent.get()) return;
+            ObjectNode first = envelope(object, id, created);
+            ObjectNode c = first.putArray("choices").addObject().put("index", 0);
+            c.putObject("delta").put("role", "assistant").put("content", "");
+            c.putNull("logprobs");
+            c.putNull("finish_reason");
+            sendEvent(response, first);
+            sent.set(true);
+        }
     }
 
     private int[] promptTokens(JsonNode prompt, Tokenizer tok) {
