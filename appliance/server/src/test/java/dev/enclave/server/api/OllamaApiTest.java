@@ -1,0 +1,70 @@
+package dev.enclave.server.api;
+
+import static io.restassured.RestAssured.given;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.notNullValue;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quarkus.test.junit.QuarkusTest;
+import io.restassured.http.ContentType;
+import org.junit.jupiter.api.Test;
+
+/** Ollama's API shapes over real HTTP: NDJSON streaming, non-streamed answers, tags, show, version, errors. */
+@QuarkusTest
+class OllamaApiTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void versionTagsAndShow() {
+        given().get("/api/version").then().statusCode(200).body("version", notNullValue());
+        given().get("/api/tags").then().statusCode(200)
+                .body("models[0].name", equalTo("stories260K:latest"))
+                .body("models[0].details.format", equalTo("gguf"))
+                .body("models[0].details.family", equalTo("llama"));
+        given().contentType(ContentType.JSON).body("{\"model\":\"stories260K\"}").post("/api/show").then().statusCode(200)
+                .body("model_info.'general.architecture'", equalTo("llama"))
+                .body("details.quantization_level", equalTo("F32"));
+        given().contentType(ContentType.JSON).body("{\"model\":\"llama3:8b\"}").post("/api/show").then().statusCode(404)
+                .body("error", notNullValue());
+    }
+
+    @Test
+    void generateStreamsNdjsonAndMatchesTheNonStreamedAnswer() throws Exception {
+        String req = "{\"model\":\"stories260K:latest\",\"prompt\":\"Once upon a time\",\"options\":{\"temperature\":0,\"num_predict\":20,\"repeat_penalty\":1.0,\"top_k\":0,\"top_p\":1.0}";
+        String streamed = given().contentType(ContentType.JSON).body(req + "}").post("/api/generate").then().statusCode(200)
+                .contentType(equalTo("application/x-ndjson")).extract().asString();
+        StringBuilder text = new StringBuilder();
+        JsonNode last = null;
+        for (String line : streamed.split("\n")) {
+            last = JSON.readTree(line);
+            text.append(last.path("response").asText());
+        }
+        assertTrue(last.get("done").asBoolean());
+        assertEquals(20, last.get("eval_count").asInt());
+        assertEquals(5, last.get("prompt_eval_count").asInt());
+        assertEquals(OpenAiApiTest.GREEDY_16, text.toString());
+        given().contentType(ContentType.JSON).body(req + ",\"stream\":false}").post("/api/generate").then().statusCode(200)
+                .body("response", equalTo(OpenAiApiTest.GREEDY_16)).body("done", equalTo(true)).body("done_reason", equalTo("length"));
+    }
+
+    @Test
+    void chatStreamsMessages() throws Exception {
+        String streamed = given().contentType(ContentType.JSON)
+                .body("{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],"
+                        + "\"options\":{\"temperature\":0,\"num_predict\":20,\"repeat_penalty\":1.0}}")
+                .post("/api/chat").then().statusCode(200).extract().asString();
+        StringBuilder text = new StringBuilder();
+        for (String line : streamed.split("\n")) {
+            JsonNode n = JSON.readTree(line);
+            assertEquals("assistant", n.path("message").path("role").asText());
+            text.append(n.path("message").path("content").asText());
+        }
+        assertEquals(OpenAiApiTest.GREEDY_16, text.toString());
+        given().contentType(ContentType.JSON).body("{\"model\":\"nope\",\"messages\":[]}").post("/api/chat").then().statusCode(404);
+        given().contentType(ContentType.JSON).body("{not json").post("/api/chat").then().statusCode(400).body("error", notNullValue());
+    }
+}
