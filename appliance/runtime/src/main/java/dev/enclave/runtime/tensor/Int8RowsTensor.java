@@ -107,9 +107,6 @@ public final class Int8RowsTensor extends FloatTensor {
             a2 = w.fma(FloatVector.fromArray(Kernels.F16L, x, x2 + i), a2);
             a3 = w.fma(FloatVector.fromArray(Kernels.F16L, x, x3 + i), a3);
         }
-        out[o] = a0.reduceLanes(VectorOperators.ADD);
-        out[o + stride] = a1.reduceLanes(VectorOperators.ADD);
-        out[o + 2 * stride] = a2.reduceLanes(VectorOperators.ADD);
-        out[o + 3 * stride] = a3.reduceLanes(VectorOperators.ADD);
+        Kernels.store4(out, o, stride, a0, a1, a2, a3);
     }
 }

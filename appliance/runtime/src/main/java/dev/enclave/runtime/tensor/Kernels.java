@@ -21,4 +21,12 @@ final class Kernels {
 
     private Kernels() {
     }
+
+    /** Sums the lanes of four accumulators into {@code out[o]}, {@code out[o + stride]}, ... */
+    static void store4(float[] out, int o, int stride, FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3) {
+        out[o] = a0.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+        out[o + stride] = a1.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+        out[o + 2 * stride] = a2.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+        out[o + 3 * stride] = a3.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+    }
 }

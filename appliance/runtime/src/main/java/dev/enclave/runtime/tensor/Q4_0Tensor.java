@@ -91,9 +91,6 @@ public final class Q4_0Tensor extends BlockTensor {
             a2 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, x2 + i + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, x2 + i), a2));
             a3 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, x3 + i + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, x3 + i), a3));
         }
-        out[o] = a0.reduceLanes(VectorOperators.ADD);
-        out[o + stride] = a1.reduceLanes(VectorOperators.ADD);
-        out[o + 2 * stride] = a2.reduceLanes(VectorOperators.ADD);
-        out[o + 3 * stride] = a3.reduceLanes(VectorOperators.ADD);
+        Kernels.store4(out, o, stride, a0, a1, a2, a3);
     }
 }
