@@ -491,6 +491,27 @@ public final class TransformerModel implements AutoCloseable {
         return s.logits;
     }
 
+    /**
+     * A sentence embedding from the model itself: the final-normed hidden state averaged over all positions, scaled
+     * to unit length (what llama.cpp's mean pooling gives). Runs on a private KV cache.
+     */
+    public float[] embed(int[] tokens) {
+        if (tokens.length == 0) throw new IllegalArgumentException("nothing to embed");
+        InferenceState s = newState(tokens.length);
+        int dim = config.embeddingLength();
+        double[] sum = new double[dim];
+        for (int t : tokens) {
+            forward(s, t);
+            for (int i = 0; i < dim; i++) sum[i] += s.x[i]; // s.x holds the final-normed hidden state
+        }
+        double norm = 0;
+        for (double v : sum) norm += v * v;
+        norm = Math.sqrt(norm);
+        float[] e = new float[dim];
+        for (int i = 0; i < dim; i++) e[i] = (float) (norm > 0 ? sum[i] / norm : 0);
+        return e;
+    }
+
     /** Final norm and output projection of the residual stream in {@code s.x}, into {@code s.logits}. */
     private void finishLogits(InferenceState s) {
         ModelConfig c = config;

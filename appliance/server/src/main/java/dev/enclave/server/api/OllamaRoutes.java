@@ -51,6 +51,7 @@ public class OllamaRoutes {
         router.post("/api/show").handler(this::show);
         router.post("/api/generate").handler(ctx -> generate(ctx, false));
         router.post("/api/chat").handler(ctx -> generate(ctx, true));
+        router.post("/api/embed").blockingHandler(this::embed, false);
         router.route("/api/*").handler(ctx -> error(ctx, 404, "unknown endpoint " + ctx.request().method() + " " + ctx.request().path()));
         router.route("/api/*").failureHandler(ctx -> error(ctx, ctx.statusCode() == 413 ? 413 : 500,
                 ctx.statusCode() == 413 ? "request body too large" : "internal error"));
@@ -213,6 +214,39 @@ public class OllamaRoutes {
                 send(ctx, 200, last);
             }
         });
+    }
+
+    private void embed(RoutingContext ctx) {
+        JsonNode body = body(ctx);
+        if (body == null) return;
+        String requested = body.path("model").asText("");
+        if (!matches(requested)) {
+            error(ctx, 404, "model '" + requested + "' not found");
+            return;
+        }
+        JsonNode input = body.get("input");
+        List<String> texts = new ArrayList<>();
+        if (input != null && input.isTextual()) texts.add(input.asText());
+        else if (input != null && input.isArray()) for (JsonNode e : input) texts.add(e.asText());
+        if (texts.isEmpty() || texts.size() > 256) {
+            error(ctx, 400, "input must be a string or an array of 1 to 256 strings");
+            return;
+        }
+        ObjectNode out = json.createObjectNode().put("model", name());
+        var list = out.putArray("embeddings");
+        int total = 0;
+        for (String t : texts) {
+            int[] ids = models.model().tokenizer().encode(t, true, false);
+            if (ids.length > models.model().config().contextLength()) {
+                error(ctx, 400, "input longer than the model's context");
+                return;
+            }
+            total += ids.length;
+            var vec = list.addArray();
+            for (float v : models.model().embed(ids)) vec.add(v);
+        }
+        out.put("prompt_eval_count", total);
+        send(ctx, 200, out);
     }
 
     private ObjectNode base() {

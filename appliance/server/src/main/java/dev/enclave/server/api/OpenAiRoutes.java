@@ -51,6 +51,7 @@ public class OpenAiRoutes {
         router.get("/v1/models/:id").handler(this::getModel);
         router.post("/v1/completions").handler(ctx -> completion(ctx, false));
         router.post("/v1/chat/completions").handler(ctx -> completion(ctx, true));
+        router.post("/v1/embeddings").blockingHandler(this::embeddings, false);
         router.route("/v1/*").handler(ctx -> sendError(ctx, new ApiException(404, "invalid_request_error", "unknown_url", null,
                 "Unknown request URL: " + ctx.request().method() + " " + ctx.request().path())));
         router.route("/v1/*").failureHandler(this::failure);
@@ -79,6 +80,45 @@ public class OpenAiRoutes {
                 .put("object", "model")
                 .put("created", models.createdEpochSeconds())
                 .put("owned_by", "enclave");
+    }
+
+    // ---- embeddings (pooled from the loaded model until the RAG embedder lands) ----
+
+    private void embeddings(RoutingContext ctx) {
+        try {
+            JsonNode body = parseBody(ctx);
+            JsonNode model = body.get("model");
+            if (model != null && model.isTextual() && !models.modelId().equals(model.asText())) throw ApiException.modelNotFound(model.asText());
+            JsonNode input = body.get("input");
+            java.util.List<int[]> texts = new java.util.ArrayList<>();
+            Tokenizer tok = models.model().tokenizer();
+            if (input != null && input.isTextual()) {
+                texts.add(tok.encode(input.asText(), true, false));
+            } else if (input != null && input.isArray() && !input.isEmpty() && input.size() <= 256) {
+                for (JsonNode e : input) {
+                    if (!e.isTextual()) throw ApiException.invalid("input", "input must be a string or an array of strings");
+                    texts.add(tok.encode(e.asText(), true, false));
+                }
+            } else {
+                throw ApiException.invalid("input", "input must be a string or an array of 1 to 256 strings");
+            }
+            int ctxLen = models.model().config().contextLength();
+            ObjectNode out = json.createObjectNode().put("object", "list").put("model", models.modelId());
+            var data = out.putArray("data");
+            int total = 0;
+            for (int i = 0; i < texts.size(); i++) {
+                int[] t = texts.get(i);
+                if (t.length > ctxLen) throw contextExceeded(t.length, 0, ctxLen);
+                total += t.length;
+                ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
+                var vec = item.putArray("embedding");
+                for (float v : models.model().embed(t)) vec.add(v);
+            }
+            out.putObject("usage").put("prompt_tokens", total).put("total_tokens", total);
+            sendJson(ctx, 200, out);
+        } catch (ApiException e) {
+            sendError(ctx, e);
+        }
     }
 
     // ---- completions ----

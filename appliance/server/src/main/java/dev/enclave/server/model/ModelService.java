@@ -35,7 +35,7 @@ public class ModelService {
     public ModelService(@ConfigProperty(name = "enclave.model") Optional<String> modelPath,
                         @ConfigProperty(name = "enclave.scheduler.max-active", defaultValue = "8") int maxActive,
                         @ConfigProperty(name = "enclave.scheduler.queue", defaultValue = "64") int queueLength,
-                        @ConfigProperty(name = "enclave.scheduler.token-budget", defaultValue = "256") int tokenBudget,
+                        @ConfigProperty(name = "enclave.scheduler.token-budget", defaultValue = "64") int tokenBudget,
                         @ConfigProperty(name = "enclave.scheduler.kv-memory-mb", defaultValue = "1024") long kvMemoryMb,
                         @ConfigProperty(name = "enclave.scheduler.block-size", defaultValue = "16") int blockSize,
                         @ConfigProperty(name = "enclave.scheduler.timeout-seconds", defaultValue = "600") long timeoutSeconds) {

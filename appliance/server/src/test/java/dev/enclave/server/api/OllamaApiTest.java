@@ -52,6 +52,33 @@ class OllamaApiTest {
     }
 
     @Test
+    void embeddingsOnBothApis() throws Exception {
+        JsonNode o = JSON.readTree(given().contentType(ContentType.JSON)
+                .body("{\"model\":\"stories260K\",\"input\":[\"Lily played in the park.\",\"Lily played in the park!\",\"The cat sat.\"]}")
+                .post("/v1/embeddings").then().statusCode(200).extract().asString());
+        JsonNode d = o.get("data");
+        assertEquals(3, d.size());
+        double same = cos(d.get(0).get("embedding"), d.get(1).get("embedding"));
+        double other = cos(d.get(0).get("embedding"), d.get(2).get("embedding"));
+        assertEquals(1.0, cos(d.get(0).get("embedding"), d.get(0).get("embedding")), 1e-5);
+        assertTrue(same > other, "near-identical sentences should be closer: " + same + " vs " + other);
+        JsonNode e = JSON.readTree(given().contentType(ContentType.JSON).body("{\"model\":\"stories260K\",\"input\":\"Lily played in the park.\"}")
+                .post("/api/embed").then().statusCode(200).extract().asString());
+        assertEquals(1.0, cos(e.get("embeddings").get(0), d.get(0).get("embedding")), 1e-5);
+        given().contentType(ContentType.JSON).body("{\"input\":42}").post("/v1/embeddings").then().statusCode(400);
+    }
+
+    static double cos(JsonNode a, JsonNode b) {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.size(); i++) {
+            dot += a.get(i).asDouble() * b.get(i).asDouble();
+            na += a.get(i).asDouble() * a.get(i).asDouble();
+            nb += b.get(i).asDouble() * b.get(i).asDouble();
+        }
+        return dot / Math.sqrt(na * nb);
+    }
+
+    @Test
     void chatStreamsMessages() throws Exception {
         String streamed = given().contentType(ContentType.JSON)
                 .body("{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],"
