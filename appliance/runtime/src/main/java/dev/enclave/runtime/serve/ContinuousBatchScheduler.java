@@ -6,6 +6,7 @@ import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.StopStringMatcher;
 import dev.enclave.runtime.generate.TokenListener;
+import dev.enclave.runtime.generate.TokenLogprobs;
 import dev.enclave.runtime.kv.KvPool;
 import dev.enclave.runtime.kv.PrefixCache;
 import dev.enclave.runtime.model.InferenceState;
@@ -315,6 +316,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             finish(s, FinishReason.LENGTH);
             return;
         }
+        float[] raw = r.topLogprobs() >= 0 ? s.state.logits().clone() : null; // samplers adjust logits in place
         int token = r.sampler().sample(s.state.logits());
         long now = System.nanoTime();
         if (s.firstTokenAt == 0) {
@@ -333,7 +335,8 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         s.text.append(released);
         boolean keepGoing;
         try {
-            keepGoing = s.h.listener.onToken(token, released);
+            keepGoing = raw == null ? s.h.listener.onToken(token, released)
+                    : s.h.listener.onToken(token, released, TokenLogprobs.of(raw, token, r.topLogprobs()));
         } catch (RuntimeException e) {
             keepGoing = false;
         }

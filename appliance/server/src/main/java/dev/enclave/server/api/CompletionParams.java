@@ -8,9 +8,9 @@ import java.util.Map;
 import java.util.List;
 
 /** Sampling and stopping parameters shared by /v1/completions and /v1/chat/completions, validated. */
-record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage) {
+record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs) {
 
-    static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize) {
+    static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize, boolean chat) {
         int maxTokens = defaultMaxTokens;
         for (String key : new String[] {"max_completion_tokens", "max_tokens"}) {
             JsonNode v = body.get(key);
@@ -96,7 +96,26 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
         }
         SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, 64,
                 frequency, presence, bias, seed);
-        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage);
+        int topLogprobs = -1;
+        JsonNode lp = body.get("logprobs");
+        if (lp != null && !lp.isNull()) {
+            if (chat) {
+                if (!lp.isBoolean()) throw ApiException.invalid("logprobs", "logprobs must be a boolean");
+                if (lp.asBoolean()) {
+                    JsonNode top = body.get("top_logprobs");
+                    topLogprobs = top == null || top.isNull() ? 0 : top.asInt(-1);
+                    if (top != null && !top.isNull() && (!top.isIntegralNumber() || topLogprobs < 0 || topLogprobs > 20)) {
+                        throw ApiException.invalid("top_logprobs", "top_logprobs must be an integer between 0 and 20");
+                    }
+                }
+            } else {
+                if (!lp.isIntegralNumber() || lp.asInt() < 0 || lp.asInt() > 5) throw ApiException.invalid("logprobs", "logprobs must be an integer between 0 and 5");
+                topLogprobs = lp.asInt();
+            }
+        } else if (chat && body.has("top_logprobs") && !body.get("top_logprobs").isNull()) {
+            throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs: true");
+        }
+        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs);
     }
 
     private static float number(JsonNode body, String key, double dflt, double min, double max) {

@@ -8,6 +8,9 @@ import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.TokenListener;
+import dev.enclave.runtime.generate.TokenLogprobs;
+import java.util.ArrayList;
+import java.util.List;
 import dev.enclave.runtime.sampling.Sampler;
 import dev.enclave.runtime.serve.ContinuousBatchScheduler;
 import dev.enclave.runtime.serve.QueueFullException;
@@ -148,12 +151,12 @@ public class OpenAiRoutes {
             if (prompt.length >= ctxLen) {
                 throw contextExceeded(prompt.length, 1, ctxLen);
             }
-            params = CompletionParams.parse(body, chat ? ctxLen - prompt.length : 16, ctxLen, tok.vocabularySize());
+            params = CompletionParams.parse(body, chat ? ctxLen - prompt.length : 16, ctxLen, tok.vocabularySize(), chat);
             if (prompt.length + params.maxTokens() > ctxLen) {
                 throw contextExceeded(prompt.length, params.maxTokens(), ctxLen);
             }
             request = new GenerationRequest(prompt, params.maxTokens(),
-                    Sampler.of(params.sampling()), params.stop(), false);
+                    Sampler.of(params.sampling()), params.stop(), false, params.topLogprobs());
         } catch (ApiException e) {
             sendError(ctx, e);
             return;
@@ -171,26 +174,39 @@ public class OpenAiRoutes {
                     .setChunked(true);
         }
         AtomicBoolean roleSent = new AtomicBoolean(!chat);
+        List<TokenLogprobs> pending = new ArrayList<>(); // logprobs of tokens whose text is still held back
+        List<TokenLogprobs> all = new ArrayList<>();
+        boolean stream = params.stream();
         ContinuousBatchScheduler.Handle handle;
         try {
-            if (params.stream()) {
-                handle = models.submit(request, (token, text) -> {
+            handle = models.submit(request, new TokenListener() {
+                @Override
+                public boolean onToken(int token, String text) {
+                    return onToken(token, text, null);
+                }
+
+                @Override
+                public boolean onToken(int token, String text, TokenLogprobs lp) {
                     if (response.closed()) return false;
-                    if (!text.isEmpty()) {
+                    if (lp != null) {
+                        pending.add(lp);
+                        if (!stream) all.add(lp);
+                    }
+                    if (stream && !text.isEmpty()) {
                         sendRoleOnce(response, roleSent, object, id, created);
                         ObjectNode chunk = envelope(object, id, created);
                         ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
                         if (chat) c.putObject("delta").put("content", text);
                         else c.put("text", text);
-                        c.putNull("logprobs");
+                        if (params.topLogprobs() >= 0) c.set("logprobs", logprobs(chat, pending));
+                        else c.putNull("logprobs");
                         c.putNull("finish_reason");
                         sendEvent(response, chunk);
+                        pending.clear();
                     }
                     return true;
-                });
-            } else {
-                handle = models.submit(request, TokenListener.NONE);
-            }
+                }
+            });
         } catch (QueueFullException e) {
             response.setChunked(false).headers().remove("Content-Type");
             response.putHeader("Retry-After", "1");
@@ -207,12 +223,13 @@ public class OpenAiRoutes {
             if (params.stream()) {
                 finishStream(response, chat, id, created, params, r, failure, roleSent);
             } else {
-                respond(ctx, chat, id, created, r, failure);
+                respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null);
             }
         });
     }
 
-    private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure) {
+    private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure,
+                         List<TokenLogprobs> logprobs) {
         if (failure != null || r == null) {
             LOG.error("generation failed", failure);
             sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + (failure == null ? "no result" : failure.getMessage())));
@@ -225,7 +242,8 @@ public class OpenAiRoutes {
         } else {
             choice.put("text", r.text());
         }
-        choice.putNull("logprobs");
+        if (logprobs != null) choice.set("logprobs", logprobs(chat, logprobs));
+        else choice.putNull("logprobs");
         choice.put("finish_reason", r.finishReason().openAiName);
         out.set("usage", usage(r));
         sendJson(ctx, 200, out);
@@ -259,6 +277,47 @@ public class OpenAiRoutes {
             sendEvent(response, u);
         }
         response.end("data: [DONE]\n\n");
+    }
+
+    /** OpenAI's logprobs object: chat ({@code content} entries with bytes and alternatives) or legacy completions. */
+    private ObjectNode logprobs(boolean chat, List<TokenLogprobs> lps) {
+        Tokenizer tok = models.model().tokenizer();
+        ObjectNode out = json.createObjectNode();
+        if (chat) {
+            var content = out.putArray("content");
+            for (TokenLogprobs lp : lps) {
+                ObjectNode e = tokenEntry(content.addObject(), tok, lp.token(), lp.logprob());
+                var top = e.putArray("top_logprobs");
+                for (int i = 0; i < lp.topTokens().length; i++) tokenEntry(top.addObject(), tok, lp.topTokens()[i], lp.topLogprobs()[i]);
+            }
+            out.putNull("refusal");
+        } else {
+            var tokens = out.putArray("tokens");
+            var tokenLogprobs = out.putArray("token_logprobs");
+            var top = out.putArray("top_logprobs");
+            var offsets = out.putArray("text_offset");
+            int offset = 0;
+            for (TokenLogprobs lp : lps) {
+                String piece = new String(tok.pieceBytes(lp.token(), false), java.nio.charset.StandardCharsets.UTF_8);
+                tokens.add(piece);
+                tokenLogprobs.add(lp.logprob());
+                ObjectNode alternatives = top.addObject();
+                for (int i = 0; i < lp.topTokens().length; i++) {
+                    alternatives.put(new String(tok.pieceBytes(lp.topTokens()[i], false), java.nio.charset.StandardCharsets.UTF_8), lp.topLogprobs()[i]);
+                }
+                offsets.add(offset);
+                offset += piece.length();
+            }
+        }
+        return out;
+    }
+
+    private static ObjectNode tokenEntry(ObjectNode e, Tokenizer tok, int token, float logprob) {
+        byte[] bytes = tok.pieceBytes(token, false);
+        e.put("token", new String(bytes, java.nio.charset.StandardCharsets.UTF_8)).put("logprob", logprob);
+        var b = e.putArray("bytes");
+        for (byte x : bytes) b.add(x & 0xFF);
+        return e;
     }
 
     /** The first chat chunk carries the assistant role; it is written once, before any content. */

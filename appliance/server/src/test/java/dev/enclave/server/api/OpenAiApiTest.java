@@ -138,6 +138,43 @@ class OpenAiApiTest {
     }
 
     @Test
+    void logprobsMatchTheReferenceDistribution() throws Exception {
+        JsonNode ref = JSON.readTree(java.nio.file.Path.of(System.getProperty("enclave.shared.dir", "../../../shared"),
+                "fixtures/models/stories260K-F32.ref.json").toFile());
+        JsonNode f64 = ref.get("f64_reference").get("last_logits");
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        for (JsonNode v : f64) max = Math.max(max, v.asDouble());
+        for (JsonNode v : f64) sum += Math.exp(v.asDouble() - max);
+        double expectedFirst = f64.get(432).asDouble() - (max + Math.log(sum)); // "," is the greedy first token
+
+        JsonNode chat = JSON.readTree(given().contentType(ContentType.JSON)
+                .body("{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":5,\"temperature\":0,"
+                        + "\"logprobs\":true,\"top_logprobs\":3}")
+                .post("/v1/chat/completions").then().statusCode(200).extract().asString());
+        JsonNode content = chat.get("choices").get(0).get("logprobs").get("content");
+        assertEquals(5, content.size());
+        assertEquals(",", content.get(0).get("token").asText());
+        assertEquals(expectedFirst, content.get(0).get("logprob").asDouble(), 1e-4);
+        for (JsonNode e : content) {
+            assertEquals(3, e.get("top_logprobs").size());
+            assertEquals(e.get("logprob").asDouble(), e.get("top_logprobs").get(0).get("logprob").asDouble(), 1e-6); // greedy = top 1
+            assertTrue(e.get("logprob").asDouble() <= 0);
+        }
+        String streamed = given().contentType(ContentType.JSON)
+                .body("{\"prompt\":\"Once upon a time\",\"max_tokens\":5,\"temperature\":0,\"logprobs\":2,\"stream\":true}")
+                .post("/v1/completions").then().statusCode(200).extract().asString();
+        int tokens = 0;
+        for (String ev : streamed.split("\n\n")) {
+            if (!ev.startsWith("data: {")) continue;
+            JsonNode c = JSON.readTree(ev.substring(6)).get("choices").get(0);
+            if (c.get("logprobs").isObject()) tokens += c.get("logprobs").get("tokens").size();
+        }
+        assertEquals(5, tokens);
+        given().contentType(ContentType.JSON).body("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,\"top_logprobs\":50}")
+                .post("/v1/chat/completions").then().statusCode(400).body("error.param", equalTo("top_logprobs"));
+    }
+
+    @Test
     void schedulerMetricsOnPrometheusEndpoint() {
         given().contentType(ContentType.JSON).body("{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"temperature\":0}")
                 .post("/v1/completions").then().statusCode(200);
