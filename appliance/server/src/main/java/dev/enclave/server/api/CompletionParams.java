@@ -8,7 +8,8 @@ import java.util.Map;
 import java.util.List;
 
 /** Sampling and stopping parameters shared by /v1/completions and /v1/chat/completions, validated. */
-record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs) {
+record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs,
+                        boolean jsonObject) {
 
     static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize, boolean chat) {
         int maxTokens = defaultMaxTokens;
@@ -115,7 +116,19 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
         } else if (chat && body.has("top_logprobs") && !body.get("top_logprobs").isNull()) {
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs: true");
         }
-        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs);
+        boolean jsonObject = false;
+        JsonNode rf = body.get("response_format");
+        if (rf != null && !rf.isNull()) {
+            String type = rf.path("type").asText("");
+            switch (type) {
+                case "text" -> { }
+                case "json_object" -> jsonObject = true;
+                case "json_schema" -> throw ApiException.invalid("response_format",
+                        "response_format json_schema is not supported yet; use json_object (output constrained to a JSON object)");
+                default -> throw ApiException.invalid("response_format", "response_format.type must be text or json_object");
+            }
+        }
+        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs, jsonObject);
     }
 
     private static float number(JsonNode body, String key, double dflt, double min, double max) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.enclave.runtime.constrain.JsonObjectSampler;
 import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
@@ -156,7 +157,8 @@ public class OpenAiRoutes {
                 throw contextExceeded(prompt.length, params.maxTokens(), ctxLen);
             }
             request = new GenerationRequest(prompt, params.maxTokens(),
-                    Sampler.of(params.sampling()), params.stop(), false, params.topLogprobs());
+                    params.jsonObject() ? new JsonObjectSampler(Sampler.of(params.sampling()), tok) : Sampler.of(params.sampling()),
+                    params.stop(), false, params.topLogprobs());
         } catch (ApiException e) {
             sendError(ctx, e);
             return;

@@ -175,6 +175,21 @@ class OpenAiApiTest {
     }
 
     @Test
+    void jsonObjectResponseFormatConstrainsTheOutput() throws Exception {
+        for (int seed = 1; seed <= 3; seed++) {
+            JsonNode r = JSON.readTree(given().contentType(ContentType.JSON)
+                    .body("{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":80,\"seed\":" + seed
+                            + ",\"response_format\":{\"type\":\"json_object\"}}")
+                    .post("/v1/chat/completions").then().statusCode(200).extract().asString());
+            String text = r.get("choices").get(0).get("message").get("content").asText();
+            assertTrue(text.strip().startsWith("{"), text);
+            if (r.get("choices").get(0).get("finish_reason").asText().equals("stop")) JSON.readTree(text); // complete: must parse
+        }
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"x\",\"response_format\":{\"type\":\"yaml\"}}")
+                .post("/v1/completions").then().statusCode(400).body("error.param", equalTo("response_format"));
+    }
+
+    @Test
     void schedulerMetricsOnPrometheusEndpoint() {
         given().contentType(ContentType.JSON).body("{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"temperature\":0}")
                 .post("/v1/completions").then().statusCode(200);
