@@ -139,6 +139,7 @@ public class OpenAiRoutes {
         final long created = System.currentTimeMillis() / 1000;
         final CompletionParams params;
         final GenerationRequest request;
+        final List<String> toolNames = new ArrayList<>();
         try {
             JsonNode model = body.get("model");
             if (model != null && !model.isNull()) {
@@ -147,7 +148,17 @@ public class OpenAiRoutes {
             }
             Tokenizer tok = models.model().tokenizer();
             int ctxLen = models.model().config().contextLength();
-            int[] prompt = chat ? ChatPrompt.tokens(body.get("messages"), body.get("tools"), models.chatTemplate(), tok)
+            JsonNode tools = body.get("tools");
+            boolean toolsOff = "none".equals(body.path("tool_choice").asText(""));
+            if (chat && tools != null && !tools.isNull() && !toolsOff) {
+                if (!tools.isArray()) throw ApiException.invalid("tools", "tools must be an array");
+                for (JsonNode t : tools) {
+                    JsonNode fn = t.path("function").path("name");
+                    if (!fn.isTextual()) throw ApiException.invalid("tools", "each tool needs function.name");
+                    toolNames.add(fn.asText());
+                }
+            }
+            int[] prompt = chat ? ChatPrompt.tokens(body.get("messages"), toolsOff ? null : tools, models.chatTemplate(), tok)
                     : promptTokens(body.get("prompt"), tok);
             if (prompt.length >= ctxLen) {
                 throw contextExceeded(prompt.length, 1, ctxLen);
@@ -179,6 +190,7 @@ public class OpenAiRoutes {
         List<TokenLogprobs> pending = new ArrayList<>(); // logprobs of tokens whose text is still held back
         List<TokenLogprobs> all = new ArrayList<>();
         boolean stream = params.stream();
+        boolean buffered = !toolNames.isEmpty(); // with tools, the answer may be a call: parse it whole at the end
         ContinuousBatchScheduler.Handle handle;
         try {
             handle = models.submit(request, new TokenListener() {
@@ -194,7 +206,7 @@ public class OpenAiRoutes {
                         pending.add(lp);
                         if (!stream) all.add(lp);
                     }
-                    if (stream && !text.isEmpty()) {
+                    if (stream && !buffered && !text.isEmpty()) {
                         sendRoleOnce(response, roleSent, object, id, created);
                         ObjectNode chunk = envelope(object, id, created);
                         ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
@@ -223,15 +235,15 @@ public class OpenAiRoutes {
         response.closeHandler(v -> handle.cancel());
         handle.result().whenComplete((r, failure) -> {
             if (params.stream()) {
-                finishStream(response, chat, id, created, params, r, failure, roleSent);
+                finishStream(response, chat, id, created, params, r, failure, roleSent, buffered ? toolNames : null);
             } else {
-                respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null);
+                respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null, toolNames);
             }
         });
     }
 
     private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure,
-                         List<TokenLogprobs> logprobs) {
+                         List<TokenLogprobs> logprobs, List<String> toolNames) {
         if (failure != null || r == null) {
             LOG.error("generation failed", failure);
             sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + (failure == null ? "no result" : failure.getMessage())));
@@ -239,20 +251,30 @@ public class OpenAiRoutes {
         }
         ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
         ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
+        String finish = r.finishReason().openAiName;
         if (chat) {
-            choice.putObject("message").put("role", "assistant").put("content", r.text());
+            ObjectNode message = choice.putObject("message").put("role", "assistant");
+            ToolCallParser.Parsed parsed = toolNames.isEmpty() ? null : ToolCallParser.parse(r.text(), toolNames);
+            if (parsed != null && !parsed.calls().isEmpty()) {
+                if (parsed.content().isEmpty()) message.putNull("content");
+                else message.put("content", parsed.content());
+                message.set("tool_calls", toolCalls(parsed.calls(), false));
+                finish = "tool_calls";
+            } else {
+                message.put("content", r.text());
+            }
         } else {
             choice.put("text", r.text());
         }
         if (logprobs != null) choice.set("logprobs", logprobs(chat, logprobs));
         else choice.putNull("logprobs");
-        choice.put("finish_reason", r.finishReason().openAiName);
+        choice.put("finish_reason", finish);
         out.set("usage", usage(r));
         sendJson(ctx, 200, out);
     }
 
     private void finishStream(HttpServerResponse response, boolean chat, String id, long created, CompletionParams params,
-                              GenerationResult r, Throwable failure, AtomicBoolean roleSent) {
+                              GenerationResult r, Throwable failure, AtomicBoolean roleSent, List<String> bufferedTools) {
         if (response.closed() || response.ended()) return;
         String object = chat ? "chat.completion.chunk" : "text_completion";
         if (chat && failure == null && r != null) sendRoleOnce(response, roleSent, object, id, created);
@@ -265,12 +287,28 @@ public class OpenAiRoutes {
             response.end("data: [DONE]\n\n");
             return;
         }
+        String finish = r.finishReason().openAiName;
+        if (bufferedTools != null) {
+            // the whole answer was held back: send it as one content delta, or as tool-call deltas
+            ToolCallParser.Parsed parsed = ToolCallParser.parse(r.text(), bufferedTools);
+            ObjectNode chunk = envelope(object, id, created);
+            ObjectNode delta = chunk.putArray("choices").addObject().put("index", 0).putObject("delta");
+            if (!parsed.calls().isEmpty()) {
+                if (!parsed.content().isEmpty()) delta.put("content", parsed.content());
+                delta.set("tool_calls", toolCalls(parsed.calls(), true));
+                finish = "tool_calls";
+            } else {
+                delta.put("content", r.text());
+            }
+            ((ObjectNode) chunk.get("choices").get(0)).putNull("logprobs").putNull("finish_reason");
+            sendEvent(response, chunk);
+        }
         ObjectNode last = envelope(object, id, created);
         ObjectNode c = last.putArray("choices").addObject().put("index", 0);
         if (chat) c.putObject("delta");
         else c.put("text", "");
         c.putNull("logprobs");
-        c.put("finish_reason", r.finishReason().openAiName);
+        c.put("finish_reason", finish);
         sendEvent(response, last);
         if (params.includeUsage()) {
             ObjectNode u = envelope(object, id, created);
@@ -279,6 +317,18 @@ public class OpenAiRoutes {
             sendEvent(response, u);
         }
         response.end("data: [DONE]\n\n");
+    }
+
+    /** OpenAI's tool_calls array; in stream deltas each call also carries its index. */
+    private com.fasterxml.jackson.databind.node.ArrayNode toolCalls(List<ToolCallParser.Call> calls, boolean delta) {
+        var arr = json.createArrayNode();
+        for (int i = 0; i < calls.size(); i++) {
+            ObjectNode c = arr.addObject();
+            if (delta) c.put("index", i);
+            c.put("id", "call_" + randomId().substring(0, 16)).put("type", "function");
+            c.putObject("function").put("name", calls.get(i).name()).put("arguments", calls.get(i).argumentsJson());
+        }
+        return arr;
     }
 
     /** OpenAI's logprobs object: chat ({@code content} entries with bytes and alternatives) or legacy completions. */

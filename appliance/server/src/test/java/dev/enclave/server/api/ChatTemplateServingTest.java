@@ -45,5 +45,16 @@ class ChatTemplateServingTest {
                 .body("model", equalTo("syn-qwen2-bpe-F32"))
                 .body("usage.prompt_tokens", equalTo(expectedPromptTokens))
                 .body("usage.completion_tokens", equalTo(4));
+        // tools go into the prompt through the template; the answer is parsed for calls (none from random weights)
+        int withTools = given().contentType(ContentType.JSON)
+                .body("{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"}],"
+                        + "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\"}}}],"
+                        + "\"max_tokens\":4,\"temperature\":0,\"stream\":false}")
+                .post("/v1/chat/completions").then().statusCode(200)
+                .body("choices[0].finish_reason", org.hamcrest.Matchers.oneOf("length", "stop", "tool_calls"))
+                .extract().path("usage.prompt_tokens");
+        org.junit.jupiter.api.Assertions.assertTrue(withTools > expectedPromptTokens + 20, withTools + " vs " + expectedPromptTokens);
+        given().contentType(ContentType.JSON).body("{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"tools\":[{\"type\":\"function\"}]}")
+                .post("/v1/chat/completions").then().statusCode(400).body("error.param", equalTo("tools"));
     }
 }
