@@ -1,28 +1,14 @@
 package dev.enclave.server.cli;
 
-/** Minimal JSON writing for the CLI's --json outputs (stable, dependency-free, float32-exact numbers). */
+/** JSON writing for the CLI's --json outputs: stable field order and float32-exact numbers. */
 final class Json {
 
     private Json() {
     }
 
+    /** A JSON string literal (Jackson's escaping). */
     static String string(String s) {
-        StringBuilder sb = new StringBuilder(s.length() + 2).append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                default -> {
-                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
-                    else sb.append(c);
-                }
-            }
-        }
-        return sb.append('"').toString();
+        return '"' + new String(com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance().quoteAsString(s)) + '"';
     }
 
     static String ints(int[] a) {
