@@ -43,10 +43,12 @@ public class OpenAiRoutes {
 
     private final ModelService models;
     private final ObjectMapper json;
+    private final Grounding grounding;
 
-    public OpenAiRoutes(ModelService models, ObjectMapper json) {
+    public OpenAiRoutes(ModelService models, ObjectMapper json, Grounding grounding) {
         this.models = models;
         this.json = json;
+        this.grounding = grounding;
     }
 
     void register(@Observes Router router) {
@@ -92,6 +94,10 @@ public class OpenAiRoutes {
         try {
             JsonNode body = parseBody(ctx);
             JsonNode model = body.get("model");
+            if (model != null && model.isTextual() && model.asText().equals(grounding.embedderId())) {
+                sendJson(ctx, 200, grounding.embeddings(body.get("input")));
+                return;
+            }
             if (model != null && model.isTextual() && !models.modelId().equals(model.asText())) throw ApiException.modelNotFound(model.asText());
             JsonNode input = body.get("input");
             java.util.List<int[]> texts = new java.util.ArrayList<>();
@@ -128,13 +134,40 @@ public class OpenAiRoutes {
     // ---- completions ----
 
     private void completion(RoutingContext ctx, boolean chat) {
-        final JsonNode body;
+        final JsonNode parsed;
         try {
-            body = parseBody(ctx);
+            parsed = parseBody(ctx);
         } catch (ApiException e) {
             sendError(ctx, e);
             return;
         }
+        JsonNode ext = parsed.get("enclave");
+        if (chat && ext != null && !ext.isNull()) {
+            // grounded chat: retrieval blocks (Lucene, ONNX), so it runs on a worker, then generation goes on as usual
+            ctx.vertx().<Grounding.Grounded>executeBlocking(() -> grounding.ground((ObjectNode) parsed,
+                            dev.enclave.server.rag.RagRoutes.principal(ctx)), false)
+                    .onComplete(ar -> {
+                        if (ar.failed()) {
+                            Throwable f = ar.cause();
+                            if (f instanceof ApiException a) sendError(ctx, a);
+                            else if (f instanceof dev.enclave.rag.retrieve.HybridRetriever.AccessDeniedException d)
+                                sendError(ctx, new ApiException(403, "permission_error", null, "enclave", d.getMessage()));
+                            else if (f instanceof IllegalArgumentException i)
+                                sendError(ctx, ApiException.invalid("enclave", i.getMessage()));
+                            else {
+                                LOG.error("retrieval failed", f);
+                                sendError(ctx, new ApiException(500, "server_error", null, null, "retrieval failed: " + f.getMessage()));
+                            }
+                        } else {
+                            generate(ctx, chat, ar.result().body(), ar.result().citations());
+                        }
+                    });
+            return;
+        }
+        generate(ctx, chat, parsed, null);
+    }
+
+    private void generate(RoutingContext ctx, boolean chat, JsonNode body, com.fasterxml.jackson.databind.node.ArrayNode citations) {
         final String id = (chat ? "chatcmpl-" : "cmpl-") + randomId();
         final long created = System.currentTimeMillis() / 1000;
         final CompletionParams params;
@@ -235,15 +268,16 @@ public class OpenAiRoutes {
         response.closeHandler(v -> handle.cancel());
         handle.result().whenComplete((r, failure) -> {
             if (params.stream()) {
-                finishStream(response, chat, id, created, params, r, failure, roleSent, buffered ? toolNames : null);
+                finishStream(response, chat, id, created, params, r, failure, roleSent, buffered ? toolNames : null, citations);
             } else {
-                respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null, toolNames);
+                respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null, toolNames, citations);
             }
         });
     }
 
     private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure,
-                         List<TokenLogprobs> logprobs, List<String> toolNames) {
+                         List<TokenLogprobs> logprobs, List<String> toolNames,
+                         com.fasterxml.jackson.databind.node.ArrayNode citations) {
         if (failure != null || r == null) {
             LOG.error("generation failed", failure);
             sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + (failure == null ? "no result" : failure.getMessage())));
@@ -270,11 +304,13 @@ public class OpenAiRoutes {
         else choice.putNull("logprobs");
         choice.put("finish_reason", finish);
         out.set("usage", usage(r));
+        if (citations != null) out.putObject("enclave").set("citations", citations);
         sendJson(ctx, 200, out);
     }
 
     private void finishStream(HttpServerResponse response, boolean chat, String id, long created, CompletionParams params,
-                              GenerationResult r, Throwable failure, AtomicBoolean roleSent, List<String> bufferedTools) {
+                              GenerationResult r, Throwable failure, AtomicBoolean roleSent, List<String> bufferedTools,
+                              com.fasterxml.jackson.databind.node.ArrayNode citations) {
         if (response.closed() || response.ended()) return;
         String object = chat ? "chat.completion.chunk" : "text_completion";
         if (chat && failure == null && r != null) sendRoleOnce(response, roleSent, object, id, created);
@@ -315,6 +351,13 @@ public class OpenAiRoutes {
             u.putArray("choices");
             u.set("usage", usage(r));
             sendEvent(response, u);
+        }
+        if (citations != null) {
+            // after the answer, the sources it was given: an extra chunk with no choices, as the usage chunk
+            ObjectNode cit = envelope(object, id, created);
+            cit.putArray("choices");
+            cit.putObject("enclave").set("citations", citations);
+            sendEvent(response, cit);
         }
         response.end("data: [DONE]\n\n");
     }

@@ -1,4 +1,4 @@
-package dev.enclave.rag;
+package dev.enclave.rag.chunk;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

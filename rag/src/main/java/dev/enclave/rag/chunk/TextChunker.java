@@ -1,4 +1,4 @@
-package dev.enclave.rag;
+package dev.enclave.rag.chunk;
 
 import java.util.ArrayList;
 import java.util.List;

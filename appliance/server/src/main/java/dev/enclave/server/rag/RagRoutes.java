@@ -1,0 +1,306 @@
+package dev.enclave.server.rag;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.enclave.rag.crawl.FolderCrawler;
+import dev.enclave.rag.retrieve.HybridRetriever;
+import dev.enclave.rag.retrieve.SearchHit;
+import dev.enclave.rag.store.Catalog;
+import dev.enclave.rag.store.DocumentIndex;
+import dev.enclave.rag.store.Principal;
+import io.vertx.ext.web.FileUpload;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import org.jboss.logging.Logger;
+
+/**
+ * The document index over HTTP, under {@code /rag}: collections, multipart uploads, folder crawls, search and
+ * deletion. Every handler runs on a worker thread (Lucene, SQLite and ONNX block). Errors use the same JSON
+ * shape as the OpenAI routes: {@code {"error": {"message", "type"}}}.
+ */
+@ApplicationScoped
+public class RagRoutes {
+
+    private static final Logger LOG = Logger.getLogger(RagRoutes.class);
+
+    private final RagService rag;
+    private final ObjectMapper json;
+
+    public RagRoutes(RagService rag, ObjectMapper json) {
+        this.rag = rag;
+        this.json = json;
+    }
+
+    void register(@Observes Router router) {
+        router.post("/rag/collections/:name/documents").handler(BodyHandler.create(rag.uploadsDir().toString())
+                .setBodyLimit(rag.maxUploadBytes()).setDeleteUploadedFilesOnEnd(true).setHandleFileUploads(true));
+        router.route("/rag/*").handler(BodyHandler.create(false).setBodyLimit(1 << 20));
+        router.get("/rag/collections").blockingHandler(ctx -> run(ctx, this::listCollections), false);
+        router.post("/rag/collections").blockingHandler(ctx -> run(ctx, this::createCollection), false);
+        router.delete("/rag/collections/:name").blockingHandler(ctx -> run(ctx, this::deleteCollection), false);
+        router.get("/rag/collections/:name/documents").blockingHandler(ctx -> run(ctx, this::listDocuments), false);
+        router.post("/rag/collections/:name/documents").blockingHandler(ctx -> run(ctx, this::upload), false);
+        router.post("/rag/collections/:name/crawl").blockingHandler(ctx -> run(ctx, this::startCrawl), false);
+        router.get("/rag/collections/:name/crawl").blockingHandler(ctx -> run(ctx, this::crawlStatus), false);
+        router.delete("/rag/collections/:name/crawl").blockingHandler(ctx -> run(ctx, this::stopCrawl), false);
+        router.delete("/rag/documents/:id").blockingHandler(ctx -> run(ctx, this::deleteDocument), false);
+        router.post("/rag/documents/:id/reindex").blockingHandler(ctx -> run(ctx, this::reindex), false);
+        router.post("/rag/search").blockingHandler(ctx -> run(ctx, this::search), false);
+        router.route("/rag/*").failureHandler(ctx -> {
+            if (ctx.statusCode() == 413) {
+                error(ctx, 413, "the upload is larger than " + (rag.maxUploadBytes() >> 20) + " MB");
+            } else if (ctx.statusCode() >= 400 && ctx.statusCode() < 500) {
+                error(ctx, ctx.statusCode(), "request failed with status " + ctx.statusCode());
+            } else {
+                LOG.error("rag request failed", ctx.failure());
+                error(ctx, 500, "internal error");
+            }
+        });
+    }
+
+    @FunctionalInterface
+    interface Handler {
+        void handle(RoutingContext ctx) throws Exception;
+    }
+
+    /** Until the panel's authentication lands the API listens on loopback only: the caller is the operator. */
+    public static Principal principal(RoutingContext ctx) {
+        return new Principal("local-operator", Set.of("admin"));
+    }
+
+    private void run(RoutingContext ctx, Handler h) {
+        try {
+            h.handle(ctx);
+        } catch (HybridRetriever.AccessDeniedException e) {
+            error(ctx, 403, e.getMessage());
+        } catch (IllegalArgumentException e) {
+            error(ctx, e.getMessage() != null && e.getMessage().startsWith("no ") ? 404 : 400, e.getMessage());
+        } catch (IllegalStateException e) {
+            error(ctx, 409, e.getMessage());
+        } catch (Exception e) {
+            LOG.error("rag request failed", e);
+            error(ctx, 500, "internal error: " + e.getMessage());
+        }
+    }
+
+    private void listCollections(RoutingContext ctx) throws Exception {
+        DocumentIndex idx = rag.index();
+        ObjectNode out = json.createObjectNode();
+        ArrayNode data = out.putArray("data");
+        Principal p = principal(ctx);
+        for (Catalog.CollectionRow c : idx.catalog().collections()) {
+            if (!c.readableBy(p)) continue;
+            data.add(collectionJson(idx, c));
+        }
+        send(ctx, 200, out);
+    }
+
+    private ObjectNode collectionJson(DocumentIndex idx, Catalog.CollectionRow c) throws Exception {
+        ObjectNode o = json.createObjectNode().put("name", c.name()).put("description", c.description());
+        c.readRoles().forEach(o.putArray("read_roles")::add);
+        c.readUsers().forEach(o.putArray("read_users")::add);
+        o.put("documents", idx.catalog().documents(c.id()).size());
+        o.put("errors", idx.catalog().errors(c.id()).size());
+        return o;
+    }
+
+    private void createCollection(RoutingContext ctx) throws Exception {
+        JsonNode body = body(ctx);
+        String name = body.path("name").asText("");
+        List<String> roles = strings(body.get("read_roles"));
+        List<String> users = strings(body.get("read_users"));
+        DocumentIndex idx = rag.index();
+        Catalog.CollectionRow c = idx.createCollection(name, body.path("description").asText(""), roles, users);
+        send(ctx, 201, collectionJson(idx, c));
+    }
+
+    private void deleteCollection(RoutingContext ctx) throws Exception {
+        rag.index().deleteCollection(ctx.pathParam("name"));
+        ctx.response().setStatusCode(204).end();
+    }
+
+    private void listDocuments(RoutingContext ctx) throws Exception {
+        DocumentIndex idx = rag.index();
+        Catalog.CollectionRow c = readable(ctx, idx);
+        ObjectNode out = json.createObjectNode();
+        ArrayNode docs = out.putArray("data");
+        for (Catalog.DocumentRow d : idx.catalog().documents(c.id())) {
+            docs.addObject().put("id", d.id()).put("source", d.source()).put("title", d.title())
+                    .put("media_type", d.mediaType()).put("size", d.size()).put("version", d.version())
+                    .put("state", d.state()).put("sha256", d.sha256());
+        }
+        ArrayNode errors = out.putArray("errors");
+        for (Catalog.ErrorRow e : idx.catalog().errors(c.id())) {
+            errors.addObject().put("source", e.source()).put("reason", e.reason()).put("at", e.at());
+        }
+        send(ctx, 200, out);
+    }
+
+    private Catalog.CollectionRow readable(RoutingContext ctx, DocumentIndex idx) throws Exception {
+        Catalog.CollectionRow c = idx.collection(ctx.pathParam("name"));
+        if (!c.readableBy(principal(ctx))) throw new HybridRetriever.AccessDeniedException(principal(ctx).user(), c.name());
+        return c;
+    }
+
+    private void upload(RoutingContext ctx) throws Exception {
+        DocumentIndex idx = rag.index();
+        Catalog.CollectionRow c = idx.collection(ctx.pathParam("name"));
+        List<FileUpload> files = ctx.fileUploads();
+        if (files.isEmpty()) throw new IllegalArgumentException("no file in the multipart body (field 'file')");
+        List<DocumentIndex.Source> sources = new ArrayList<>();
+        for (FileUpload f : files) {
+            String name = Path.of(f.fileName()).getFileName().toString(); // never a client-chosen path
+            if (name.isBlank()) name = "upload";
+            sources.add(new DocumentIndex.Source(name, Files.readAllBytes(Path.of(f.uploadedFileName())),
+                    System.currentTimeMillis(), "{}"));
+        }
+        List<DocumentIndex.Outcome> outcomes = idx.ingest(c.name(), sources, null);
+        ObjectNode out = json.createObjectNode();
+        ArrayNode data = out.putArray("data");
+        boolean anyOk = false;
+        for (DocumentIndex.Outcome o : outcomes) {
+            ObjectNode r = data.addObject().put("source", o.source());
+            if (o.ok()) {
+                anyOk = true;
+                r.put("id", o.documentId()).put("status", o.unchanged() ? "unchanged" : "indexed");
+                if (o.chunks() >= 0) r.put("chunks", o.chunks());
+            } else {
+                r.put("status", "failed").put("reason", o.error());
+            }
+        }
+        send(ctx, anyOk ? 201 : 422, out);
+    }
+
+    private void startCrawl(RoutingContext ctx) throws Exception {
+        JsonNode body = body(ctx);
+        String path = body.path("path").asText("");
+        if (path.isBlank()) throw new IllegalArgumentException("'path' (a directory on this machine) is required");
+        long job = rag.startCrawl(ctx.pathParam("name"), Path.of(path));
+        send(ctx, 202, json.createObjectNode().put("job", job).put("state", "running"));
+    }
+
+    private void crawlStatus(RoutingContext ctx) throws Exception {
+        DocumentIndex idx = rag.index();
+        Catalog.CollectionRow c = readable(ctx, idx);
+        List<Catalog.JobRow> jobs = idx.catalog().jobs(c.id());
+        if (jobs.isEmpty()) throw new IllegalArgumentException("no crawl has run on collection '" + c.name() + "'");
+        Catalog.JobRow j = jobs.getFirst();
+        ObjectNode out = json.createObjectNode().put("job", j.id()).put("root", j.root()).put("state", j.state())
+                .put("files_total", j.filesTotal()).put("files_done", j.filesDone())
+                .put("bytes_total", j.bytesTotal()).put("bytes_done", j.bytesDone()).put("errors", j.errors());
+        rag.liveProgress(j.id()).ifPresent(p -> out
+                .put("files_per_s", round(p.filesPerSecond())).put("eta_s", round(p.etaSeconds())));
+        send(ctx, 200, out);
+    }
+
+    private void stopCrawl(RoutingContext ctx) throws Exception {
+        boolean stopped = rag.stopCrawl(ctx.pathParam("name"));
+        send(ctx, stopped ? 202 : 404, json.createObjectNode().put("stopping", stopped));
+    }
+
+    private void deleteDocument(RoutingContext ctx) throws Exception {
+        long id = documentId(ctx);
+        rag.index().deleteDocument(id);
+        ctx.response().setStatusCode(204).end();
+    }
+
+    private void reindex(RoutingContext ctx) throws Exception {
+        rag.index().reindex(documentId(ctx));
+        send(ctx, 202, json.createObjectNode().put("reindexed", true));
+    }
+
+    private long documentId(RoutingContext ctx) throws Exception {
+        long id;
+        try {
+            id = Long.parseLong(ctx.pathParam("id"));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("document id must be a number");
+        }
+        if (rag.index().catalog().document(id).isEmpty()) throw new IllegalArgumentException("no document " + id);
+        return id;
+    }
+
+    private void search(RoutingContext ctx) throws Exception {
+        JsonNode body = body(ctx);
+        String query = body.path("query").asText("");
+        int k = body.path("k").asInt(5);
+        HybridRetriever.Mode mode;
+        try {
+            mode = HybridRetriever.Mode.valueOf(body.path("mode").asText("hybrid").toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("mode must be hybrid, bm25 or vector");
+        }
+        List<SearchHit> hits = rag.search(principal(ctx),
+                new HybridRetriever.Query(query, strings(body.get("collections")), k, mode));
+        ObjectNode out = json.createObjectNode();
+        ArrayNode data = out.putArray("data");
+        for (SearchHit h : hits) data.add(hitJson(json, h));
+        send(ctx, 200, out);
+    }
+
+    static ObjectNode hitJson(ObjectMapper json, SearchHit h) {
+        return json.createObjectNode().put("document_id", h.documentId()).put("collection", h.collection())
+                .put("source", h.source()).put("title", h.title()).put("page_start", h.pageStart())
+                .put("page_end", h.pageEnd()).put("char_start", h.charStart()).put("char_end", h.charEnd())
+                .put("heading", h.heading()).put("text", h.text()).put("score", h.score());
+    }
+
+    private JsonNode body(RoutingContext ctx) {
+        if (ctx.body() == null || ctx.body().length() == 0) throw new IllegalArgumentException("the request body is empty; expected a JSON object");
+        try {
+            JsonNode n = json.readTree(ctx.body().buffer().getBytes());
+            if (n == null || !n.isObject()) throw new IllegalArgumentException("the request body must be a JSON object");
+            return n;
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("malformed JSON in request body");
+        }
+    }
+
+    static List<String> strings(JsonNode n) {
+        List<String> out = new ArrayList<>();
+        if (n == null || n.isNull()) return out;
+        if (n.isTextual()) {
+            out.add(n.asText());
+            return out;
+        }
+        if (!n.isArray()) throw new IllegalArgumentException("expected an array of strings");
+        for (JsonNode e : n) {
+            if (!e.isTextual()) throw new IllegalArgumentException("expected an array of strings");
+            out.add(e.asText());
+        }
+        return out;
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 10) / 10.0;
+    }
+
+    private void send(RoutingContext ctx, int status, JsonNode body) {
+        if (ctx.response().ended()) return;
+        try {
+            ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json")
+                    .end(json.writeValueAsString(body));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void error(RoutingContext ctx, int status, String message) {
+        ObjectNode err = json.createObjectNode();
+        err.putObject("error").put("message", message == null ? "error" : message)
+                .put("type", status >= 500 ? "server_error" : "invalid_request_error");
+        send(ctx, status, err);
+    }
+}

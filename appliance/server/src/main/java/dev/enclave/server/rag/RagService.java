@@ -1,0 +1,161 @@
+package dev.enclave.server.rag;
+
+import dev.enclave.rag.crawl.FolderCrawler;
+import dev.enclave.rag.embed.EmbeddingModel;
+import dev.enclave.rag.embed.OnnxEmbedder;
+import dev.enclave.rag.retrieve.HybridRetriever;
+import dev.enclave.rag.retrieve.SearchHit;
+import dev.enclave.rag.store.DocumentIndex;
+import dev.enclave.rag.store.Principal;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
+import org.jboss.logging.Logger;
+
+/**
+ * The server's document index: opened on first use under {@code enclave.data-dir/rag} (so the API starts fast
+ * and a box without documents never loads the embedder), with native libraries unpacked under
+ * {@code enclave.data-dir/native}. Folder crawls run on one background thread; crawls interrupted by a crash or
+ * reboot resume when the index opens.
+ */
+@ApplicationScoped
+public class RagService {
+
+    private static final Logger LOG = Logger.getLogger(RagService.class);
+
+    private final Path dataDir;
+    private final String embedderName;
+    private final int threads;
+    private final long maxUploadBytes;
+    private final ExecutorService crawls = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "rag-crawl");
+        t.setDaemon(true);
+        return t;
+    });
+    private final Map<Long, FolderCrawler> running = new ConcurrentHashMap<>();
+    private final Map<Long, FolderCrawler.Progress> live = new ConcurrentHashMap<>();
+
+    private volatile DocumentIndex index;
+    private OnnxEmbedder embedder;
+
+    public RagService(@ConfigProperty(name = "enclave.data-dir", defaultValue = "data") Path dataDir,
+                      @ConfigProperty(name = "enclave.rag.embedder", defaultValue = "minilm") String embedderName,
+                      @ConfigProperty(name = "enclave.rag.threads") Optional<Integer> threads,
+                      @ConfigProperty(name = "enclave.rag.max-upload-mb", defaultValue = "64") int maxUploadMb) {
+        this.dataDir = dataDir.toAbsolutePath();
+        this.embedderName = embedderName;
+        this.threads = threads.orElse(Math.max(1, Runtime.getRuntime().availableProcessors()));
+        this.maxUploadBytes = (long) maxUploadMb << 20;
+    }
+
+    /** Model id of the configured document embedder, without loading it. */
+    public String embedderId() {
+        return EmbeddingModel.named(embedderName).id;
+    }
+
+    public long maxUploadBytes() {
+        return maxUploadBytes;
+    }
+
+    public Path uploadsDir() {
+        return dataDir.resolve("uploads");
+    }
+
+    public DocumentIndex index() {
+        DocumentIndex i = index;
+        if (i != null) return i;
+        synchronized (this) {
+            if (index == null) {
+                try {
+                    Files.createDirectories(dataDir);
+                    embedder = new OnnxEmbedder(EmbeddingModel.named(embedderName), dataDir.resolve("native"), threads);
+                    index = DocumentIndex.open(dataDir.resolve("rag"), embedder,
+                            new dev.enclave.rag.extract.DocumentExtractor(maxUploadBytes,
+                                    dev.enclave.rag.extract.DocumentExtractor.DEFAULT_MAX_CHARS));
+                    LOG.infof("document index open at %s (embedder %s)", dataDir.resolve("rag"), embedder.name());
+                    crawls.submit(this::resumeCrawls);
+                } catch (Exception e) {
+                    throw new IllegalStateException("cannot open the document index: " + e.getMessage(), e);
+                }
+            }
+            return index;
+        }
+    }
+
+    private void resumeCrawls() {
+        try {
+            FolderCrawler crawler = new FolderCrawler(index, maxUploadBytes);
+            crawler.resumeInterrupted(p -> live.put(p.jobId(), p));
+        } catch (Exception e) {
+            LOG.error("resuming interrupted crawls failed", e);
+        }
+    }
+
+    public List<SearchHit> search(Principal principal, HybridRetriever.Query q) throws Exception {
+        return new HybridRetriever(index()).search(principal, q);
+    }
+
+    /** Starts a crawl of {@code root} into {@code collection} in the background; returns its job id. */
+    public synchronized long startCrawl(String collection, Path root) throws Exception {
+        DocumentIndex idx = index();
+        var col = idx.collection(collection);
+        if (running.containsKey(col.id())) {
+            throw new IllegalStateException("a crawl of collection '" + collection + "' is already running");
+        }
+        if (!Files.isDirectory(root)) throw new IllegalArgumentException("not a directory: " + root);
+        long job = idx.catalog().startJob(col.id(), "crawl", root.toAbsolutePath().normalize().toString());
+        FolderCrawler crawler = new FolderCrawler(idx, maxUploadBytes);
+        running.put(col.id(), crawler);
+        crawls.submit(() -> {
+            try {
+                crawler.runJob(job, p -> live.put(p.jobId(), p));
+            } catch (Exception e) {
+                LOG.errorf(e, "crawl of %s failed", root);
+                try {
+                    idx.catalog().updateJob(job, "failed", 0, 0, 0, 0, 1);
+                    idx.catalog().recordError(job, col.id(), root.toString(), "crawl failed: " + e.getMessage());
+                } catch (Exception ignored) {
+                    // the index itself is failing; the log has it
+                }
+            } finally {
+                running.remove(col.id());
+            }
+        });
+        return job;
+    }
+
+    public boolean stopCrawl(String collection) throws Exception {
+        var col = index().collection(collection);
+        FolderCrawler c = running.get(col.id());
+        if (c == null) return false;
+        c.stop();
+        return true;
+    }
+
+    public Optional<FolderCrawler.Progress> liveProgress(long jobId) {
+        return Optional.ofNullable(live.get(jobId));
+    }
+
+    @PreDestroy
+    void close() {
+        running.values().forEach(FolderCrawler::stop);
+        crawls.shutdown();
+        try {
+            crawls.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        synchronized (this) {
+            if (index != null) index.close();
+            if (embedder != null) embedder.close();
+        }
+    }
+}
