@@ -5,7 +5,6 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -102,7 +101,7 @@ public final class Catalog implements AutoCloseable {
         } catch (java.io.IOException e) {
             throw new SQLException("cannot create " + file.getParent(), e);
         }
-        db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
+        db = new org.sqlite.JDBC().connect("jdbc:sqlite:" + file.toAbsolutePath(), new java.util.Properties());
         try (Statement s = db.createStatement()) {
             s.execute("PRAGMA journal_mode=WAL");
             s.execute("PRAGMA synchronous=FULL"); // a committed state must survive power loss, not only kill -9

@@ -44,11 +44,14 @@ public class OpenAiRoutes {
     private final ModelService models;
     private final ObjectMapper json;
     private final Grounding grounding;
+    private final dev.enclave.server.security.SecurityService security;
 
-    public OpenAiRoutes(ModelService models, ObjectMapper json, Grounding grounding) {
+    public OpenAiRoutes(ModelService models, ObjectMapper json, Grounding grounding,
+                        dev.enclave.server.security.SecurityService security) {
         this.models = models;
         this.json = json;
         this.grounding = grounding;
+        this.security = security;
     }
 
     void register(@Observes Router router) {
@@ -266,7 +269,21 @@ public class OpenAiRoutes {
             return;
         }
         response.closeHandler(v -> handle.cancel());
+        var caller = dev.enclave.server.security.AuthHandler.caller(ctx);
+        String ip = dev.enclave.server.security.AuthHandler.ip(ctx);
         handle.result().whenComplete((r, failure) -> {
+            StringBuilder detail = new StringBuilder();
+            if (r != null) detail.append("prompt_tokens=").append(r.promptTokens()).append(" completion_tokens=").append(r.completionTokens())
+                    .append(" finish=").append(r.finishReason().openAiName);
+            else detail.append("failed");
+            if (citations != null) {
+                java.util.TreeSet<String> cols = new java.util.TreeSet<>();
+                citations.forEach(c -> cols.add(c.path("collection").asText()));
+                detail.append(" grounded collections=").append(cols).append(" sources=").append(citations.size());
+            }
+            if (caller.apiKeyId() != null) detail.append(" key=").append(caller.apiKeyId());
+            if (security.logPrompts()) detail.append(" prompt=").append(chat ? body.path("messages") : body.path("prompt"));
+            security.audit(caller.user(), chat ? "inference.chat" : "inference.completion", models.modelId(), detail.toString(), ip);
             if (params.stream()) {
                 finishStream(response, chat, id, created, params, r, failure, roleSent, buffered ? toolNames : null, citations);
             } else {

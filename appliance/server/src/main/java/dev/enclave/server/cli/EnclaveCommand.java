@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "Enclave: a private-AI appliance. Local language model, OpenAI-compatible API, web panel.",
-        subcommands = {ServeCommand.class, GenerateCommand.class, TokenizeCommand.class, LogitsCommand.class, SynthCommand.class, BenchCommand.class, LoadtestCommand.class, RagCommand.class,
+        subcommands = {ServeCommand.class, GenerateCommand.class, TokenizeCommand.class, LogitsCommand.class, SynthCommand.class, BenchCommand.class, LoadtestCommand.class, RagCommand.class, AuditCommand.class,
                 picocli.CommandLine.HelpCommand.class})
 public class EnclaveCommand implements Runnable {
 

@@ -22,7 +22,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import org.jboss.logging.Logger;
 
 /**
@@ -75,9 +74,9 @@ public class RagRoutes {
         void handle(RoutingContext ctx) throws Exception;
     }
 
-    /** Until the panel's authentication lands the API listens on loopback only: the caller is the operator. */
+    /** The authenticated caller as the index sees it (user and role), set by the AuthHandler. */
     public static Principal principal(RoutingContext ctx) {
-        return new Principal("local-operator", Set.of("admin"));
+        return dev.enclave.server.security.AuthHandler.caller(ctx).principal();
     }
 
     private void run(RoutingContext ctx, Handler h) {

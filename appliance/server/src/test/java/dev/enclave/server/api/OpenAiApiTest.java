@@ -205,7 +205,7 @@ class OpenAiApiTest {
     void healthAndPage() {
         given().get("/q/health").then().statusCode(200).body("status", equalTo("UP"))
                 .body("checks.find { it.name == 'model' }.data.id", equalTo("stories260K"));
-        given().get("/").then().statusCode(200).body(containsString("<script src=\"/app.js\""));
+        given().get("/generate.html").then().statusCode(200).body(containsString("<script src=\"/app.js\""));
         given().get("/app.js").then().statusCode(200).body(containsString("/v1/completions"));
     }
 }
