@@ -36,10 +36,16 @@ public class RagRoutes {
 
     private final RagService rag;
     private final ObjectMapper json;
+    private final dev.enclave.server.security.SecurityService security;
 
-    public RagRoutes(RagService rag, ObjectMapper json) {
+    public RagRoutes(RagService rag, ObjectMapper json, dev.enclave.server.security.SecurityService security) {
         this.rag = rag;
         this.json = json;
+        this.security = security;
+    }
+
+    private void audit(RoutingContext ctx, String action, String target, String detail) {
+        security.audit(principal(ctx).user(), action, target, detail, dev.enclave.server.security.AuthHandler.ip(ctx));
     }
 
     void register(@Observes Router router) {
@@ -122,11 +128,13 @@ public class RagRoutes {
         List<String> users = strings(body.get("read_users"));
         DocumentIndex idx = rag.index();
         Catalog.CollectionRow c = idx.createCollection(name, body.path("description").asText(""), roles, users);
+        audit(ctx, "collection.create", name, "read_roles=" + roles + " read_users=" + users);
         send(ctx, 201, collectionJson(idx, c));
     }
 
     private void deleteCollection(RoutingContext ctx) throws Exception {
         rag.index().deleteCollection(ctx.pathParam("name"));
+        audit(ctx, "collection.delete", ctx.pathParam("name"), "");
         ctx.response().setStatusCode(204).end();
     }
 
@@ -166,6 +174,10 @@ public class RagRoutes {
                     System.currentTimeMillis(), "{}"));
         }
         List<DocumentIndex.Outcome> outcomes = idx.ingest(c.name(), sources, null);
+        for (DocumentIndex.Outcome o : outcomes) {
+            audit(ctx, o.ok() ? "document.upload" : "document.upload.failed", c.name() + "/" + o.source(),
+                    o.ok() ? "id=" + o.documentId() + (o.unchanged() ? " unchanged" : " chunks=" + o.chunks()) : o.error());
+        }
         ObjectNode out = json.createObjectNode();
         ArrayNode data = out.putArray("data");
         boolean anyOk = false;
@@ -187,6 +199,7 @@ public class RagRoutes {
         String path = body.path("path").asText("");
         if (path.isBlank()) throw new IllegalArgumentException("'path' (a directory on this machine) is required");
         long job = rag.startCrawl(ctx.pathParam("name"), Path.of(path));
+        audit(ctx, "crawl.start", ctx.pathParam("name"), "path=" + path + " job=" + job);
         send(ctx, 202, json.createObjectNode().put("job", job).put("state", "running"));
     }
 
@@ -211,7 +224,9 @@ public class RagRoutes {
 
     private void deleteDocument(RoutingContext ctx) throws Exception {
         long id = documentId(ctx);
+        String source = rag.index().catalog().document(id).map(Catalog.DocumentRow::source).orElse("");
         rag.index().deleteDocument(id);
+        audit(ctx, "document.delete", source, "id=" + id);
         ctx.response().setStatusCode(204).end();
     }
 
