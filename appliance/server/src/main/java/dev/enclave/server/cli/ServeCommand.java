@@ -22,6 +22,23 @@ public class ServeCommand implements Callable<Integer> {
     @Option(names = "--port", defaultValue = "8080", description = "Port to listen on (default: ${DEFAULT-VALUE}).")
     int port;
 
+    @Option(names = "--tls", defaultValue = "${env:ENCLAVE_TLS:-false}",
+            description = "Serve HTTPS only, with a certificate from the appliance's local CA (made on first start under DATA_DIR/tls) unless --tls-cert/--tls-key are given. Required on a non-loopback address.")
+    boolean tls;
+
+    @Option(names = "--tls-cert", paramLabel = "PEM", description = "Operator-supplied certificate chain (PEM).")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "PEM", description = "Operator-supplied private key (PEM, PKCS#8).")
+    Path tlsKey;
+
+    @Option(names = "--tls-name", paramLabel = "NAME", description = "Extra host name or IP address for the local CA's server certificate (repeatable).")
+    java.util.List<String> tlsNames = new java.util.ArrayList<>();
+
+    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = "${env:ENCLAVE_DATA_DIR:-data}",
+            description = "State: document index, users, audit log, TLS keys (default: $ENCLAVE_DATA_DIR or ./data).")
+    Path dataDir;
+
     @Override
     public Integer call() {
         if (model != null) {
@@ -37,6 +54,30 @@ public class ServeCommand implements Callable<Integer> {
         }
         System.setProperty("quarkus.http.host", host);
         System.setProperty("quarkus.http.port", Integer.toString(port));
+        System.setProperty("enclave.data-dir", dataDir.toAbsolutePath().toString());
+        if (tls || tlsCert != null) {
+            if ((tlsCert == null) != (tlsKey == null)) {
+                System.err.println("enclave: --tls-cert and --tls-key go together");
+                return 2;
+            }
+            Path cert = tlsCert, key = tlsKey;
+            if (cert == null) {
+                try {
+                    var files = dev.enclave.server.security.LocalCertificateAuthority.ensure(dataDir.resolve("tls"), tlsNames);
+                    cert = files.serverCert();
+                    key = files.serverKey();
+                    System.err.println("enclave: HTTPS with the local CA's certificate; trust " + files.caCert().toAbsolutePath()
+                            + " in browsers");
+                } catch (Exception e) {
+                    System.err.println("enclave: cannot create the local certificate authority: " + e.getMessage());
+                    return 1;
+                }
+            }
+            System.setProperty("quarkus.http.ssl-port", Integer.toString(port));
+            System.setProperty("quarkus.http.ssl.certificate.files", cert.toAbsolutePath().toString());
+            System.setProperty("quarkus.http.ssl.certificate.key-files", key.toAbsolutePath().toString());
+            System.setProperty("quarkus.http.insecure-requests", "disabled");
+        }
         int[] exit = {0};
         Quarkus.run(Server.class, (code, failure) -> exit[0] = code);
         return exit[0];

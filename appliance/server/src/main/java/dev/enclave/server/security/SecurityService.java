@@ -48,13 +48,17 @@ public class SecurityService {
                            @ConfigProperty(name = "enclave.data-dir", defaultValue = "data") Path dataDir,
                            @ConfigProperty(name = "quarkus.http.host", defaultValue = "127.0.0.1") String host,
                            @ConfigProperty(name = "enclave.auth.admin-password-file") Optional<Path> adminPasswordFile,
-                           @ConfigProperty(name = "enclave.audit.log-prompts", defaultValue = "false") boolean logPrompts) {
+                           @ConfigProperty(name = "enclave.audit.log-prompts", defaultValue = "false") boolean logPrompts,
+                           @ConfigProperty(name = "quarkus.http.ssl.certificate.files") Optional<String> tlsCertificate) {
         this.enabled = enabled;
         this.dataDir = dataDir.toAbsolutePath();
         this.host = host;
         this.adminPasswordFile = adminPasswordFile;
         this.logPrompts = logPrompts;
+        this.tls = tlsCertificate.isPresent() && !tlsCertificate.get().isBlank();
     }
+
+    private final boolean tls;
 
     void onStart(@Observes StartupEvent e) throws Exception {
         open();
@@ -62,6 +66,10 @@ public class SecurityService {
         if (!enabled && !loopback) {
             throw new IllegalStateException("refusing to listen on " + host + " with authentication switched off "
                     + "(enclave.auth.enabled=false is for loopback development only)");
+        }
+        if (!loopback && !tls) {
+            throw new IllegalStateException("refusing plain HTTP on " + host + ": HTTP is for loopback development; "
+                    + "serve with --tls (local CA) or --tls-cert/--tls-key");
         }
         if (enabled && !users.hasAdmin()) {
             if (adminPasswordFile.isPresent()) {

@@ -170,17 +170,21 @@ class SecurityTest {
     @Test
     void refusesNonLoopbackWithoutAuthOrAdmin() throws Exception {
         Path dir = Files.createTempDirectory("sec");
-        SecurityService noAuth = new SecurityService(false, dir, "0.0.0.0", Optional.empty(), false);
+        SecurityService noAuth = new SecurityService(false, dir, "0.0.0.0", Optional.empty(), false, Optional.empty());
         assertThrows(IllegalStateException.class, () -> noAuth.onStart(null));
-        SecurityService noAdmin = new SecurityService(true, dir, "0.0.0.0", Optional.empty(), false);
+        SecurityService plainHttp = new SecurityService(true, dir, "0.0.0.0", Optional.empty(), false, Optional.empty());
+        var plain = assertThrows(IllegalStateException.class, () -> plainHttp.onStart(null));
+        assertTrue(plain.getMessage().contains("plain HTTP"), plain.getMessage());
+        SecurityService noAdmin = new SecurityService(true, dir, "0.0.0.0", Optional.empty(), false, Optional.of("server.pem"));
         var e = assertThrows(IllegalStateException.class, () -> noAdmin.onStart(null));
         assertTrue(e.getMessage().contains("admin password"));
         Path pw = Files.writeString(dir.resolve("pw"), "installer-chosen password\n");
-        SecurityService installed = new SecurityService(true, dir, "0.0.0.0", Optional.of(pw), false);
+        SecurityService installed = new SecurityService(true, dir, "0.0.0.0", Optional.of(pw), false, Optional.of("server.pem"));
         installed.onStart(null);
         assertEquals(UserStore.Login.OK, installed.users().login("admin", "installer-chosen password", System.currentTimeMillis()));
         installed.close();
         noAdmin.close();
+        plainHttp.close();
         noAuth.close();
     }
 }

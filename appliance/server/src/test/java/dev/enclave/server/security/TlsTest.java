@@ -1,0 +1,83 @@
+package dev.enclave.server.security;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.quarkus.test.common.http.TestHTTPResource;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.net.URI;
+import java.net.URL;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.attribute.PosixFilePermission;
+import java.security.KeyStore;
+import java.security.cert.X509Certificate;
+import java.util.List;
+import java.util.Set;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
+import org.junit.jupiter.api.Test;
+
+/** HTTPS with the local CA: clients that trust ca.pem connect; others are refused; session cookies are Secure. */
+@QuarkusTest
+@TestProfile(TlsProfile.class)
+class TlsTest {
+
+    @TestHTTPResource(value = "/", tls = true)
+    URL https;
+
+    static HttpClient trusting(boolean trustCa) throws Exception {
+        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+        ks.load(null, null);
+        if (trustCa) ks.setCertificateEntry("enclave-ca", LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem")));
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(ks);
+        SSLContext ssl = SSLContext.getInstance("TLS");
+        ssl.init(null, tmf.getTrustManagers(), null);
+        return HttpClient.newBuilder().sslContext(ssl).followRedirects(HttpClient.Redirect.NEVER).build();
+    }
+
+    URI uri(String path) {
+        // the certificate names localhost and 127.0.0.1: hostname verification stays on
+        return URI.create(https.toString().replaceAll("/$", "") + path);
+    }
+
+    @Test
+    void servesHttpsWithTheLocalCa() throws Exception {
+        HttpClient client = trusting(true);
+        HttpResponse<String> health = client.send(HttpRequest.newBuilder(uri("/q/health")).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, health.statusCode());
+        assertTrue(health.headers().firstValue("Strict-Transport-Security").isPresent());
+
+        // the system's trust store does not know the appliance's CA
+        assertThrows(javax.net.ssl.SSLException.class, () -> HttpClient.newHttpClient()
+                .send(HttpRequest.newBuilder(uri("/q/health")).build(), HttpResponse.BodyHandlers.ofString()));
+
+        X509Certificate server = LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/server.pem"));
+        X509Certificate ca = LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem"));
+        server.verify(ca.getPublicKey());
+        List<String> names = server.getSubjectAlternativeNames().stream().map(n -> n.get(1).toString()).toList();
+        assertTrue(names.containsAll(List.of("localhost", "127.0.0.1", "enclave.ward.local")), names.toString());
+        assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE),
+                Files.getPosixFilePermissions(TlsProfile.DIR.resolve("tls/ca-key.pem")));
+    }
+
+    @Test
+    void sessionCookiesAreSecureUnderTls() throws Exception {
+        HttpClient client = trusting(true);
+        client.send(HttpRequest.newBuilder(uri("/setup")).header("Content-Type", "application/x-www-form-urlencoded")
+                .POST(HttpRequest.BodyPublishers.ofString("password=tls+admin+password&confirm=tls+admin+password")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> login = client.send(HttpRequest.newBuilder(uri("/login"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .POST(HttpRequest.BodyPublishers.ofString("user=admin&password=tls+admin+password")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(303, login.statusCode());
+        String cookie = login.headers().firstValue("Set-Cookie").orElseThrow();
+        assertTrue(cookie.contains("Secure") && cookie.toLowerCase().contains("httponly") && cookie.contains("SameSite=Strict"), cookie);
+    }
+}
