@@ -1,0 +1,174 @@
+package dev.enclave.installer;
+
+import dev.enclave.device.DeviceProfile;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.GeneralSecurityException;
+import java.security.PrivateKey;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.spi.ToolProvider;
+
+/**
+ * Assembles a bundle: the application directory (Quarkus fast-jar), optionally a jlink'ed Java runtime so the
+ * target needs no Java, the chosen models, default configuration, the device profiles, the SBOM, launch and
+ * health-check scripts and {@code install.sh}; then signs and tars it ({@link BundleArchive#create}).
+ */
+public final class BundleBuilder {
+
+    /** Modules the application needs (Quarkus, Vert.x, Lucene, SQLite, PDFBox/AWT fonts, ONNX, the Vector API). */
+    public static final List<String> RUNTIME_MODULES = List.of("java.base", "java.compiler", "java.desktop", "java.instrument",
+            "java.logging", "java.management", "java.naming", "java.net.http", "java.security.jgss", "java.sql",
+            "java.transaction.xa", "java.xml", "jdk.crypto.cryptoki", "jdk.incubator.vector", "jdk.management",
+            "jdk.net", "jdk.unsupported", "jdk.zipfs", "jdk.localedata", "jdk.jfr");
+
+    private final Path appDir;
+    private final String version;
+    private final String arch;
+    private final List<Path> models = new ArrayList<>();
+    private Path config;
+    private Path sbom;
+    private boolean jlink;
+    private String healthcheck = defaultHealthcheck();
+
+    public BundleBuilder(Path appDir, String version, String arch) {
+        this.appDir = appDir;
+        this.version = version;
+        this.arch = arch;
+    }
+
+    public BundleBuilder model(Path m) {
+        models.add(m);
+        return this;
+    }
+
+    public BundleBuilder config(Path c) {
+        this.config = c;
+        return this;
+    }
+
+    public BundleBuilder sbom(Path s) {
+        this.sbom = s;
+        return this;
+    }
+
+    public BundleBuilder jlink(boolean j) {
+        this.jlink = j;
+        return this;
+    }
+
+    /** Replaces the health-check script (tests use this to force a failed upgrade). */
+    public BundleBuilder healthcheck(String script) {
+        this.healthcheck = script;
+        return this;
+    }
+
+    public void build(PrivateKey key, Path out) throws IOException, GeneralSecurityException, BundleException {
+        Path stage = Files.createTempDirectory("enclave-bundle-");
+        try {
+            Installer.copyTree(appDir, stage.resolve("app"));
+            if (jlink) jlinkRuntime(stage.resolve("runtime"));
+            Files.createDirectories(stage.resolve("models"));
+            for (Path m : models) Files.copy(m, stage.resolve("models").resolve(m.getFileName()));
+            Files.createDirectories(stage.resolve("config"));
+            if (config != null) Files.copy(config, stage.resolve("config/application.properties"));
+            else Files.writeString(stage.resolve("config/application.properties"), defaultConfig());
+            Files.createDirectories(stage.resolve("profiles"));
+            for (String p : DeviceProfile.BUILT_IN) {
+                try (InputStream in = DeviceProfile.class.getClassLoader().getResourceAsStream("profiles/" + p + ".properties")) {
+                    if (in != null) Files.copy(in, stage.resolve("profiles/" + p + ".properties"));
+                }
+            }
+            if (sbom != null) Files.copy(sbom, stage.resolve("sbom.cdx.json"));
+            Files.createDirectories(stage.resolve("bin"));
+            script(stage.resolve("bin/enclave"), launcher());
+            script(stage.resolve("bin/healthcheck"), healthcheck);
+            script(stage.resolve("install.sh"), installSh());
+            Files.writeString(stage.resolve(BundleInfo.FILE),
+                    new BundleInfo(version, arch, System.currentTimeMillis(), jlink ? "jlink" : "system").toProperties());
+            BundleArchive.create(stage, key, out);
+        } finally {
+            BundleArchive.deleteTree(stage);
+        }
+    }
+
+    private static void jlinkRuntime(Path out) throws BundleException {
+        ToolProvider jl = ToolProvider.findFirst("jlink").orElseThrow(() -> new BundleException("this JDK has no jlink"));
+        StringWriter log = new StringWriter();
+        int rc = jl.run(new PrintWriter(log), new PrintWriter(log), "--add-modules", String.join(",", RUNTIME_MODULES),
+                "--strip-debug", "--no-header-files", "--no-man-pages", "--compress", "zip-6", "--output", out.toString());
+        if (rc != 0) throw new BundleException("jlink failed: " + log);
+    }
+
+    private static void script(Path p, String text) throws IOException {
+        Files.writeString(p, text, StandardCharsets.UTF_8);
+        Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+
+    static String launcher() {
+        return """
+                #!/bin/sh
+                # Runs the bundled application with the bundled Java runtime (or the system's Java 25 when there is none).
+                HERE="$(cd "$(dirname "$0")/.." && pwd)"
+                if [ -x "$HERE/runtime/bin/java" ]; then JAVA="$HERE/runtime/bin/java"; else JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"; fi
+                exec "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED ${ENCLAVE_JAVA_OPTS:-} \\
+                  -jar "$HERE/app/quarkus-run.jar" "$@"
+                """;
+    }
+
+    static String defaultHealthcheck() {
+        return """
+                #!/bin/sh
+                # Run by the installer right after it switched to this release: exit 0 = healthy, else it rolls back.
+                ROOT="${ENCLAVE_ROOT:-/}"
+                HERE="$(cd "$(dirname "$0")/.." && pwd)"
+                if [ "$ROOT" = "/" ] && command -v systemctl >/dev/null 2>&1; then
+                  systemctl daemon-reload && systemctl restart enclave.service || exit 1
+                  exec "$HERE/bin/enclave" health --url https://127.0.0.1:8443 --ca /var/lib/enclave/data/tls/ca.pem --wait 120
+                fi
+                # a staging root (tests, dry runs): start this release on a loopback port against the root's data, probe, stop
+                PORT="${ENCLAVE_HEALTH_PORT:-18443}"
+                mkdir -p "$ROOT/var/log/enclave"
+                "$HERE/bin/enclave" serve --port "$PORT" --data-dir "$ROOT/var/lib/enclave/data" > "$ROOT/var/log/enclave/health.log" 2>&1 &
+                PID=$!
+                "$HERE/bin/enclave" health --url "http://127.0.0.1:$PORT" --wait 120
+                RC=$?
+                kill "$PID" 2>/dev/null
+                wait "$PID" 2>/dev/null
+                exit $RC
+                """;
+    }
+
+    static String installSh() {
+        return """
+                #!/bin/sh
+                # Install or upgrade from this bundle with nothing but coreutils and tar:
+                #   tar -xf enclave-VERSION.tar install.sh && sh install.sh enclave-VERSION.tar /etc/enclave/bundle.pub [install|upgrade] [--profile NAME]
+                # The bundle is unpacked to a temporary directory, its file hashes checked with sha256sum, then the bundled
+                # installer (bundled Java runtime) checks the Ed25519 signature against the pinned key and does the rest.
+                set -eu
+                BUNDLE="$1"; KEY="$2"; OP="${3:-install}"; shift 3 2>/dev/null || shift $#
+                TMP="$(mktemp -d)"
+                trap 'rm -rf "$TMP"' EXIT
+                tar -xf "$BUNDLE" -C "$TMP"
+                (cd "$TMP" && sha256sum --quiet --strict -c MANIFEST.sha256)
+                "$TMP/bin/enclave" "$OP" "$BUNDLE" --pubkey "$KEY" --root "${ENCLAVE_ROOT:-/}" "$@"
+                """;
+    }
+
+    static String defaultConfig() {
+        return """
+                # Enclave appliance configuration (installed to /etc/enclave/application.properties; kept across upgrades).
+                enclave.data-dir=/var/lib/enclave/data
+                enclave.models-dir=/var/lib/enclave/models
+                enclave.auth.enabled=true
+                enclave.audit.log-prompts=false
+                """;
+    }
+}
