@@ -19,6 +19,18 @@ public record DeviceProfile(String name, int schemaVersion, String description, 
     public static final int SCHEMA_VERSION = 1;
     public static final List<String> BUILT_IN = List.of("qcs6490", "x86-cpu", "x86-nvidia", "x86-intel-gpu", "arm64-generic");
 
+    /** The profile's raw settings, for the renderer's optional keys (network ranges, NPU paths, battery saver). */
+    public static Properties rawBuiltIn(String name) {
+        builtIn(name); // validates
+        try (InputStream in = DeviceProfile.class.getClassLoader().getResourceAsStream("profiles/" + name + ".properties")) {
+            Properties p = new Properties();
+            p.load(in);
+            return p;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     public static DeviceProfile builtIn(String name) {
         if (!BUILT_IN.contains(name)) {
             throw new IllegalArgumentException("unknown device profile '" + name + "' (known: " + String.join(", ", BUILT_IN) + ")");
@@ -60,6 +72,16 @@ public record DeviceProfile(String name, int schemaVersion, String description, 
                 errors.add("backend.order names unknown backend '" + t + "'");
             }
             order.add(t);
+        }
+        for (String r : p.getProperty("lan.ranges", "").split(",")) {
+            String t = r.trim();
+            if (!t.isEmpty() && !t.matches("(\\d{1,3}\\.){3}\\d{1,3}/\\d{1,2}|[0-9a-fA-F:]+/\\d{1,3}")) {
+                errors.add("lan.ranges: '" + t + "' is not an address range like 192.168.0.0/16");
+            }
+        }
+        if (p.getProperty("https.port") != null) {
+            int port = intOf(p, "https.port", errors);
+            if (port < 1 || port > 65535) errors.add("https.port must be in 1..65535");
         }
         if (!errors.isEmpty()) {
             throw new IllegalArgumentException("device profile '" + name + "' is invalid: " + String.join("; ", errors));
