@@ -57,8 +57,11 @@ public final class BundleArchive {
             for (Path p : files) {
                 if (Files.isSymbolicLink(p)) throw new IOException("bundles carry no links: " + p);
                 String name = staged.relativize(p).toString().replace('\\', '/') + (Files.isDirectory(p) ? "/" : "");
-                TarArchiveEntry e = new TarArchiveEntry(p.toFile(), name);
-                e.setMode(Files.isDirectory(p) ? 0755 : Files.isExecutable(p) ? 0755 : 0644);
+                // plain ustar/PAX entries: no host attributes (owner names, creation times) leak into the bundle
+                TarArchiveEntry e = new TarArchiveEntry(name);
+                if (Files.isRegularFile(p)) e.setSize(Files.size(p));
+                e.setModTime(Files.getLastModifiedTime(p).toMillis());
+                e.setMode((Files.isDirectory(p) ? 0040000 : 0100000) | (Files.isDirectory(p) || Files.isExecutable(p) ? 0755 : 0644));
                 e.setUserId(0);
                 e.setGroupId(0);
                 e.setUserName("root");

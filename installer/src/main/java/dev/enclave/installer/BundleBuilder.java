@@ -104,6 +104,16 @@ public final class BundleBuilder {
         int rc = jl.run(new PrintWriter(log), new PrintWriter(log), "--add-modules", String.join(",", RUNTIME_MODULES),
                 "--strip-debug", "--no-header-files", "--no-man-pages", "--compress", "zip-6", "--output", out.toString());
         if (rc != 0) throw new BundleException("jlink failed: " + log);
+        // jlink links some legal notices to java.base's copies; bundles carry no links, so copy them in place
+        try (var files = Files.walk(out)) {
+            for (Path p : files.filter(Files::isSymbolicLink).toList()) {
+                Path target = p.toRealPath();
+                Files.delete(p);
+                Files.copy(target, p);
+            }
+        } catch (IOException e) {
+            throw new BundleException("cannot resolve links in the jlink'ed runtime: " + e.getMessage(), e);
+        }
     }
 
     private static void script(Path p, String text) throws IOException {

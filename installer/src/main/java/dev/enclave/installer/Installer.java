@@ -288,19 +288,22 @@ public final class Installer {
             log.accept("release " + version + " has no bin/healthcheck: treated as unhealthy");
             return false;
         }
-        ProcessBuilder pb = new ProcessBuilder("sh", script.toString()).redirectErrorStream(true);
+        Path logFile = root.resolve("var/log/enclave/healthcheck-" + version + ".log");
+        Files.createDirectories(logFile.getParent());
+        ProcessBuilder pb = new ProcessBuilder("sh", script.toString()).redirectErrorStream(true)
+                .redirectOutput(logFile.toFile()); // a file, not a pipe: a chatty check can never block on a full pipe
         pb.environment().put("ENCLAVE_ROOT", root.toString());
         pb.environment().put("ENCLAVE_RELEASE", releases().resolve(version).toString());
         Process p = pb.start();
-        try (InputStream in = p.getInputStream()) {
+        try {
             boolean done = p.waitFor(healthTimeoutSeconds, TimeUnit.SECONDS);
-            String out = new String(in.readNBytes(in.available()), StandardCharsets.UTF_8);
             if (!done) {
                 p.destroyForcibly();
                 log.accept("health check timed out after " + healthTimeoutSeconds + " s");
                 return false;
             }
-            if (!out.isBlank()) log.accept("health check: " + out.strip());
+            String out = Files.readString(logFile, StandardCharsets.UTF_8).strip();
+            if (!out.isEmpty()) log.accept("health check: " + (out.length() > 2000 ? out.substring(out.length() - 2000) : out));
             return p.exitValue() == 0;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
