@@ -69,5 +69,9 @@ class InstallerIT {
         assertTrue(p.waitFor(900, TimeUnit.SECONDS), "timed out");
         String log = Files.readString(dir.resolve("it.log"));
         assertEquals(0, p.exitValue(), log.length() > 20000 ? log.substring(log.length() - 20000) : log);
+        // about a gigabyte of bundles and roots: kept only when the test fails, for diagnosis
+        try (var files = Files.walk(dir)) {
+            for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+        }
     }
 }
