@@ -24,6 +24,8 @@ public final class SystemdUnit {
                 Group=enclave
                 Environment=ENCLAVE_DATA_DIR=/var/lib/enclave/data
                 Environment=ENCLAVE_NATIVE_DIR=/var/lib/enclave/data/native
+                Environment=ENCLAVE_JAVA_OPTS=-Dquarkus.config.locations=/etc/enclave/application.properties
+                EnvironmentFile=-/etc/default/enclave
                 ExecStart=/opt/enclave/current/bin/enclave serve --tls --host 0.0.0.0 --port 8443
                 Restart=on-failure
                 RestartSec=5
