@@ -117,6 +117,11 @@ public final class DocumentIndex implements AutoCloseable {
         return done.size() + gone.size();
     }
 
+    /** Applies every pending catalog change to Lucene with one commit (bulk loading uses this path too). */
+    public synchronized int recoverPending() throws IOException, SQLException {
+        return recover();
+    }
+
     /** A different embedder (name or version) makes stored vectors meaningless: re-embed every chunk. */
     private void checkEmbedder() throws SQLException, IOException {
         String id = embedder.name() + "@" + embedder.version();

@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 
 /** {@code enclave rag ...}: the document index from the command line. */
 @Command(name = "rag", mixinStandardHelpOptions = true, description = "Document index commands.",
-        subcommands = {RagCommand.Eval.class})
+        subcommands = {RagCommand.Eval.class, RagCommand.Scale.class})
 public class RagCommand implements Runnable {
 
     @picocli.CommandLine.Spec
@@ -27,6 +27,33 @@ public class RagCommand implements Runnable {
     @Override
     public void run() {
         spec.commandLine().usage(System.out);
+    }
+
+    /** {@code enclave rag scale}: hybrid query latency on a synthetic index of N chunks. */
+    @Command(name = "scale", mixinStandardHelpOptions = true,
+            description = "Build (or reuse) a synthetic index of N chunks (Zipf pseudo-words, random unit vectors) through the real catalog "
+                    + "and Lucene index, then time real hybrid queries (real text, real query embeddings): p50/p99 and size on disk.")
+    public static class Scale implements Callable<Integer> {
+        @Option(names = "--chunks", defaultValue = "1000000") int chunks;
+        @Option(names = "--dir", required = true, paramLabel = "DIR", description = "Index directory (reused when it exists).") Path dir;
+        @Option(names = "--queries", defaultValue = "200") int queries;
+        @Option(names = "--embedder", defaultValue = "minilm") String embedder;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            try (OnnxEmbedder e = new OnnxEmbedder(EmbeddingModel.named(embedder), NativeLibraries.defaultDirectory(),
+                    Runtime.getRuntime().availableProcessors())) {
+                var r = new dev.enclave.rag.eval.SyntheticScale(json ? System.err::println : System.out::println)
+                        .run(dir, e, chunks, queries, 42);
+                String out = String.format(Locale.ROOT,
+                        "{\"chunks\":%d,\"build_s\":%.1f,\"bytes_on_disk\":%d,\"queries\":%d,\"query_p50_ms\":%.2f,\"query_p99_ms\":%.2f}",
+                        r.chunks(), r.buildSeconds(), r.bytesOnDisk(), r.queries(), r.p50Ms(), r.p99Ms());
+                System.out.println(json ? out : "hybrid query latency on " + r.chunks() + " chunks: p50 "
+                        + String.format(Locale.ROOT, "%.1f ms, p99 %.1f ms; %.2f GiB on disk", r.p50Ms(), r.p99Ms(), r.bytesOnDisk() / 1073741824.0));
+            }
+            return 0;
+        }
     }
 
     /** {@code enclave rag eval}: BEIR retrieval evaluation through the real ingestion and retrieval path. */
