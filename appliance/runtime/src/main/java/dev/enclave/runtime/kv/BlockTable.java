@@ -45,6 +45,31 @@ public final class BlockTable {
         return true;
     }
 
+    /** Shares every block of {@code parent} (a fork: n > 1, parallel sampling); writes later copy what they touch. */
+    public void forkFrom(BlockTable parent) {
+        if (count != 0) throw new IllegalStateException("a fork starts empty");
+        for (int i = 0; i < parent.count; i++) appendShared(parent.blocks[i]);
+    }
+
+    /**
+     * Copy-on-write: before positions [from, to) are written, every block they fall in that another sequence also
+     * references is replaced by a private copy. False (nothing lost, the table stays valid) when the pool is full.
+     */
+    public boolean makeWritable(int from, int to) {
+        if (to <= from) return true;
+        int first = from >> pool.blockShift, last = Math.min(count, ((to - 1) >> pool.blockShift) + 1);
+        for (int i = first; i < last; i++) {
+            int b = blocks[i];
+            if (pool.refCount(b) == 1) continue;
+            int copy = pool.allocate();
+            if (copy < 0) return false;
+            pool.copyBlock(b, copy);
+            pool.release(b);
+            blocks[i] = copy;
+        }
+        return true;
+    }
+
     /** Appends an existing block (e.g. a cached prefix), taking a reference. */
     public void appendShared(int block) {
         pool.retain(block);

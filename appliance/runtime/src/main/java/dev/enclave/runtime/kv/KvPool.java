@@ -98,6 +98,16 @@ public final class KvPool {
         return blocks - freeBlocks();
     }
 
+    /** Copies every layer's keys and values of block {@code from} into block {@code to} (copy-on-write). */
+    public void copyBlock(int from, int to) {
+        int span = blockSize * kvDim;
+        int a = offset(from, 0), b = offset(to, 0);
+        for (int l = 0; l < keys.length; l++) {
+            System.arraycopy(keys[l], a, keys[l], b, span);
+            System.arraycopy(values[l], a, values[l], b, span);
+        }
+    }
+
     /** Float offset of position slot {@code slot} of {@code block} in a layer's key or value array. */
     public int offset(int block, int slot) {
         return ((block << blockShift) + slot) * kvDim;

@@ -123,6 +123,18 @@ public final class InferenceState {
         table.truncate(pos);
     }
 
+    /**
+     * Makes {@code child} (fresh, same pool) continue from exactly where this sequence is: same positions (its
+     * KV blocks shared, copied on first write) and the same last logits.
+     */
+    public void forkInto(InferenceState child) {
+        if (child.pool != pool) throw new IllegalArgumentException("a fork shares its parent's KV pool");
+        if (child.position != 0) throw new IllegalStateException("a fork starts empty");
+        child.table.forkFrom(table);
+        child.position = position;
+        System.arraycopy(logits, 0, child.logits, 0, logits.length);
+    }
+
     /** Starts the sequence from KV blocks already computed for its first {@code positions} tokens. */
     public void adoptPrefix(int[] blocks, int positions) {
         if (position != 0 || table.blockCount() != 0) throw new IllegalStateException("prefix must come first");

@@ -55,6 +55,8 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         final CompletableFuture<GenerationResult> result = new CompletableFuture<>();
         final long submitted = System.nanoTime();
         volatile boolean cancelled;
+        /** Siblings sampled from the same prompt (n > 1): they start as forks of this sequence once its prompt is read. */
+        List<Handle> forks = List.of();
 
         Handle(GenerationRequest request, TokenListener listener) {
             this.request = request;
@@ -151,6 +153,35 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         return h;
     }
 
+    /**
+     * Parallel sampling ({@code n > 1}): the same prompt, one request per choice (each with its own sampler). The
+     * prompt is read once; then the sequence forks — the n sequences share its KV blocks, and a block is copied only
+     * when a sequence writes into one it shares (copy-on-write). Handles come back in the order of the requests.
+     */
+    public List<Handle> submitAll(List<GenerationRequest> requests, List<TokenListener> listeners) {
+        if (requests.isEmpty() || requests.size() != listeners.size()) throw new IllegalArgumentException("one listener per request");
+        int[] prompt = requests.getFirst().promptTokens();
+        for (GenerationRequest r : requests) {
+            if (!Arrays.equals(r.promptTokens(), prompt)) throw new IllegalArgumentException("forked requests share one prompt");
+        }
+        int ctx = model.config().contextLength();
+        if (prompt.length >= ctx) throw new ContextLengthExceededException(prompt.length, ctx);
+        List<Handle> handles = new ArrayList<>();
+        for (int i = 0; i < requests.size(); i++) handles.add(new Handle(requests.get(i), listeners.get(i)));
+        Handle parent = handles.getFirst();
+        parent.forks = List.copyOf(handles.subList(1, handles.size()));
+        lock.lock();
+        try {
+            if (closed) throw new IllegalStateException("the scheduler is closed");
+            if (waiting.size() >= settings.maxQueue()) throw new QueueFullException(waiting.size());
+            waiting.add(parent);
+            work.signal();
+        } finally {
+            lock.unlock();
+        }
+        return handles;
+    }
+
     /** Submits and waits for the result on the calling thread. */
     public GenerationResult generate(GenerationRequest request, TokenListener listener) {
         Handle h = submit(request, listener);
@@ -203,8 +234,11 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                 if (h.cancelled) {
                     waiting.poll();
                     h.result.complete(new GenerationResult(new int[0], "", FinishReason.CANCELLED, h.request.promptTokens().length, 0, 0));
+                    for (Handle f : h.forks) f.result.complete(new GenerationResult(new int[0], "", FinishReason.CANCELLED, h.request.promptTokens().length, 0, 0));
                     continue;
                 }
+                // a forking request needs room for all its sequences (or an empty batch, whatever n is)
+                if (!h.forks.isEmpty() && !active.isEmpty() && active.size() + 1 + h.forks.size() > settings.maxActive()) return;
                 // admit only if the prompt's blocks are free (the cache gives back unused blocks on demand)
                 int need = (h.request.promptTokens().length + pool.blockSize) / pool.blockSize;
                 if (pool.freeBlocks() < need && !cache.evict(need - pool.freeBlocks())) {
@@ -271,7 +305,8 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         // make room in the KV pool; a sequence that cannot grow ends
         for (int i = 0; i < batch.size(); i++) {
             Seq s = batch.get(i);
-            if (!s.state.blockTable().ensure(s.state.position() + count[i])) {
+            if (!s.state.blockTable().ensure(s.state.position() + count[i])
+                    || !s.state.blockTable().makeWritable(s.state.position(), s.state.position() + count[i])) {
                 count[i] = 0;
                 finish(s, FinishReason.LENGTH);
             }
@@ -304,9 +339,40 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                 // full blocks of prompt are shareable as soon as they are computed
                 cache.insert(s.prompt, s.prefilled / pool.blockSize, s.state.blockTable());
                 if (!s.decoding()) continue; // more of the prompt next step
+                if (!s.h.forks.isEmpty()) {
+                    // fork before anyone samples: samplers adjust logits in place
+                    List<Seq> children = fork(s);
+                    emit(s);
+                    for (Seq c : children) emit(c);
+                    continue;
+                }
             }
             emit(s);
         }
+    }
+
+    /** The parent has read the prompt: its siblings start from its state, sharing every KV block. */
+    private List<Seq> fork(Seq parent) {
+        List<Seq> children = new ArrayList<>();
+        for (Handle f : parent.h.forks) {
+            if (f.cancelled) {
+                f.result.complete(new GenerationResult(new int[0], "", FinishReason.CANCELLED, parent.prompt.length, 0, 0));
+                continue;
+            }
+            int ctx = Math.min(model.config().contextLength(), parent.prompt.length + f.request.maxTokens());
+            InferenceState st = model.newState(Math.max(ctx, parent.state.position() + 1), pool);
+            parent.state.forkInto(st);
+            Seq c = new Seq(f, st);
+            c.prefilled = c.prompt.length;
+            c.matched = true;
+            for (int t : c.prompt) f.request.sampler().accept(t);
+            promptTokens.addAndGet(c.prompt.length);
+            cachedPromptTokens.addAndGet(c.prompt.length);
+            active.add(c);
+            children.add(c);
+        }
+        parent.h.forks = List.of();
+        return children;
     }
 
     /** Samples the sequence's next token from its logits and streams it. */
@@ -353,6 +419,9 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
 
     private void finish(Seq s, FinishReason reason) {
         if (!active.remove(s)) return;
+        // siblings that never started (the prompt was not read) end the same way
+        for (Handle f : s.h.forks) f.result.complete(new GenerationResult(new int[0], "", reason, s.prompt.length, 0, 0));
+        s.h.forks = List.of();
         if (reason != FinishReason.CANCELLED && !s.stops.stopped()) {
             String rest = s.stops.accept(s.utf8.flush()) + s.stops.flush();
             if (!rest.isEmpty()) {
