@@ -42,6 +42,11 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
         return new SamplingParams(temperature, 0, topP, 0f, 1f, 1f, 64, 0f, 0f, Map.of(), seed);
     }
 
+    /** The same parameters with another seed (choice i of n gets seed + i). */
+    public SamplingParams withSeed(long newSeed) {
+        return new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, penaltyLastN, frequencyPenalty, presencePenalty, logitBias, newSeed);
+    }
+
     public SamplingParams withTemperature(float t) {
         return new SamplingParams(t, topK, topP, minP, typicalP, repeatPenalty, penaltyLastN, frequencyPenalty, presencePenalty, logitBias, seed);
     }

@@ -9,7 +9,10 @@ import java.util.List;
 
 /** Sampling and stopping parameters shared by /v1/completions and /v1/chat/completions, validated. */
 record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs,
-                        boolean jsonObject) {
+                        boolean jsonObject, int n) {
+
+    /** Most choices one request may ask for (each is a sequence in the running batch). */
+    static final int MAX_N = 8;
 
     static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize, boolean chat) {
         int maxTokens = defaultMaxTokens;
@@ -40,9 +43,13 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
         } else {
             throw ApiException.invalid("seed", "seed must be an integer");
         }
-        JsonNode n = body.get("n");
-        if (n != null && !n.isNull() && (!n.isIntegralNumber() || n.asInt() != 1)) {
-            throw ApiException.invalid("n", "only n = 1 is supported");
+        JsonNode nNode = body.get("n");
+        int n = 1;
+        if (nNode != null && !nNode.isNull()) {
+            if (!nNode.isIntegralNumber() || nNode.asInt() < 1 || nNode.asInt() > MAX_N) {
+                throw ApiException.invalid("n", "n must be an integer between 1 and " + MAX_N);
+            }
+            n = nNode.asInt();
         }
         List<String> stop = new ArrayList<>();
         JsonNode st = body.get("stop");
@@ -128,7 +135,7 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
                 default -> throw ApiException.invalid("response_format", "response_format.type must be text or json_object");
             }
         }
-        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs, jsonObject);
+        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs, jsonObject, n);
     }
 
     private static float number(JsonNode body, String key, double dflt, double min, double max) {

@@ -203,6 +203,11 @@ public class OpenAiRoutes {
             if (prompt.length + params.maxTokens() > ctxLen) {
                 throw contextExceeded(prompt.length, params.maxTokens(), ctxLen);
             }
+            if (params.n() > 1) {
+                if (!toolNames.isEmpty()) throw ApiException.invalid("n", "n > 1 cannot be combined with tools");
+                generateMany(ctx, chat, body, params, prompt, id, created, tok, citations);
+                return;
+            }
             request = new GenerationRequest(prompt, params.maxTokens(),
                     params.jsonObject() ? new JsonObjectSampler(Sampler.of(params.sampling()), tok) : Sampler.of(params.sampling()),
                     params.stop(), false, params.topLogprobs());
@@ -290,6 +295,152 @@ public class OpenAiRoutes {
                 respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null, toolNames, citations);
             }
         });
+    }
+
+    /**
+     * n > 1: n choices of one prompt. The scheduler reads the prompt once and forks it (copy-on-write KV blocks); the
+     * choices stream interleaved, each chunk carrying its choice index; [DONE] follows the last one.
+     */
+    private void generateMany(RoutingContext ctx, boolean chat, JsonNode body, CompletionParams params, int[] prompt,
+                              String id, long created, Tokenizer tok, com.fasterxml.jackson.databind.node.ArrayNode citations) {
+        int n = params.n();
+        HttpServerResponse response = ctx.response();
+        String object = chat ? "chat.completion.chunk" : "text_completion";
+        boolean stream = params.stream();
+        if (stream) {
+            response.setStatusCode(200).putHeader("Content-Type", "text/event-stream; charset=utf-8")
+                    .putHeader("Cache-Control", "no-cache").putHeader("X-Accel-Buffering", "no").setChunked(true);
+        }
+        List<GenerationRequest> requests = new ArrayList<>();
+        List<TokenListener> listeners = new ArrayList<>();
+        boolean[] roleSent = new boolean[n];
+        List<List<TokenLogprobs>> logprobs = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            Sampler sampler = Sampler.of(params.sampling().withSeed(params.sampling().seed() + i));
+            if (params.jsonObject()) sampler = new JsonObjectSampler(sampler, tok);
+            requests.add(new GenerationRequest(prompt, params.maxTokens(), sampler, params.stop(), false, params.topLogprobs()));
+            List<TokenLogprobs> mine = new ArrayList<>();
+            logprobs.add(mine);
+            int index = i;
+            listeners.add(new TokenListener() {
+                @Override
+                public boolean onToken(int token, String text) {
+                    return onToken(token, text, null);
+                }
+
+                @Override
+                public boolean onToken(int token, String text, TokenLogprobs lp) {
+                    if (response.closed()) return false;
+                    if (lp != null) mine.add(lp);
+                    if (stream && !text.isEmpty()) {
+                        if (chat && !roleSent[index]) {
+                            roleSent[index] = true;
+                            sendEvent(response, choiceChunk(object, id, created, index, true, null, null));
+                        }
+                        ObjectNode chunk = choiceChunk(object, id, created, index, false, text, null);
+                        ObjectNode c = (ObjectNode) chunk.get("choices").get(0);
+                        if (params.topLogprobs() >= 0) {
+                            c.set("logprobs", logprobs(chat, mine));
+                            mine.clear();
+                        }
+                        sendEvent(response, chunk);
+                    }
+                    return true;
+                }
+            });
+        }
+        List<ContinuousBatchScheduler.Handle> handles;
+        try {
+            handles = models.submitAll(requests, listeners);
+        } catch (QueueFullException e) {
+            response.setChunked(false).headers().remove("Content-Type");
+            response.putHeader("Retry-After", "1");
+            sendError(ctx, new ApiException(429, "rate_limit_error", "queue_full", null,
+                    "The server is busy: too many requests are waiting. Retry shortly."));
+            return;
+        }
+        response.closeHandler(v -> handles.forEach(ContinuousBatchScheduler.Handle::cancel));
+        var caller = dev.enclave.server.security.AuthHandler.caller(ctx);
+        String ip = dev.enclave.server.security.AuthHandler.ip(ctx);
+        java.util.concurrent.CompletableFuture<?>[] all = handles.stream().map(ContinuousBatchScheduler.Handle::result)
+                .toArray(java.util.concurrent.CompletableFuture[]::new);
+        java.util.concurrent.CompletableFuture.allOf(all).whenComplete((v, failure) -> {
+            if (response.closed() || response.ended()) return;
+            if (failure != null) {
+                LOG.error("generation failed", failure);
+                if (stream) {
+                    ObjectNode err = json.createObjectNode();
+                    err.putObject("error").put("message", "generation failed: " + failure.getMessage()).put("type", "server_error");
+                    sendEvent(response, err);
+                    response.end("data: [DONE]\n\n");
+                } else {
+                    sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + failure.getMessage()));
+                }
+                return;
+            }
+            int completionTokens = 0;
+            List<GenerationResult> results = new ArrayList<>();
+            for (var h : handles) {
+                GenerationResult r = h.result().join();
+                results.add(r);
+                completionTokens += r.completionTokens();
+            }
+            security.audit(caller.user(), chat ? "inference.chat" : "inference.completion", models.modelId(),
+                    "n=" + n + " prompt_tokens=" + prompt.length + " completion_tokens=" + completionTokens, ip);
+            ObjectNode usage = json.createObjectNode().put("prompt_tokens", prompt.length)
+                    .put("completion_tokens", completionTokens).put("total_tokens", prompt.length + completionTokens);
+            if (stream) {
+                for (int i = 0; i < n; i++) {
+                    if (chat && !roleSent[i]) sendEvent(response, choiceChunk(object, id, created, i, true, null, null));
+                    sendEvent(response, choiceChunk(object, id, created, i, false, chat ? null : "", results.get(i).finishReason().openAiName));
+                }
+                if (params.includeUsage()) {
+                    ObjectNode u = envelope(object, id, created);
+                    u.putArray("choices");
+                    u.set("usage", usage);
+                    sendEvent(response, u);
+                }
+                if (citations != null) {
+                    ObjectNode cit = envelope(object, id, created);
+                    cit.putArray("choices");
+                    cit.putObject("enclave").set("citations", citations);
+                    sendEvent(response, cit);
+                }
+                response.end("data: [DONE]\n\n");
+            } else {
+                ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
+                var choices = out.putArray("choices");
+                for (int i = 0; i < n; i++) {
+                    ObjectNode c = choices.addObject().put("index", i);
+                    if (chat) c.putObject("message").put("role", "assistant").put("content", results.get(i).text());
+                    else c.put("text", results.get(i).text());
+                    if (params.topLogprobs() >= 0) c.set("logprobs", logprobs(chat, logprobs.get(i)));
+                    else c.putNull("logprobs");
+                    c.put("finish_reason", results.get(i).finishReason().openAiName);
+                }
+                out.set("usage", usage);
+                if (citations != null) out.putObject("enclave").set("citations", citations);
+                sendJson(ctx, 200, out);
+            }
+        });
+    }
+
+    /** One streamed chunk of choice {@code index}: the role opener, a piece of text, or the final finish reason. */
+    private ObjectNode choiceChunk(String object, String id, long created, int index, boolean role, String text, String finish) {
+        ObjectNode chunk = envelope(object, id, created);
+        ObjectNode c = chunk.putArray("choices").addObject().put("index", index);
+        boolean chat = object.startsWith("chat");
+        if (chat) {
+            ObjectNode d = c.putObject("delta");
+            if (role) d.put("role", "assistant").put("content", "");
+            else if (text != null) d.put("content", text);
+        } else {
+            c.put("text", text == null ? "" : text);
+        }
+        c.putNull("logprobs");
+        if (finish == null) c.putNull("finish_reason");
+        else c.put("finish_reason", finish);
+        return chunk;
     }
 
     private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure,

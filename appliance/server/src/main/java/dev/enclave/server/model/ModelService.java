@@ -84,6 +84,12 @@ public class ModelService {
         return scheduler.submit(request, listener);
     }
 
+    /** n choices of one prompt: read once, forked with copy-on-write KV blocks. */
+    public java.util.List<ContinuousBatchScheduler.Handle> submitAll(java.util.List<GenerationRequest> requests,
+                                                                     java.util.List<TokenListener> listeners) {
+        return scheduler.submitAll(requests, listeners);
+    }
+
     public ContinuousBatchScheduler.Metrics metrics() {
         return scheduler.metrics();
     }

@@ -208,4 +208,44 @@ class OpenAiApiTest {
         given().get("/generate.html").then().statusCode(200).body(containsString("<script src=\"/app.js\""));
         given().get("/app.js").then().statusCode(200).body(containsString("/v1/completions"));
     }
+
+    /** n > 1: the prompt is read once and forked; each choice equals a single request with seed + index. */
+    @Test
+    void parallelSamplingReturnsNChoices() throws Exception {
+        String base = "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":12,\"temperature\":0.9,";
+        JsonNode many = JSON.readTree(given().contentType(ContentType.JSON).body(base + "\"seed\":7,\"n\":3}")
+                .post("/v1/chat/completions").then().statusCode(200).extract().asString());
+        assertEquals(3, many.get("choices").size());
+        int completion = 0;
+        for (int i = 0; i < 3; i++) {
+            JsonNode c = many.get("choices").get(i);
+            assertEquals(i, c.get("index").asInt());
+            JsonNode one = JSON.readTree(given().contentType(ContentType.JSON).body(base + "\"seed\":" + (7 + i) + "}")
+                    .post("/v1/chat/completions").then().statusCode(200).extract().asString());
+            assertEquals(one.at("/choices/0/message/content").asText(), c.at("/message/content").asText(), "choice " + i);
+            completion += one.at("/usage/completion_tokens").asInt();
+        }
+        assertEquals(completion, many.at("/usage/completion_tokens").asInt());
+        assertEquals(many.at("/usage/prompt_tokens").asInt(), JSON.readTree(given().contentType(ContentType.JSON)
+                .body(base + "\"seed\":7}").post("/v1/chat/completions").asString()).at("/usage/prompt_tokens").asInt(),
+                "the prompt counts once");
+
+        String sse = given().contentType(ContentType.JSON).body(base + "\"seed\":7,\"n\":2,\"stream\":true}")
+                .post("/v1/chat/completions").then().statusCode(200).extract().asString();
+        List<String> events = sse.lines().filter(l -> l.startsWith("data: ")).map(l -> l.substring(6)).toList();
+        assertEquals("[DONE]", events.getLast());
+        StringBuilder[] text = {new StringBuilder(), new StringBuilder()};
+        int finished = 0;
+        for (String e : events.subList(0, events.size() - 1)) {
+            JsonNode c = JSON.readTree(e).at("/choices/0");
+            int idx = c.get("index").asInt();
+            text[idx].append(c.at("/delta/content").asText(""));
+            if (!c.get("finish_reason").isNull()) finished++;
+        }
+        assertEquals(2, finished);
+        assertEquals(many.at("/choices/0/message/content").asText(), text[0].toString());
+        assertEquals(many.at("/choices/1/message/content").asText(), text[1].toString());
+        given().contentType(ContentType.JSON).body(base + "\"n\":99}").post("/v1/chat/completions").then().statusCode(400)
+                .body("error.param", equalTo("n"));
+    }
 }
