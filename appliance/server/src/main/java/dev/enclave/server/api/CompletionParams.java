@@ -9,7 +9,15 @@ import java.util.List;
 
 /** Sampling and stopping parameters shared by /v1/completions and /v1/chat/completions, validated. */
 record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs,
-                        boolean jsonObject, int n) {
+                        boolean jsonObject, int n, dev.enclave.runtime.constrain.JsonSchema jsonSchema) {
+
+    /** The sampler for one choice: the sampling chain, constrained to the requested JSON shape if any. */
+    dev.enclave.runtime.sampling.Sampler sampler(long seed, dev.enclave.runtime.tokenizer.Tokenizer tok) {
+        dev.enclave.runtime.sampling.Sampler s = dev.enclave.runtime.sampling.Sampler.of(sampling.withSeed(seed));
+        if (jsonSchema != null) return new dev.enclave.runtime.constrain.JsonSchemaSampler(s, tok, jsonSchema);
+        if (jsonObject) return new dev.enclave.runtime.constrain.JsonObjectSampler(s, tok);
+        return s;
+    }
 
     /** Most choices one request may ask for (each is a sequence in the running batch). */
     static final int MAX_N = 8;
@@ -124,18 +132,22 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs: true");
         }
         boolean jsonObject = false;
+        dev.enclave.runtime.constrain.JsonSchema jsonSchema = null;
         JsonNode rf = body.get("response_format");
         if (rf != null && !rf.isNull()) {
             String type = rf.path("type").asText("");
             switch (type) {
                 case "text" -> { }
                 case "json_object" -> jsonObject = true;
-                case "json_schema" -> throw ApiException.invalid("response_format",
-                        "response_format json_schema is not supported yet; use json_object (output constrained to a JSON object)");
-                default -> throw ApiException.invalid("response_format", "response_format.type must be text or json_object");
+                case "json_schema" -> {
+                    JsonNode js = rf.get("json_schema");
+                    if (js == null || !js.isObject()) throw ApiException.invalid("response_format", "response_format.json_schema must be an object with a schema");
+                    jsonSchema = SchemaCompiler.compile(js.get("schema"));
+                }
+                default -> throw ApiException.invalid("response_format", "response_format.type must be text, json_object or json_schema");
             }
         }
-        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs, jsonObject, n);
+        return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs, jsonObject, n, jsonSchema);
     }
 
     private static float number(JsonNode body, String key, double dflt, double min, double max) {

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.enclave.runtime.constrain.JsonObjectSampler;
 import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
@@ -209,7 +208,7 @@ public class OpenAiRoutes {
                 return;
             }
             request = new GenerationRequest(prompt, params.maxTokens(),
-                    params.jsonObject() ? new JsonObjectSampler(Sampler.of(params.sampling()), tok) : Sampler.of(params.sampling()),
+                    params.sampler(params.sampling().seed(), tok),
                     params.stop(), false, params.topLogprobs());
         } catch (ApiException e) {
             sendError(ctx, e);
@@ -316,8 +315,7 @@ public class OpenAiRoutes {
         boolean[] roleSent = new boolean[n];
         List<List<TokenLogprobs>> logprobs = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            Sampler sampler = Sampler.of(params.sampling().withSeed(params.sampling().seed() + i));
-            if (params.jsonObject()) sampler = new JsonObjectSampler(sampler, tok);
+            Sampler sampler = params.sampler(params.sampling().seed() + i, tok);
             requests.add(new GenerationRequest(prompt, params.maxTokens(), sampler, params.stop(), false, params.topLogprobs()));
             List<TokenLogprobs> mine = new ArrayList<>();
             logprobs.add(mine);

@@ -189,6 +189,36 @@ class OpenAiApiTest {
                 .post("/v1/completions").then().statusCode(400).body("error.param", equalTo("response_format"));
     }
 
+    /** json_schema: every finished answer parses and fits the schema, whatever the (tiny, story-telling) model prefers. */
+    @Test
+    void jsonSchemaResponseFormatConstrainsTheOutput() throws Exception {
+        String schema = "{\"type\":\"object\",\"properties\":{\"hero\":{\"type\":\"string\",\"enum\":[\"Lily\",\"Tom\",\"Ben\"]},"
+                + "\"age\":{\"type\":\"integer\"},\"happy\":{\"type\":\"boolean\"},\"friends\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":2}},"
+                + "\"required\":[\"hero\",\"age\",\"happy\"],\"additionalProperties\":false}";
+        int finished = 0;
+        for (int seed = 1; seed <= 6; seed++) {
+            JsonNode r = JSON.readTree(given().contentType(ContentType.JSON)
+                    .body("{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":500,\"seed\":" + seed
+                            + ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"story\",\"strict\":true,\"schema\":" + schema + "}}}")
+                    .post("/v1/chat/completions").then().statusCode(200).extract().asString());
+            JsonNode c = r.get("choices").get(0);
+            if (!c.get("finish_reason").asText().equals("stop")) continue; // cut by max_tokens inside a string: still a valid prefix
+            finished++;
+            JsonNode doc = JSON.readTree(c.get("message").get("content").asText());
+            assertTrue(java.util.List.of("Lily", "Tom", "Ben").contains(doc.get("hero").asText()), doc.toString());
+            assertTrue(doc.get("age").isIntegralNumber() && doc.get("happy").isBoolean(), doc.toString());
+            doc.fieldNames().forEachRemaining(k -> assertTrue(java.util.Set.of("hero", "age", "happy", "friends").contains(k), k));
+            if (doc.has("friends")) assertTrue(doc.get("friends").size() <= 2);
+        }
+        assertTrue(finished >= 2, "answers finished: " + finished);
+        for (String bad : new String[] {"{\"type\":\"string\",\"pattern\":\"a+\"}", "{\"$ref\":\"https://example.com/s.json\"}",
+                "{\"type\":\"object\",\"properties\":{},\"required\":[\"x\"]}"}) {
+            given().contentType(ContentType.JSON).body("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                    + "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":" + bad + "}}}")
+                    .post("/v1/chat/completions").then().statusCode(400).body("error.param", equalTo("response_format"));
+        }
+    }
+
     @Test
     void schedulerMetricsOnPrometheusEndpoint() {
         given().contentType(ContentType.JSON).body("{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"temperature\":0}")
