@@ -46,7 +46,9 @@ public final class DeviceRenderer {
         // the model gets what the KV cache does not: a quarter of the budget for KV, at most 4 GiB
         long kv = Math.min(4096, p.memoryBudgetMiB() / 4);
         sb.append("enclave.scheduler.kv-memory-mb=").append(kv).append('\n');
-        sb.append("enclave.battery-saver=").append(p.batterySaver()).append('\n');
+        // battery saver: always on if the profile says so; on a device with battery settings, whenever it runs on battery
+        String saver = p.batterySaver() ? "true" : raw.getProperty("battery.threads") != null ? "auto" : "false";
+        sb.append("enclave.battery-saver=").append(saver).append('\n');
         if (raw.getProperty("battery.threads") != null) {
             sb.append("enclave.battery-saver.threads=").append(raw.getProperty("battery.threads")).append('\n');
             sb.append("enclave.battery-saver.max-tokens-per-s=").append(raw.getProperty("battery.max-tokens-per-s", "8")).append('\n');

@@ -41,12 +41,20 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
      * @param blockSize    KV block size in positions
      * @param kvBytes      memory for the KV pool
      * @param timeoutMillis a request still running after this long ends with finish reason "length"; 0: no limit
+     * @param maxTokensPerSecond battery saver: generated tokens per second across all sequences; 0: no cap
      */
-    public record Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis) {
+    public record Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis,
+                           double maxTokensPerSecond) {
+        public Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis) {
+            this(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, 0);
+        }
+
         public static Settings defaults() {
             return new Settings(8, 64, 256, 16, 512L << 20, 0);
         }
     }
+
+    private long throttleUntil; // battery saver: the loop sleeps until then after a step
 
     /** A submitted request; cancel() stops it at the next step and frees its blocks. */
     public static final class Handle {
@@ -210,7 +218,9 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                     }
                     continue;
                 }
+                long before = generatedTokens.get();
                 step();
+                throttle(generatedTokens.get() - before);
             } catch (InterruptedException e) {
                 return;
             } catch (RuntimeException | Error e) {
@@ -222,6 +232,16 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                 active.clear();
             }
         }
+    }
+
+    /** Battery saver: spreads generated tokens so that they never come faster than the cap (a token bucket). */
+    private void throttle(long tokens) throws InterruptedException {
+        double cap = settings.maxTokensPerSecond();
+        if (cap <= 0 || tokens == 0) return;
+        long now = System.nanoTime();
+        throttleUntil = Math.max(throttleUntil, now) + (long) (tokens * 1e9 / cap);
+        long wait = throttleUntil - now;
+        if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
     }
 
     private void admit() {

@@ -38,7 +38,17 @@ public class ModelService {
                         @ConfigProperty(name = "enclave.scheduler.token-budget", defaultValue = "64") int tokenBudget,
                         @ConfigProperty(name = "enclave.scheduler.kv-memory-mb", defaultValue = "1024") long kvMemoryMb,
                         @ConfigProperty(name = "enclave.scheduler.block-size", defaultValue = "16") int blockSize,
-                        @ConfigProperty(name = "enclave.scheduler.timeout-seconds", defaultValue = "600") long timeoutSeconds) {
+                        @ConfigProperty(name = "enclave.scheduler.timeout-seconds", defaultValue = "600") long timeoutSeconds,
+                        @ConfigProperty(name = "enclave.threads") Optional<Integer> threads,
+                        @ConfigProperty(name = "enclave.battery-saver", defaultValue = "false") String batterySaver,
+                        @ConfigProperty(name = "enclave.battery-saver.threads", defaultValue = "2") int batteryThreads,
+                        @ConfigProperty(name = "enclave.battery-saver.max-tokens-per-s", defaultValue = "8") double batteryTokensPerSecond) {
+        boolean saving = batterySaver.equals("true") || (batterySaver.equals("auto") && onBattery());
+        int t = saving ? batteryThreads : threads.orElse(0);
+        // the CPU backend is made on first use: its thread count must be set before the model loads
+        if (t > 0 && System.getProperty("enclave.threads") == null) System.setProperty("enclave.threads", Integer.toString(t));
+        this.tokensPerSecondCap = saving ? batteryTokensPerSecond : 0;
+        if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
         try {
             long t0 = System.nanoTime();
             this.model = ModelLoader.open(modelPath.orElse(null));
@@ -49,7 +59,7 @@ public class ModelService {
             throw new UncheckedIOException(e);
         }
         this.scheduler = new ContinuousBatchScheduler(model, new ContinuousBatchScheduler.Settings(maxActive, queueLength,
-                tokenBudget, blockSize, kvMemoryMb << 20, timeoutSeconds * 1000));
+                tokenBudget, blockSize, kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap));
         LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
                 maxActive, queueLength, tokenBudget, scheduler.pool().blocks, blockSize);
         Optional<ChatTemplate> template;
@@ -60,6 +70,32 @@ public class ModelService {
             template = Optional.empty();
         }
         this.chatTemplate = template;
+    }
+
+    private final double tokensPerSecondCap;
+
+    /** True when the kernel reports a battery discharging and no mains power online. */
+    static boolean onBattery() {
+        java.nio.file.Path supplies = java.nio.file.Path.of("/sys/class/power_supply");
+        boolean battery = false, mains = false;
+        try (var ds = java.nio.file.Files.newDirectoryStream(supplies)) {
+            for (var p : ds) {
+                String type = read(p.resolve("type"));
+                if (type.equals("Mains") && read(p.resolve("online")).equals("1")) mains = true;
+                if (type.equals("Battery") && read(p.resolve("status")).equalsIgnoreCase("Discharging")) battery = true;
+            }
+        } catch (Exception e) {
+            return false;
+        }
+        return battery && !mains;
+    }
+
+    private static String read(java.nio.file.Path p) {
+        try {
+            return java.nio.file.Files.readString(p).trim();
+        } catch (Exception e) {
+            return "";
+        }
     }
 
     public TransformerModel model() {

@@ -23,13 +23,13 @@ public final class CpuBackend implements KernelBackend {
         this.batch = new BatchMatmul(threads);
     }
 
-    /** The shared backend, one thread per available processor. */
+    /** The shared backend: {@code -Denclave.threads=N} threads (the device profile's inference cores), else one per processor. */
     public static CpuBackend instance() {
         CpuBackend b = instance;
         if (b == null) {
             synchronized (CpuBackend.class) {
                 b = instance;
-                if (b == null) instance = b = new CpuBackend(Runtime.getRuntime().availableProcessors());
+                if (b == null) instance = b = new CpuBackend(Math.max(1, Integer.getInteger("enclave.threads", Runtime.getRuntime().availableProcessors())));
             }
         }
         return b;
