@@ -27,10 +27,13 @@ public class ModelService {
 
     private static final Logger LOG = Logger.getLogger(ModelService.class);
 
-    private final TransformerModel model;
-    private final ContinuousBatchScheduler scheduler;
-    private final Optional<ChatTemplate> chatTemplate;
-    private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
+    /** What is being served; replaced as a whole when an operator switches models. */
+    private record Loaded(TransformerModel model, ContinuousBatchScheduler scheduler, Optional<ChatTemplate> chatTemplate,
+                          long createdEpochSeconds) {
+    }
+
+    private volatile Loaded loaded;
+    private final ContinuousBatchScheduler.Settings settings;
 
     public ModelService(@ConfigProperty(name = "enclave.model") Optional<String> modelPath,
                         @ConfigProperty(name = "enclave.scheduler.max-active", defaultValue = "8") int maxActive,
@@ -49,19 +52,22 @@ public class ModelService {
         if (t > 0 && System.getProperty("enclave.threads") == null) System.setProperty("enclave.threads", Integer.toString(t));
         this.tokensPerSecondCap = saving ? batteryTokensPerSecond : 0;
         if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
+        this.settings = new ContinuousBatchScheduler.Settings(maxActive, queueLength, tokenBudget, blockSize,
+                kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap);
         try {
-            long t0 = System.nanoTime();
-            this.model = ModelLoader.open(modelPath.orElse(null));
-            LOG.infof("loaded model %s (%s, %d layers, dim %d, vocab %d, context %d) in %d ms", model.name(),
-                    model.config().architecture(), model.config().blockCount(), model.config().embeddingLength(),
-                    model.config().vocabularySize(), model.config().contextLength(), (System.nanoTime() - t0) / 1_000_000);
+            this.loaded = load(ModelLoader.open(modelPath.orElse(null)));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        this.scheduler = new ContinuousBatchScheduler(model, new ContinuousBatchScheduler.Settings(maxActive, queueLength,
-                tokenBudget, blockSize, kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap));
+    }
+
+    private Loaded load(TransformerModel model) {
+        LOG.infof("loaded model %s (%s, %d layers, dim %d, vocab %d, context %d)", model.name(),
+                model.config().architecture(), model.config().blockCount(), model.config().embeddingLength(),
+                model.config().vocabularySize(), model.config().contextLength());
+        ContinuousBatchScheduler scheduler = new ContinuousBatchScheduler(model, settings);
         LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
-                maxActive, queueLength, tokenBudget, scheduler.pool().blocks, blockSize);
+                settings.maxActive(), settings.maxQueue(), settings.tokenBudget(), scheduler.pool().blocks, settings.blockSize());
         Optional<ChatTemplate> template;
         try {
             template = ChatTemplate.fromGGUF(model.gguf(), model.tokenizer());
@@ -69,7 +75,28 @@ public class ModelService {
             LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text", e.getMessage());
             template = Optional.empty();
         }
-        this.chatTemplate = template;
+        return new Loaded(model, scheduler, template, System.currentTimeMillis() / 1000);
+    }
+
+    /**
+     * Serves another GGUF file from now on. New requests go to the new model at once; requests already running on
+     * the old one finish there (its scheduler drains, then closes and unmaps the file).
+     */
+    public synchronized String switchTo(java.nio.file.Path file) throws IOException {
+        TransformerModel next = ModelLoader.open(file.toString());
+        Loaded old = loaded;
+        loaded = load(next);
+        Thread.ofVirtual().name("model-drain").start(() -> {
+            try {
+                while (old.scheduler().metrics().active() + old.scheduler().metrics().queued() > 0) Thread.sleep(200);
+            } catch (InterruptedException ignored) {
+                Thread.currentThread().interrupt();
+            }
+            old.scheduler().close();
+            old.model().close();
+            LOG.infof("model %s unloaded", old.model().name());
+        });
+        return next.name();
     }
 
     private final double tokensPerSecondCap;
@@ -99,39 +126,40 @@ public class ModelService {
     }
 
     public TransformerModel model() {
-        return model;
+        return loaded.model();
     }
 
     /** The model's chat template, when it has one that parses. */
     public Optional<ChatTemplate> chatTemplate() {
-        return chatTemplate;
+        return loaded.chatTemplate();
     }
 
     public String modelId() {
-        return model.name();
+        return loaded.model().name();
     }
 
     public long createdEpochSeconds() {
-        return createdEpochSeconds;
+        return loaded.createdEpochSeconds();
     }
 
     /** Queues a generation; throws QueueFullException when too many wait. Listener calls come from the scheduler thread. */
     public ContinuousBatchScheduler.Handle submit(GenerationRequest request, TokenListener listener) {
-        return scheduler.submit(request, listener);
+        return loaded.scheduler().submit(request, listener);
     }
 
     /** n choices of one prompt: read once, forked with copy-on-write KV blocks. */
     public java.util.List<ContinuousBatchScheduler.Handle> submitAll(java.util.List<GenerationRequest> requests,
                                                                      java.util.List<TokenListener> listeners) {
-        return scheduler.submitAll(requests, listeners);
+        return loaded.scheduler().submitAll(requests, listeners);
     }
 
     public ContinuousBatchScheduler.Metrics metrics() {
-        return scheduler.metrics();
+        return loaded.scheduler().metrics();
     }
 
     void shutdown(@Observes ShutdownEvent ev) {
-        scheduler.close();
-        model.close();
+        Loaded l = loaded;
+        l.scheduler().close();
+        l.model().close();
     }
 }

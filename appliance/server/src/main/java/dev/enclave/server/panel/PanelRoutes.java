@@ -91,7 +91,7 @@ public class PanelRoutes {
 
     void register(@Observes Router router) {
         BodyHandler forms = BodyHandler.create(false).setBodyLimit(64 * 1024);
-        for (String p : List.of("/login", "/setup", "/logout", "/admin/*", "/models/import", "/panel/conversation")) {
+        for (String p : List.of("/login", "/setup", "/logout", "/admin/*", "/models/import", "/models/load", "/panel/conversation")) {
             router.route(p).handler(forms);
         }
         router.get("/login").blockingHandler(this::loginPage, false);
@@ -109,6 +109,7 @@ public class PanelRoutes {
         router.get("/documents/:id/text").blockingHandler(this::documentText, false);
         router.get("/models").blockingHandler(ctx -> page(ctx, models, "models", modelsData(null)), false);
         router.post("/models/import").blockingHandler(this::importModel, false);
+        router.post("/models/load").blockingHandler(this::loadModel, false);
         router.get("/admin/users").blockingHandler(ctx -> page(ctx, users, "users", usersData(ctx, null)), false);
         router.post("/admin/users").blockingHandler(this::createUser, false);
         router.post("/admin/users/:name/:op").blockingHandler(this::userOp, false);
@@ -429,6 +430,32 @@ public class PanelRoutes {
             }
         } catch (Exception e) {
             message = "Import failed: " + e.getMessage();
+        }
+        page(ctx, models, "models", modelsData(message));
+    }
+
+    /** Switches the served model to a GGUF file of the models directory (admin only). */
+    private void loadModel(RoutingContext ctx) {
+        Caller c = AuthHandler.caller(ctx);
+        String message;
+        if (c.role() != Role.ADMIN) {
+            ctx.response().setStatusCode(403).end();
+            return;
+        }
+        String name = Optional.ofNullable(ctx.request().getFormAttribute("file")).orElse("");
+        Path file = modelsDir.resolve(name).normalize();
+        if (name.isBlank() || !file.getParent().equals(modelsDir) || !Files.isRegularFile(file)) {
+            message = "No model named '" + name + "' in " + modelsDir + ".";
+        } else {
+            try {
+                String from = model.modelId();
+                String to = model.switchTo(file);
+                security.audit(c.user(), "model.switch", to, "from " + from + " (" + file + ")", AuthHandler.ip(ctx));
+                message = "Now serving " + to + " (was " + from + ").";
+            } catch (Exception e) {
+                security.audit(c.user(), "model.switch.failed", name, e.getMessage(), AuthHandler.ip(ctx));
+                message = "Could not load " + name + ": " + e.getMessage();
+            }
         }
         page(ctx, models, "models", modelsData(message));
     }
