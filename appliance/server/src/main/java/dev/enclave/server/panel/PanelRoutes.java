@@ -523,6 +523,14 @@ public class PanelRoutes {
                     security.audit(c.user(), "user.enable", name, "", AuthHandler.ip(ctx));
                     msg = "Enabled " + name + ".";
                 }
+                case "role" -> {
+                    Role role = Role.of(ctx.request().getFormAttribute("role"));
+                    String before = security.users().find(name).map(u -> u.role().id()).orElse("?");
+                    security.users().setRole(name, role);
+                    security.endSessionsOf(name); // the new role applies from the next sign-in
+                    security.audit(c.user(), "user.role", name, before + " -> " + role.id(), AuthHandler.ip(ctx));
+                    msg = name + " is now " + role.id() + ".";
+                }
                 case "reset" -> {
                     security.users().setPassword(name, ctx.request().getFormAttribute("password"));
                     security.endSessionsOf(name);

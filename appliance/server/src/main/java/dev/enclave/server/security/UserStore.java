@@ -181,6 +181,15 @@ public final class UserStore implements AutoCloseable {
         exec("UPDATE users SET password = ?, failures = 0, locked_until = 0 WHERE id = ?", PasswordHasher.hash(password), u.id());
     }
 
+    public synchronized void setRole(String name, Role role) throws SQLException {
+        User u = find(name).orElseThrow(() -> new IllegalArgumentException("no user '" + name + "'"));
+        if (u.role() == Role.ADMIN && role != Role.ADMIN) {
+            long admins = users().stream().filter(x -> x.role() == Role.ADMIN && !x.disabled()).count();
+            if (admins <= 1) throw new IllegalArgumentException("the last admin cannot lose the admin role");
+        }
+        exec("UPDATE users SET role = ? WHERE id = ?", role.id(), u.id());
+    }
+
     public synchronized void setDisabled(String name, boolean disabled) throws SQLException {
         User u = find(name).orElseThrow(() -> new IllegalArgumentException("no user '" + name + "'"));
         exec("UPDATE users SET disabled = ? WHERE id = ?", disabled ? 1 : 0, u.id());

@@ -85,6 +85,15 @@ class SecurityTest {
         given().cookie(AuthHandler.COOKIE, auditor).get("/admin/users").then().statusCode(403);
         given().cookie(AuthHandler.COOKIE, auditor).get("/v1/models").then().statusCode(403);
 
+        // a role change applies at once: the auditor's session ends; as a technician they may use the API
+        given().cookie(AuthHandler.COOKIE, admin).formParam("role", "technician").post("/admin/users/" + auditorName + "/role?_csrf=" + Admin.csrf(admin))
+                .then().statusCode(200).body(containsString(auditorName + " is now technician"));
+        given().cookie(AuthHandler.COOKIE, auditor).redirects().follow(false).get("/admin/audit").then().statusCode(302);
+        String promoted = Admin.login(auditorName, "a long enough password");
+        given().cookie(AuthHandler.COOKIE, promoted).get("/v1/models").then().statusCode(200);
+        given().cookie(AuthHandler.COOKIE, admin).formParam("role", "client").post("/admin/users/admin/role?_csrf=" + Admin.csrf(admin))
+                .then().statusCode(200).body(containsString("last admin"));
+
         String clientKey = newKey(admin, clientName);
         given().header("Authorization", "Bearer " + clientKey).get("/v1/models").then().statusCode(200);
         given().header("Authorization", "Bearer " + clientKey).contentType(ContentType.JSON)
