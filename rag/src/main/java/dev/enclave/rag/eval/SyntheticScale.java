@@ -80,7 +80,10 @@ public final class SyntheticScale {
                 if (hits.isEmpty()) throw new IllegalStateException("no hits for '" + q + "'");
             }
             Arrays.sort(lat);
-            return new Result(chunks, build, bytes, queries, BeirEvaluation.percentile(lat, 0.5), BeirEvaluation.percentile(lat, 0.99));
+            Result result = new Result(chunks, build, bytes, queries, BeirEvaluation.percentile(lat, 0.5), BeirEvaluation.percentile(lat, 0.99));
+            // reported before closing: closing waits for Lucene's background merges, which can take long on a fresh index
+            log.accept(String.format("hybrid query latency: p50 %.1f ms, p99 %.1f ms over %d queries", result.p50Ms(), result.p99Ms(), queries));
+            return result;
         }
     }
 
