@@ -39,10 +39,17 @@ public final class BeirEvaluation {
 
     private final Path dataset;
     private final Consumer<String> log;
+    private int chunkTokens;
 
     public BeirEvaluation(Path dataset, Consumer<String> log) {
         this.dataset = dataset;
         this.log = log;
+    }
+
+    /** Largest chunk in embedder tokens (0: the embedder's limit). */
+    public BeirEvaluation chunkTokens(int tokens) {
+        this.chunkTokens = tokens;
+        return this;
     }
 
     public Result run(Path indexDir, Embedder embedder) throws Exception {
@@ -63,7 +70,7 @@ public final class BeirEvaluation {
             String id = q.get("_id").asText();
             if (qrels.containsKey(id)) queries.put(id, q.get("text").asText());
         }
-        try (DocumentIndex index = DocumentIndex.open(indexDir, embedder)) {
+        try (DocumentIndex index = DocumentIndex.open(indexDir, embedder, new dev.enclave.rag.extract.DocumentExtractor(), chunkTokens)) {
             boolean reuse = index.catalog().collection("beir").isPresent();
             if (!reuse) index.createCollection("beir", "BEIR evaluation corpus", List.of(), List.of());
             long t0 = System.nanoTime();

@@ -54,14 +54,16 @@ public final class DocumentIndex implements AutoCloseable {
     private final DocumentExtractor extractor;
     private final DocumentChunker chunker;
 
-    private DocumentIndex(Path dir, Embedder embedder, DocumentExtractor extractor) throws IOException, SQLException {
+    private DocumentIndex(Path dir, Embedder embedder, DocumentExtractor extractor, int chunkTokens) throws IOException, SQLException {
         this.dir = dir;
         this.embedder = embedder;
         this.extractor = extractor;
         Files.createDirectories(dir);
         this.catalog = new Catalog(dir.resolve("catalog.sqlite"));
         this.lucene = new ChunkIndex(dir.resolve("lucene"));
-        this.chunker = new DocumentChunker(embedder.maxTokens() - 2, 0.15, embedder::countTokens);
+        // chunks fit the embedder's input (less [CLS]/[SEP]); a smaller size may be asked for (finer retrieval)
+        int limit = embedder.maxTokens() - 2;
+        this.chunker = new DocumentChunker(chunkTokens > 0 ? Math.min(chunkTokens, limit) : limit, 0.15, embedder::countTokens);
     }
 
     public static DocumentIndex open(Path dir, Embedder embedder) throws IOException, SQLException {
@@ -70,7 +72,13 @@ public final class DocumentIndex implements AutoCloseable {
 
     public static DocumentIndex open(Path dir, Embedder embedder, DocumentExtractor extractor)
             throws IOException, SQLException {
-        DocumentIndex index = new DocumentIndex(dir, embedder, extractor);
+        return open(dir, embedder, extractor, 0);
+    }
+
+    /** @param chunkTokens largest chunk in embedder tokens; 0 for the embedder's own limit */
+    public static DocumentIndex open(Path dir, Embedder embedder, DocumentExtractor extractor, int chunkTokens)
+            throws IOException, SQLException {
+        DocumentIndex index = new DocumentIndex(dir, embedder, extractor, chunkTokens);
         index.recover();
         index.checkEmbedder();
         return index;

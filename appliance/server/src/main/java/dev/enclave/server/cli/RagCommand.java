@@ -72,6 +72,9 @@ public class RagCommand implements Runnable {
         @Option(names = {"-t", "--threads"}, description = "Embedding threads (default: available processors).")
         Integer threads;
 
+        @Option(names = "--chunk-tokens", defaultValue = "0", description = "Largest chunk in embedder tokens (default: the embedder's limit).")
+        int chunkTokens;
+
         @Option(names = "--index-dir", paramLabel = "DIR", description = "Where to build the index (default: a temporary directory, deleted after).")
         Path indexDir;
 
@@ -106,7 +109,7 @@ public class RagCommand implements Runnable {
             Path natives = nativeDir != null ? nativeDir : NativeLibraries.defaultDirectory();
             try (OnnxEmbedder e = new OnnxEmbedder(model, natives, n)) {
                 BeirEvaluation.Result r = new BeirEvaluation(dataset, json ? s -> System.err.println(s) : System.out::println)
-                        .run(dir, e);
+                        .chunkTokens(chunkTokens).run(dir, e);
                 if (json) {
                     System.out.println(json(r, model));
                 } else {

@@ -43,13 +43,16 @@ public class RagService {
     private final Map<Long, FolderCrawler> running = new ConcurrentHashMap<>();
     private final Map<Long, FolderCrawler.Progress> live = new ConcurrentHashMap<>();
 
+    private final int chunkTokens;
     private volatile DocumentIndex index;
     private OnnxEmbedder embedder;
 
     public RagService(@ConfigProperty(name = "enclave.data-dir", defaultValue = "data") Path dataDir,
                       @ConfigProperty(name = "enclave.rag.embedder", defaultValue = "minilm") String embedderName,
                       @ConfigProperty(name = "enclave.rag.threads") Optional<Integer> threads,
-                      @ConfigProperty(name = "enclave.rag.max-upload-mb", defaultValue = "64") int maxUploadMb) {
+                      @ConfigProperty(name = "enclave.rag.max-upload-mb", defaultValue = "64") int maxUploadMb,
+                      @ConfigProperty(name = "enclave.rag.chunk-tokens", defaultValue = "0") int chunkTokens) {
+        this.chunkTokens = chunkTokens;
         this.dataDir = dataDir.toAbsolutePath();
         this.embedderName = embedderName;
         this.threads = threads.orElse(Math.max(1, Runtime.getRuntime().availableProcessors()));
@@ -79,7 +82,7 @@ public class RagService {
                     embedder = new OnnxEmbedder(EmbeddingModel.named(embedderName), dataDir.resolve("native"), threads);
                     index = DocumentIndex.open(dataDir.resolve("rag"), embedder,
                             new dev.enclave.rag.extract.DocumentExtractor(maxUploadBytes,
-                                    dev.enclave.rag.extract.DocumentExtractor.DEFAULT_MAX_CHARS));
+                                    dev.enclave.rag.extract.DocumentExtractor.DEFAULT_MAX_CHARS), chunkTokens);
                     LOG.infof("document index open at %s (embedder %s)", dataDir.resolve("rag"), embedder.name());
                     crawls.submit(this::resumeCrawls);
                 } catch (Exception e) {
