@@ -39,7 +39,7 @@ public final class BeirEvaluation {
 
     private final Path dataset;
     private final Consumer<String> log;
-    private int chunkTokens;
+    private int chunkTokens = DocumentIndex.DEFAULT_CHUNK_TOKENS;
 
     public BeirEvaluation(Path dataset, Consumer<String> log) {
         this.dataset = dataset;

@@ -72,7 +72,7 @@ public class RagCommand implements Runnable {
         @Option(names = {"-t", "--threads"}, description = "Embedding threads (default: available processors).")
         Integer threads;
 
-        @Option(names = "--chunk-tokens", defaultValue = "0", description = "Largest chunk in embedder tokens (default: the embedder's limit).")
+        @Option(names = "--chunk-tokens", defaultValue = "254", description = "Largest chunk in embedder tokens, 0 for the embedder's limit (default: ${DEFAULT-VALUE}).")
         int chunkTokens;
 
         @Option(names = "--index-dir", paramLabel = "DIR", description = "Where to build the index (default: a temporary directory, deleted after).")

@@ -51,7 +51,7 @@ public class RagService {
                       @ConfigProperty(name = "enclave.rag.embedder", defaultValue = "minilm") String embedderName,
                       @ConfigProperty(name = "enclave.rag.threads") Optional<Integer> threads,
                       @ConfigProperty(name = "enclave.rag.max-upload-mb", defaultValue = "64") int maxUploadMb,
-                      @ConfigProperty(name = "enclave.rag.chunk-tokens", defaultValue = "0") int chunkTokens) {
+                      @ConfigProperty(name = "enclave.rag.chunk-tokens", defaultValue = "254") int chunkTokens) {
         this.chunkTokens = chunkTokens;
         this.dataDir = dataDir.toAbsolutePath();
         this.embedderName = embedderName;
