@@ -71,17 +71,6 @@ public abstract class FloatTensor {
         out[o + 3 * stride] = dot(offset, x, x3, n);
     }
 
-    /**
-     * Eight dot products with eight evenly spaced vectors {@code x[x0 + k * xStride ..]} (k = 0..7), written to
-     * {@code out[o + k * stride]}: a decode step of eight sequences reads and decodes each weight block once.
-     * This default is two {@link #dot4} passes.
-     */
-    public void dot8(long offset, float[] x, int x0, int xStride, int n, float[] out, int o, int stride) {
-        dot4(offset, x, x0, x0 + xStride, x0 + 2 * xStride, x0 + 3 * xStride, n, out, o, stride);
-        int x4 = x0 + 4 * xStride;
-        dot4(offset, x, x4, x4 + xStride, x4 + 2 * xStride, x4 + 3 * xStride, n, out, o + 4 * stride, stride);
-    }
-
     /** Copies {@code n} values starting at {@code offset} into {@code out} (dequantizing). */
     public void copyTo(long offset, float[] out, int outOffset, int n) {
         for (int i = 0; i < n; i++) {

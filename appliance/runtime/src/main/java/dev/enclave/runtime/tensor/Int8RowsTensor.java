@@ -109,37 +109,4 @@ public final class Int8RowsTensor extends FloatTensor {
         }
         Kernels.store4(out, o, stride, a0, a1, a2, a3);
     }
-
-    /** Eight activation vectors at once: each group of 16 is widened and scaled once. */
-    @Override
-    public void dot8(long offset, float[] x, int x0, int xs, int n, float[] out, int o, int stride) {
-        if (!Kernels.WIDE || offset % 16 != 0 || n % 16 != 0) {
-            super.dot8(offset, x, x0, xs, n, out, o, stride);
-            return;
-        }
-        FloatVector a0 = FloatVector.zero(Kernels.F16L), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (int i = 0; i < n; i += 16) {
-            long q = offset + i;
-            FloatVector w = ((FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, q, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(scales.getAtIndex(F32, q / 16));
-            int p = x0 + i;
-            a0 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a0);
-            p += xs;
-            a1 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a1);
-            p += xs;
-            a2 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a2);
-            p += xs;
-            a3 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a3);
-            p += xs;
-            a4 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a4);
-            p += xs;
-            a5 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a5);
-            p += xs;
-            a6 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a6);
-            p += xs;
-            a7 = w.fma(FloatVector.fromArray(Kernels.F16L, x, p), a7);
-        }
-        Kernels.store4(out, o, stride, a0, a1, a2, a3);
-        Kernels.store4(out, o + 4 * stride, stride, a4, a5, a6, a7);
-    }
 }

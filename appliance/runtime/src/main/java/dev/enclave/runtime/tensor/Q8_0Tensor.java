@@ -75,40 +75,4 @@ public final class Q8_0Tensor extends BlockTensor {
         }
         Kernels.store4(out, o, stride, a0, a1, a2, a3);
     }
-
-    /** Eight activation vectors at once: each block is widened once and used eight times. */
-    @Override
-    public void dot8(long offset, float[] x, int x0, int xs, int n, float[] out, int o, int stride) {
-        if (!Kernels.WIDE || offset % 32 != 0 || n % 32 != 0) {
-            super.dot8(offset, x, x0, xs, n, out, o, stride);
-            return;
-        }
-        FloatVector a0 = FloatVector.zero(Kernels.F16L), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        long b = offset / 32 * 34;
-        for (int i = 0; i < n; i += 32, b += 34) {
-            FloatVector d = FloatVector.broadcast(Kernels.F16L, half(b));
-            FloatVector lo = ((FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, b + 2, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(d);
-            FloatVector hi = ((FloatVector) ByteVector.fromMemorySegment(Kernels.B16L, data, b + 18, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.B2F, Kernels.F16L, 0)).mul(d);
-            int p = x0 + i;
-            a0 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a0));
-            p += xs;
-            a1 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a1));
-            p += xs;
-            a2 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a2));
-            p += xs;
-            a3 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a3));
-            p += xs;
-            a4 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a4));
-            p += xs;
-            a5 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a5));
-            p += xs;
-            a6 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a6));
-            p += xs;
-            a7 = hi.fma(FloatVector.fromArray(Kernels.F16L, x, p + 16), lo.fma(FloatVector.fromArray(Kernels.F16L, x, p), a7));
-        }
-        Kernels.store4(out, o, stride, a0, a1, a2, a3);
-        Kernels.store4(out, o + 4 * stride, stride, a4, a5, a6, a7);
-    }
 }

@@ -78,15 +78,12 @@ final class BatchMatmul implements WorkerPool.Job {
         }
     }
 
-    /** Few tokens (a decode step of a handful of sequences): eight, then four, tokens per pass over each weight row. */
+    /** Few tokens (a decode step of a handful of sequences): four tokens per pass over each weight row. */
     private void runFused(int from, int to) {
         int rEnd = Math.min(rows, to * ROWS);
         for (int r = from * ROWS; r < rEnd; r++) {
             long off = (long) r * cols;
             int t = 0;
-            for (; t + 8 <= tokens; t += 8) {
-                w.dot8(off, x, t * xStride, xStride, cols, out, outOff + t * outStride + r, outStride);
-            }
             for (; t + 4 <= tokens; t += 4) {
                 w.dot4(off, x, t * xStride, (t + 1) * xStride, (t + 2) * xStride, (t + 3) * xStride, cols, out, outOff + t * outStride + r, outStride);
             }
