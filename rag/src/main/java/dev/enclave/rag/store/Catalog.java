@@ -96,18 +96,7 @@ public final class Catalog implements AutoCloseable {
     private final Connection db;
 
     public Catalog(Path file) throws SQLException {
-        try {
-            Files.createDirectories(file.toAbsolutePath().getParent());
-        } catch (java.io.IOException e) {
-            throw new SQLException("cannot create " + file.getParent(), e);
-        }
-        db = new org.sqlite.JDBC().connect("jdbc:sqlite:" + file.toAbsolutePath(), new java.util.Properties());
-        try (Statement s = db.createStatement()) {
-            s.execute("PRAGMA journal_mode=WAL");
-            s.execute("PRAGMA synchronous=FULL"); // a committed state must survive power loss, not only kill -9
-            s.execute("PRAGMA foreign_keys=ON");
-            s.execute("PRAGMA busy_timeout=10000");
-        }
+        db = SqliteFiles.open(file);
         migrate();
     }
 

@@ -37,15 +37,8 @@ public final class AuditLog implements AutoCloseable {
     private long lastSeq;
 
     public AuditLog(Path file) throws SQLException {
-        try {
-            Files.createDirectories(file.toAbsolutePath().getParent());
-        } catch (java.io.IOException e) {
-            throw new SQLException("cannot create " + file.getParent(), e);
-        }
-        db = new org.sqlite.JDBC().connect("jdbc:sqlite:" + file.toAbsolutePath(), new java.util.Properties());
+        db = dev.enclave.rag.store.SqliteFiles.open(file);
         try (Statement s = db.createStatement()) {
-            s.execute("PRAGMA journal_mode=WAL");
-            s.execute("PRAGMA synchronous=FULL");
             s.execute("""
                     CREATE TABLE IF NOT EXISTS audit (
                         seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
@@ -122,7 +115,7 @@ public final class AuditLog implements AutoCloseable {
     /** Verifies the chain in any audit database, e.g. a copy handed to an auditor (used by the CLI). */
     public static Verification verify(Path file) throws SQLException {
         if (!Files.isRegularFile(file)) throw new SQLException("no audit database at " + file);
-        try (Connection c = new org.sqlite.JDBC().connect("jdbc:sqlite:file:" + file.toAbsolutePath() + "?mode=ro", new java.util.Properties())) {
+        try (Connection c = dev.enclave.rag.store.SqliteFiles.openReadOnly(file)) {
             return verify(c);
         }
     }
