@@ -138,6 +138,7 @@ public class SecurityService {
 
     /** False when this address failed too often in the last minute (password spraying across names). */
     public boolean allowAttempt(String ip, long now) {
+        if (attempts.size() > 10_000) attempts.values().removeIf(x -> now - x[0] > 60_000); // forget old windows
         long[] w = attempts.computeIfAbsent(ip, k -> new long[] {now, 0});
         synchronized (w) {
             if (now - w[0] > 60_000) {
@@ -156,6 +157,8 @@ public class SecurityService {
     }
 
     public Session startSession(UserStore.User u) {
+        long now = System.currentTimeMillis();
+        if (sessions.size() > 1_000) sessions.values().removeIf(x -> x.expiresAt() < now); // expired ones nobody asked for
         String id = token();
         Session s = new Session(id, u.name(), u.role(), token(), System.currentTimeMillis() + SESSION_MILLIS);
         sessions.put(id, s);
