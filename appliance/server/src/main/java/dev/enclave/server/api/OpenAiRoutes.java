@@ -392,19 +392,7 @@ public class OpenAiRoutes {
                     if (chat && !roleSent[i]) sendEvent(response, choiceChunk(object, id, created, i, true, null, null));
                     sendEvent(response, choiceChunk(object, id, created, i, false, chat ? null : "", results.get(i).finishReason().openAiName));
                 }
-                if (params.includeUsage()) {
-                    ObjectNode u = envelope(object, id, created);
-                    u.putArray("choices");
-                    u.set("usage", usage);
-                    sendEvent(response, u);
-                }
-                if (citations != null) {
-                    ObjectNode cit = envelope(object, id, created);
-                    cit.putArray("choices");
-                    cit.putObject("enclave").set("citations", citations);
-                    sendEvent(response, cit);
-                }
-                response.end("data: [DONE]\n\n");
+                endStream(response, object, id, created, params.includeUsage() ? usage : null, citations);
             } else {
                 ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
                 var choices = out.putArray("choices");
@@ -505,21 +493,23 @@ public class OpenAiRoutes {
             ((ObjectNode) chunk.get("choices").get(0)).putNull("logprobs").putNull("finish_reason");
             sendEvent(response, chunk);
         }
-        ObjectNode last = envelope(object, id, created);
-        ObjectNode c = last.putArray("choices").addObject().put("index", 0);
-        if (chat) c.putObject("delta");
-        else c.put("text", "");
-        c.putNull("logprobs");
-        c.put("finish_reason", finish);
-        sendEvent(response, last);
-        if (params.includeUsage()) {
+        sendEvent(response, choiceChunk(object, id, created, 0, false, chat ? null : "", finish));
+        endStream(response, object, id, created, params.includeUsage() ? usage(r) : null, citations);
+    }
+
+    /**
+     * The end of every stream: the usage chunk when asked for, then (grounded chat) the sources the answer was given,
+     * each as a chunk with no choices, then [DONE].
+     */
+    private void endStream(HttpServerResponse response, String object, String id, long created, ObjectNode usage,
+                           com.fasterxml.jackson.databind.node.ArrayNode citations) {
+        if (usage != null) {
             ObjectNode u = envelope(object, id, created);
             u.putArray("choices");
-            u.set("usage", usage(r));
+            u.set("usage", usage);
             sendEvent(response, u);
         }
         if (citations != null) {
-            // after the answer, the sources it was given: an extra chunk with no choices, as the usage chunk
             ObjectNode cit = envelope(object, id, created);
             cit.putArray("choices");
             cit.putObject("enclave").set("citations", citations);

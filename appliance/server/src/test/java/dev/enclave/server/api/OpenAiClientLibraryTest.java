@@ -5,15 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.langchain4j.model.chat.response.ChatResponse;
-import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 import dev.langchain4j.model.openai.OpenAiChatModel;
 import dev.langchain4j.model.openai.OpenAiStreamingChatModel;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import java.net.URL;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -41,25 +38,10 @@ class OpenAiClientLibraryTest {
         OpenAiStreamingChatModel model = OpenAiStreamingChatModel.builder()
                 .baseUrl(api.toString()).apiKey("not-needed").modelName("stories260K")
                 .temperature(0.0).maxTokens(20).build();
-        List<String> partials = new CopyOnWriteArrayList<>();
-        CompletableFuture<ChatResponse> done = new CompletableFuture<>();
-        model.chat("Once upon a time", new StreamingChatResponseHandler() {
-            @Override
-            public void onPartialResponse(String partial) {
-                partials.add(partial);
-            }
-
-            @Override
-            public void onCompleteResponse(ChatResponse response) {
-                done.complete(response);
-            }
-
-            @Override
-            public void onError(Throwable error) {
-                done.completeExceptionally(error);
-            }
-        });
-        ChatResponse r = done.get(60, TimeUnit.SECONDS);
+        StreamCollector stream = new StreamCollector();
+        model.chat("Once upon a time", stream);
+        List<String> partials = stream.partials;
+        ChatResponse r = stream.done.get(60, TimeUnit.SECONDS);
         assertTrue(partials.size() > 5, "expected many streamed pieces, got " + partials);
         assertEquals(OpenAiApiTest.GREEDY_16, String.join("", partials));
         assertEquals(OpenAiApiTest.GREEDY_16, r.aiMessage().text());
