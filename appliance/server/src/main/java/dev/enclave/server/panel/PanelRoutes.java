@@ -94,9 +94,9 @@ public class PanelRoutes {
         for (String p : List.of("/login", "/setup", "/logout", "/admin/*", "/models/import", "/models/load", "/panel/conversation")) {
             router.route(p).handler(forms);
         }
-        router.get("/login").blockingHandler(this::loginPage, false);
+        router.get("/login").blockingHandler(ctx -> entryPage(ctx, false), false);
         router.post("/login").blockingHandler(this::login, false);
-        router.get("/setup").blockingHandler(this::setupPage, false);
+        router.get("/setup").blockingHandler(ctx -> entryPage(ctx, true), false);
         router.post("/setup").blockingHandler(this::setup, false);
         router.post("/logout").handler(this::logout);
         router.get("/").blockingHandler(ctx -> page(ctx, dashboard, "dashboard", dashboardData()), false);
@@ -124,17 +124,18 @@ public class PanelRoutes {
 
     // ---- sign-in
 
-    private void loginPage(RoutingContext ctx) {
+    /** The sign-in form, or the first-start form while no admin exists; each page sends to the other when it does not apply. */
+    private void entryPage(RoutingContext ctx, boolean setupPage) {
         try {
-            if (security.needsSetup()) {
-                redirect(ctx, "/setup");
+            if (security.needsSetup() != setupPage) {
+                redirect(ctx, setupPage ? "/login" : "/setup");
                 return;
             }
         } catch (Exception e) {
             ctx.fail(e);
             return;
         }
-        html(ctx, 200, login.data("setup", false).data("message", null));
+        html(ctx, 200, login.data("setup", setupPage).data("message", null));
     }
 
     private void login(RoutingContext ctx) {
@@ -165,19 +166,6 @@ public class PanelRoutes {
         } catch (Exception e) {
             ctx.fail(e);
         }
-    }
-
-    private void setupPage(RoutingContext ctx) {
-        try {
-            if (!security.needsSetup()) {
-                redirect(ctx, "/login");
-                return;
-            }
-        } catch (Exception e) {
-            ctx.fail(e);
-            return;
-        }
-        html(ctx, 200, login.data("setup", true).data("message", null));
     }
 
     private void setup(RoutingContext ctx) {
