@@ -8,6 +8,7 @@ import dev.enclave.runtime.gguf.GGUFTensorInfo;
 import dev.enclave.runtime.kv.KvPool;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.Int8RowsTensor;
+import dev.enclave.runtime.tensor.Q4x32Tensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
 import java.lang.foreign.MemorySegment;
 import dev.enclave.runtime.tokenizer.Tokenizer;
@@ -49,7 +50,9 @@ public final class TransformerModel implements AutoCloseable {
                          FloatTensor wUp, FloatTensor wDown, FloatTensor ffnPostNorm) {
     }
 
-    private TransformerModel(String name, GGUFFile gguf, KernelBackend ops) {
+    private final boolean repack4Bit;
+
+    private TransformerModel(String name, GGUFFile gguf, KernelBackend ops, ActivationPrecision activations) {
         // compile the kernels on the second core while this one reads the vocabulary and repacks tensors
         Thread warmup = null;
         if (WARM_UP) {
@@ -60,6 +63,7 @@ public final class TransformerModel implements AutoCloseable {
         this.name = name;
         this.gguf = gguf;
         this.ops = ops;
+        this.repack4Bit = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
         this.config = ModelConfig.from(gguf);
         this.tokenizer = Tokenizer.fromGGUF(gguf);
         ModelConfig c = config;
@@ -135,9 +139,14 @@ public final class TransformerModel implements AutoCloseable {
 
     /** Memory-maps a GGUF model file and prepares it for inference with the given kernels. */
     public static TransformerModel load(Path path, KernelBackend backend) throws IOException {
+        return load(path, backend, ActivationPrecision.fromSystemProperty());
+    }
+
+    /** Memory-maps a GGUF model file and prepares it for inference with the given kernels and activation precision. */
+    public static TransformerModel load(Path path, KernelBackend backend, ActivationPrecision activations) throws IOException {
         GGUFFile gguf = GGUFFile.open(path);
         try {
-            return new TransformerModel(modelName(path.getFileName().toString()), gguf, backend);
+            return new TransformerModel(modelName(path.getFileName().toString()), gguf, backend, activations);
         } catch (ModelFormatException e) {
             gguf.close();
             throw new ModelFormatException(path.getFileName() + ": " + e.getMessage(), e);
@@ -150,7 +159,7 @@ public final class TransformerModel implements AutoCloseable {
     /** Wraps an already-parsed GGUF file; the model closes it when closed. */
     public static TransformerModel load(String name, GGUFFile gguf) {
         try {
-            return new TransformerModel(name, gguf, CpuBackend.instance());
+            return new TransformerModel(name, gguf, CpuBackend.instance(), ActivationPrecision.fromSystemProperty());
         } catch (RuntimeException e) {
             gguf.close();
             throw e;
@@ -177,7 +186,12 @@ public final class TransformerModel implements AutoCloseable {
                     + ", expected " + Arrays.toString(expectedDims));
         }
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
-        if (tensor instanceof Q6_KTensor q6 && REPACK_Q6_K) {
+        if (repack4Bit && expectedDims.length == 2 && Q4x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])) {
+            // integer products on 32-row groups (see Q4x32Tensor): same values, about 2.5x faster decoding
+            tensor = Q4x32Tensor.repack(tensor, (int) expectedDims[1], (int) expectedDims[0], repackArena);
+            MemorySegment src = gguf.tensorData(t);
+            if (src.isMapped()) src.unload();
+        } else if (tensor instanceof Q6_KTensor q6 && REPACK_Q6_K) {
             // Q6_K's bit layout costs ten times more to decode than int8 with a scale per 16 values, which holds the
             // same values exactly: repack at load (52% more bytes for these tensors, ~10x faster products)
             tensor = Int8RowsTensor.fromQ6_K(q6, repackArena);

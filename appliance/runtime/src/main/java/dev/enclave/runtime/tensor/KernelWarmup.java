@@ -38,6 +38,24 @@ public final class KernelWarmup {
                 if ((i & 63) == 0) tensor.copyTo(0, row, 0, cols);
             }
         }
+        if (Kernels.WIDE && (types.contains(GGMLType.Q4_0) || types.contains(GGMLType.Q4_K))) {
+            // the integer route the model runs 4-bit tensors on (Q4x32Tensor), for one token and for four
+            MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q4_0.byteSize(64L * cols), 64);
+            Q4x32Tensor q = Q4x32Tensor.repack(new Q4_0Tensor(bytes, 64L * cols), 64, cols, java.lang.foreign.Arena.ofAuto());
+            float[] x4 = new float[4 * cols];
+            for (int i = 0; i < x4.length; i++) x4[i] = (i % 5) * 0.02f;
+            Q8Activations a = new Q8Activations();
+            a.quantize(x4, 0, cols, cols, 4);
+            float[] out = new float[16 * 64];
+            float[] x16 = new float[16 * cols];
+            for (int i = 0; i < 3_000; i++) {
+                q.multiply(a, 0, 0, 2, out, 0);
+                q.multiply4(a, 0, 0, 2, out, 0, 64);
+                if ((i & 3) == 0) q.multiplyFloat8(x16, 0, cols, 0, 2, out, 0, 64);
+                if ((i & 255) == 0) a.quantize(x4, 0, cols, cols, 4);
+            }
+            sink += out[0];
+        }
         if (sink == 42) System.out.print(""); // keep the loop alive
     }
 }

@@ -40,7 +40,8 @@ class FixtureParityTest {
         boolean f32 = ref.get("quant").asText().equals("F32");
         double tol = f32 ? 1e-4 : 2e-3;
         double llamaCppTol = f32 ? 0.02 : 0.5;
-        try (TransformerModel model = TransformerModel.load(SharedData.model(ref.get("model").asText()))) {
+        try (TransformerModel model = TransformerModel.load(SharedData.model(ref.get("model").asText()),
+                dev.enclave.runtime.backend.cpu.CpuBackend.instance(), ActivationPrecision.FLOAT)) {
             int[] prompt = model.tokenizer().encode(ref.get("prompt").asText(), true, false);
             assertArrayEquals(SharedData.ints(ref.get("prompt_tokens")), prompt, "prompt tokens");
 
@@ -99,6 +100,59 @@ class FixtureParityTest {
             assertTrue(compared > 0 || greedy.get(0).get("margin").asDouble() < llamaCppTol);
             System.out.printf("%-32s prompt max err %.2e, teacher-forced max err %.2e, greedy equal to llama.cpp for %d steps%n", refFile, worst, worstStep, compared);
         }
+    }
+
+    /**
+     * The default route (activations quantized to int8 blocks, 4-bit tensors on integer kernels) against llama.cpp
+     * run with an F32 KV cache, which quantizes activations the same way: the last prompt logits, token by token and
+     * through the batched prompt path, must be closer to llama.cpp's than the float route's are, and the greedy
+     * tokens must equal llama.cpp's wherever its margin is clear.
+     */
+    @ParameterizedTest
+    @MethodSource("fixtures")
+    void quantizedActivationsTrackLlamaCpp(String refFile) throws Exception {
+        JsonNode ref = SharedData.json(SharedData.model(refFile));
+        if (ref.get("quant").asText().startsWith("F") || !ref.has("kv_f32")) return; // nothing is quantized
+        JsonNode llamaCpp = ref.get("kv_f32");
+        double floatGap = maxAbs(toFloats(ref.get("f64_reference").get("last_logits")), llamaCpp.get("last_logits"));
+        try (TransformerModel model = TransformerModel.load(SharedData.model(ref.get("model").asText()),
+                dev.enclave.runtime.backend.cpu.CpuBackend.instance(), ActivationPrecision.Q8)) {
+            int[] prompt = SharedData.ints(ref.get("prompt_tokens"));
+            InferenceState s = model.newState(prompt.length + 40);
+            float[] logits = null;
+            for (int token : prompt) logits = model.forward(s, token);
+            double stepGap = maxAbs(logits, llamaCpp.get("last_logits"));
+            InferenceState b = model.newState(prompt.length + 40);
+            double batchGap = maxAbs(model.ingest(b, prompt), llamaCpp.get("last_logits"));
+            System.out.printf("%-32s Q8 route vs llama.cpp (F32 KV): token by token %.3g, batched %.3g; exact float64 vs llama.cpp %.3g%n",
+                    refFile, stepGap, batchGap, floatGap);
+            // K-quants and Q6_K/Q8_0 tensors: llama.cpp quantizes their activations per 256 (Q8_K) or keeps its own
+            // rounding; ours stay float or use blocks of 32, so only the same order of distance holds there
+            assertTrue(stepGap < 1.25 * floatGap + 0.02, refFile + ": token-by-token gap to llama.cpp " + stepGap + " (float64's: " + floatGap + ")");
+            assertTrue(batchGap < 1.25 * floatGap + 0.02, refFile + ": batched gap to llama.cpp " + batchGap + " (float64's: " + floatGap + ")");
+            boolean allQ4_0 = ref.get("tensor_type_counts").has("Q4_0") && !ref.get("tensor_type_counts").has("Q4_K");
+            if (allQ4_0) {
+                // every 4-bit product runs the way llama.cpp runs it: clearly closer to it than exact arithmetic is
+                assertTrue(stepGap < 0.75 * floatGap, refFile + ": Q4_0 route gap to llama.cpp " + stepGap + " vs float64's " + floatGap);
+            }
+            // free-running greedy from the batched prompt, against llama.cpp's own greedy run, up to its first narrow step
+            int[] expected = SharedData.ints(llamaCpp.get("greedy_tokens"));
+            JsonNode margins = llamaCpp.get("greedy_steps_margin");
+            logits = b.logits();
+            int compared = 0;
+            for (int i = 0; i < expected.length && margins.get(i).asDouble() >= 0.5; i++, compared++) {
+                int token = argmax(logits);
+                assertEquals(expected[i], token, refFile + ": Q8 route greedy token " + i);
+                logits = model.forward(b, token);
+            }
+            assertTrue(compared > 0 || margins.get(0).asDouble() < 0.5);
+        }
+    }
+
+    static float[] toFloats(JsonNode a) {
+        float[] f = new float[a.size()];
+        for (int i = 0; i < f.length; i++) f[i] = (float) a.get(i).asDouble();
+        return f;
     }
 
     static double maxAbs(float[] got, JsonNode expected) {

@@ -2,6 +2,8 @@ package dev.enclave.runtime.backend.cpu;
 
 import dev.enclave.runtime.backend.KernelBackend;
 import dev.enclave.runtime.tensor.FloatTensor;
+import dev.enclave.runtime.tensor.Q4x32Tensor;
+import dev.enclave.runtime.tensor.Q8Activations;
 
 /**
  * Kernels on the CPU. The per-type dot products (Vector API) live in the tensor classes; this backend splits
@@ -17,6 +19,7 @@ public final class CpuBackend implements KernelBackend {
     private final WorkerPool pool;
     private final MatmulJob matmul = new MatmulJob();
     private final BatchMatmul batch;
+    private final GroupMatmul groups = new GroupMatmul();
 
     public CpuBackend(int threads) {
         this.pool = new WorkerPool(threads);
@@ -55,6 +58,10 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public void matmul(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int rows, int cols) {
+        if (w instanceof Q4x32Tensor q) {
+            grouped(q, x, xOff, cols, out, outOff, 0, rows, cols, 1);
+            return;
+        }
         if ((long) rows * cols < PARALLEL_THRESHOLD || pool.threads() == 1) {
             rowRange(w, x, xOff, out, outOff, cols, 0, rows);
             return;
@@ -68,10 +75,66 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public void matmulBatch(FloatTensor w, float[] x, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
+        if (w instanceof Q4x32Tensor q) {
+            grouped(q, x, 0, xStride, out, outOff, outStride, rows, cols, tokens);
+            return;
+        }
         synchronized (batch) {
             batch.set(w, x, xStride, out, outOff, outStride, rows, cols, tokens);
             pool.run(batch.groups(), batch);
             batch.set(null, null, 0, null, 0, 0, 0, 0, 0);
+        }
+    }
+
+    /** Integer route: the inputs are quantized once (ggml's Q8_0 blocks), then 32-row groups are split across threads. */
+    private void grouped(Q4x32Tensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
+        if (rows != w.rows() || cols != w.cols()) throw new IllegalArgumentException("matmul shape " + rows + "x" + cols + " on a " + w.rows() + "x" + w.cols() + " tensor");
+        synchronized (groups) {
+            int floatTokens = tokens >= Q4x32Tensor.FLOAT_TILE_TOKENS ? tokens - tokens % Q4x32Tensor.FLOAT_TILE_TOKENS : 0;
+            groups.acts.quantize(x, xOff + floatTokens * xStride, xStride, cols, tokens - floatTokens);
+            groups.set(w, x, xOff, xStride, floatTokens, out, outOff, outStride);
+            if ((long) rows * cols * tokens < PARALLEL_THRESHOLD) groups.run(0, w.groups());
+            else pool.run(w.groups(), groups);
+            groups.set(null, null, 0, 0, 0, null, 0, 0);
+        }
+    }
+
+    /**
+     * The reusable job for repacked 4-bit tensors: prompt chunks of 16 tokens take the float outer-product kernel,
+     * the rest (decode steps: one token per sequence) the integer kernels on quantized inputs, four tokens at a time.
+     */
+    private static final class GroupMatmul implements WorkerPool.Job {
+        final Q8Activations acts = new Q8Activations();
+        Q4x32Tensor w;
+        float[] x;
+        int xOff;
+        int xStride;
+        int floatTokens;
+        float[] out;
+        int outOff;
+        int outStride;
+
+        void set(Q4x32Tensor w, float[] x, int xOff, int xStride, int floatTokens, float[] out, int outOff, int outStride) {
+            this.w = w;
+            this.x = x;
+            this.xOff = xOff;
+            this.xStride = xStride;
+            this.floatTokens = floatTokens;
+            this.out = out;
+            this.outOff = outOff;
+            this.outStride = outStride;
+        }
+
+        @Override
+        public void run(int from, int to) {
+            for (int t = 0; t < floatTokens; t += Q4x32Tensor.FLOAT_TILE_TOKENS) {
+                w.multiplyFloat8(x, xOff + t * xStride, xStride, from, to, out, outOff + t * outStride, outStride);
+            }
+            int base = outOff + floatTokens * outStride;
+            int tokens = acts.tokens();
+            int t = 0;
+            for (; t + 4 <= tokens; t += 4) w.multiply4(acts, t, from, to, out, base + t * outStride, outStride);
+            for (; t < tokens; t++) w.multiply(acts, t, from, to, out, base + t * outStride);
         }
     }
 

@@ -1,0 +1,131 @@
+package dev.enclave.runtime.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The 32-row repacking of 4-bit tensors and its kernels: values equal the originals bit for bit; the integer
+ * products equal a double-precision sum over the same quantized activations; the float tile equals a float dot of
+ * the decoded values; the 16-bit block sums are exact at the extremes where the raw sum wraps around.
+ */
+class Q4x32TensorTest {
+
+    static final int ROWS = 96;
+    static final int COLS = 512;
+
+    @ParameterizedTest
+    @EnumSource(value = GGMLType.class, names = {"Q4_0", "Q4_K"})
+    void repackedValuesEqualTheOriginalsAndProductsAreRight(GGMLType type) {
+        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        SplittableRandom r = new SplittableRandom(type.id);
+        FloatTensor src = randomTensor(type, r);
+        Q4x32Tensor p = Q4x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
+        for (long i = 0; i < (long) ROWS * COLS; i++) {
+            assertEquals(Float.floatToIntBits(src.getFloat(i)), Float.floatToIntBits(p.getFloat(i)), type + " value " + i);
+        }
+        float[] row = new float[COLS];
+        p.copyTo(5L * COLS, row, 0, COLS);
+        for (int j = 0; j < COLS; j++) assertEquals(src.getFloat(5L * COLS + j), row[j]);
+
+        int tokens = 11; // 8 through the float tile, then 3 through the integer kernel
+        float[] x = new float[tokens * COLS];
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 97 == 0 ? 20 : 1);
+        Q8Activations a = new Q8Activations();
+        a.quantize(x, 0, COLS, COLS, tokens);
+        float[] out = new float[tokens * ROWS];
+        p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
+        p.multiply4(a, 4, 0, p.groups(), out, 4 * ROWS, ROWS);
+        for (int t = 8; t < tokens; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
+        for (int t = 0; t < tokens; t++) {
+            for (int rr = 0; rr < ROWS; rr++) {
+                double exact = 0, magnitude = 0;
+                for (int j = 0; j < COLS; j++) {
+                    double term = (double) src.getFloat((long) rr * COLS + j) * a.value(t, j);
+                    exact += term;
+                    magnitude += Math.abs(term);
+                }
+                assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, type + " integer product, token " + t + " row " + rr);
+            }
+        }
+        float[] tile = new float[8 * ROWS];
+        p.multiplyFloat8(x, 0, COLS, 0, p.groups(), tile, 0, ROWS);
+        for (int t = 0; t < 8; t++) {
+            for (int rr = 0; rr < ROWS; rr++) {
+                double exact = 0, magnitude = 0;
+                for (int j = 0; j < COLS; j++) {
+                    double term = (double) src.getFloat((long) rr * COLS + j) * x[t * COLS + j];
+                    exact += term;
+                    magnitude += Math.abs(term);
+                }
+                assertEquals(exact, tile[t * ROWS + rr], 1e-5 * magnitude + 1e-6, type + " float tile, token " + t + " row " + rr);
+            }
+        }
+    }
+
+    /** All nibbles 15 (value 7d) times x = +127 per block: the raw sum 32*15*127 wraps 16 bits, the result must not. */
+    @Test
+    void blockSumsAreExactWhereTheRawSumWraps() {
+        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        for (int nibble : new int[] {15, 0}) {
+            byte[] bytes = new byte[(int) GGMLType.Q4_0.byteSize((long) 32 * 64)];
+            short one = Float.floatToFloat16(1f);
+            for (int b = 0; b < bytes.length / 18; b++) {
+                bytes[b * 18] = (byte) one;
+                bytes[b * 18 + 1] = (byte) (one >> 8);
+                for (int j = 0; j < 16; j++) bytes[b * 18 + 2 + j] = (byte) (nibble | nibble << 4);
+            }
+            Q4x32Tensor p = Q4x32Tensor.repack(new Q4_0Tensor(MemorySegment.ofArray(bytes), 32L * 64), 32, 64, Arena.ofAuto());
+            float[] x = new float[64];
+            java.util.Arrays.fill(x, nibble == 15 ? 1f : -1f); // quantizes to +127 / -127 with d = 1/127 (as half)
+            Q8Activations a = new Q8Activations();
+            a.quantize(x, 0, 64, 64, 1);
+            float[] out = new float[32];
+            p.multiply(a, 0, 0, 1, out, 0);
+            double expected = 64.0 * (nibble - 8) * a.value(0, 0);
+            assertEquals(nibble == 15 ? 127 : -127, Math.round(a.value(0, 0) / Float.float16ToFloat(Float.floatToFloat16(1f / 127))));
+            for (float v : out) assertEquals(expected, v, 1e-3 * Math.abs(expected), "nibble " + nibble);
+        }
+    }
+
+    @Test
+    void activationsQuantizeLikeGgml() {
+        float[] x = new float[64];
+        for (int i = 0; i < 64; i++) x[i] = (i - 20) * 0.37f;
+        Q8Activations a = new Q8Activations();
+        a.quantize(x, 0, 64, 64, 1);
+        for (int b = 0; b < 2; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]));
+            float d = amax / 127f;
+            for (int j = 0; j < 32; j++) {
+                int expected = Math.round(Math.abs(x[b * 32 + j] / d)) * (x[b * 32 + j] < 0 ? -1 : 1);
+                assertEquals(expected * Float.float16ToFloat(Float.floatToFloat16(d)), a.value(0, b * 32 + j), 1e-6);
+                assertTrue(Math.abs(expected) <= 127);
+            }
+        }
+    }
+
+    static FloatTensor randomTensor(GGMLType type, SplittableRandom r) {
+        long n = (long) ROWS * COLS;
+        byte[] bytes = new byte[(int) type.byteSize(n)];
+        r.nextBytes(bytes);
+        int halves = type == GGMLType.Q4_0 ? 1 : 2; // d (and dmin for Q4_K) at the start of each block
+        for (int b = 0; b < n / type.blockSize; b++) {
+            for (int h = 0; h < halves; h++) {
+                short v = Float.floatToFloat16((float) r.nextDouble(-1, 1) / 32);
+                bytes[b * type.blockBytes + 2 * h] = (byte) v;
+                bytes[b * type.blockBytes + 2 * h + 1] = (byte) (v >> 8);
+            }
+        }
+        return FloatTensor.of(type, MemorySegment.ofArray(bytes), n);
+    }
+}
