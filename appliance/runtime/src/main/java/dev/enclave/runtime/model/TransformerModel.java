@@ -58,7 +58,8 @@ public final class TransformerModel implements AutoCloseable {
         if (WARM_UP) {
             java.util.EnumSet<dev.enclave.runtime.gguf.GGMLType> types = java.util.EnumSet.noneOf(dev.enclave.runtime.gguf.GGMLType.class);
             for (GGUFTensorInfo t : gguf.tensors().values()) types.add(t.type());
-            warmup = Thread.ofPlatform().daemon().name("enclave-warmup").start(() -> dev.enclave.runtime.tensor.KernelWarmup.warmUp(types));
+            boolean repacked = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
+            warmup = Thread.ofPlatform().daemon().name("enclave-warmup").start(() -> dev.enclave.runtime.tensor.KernelWarmup.warmUp(types, repacked));
         }
         this.name = name;
         this.gguf = gguf;

@@ -33,30 +33,38 @@ public final class Int8RowsTensor extends FloatTensor {
         MemorySegment values = arena.allocate(n, 64);
         MemorySegment scales = arena.allocate(n / 16 * 4, 64);
         MemorySegment data = src.data();
-        byte[] in = new byte[210];
-        byte[] q = new byte[256];
-        float[] sc = new float[16];
-        for (long blk = 0; blk < n / 256; blk++) {
-            MemorySegment.copy(data, ValueLayout.JAVA_BYTE, blk * 210, in, 0, 210);
-            float d = Float.float16ToFloat((short) ((in[208] & 0xFF) | (in[209] << 8)));
-            for (int h = 0; h < 2; h++) {
-                int ql = 64 * h, qh = 128 + 32 * h, o = 128 * h;
-                for (int l = 0; l < 32; l++) {
-                    int hb = in[qh + l] & 0xFF;
-                    int l0 = in[ql + l] & 0xFF;
-                    int l1 = in[ql + l + 32] & 0xFF;
-                    q[o + l] = (byte) (((l0 & 0xF) | ((hb & 3) << 4)) - 32);
-                    q[o + l + 32] = (byte) (((l1 & 0xF) | (((hb >> 2) & 3) << 4)) - 32);
-                    q[o + l + 64] = (byte) (((l0 >> 4) | (((hb >> 4) & 3) << 4)) - 32);
-                    q[o + l + 96] = (byte) (((l1 >> 4) | (((hb >> 6) & 3) << 4)) - 32);
-                }
-                // Q6_K decodes as (d * scale) * q: keep that product so values stay bit-exact
-                for (int s = 0; s < 8; s++) sc[8 * h + s] = d * in[192 + 8 * h + s];
+        long superBlocks = n / 256;
+        int chunk = 4096; // super-blocks per task: the tasks run on every core (this is on the way to the first token)
+        java.util.stream.LongStream.range(0, (superBlocks + chunk - 1) / chunk).parallel().forEach(c -> {
+            byte[] in = new byte[210];
+            byte[] q = new byte[256];
+            float[] sc = new float[16];
+            for (long blk = c * chunk; blk < Math.min(superBlocks, (c + 1) * chunk); blk++) {
+                repackSuperBlock(data, blk, in, q, sc);
+                MemorySegment.copy(q, 0, values, ValueLayout.JAVA_BYTE, blk * 256, 256);
+                MemorySegment.copy(sc, 0, scales, F32, blk * 64, 16);
             }
-            MemorySegment.copy(q, 0, values, ValueLayout.JAVA_BYTE, blk * 256, 256);
-            MemorySegment.copy(sc, 0, scales, F32, blk * 64, 16);
-        }
+        });
         return new Int8RowsTensor(values, scales, n);
+    }
+
+    private static void repackSuperBlock(MemorySegment data, long blk, byte[] in, byte[] q, float[] sc) {
+        MemorySegment.copy(data, ValueLayout.JAVA_BYTE, blk * 210, in, 0, 210);
+        float d = Float.float16ToFloat((short) ((in[208] & 0xFF) | (in[209] << 8)));
+        for (int h = 0; h < 2; h++) {
+            int ql = 64 * h, qh = 128 + 32 * h, o = 128 * h;
+            for (int l = 0; l < 32; l++) {
+                int hb = in[qh + l] & 0xFF;
+                int l0 = in[ql + l] & 0xFF;
+                int l1 = in[ql + l + 32] & 0xFF;
+                q[o + l] = (byte) (((l0 & 0xF) | ((hb & 3) << 4)) - 32);
+                q[o + l + 32] = (byte) (((l1 & 0xF) | (((hb >> 2) & 3) << 4)) - 32);
+                q[o + l + 64] = (byte) (((l0 >> 4) | (((hb >> 4) & 3) << 4)) - 32);
+                q[o + l + 96] = (byte) (((l1 >> 4) | (((hb >> 6) & 3) << 4)) - 32);
+            }
+            // Q6_K decodes as (d * scale) * q: keep that product so values stay bit-exact
+            for (int s = 0; s < 8; s++) sc[8 * h + s] = d * in[192 + 8 * h + s];
+        }
     }
 
     @Override

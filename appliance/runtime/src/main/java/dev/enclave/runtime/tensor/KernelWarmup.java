@@ -15,12 +15,21 @@ public final class KernelWarmup {
     }
 
     public static void warmUp(Set<GGMLType> types) {
+        warmUp(types, false);
+    }
+
+    /**
+     * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4x32Tensor}), whose
+     *     kernels are then warmed instead of those types' float dot products
+     */
+    public static void warmUp(Set<GGMLType> types, boolean repacked4Bit) {
         int cols = 512;
         float[] x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (i % 7) * 0.01f;
         float sink = 0;
         for (GGMLType t : types) {
             if (!t.hasKnownLayout() || t.blockSize > cols) continue;
+            if (repacked4Bit && Kernels.WIDE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K)) continue;
             // native memory, like the mapped weights: the JIT must see the same segment kind it will run on
             MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(cols), 64);
             FloatTensor tensor;
@@ -38,21 +47,21 @@ public final class KernelWarmup {
                 if ((i & 63) == 0) tensor.copyTo(0, row, 0, cols);
             }
         }
-        if (Kernels.WIDE && (types.contains(GGMLType.Q4_0) || types.contains(GGMLType.Q4_K))) {
-            // the integer route the model runs 4-bit tensors on (Q4x32Tensor), for one token and for four
-            MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q4_0.byteSize(64L * cols), 64);
-            Q4x32Tensor q = Q4x32Tensor.repack(new Q4_0Tensor(bytes, 64L * cols), 64, cols, java.lang.foreign.Arena.ofAuto());
-            float[] x4 = new float[4 * cols];
-            for (int i = 0; i < x4.length; i++) x4[i] = (i % 5) * 0.02f;
+        if (repacked4Bit && Kernels.WIDE && (types.contains(GGMLType.Q4_0) || types.contains(GGMLType.Q4_K))) {
+            // the integer route for one and four tokens, the float tile for prompts; one group of 32 rows by 64
+            // columns keeps the interpreted calls (Vector API code is very slow before it is compiled) short
+            int c = 64;
+            MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q4_0.byteSize(32L * c), 64);
+            Q4x32Tensor q = Q4x32Tensor.repack(new Q4_0Tensor(bytes, 32L * c), 32, c, java.lang.foreign.Arena.ofAuto());
+            float[] x8 = new float[8 * c];
+            for (int i = 0; i < x8.length; i++) x8[i] = (i % 5) * 0.02f;
             Q8Activations a = new Q8Activations();
-            a.quantize(x4, 0, cols, cols, 4);
-            float[] out = new float[16 * 64];
-            float[] x16 = new float[16 * cols];
-            for (int i = 0; i < 3_000; i++) {
-                q.multiply(a, 0, 0, 2, out, 0);
-                q.multiply4(a, 0, 0, 2, out, 0, 64);
-                if ((i & 3) == 0) q.multiplyFloat8(x16, 0, cols, 0, 2, out, 0, 64);
-                if ((i & 255) == 0) a.quantize(x4, 0, cols, cols, 4);
+            float[] out = new float[8 * 32];
+            for (int i = 0; i < 2_000; i++) {
+                a.quantize(x8, 0, c, c, 4);
+                q.multiply(a, 0, 0, 1, out, 0);
+                q.multiply4(a, 0, 0, 1, out, 0, 32);
+                q.multiplyFloat8(x8, 0, c, 0, 1, out, 0, 32);
             }
             sink += out[0];
         }
