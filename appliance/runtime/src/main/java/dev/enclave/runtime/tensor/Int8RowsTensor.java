@@ -48,7 +48,8 @@ public final class Int8RowsTensor extends FloatTensor {
         return new Int8RowsTensor(values, scales, n);
     }
 
-    private static void repackSuperBlock(MemorySegment data, long blk, byte[] in, byte[] q, float[] sc) {
+    /** Super-block {@code blk} of a Q6_K tensor to 256 int8 values and 16 scales (d * scale), exactly. */
+    static void repackSuperBlock(MemorySegment data, long blk, byte[] in, byte[] q, float[] sc) {
         MemorySegment.copy(data, ValueLayout.JAVA_BYTE, blk * 210, in, 0, 210);
         float d = Float.float16ToFloat((short) ((in[208] & 0xFF) | (in[209] << 8)));
         for (int h = 0; h < 2; h++) {

@@ -29,7 +29,7 @@ public final class KernelWarmup {
         float sink = 0;
         for (GGMLType t : types) {
             if (!t.hasKnownLayout() || t.blockSize > cols) continue;
-            if (repacked4Bit && Kernels.WIDE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K)) continue;
+            if (repacked4Bit && Kernels.WIDE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K || t == GGMLType.Q6_K)) continue;
             // native memory, like the mapped weights: the JIT must see the same segment kind it will run on
             MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(cols), 64);
             FloatTensor tensor;
@@ -62,6 +62,21 @@ public final class KernelWarmup {
                 q.multiply(a, 0, 0, 1, out, 0);
                 q.multiply4(a, 0, 0, 1, out, 0, 32);
                 q.multiplyFloat8(x8, 0, c, 0, 1, out, 0, 32);
+            }
+            sink += out[0];
+        }
+        if (repacked4Bit && Kernels.WIDE && types.contains(GGMLType.Q6_K)) {
+            int c = 256;
+            MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q6_K.byteSize(32L * c), 64);
+            Int8x32Tensor q = Int8x32Tensor.repack(new Q6_KTensor(bytes, 32L * c), 32, c, java.lang.foreign.Arena.ofAuto());
+            float[] x8 = new float[8 * c];
+            for (int i = 0; i < x8.length; i++) x8[i] = (i % 5) * 0.02f;
+            Q8Activations a = new Q8Activations();
+            float[] out = new float[8 * 32];
+            for (int i = 0; i < 1_500; i++) {
+                a.quantize(x8, 0, c, c, 4);
+                q.multiply(a, 0, 0, 1, out, 0);
+                if ((i & 1) == 0) q.multiplyFloat8(x8, 0, c, 0, 1, out, 0, 32);
             }
             sink += out[0];
         }

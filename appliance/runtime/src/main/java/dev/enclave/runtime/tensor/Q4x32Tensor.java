@@ -28,7 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  * though the raw sum of q * x wraps: the wrap-around cancels when 8 * sum(x) is subtracted. That is about a third of
  * the instructions of the float route per weight, which is what bounds 4-bit decoding on the CPU.
  */
-public final class Q4x32Tensor extends FloatTensor {
+public final class Q4x32Tensor extends FloatTensor implements RowGroupTensor {
 
     static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -126,17 +126,14 @@ public final class Q4x32Tensor extends FloatTensor {
         return source; // same values as the tensor it came from
     }
 
+    @Override
     public int rows() {
         return rows;
     }
 
+    @Override
     public int cols() {
         return cols;
-    }
-
-    /** Number of 32-row groups: the unit of work the kernels split across threads. */
-    public int groups() {
-        return rows / 32;
     }
 
     @Override
@@ -170,6 +167,7 @@ public final class Q4x32Tensor extends FloatTensor {
     /**
      * Rows of groups [from, to) times quantized token {@code t}: {@code out[o + r]} for every row r of those groups.
      */
+    @Override
     public void multiply(Q8Activations a, int t, int from, int to, float[] out, int o) {
         short[] xq = a.q;
         float[] xd = a.d;
@@ -218,6 +216,7 @@ public final class Q4x32Tensor extends FloatTensor {
      * Rows of groups [from, to) times four quantized tokens t .. t + 3 at once (batched decode, prompt chunks): each
      * line of nibbles is widened once and used four times. Token i's outputs go to {@code out[o + i * stride + r]}.
      */
+    @Override
     public void multiply4(Q8Activations a, int t, int from, int to, float[] out, int o, int stride) {
         short[] xq = a.q;
         float[] xd = a.d;
@@ -275,15 +274,13 @@ public final class Q4x32Tensor extends FloatTensor {
         }
     }
 
-    /** Tokens per call of {@link #multiplyFloat8}. */
-    public static final int FLOAT_TILE_TOKENS = 8;
-
     /**
      * Prompt processing: rows of groups [from, to) times 8 float (not quantized) tokens, {@code x[xOff + i * xStride ..]}
      * for token i; outputs to {@code out[o + i * stride + r]}. Each line of nibbles is decoded to floats once (scale
      * applied) and multiplied with the 8 tokens as an outer product (32 rows x 8 tokens of accumulators): the decoding
      * is shared, and each broadcast activation feeds two multiply-adds. More tokens per tile spill registers.
      */
+    @Override
     public void multiplyFloat8(float[] x, int xOff, int xStride, int from, int to, float[] out, int o, int stride) {
         for (int g = from; g < to; g++) {
             FloatVector z = FloatVector.zero(F16);

@@ -71,6 +71,47 @@ class Q4x32TensorTest {
         }
     }
 
+    /** Q6_K in 32-row groups of int8 ({@link Int8x32Tensor}): exact values, the integer and float-tile products. */
+    @Test
+    void q6kRepackedValuesAndProducts() {
+        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        SplittableRandom r = new SplittableRandom(6);
+        long n = (long) ROWS * COLS;
+        byte[] bytes = new byte[(int) GGMLType.Q6_K.byteSize(n)];
+        r.nextBytes(bytes);
+        for (int b = 0; b < n / 256; b++) { // d is the last half of each 210-byte super-block
+            short v = Float.floatToFloat16((float) r.nextDouble(-1, 1) / 512);
+            bytes[b * 210 + 208] = (byte) v;
+            bytes[b * 210 + 209] = (byte) (v >> 8);
+        }
+        Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), n);
+        Int8x32Tensor p = Int8x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
+        for (long i = 0; i < n; i++) assertEquals(Float.floatToIntBits(src.getFloat(i)), Float.floatToIntBits(p.getFloat(i)), "Q6_K value " + i);
+        float[] x = new float[8 * COLS];
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 89 == 0 ? 30 : 1);
+        Q8Activations a = new Q8Activations();
+        a.quantize(x, 0, COLS, COLS, 8);
+        float[] out = new float[8 * ROWS];
+        p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
+        for (int t = 4; t < 8; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
+        float[] tile = new float[8 * ROWS];
+        p.multiplyFloat8(x, 0, COLS, 0, p.groups(), tile, 0, ROWS);
+        for (int t = 0; t < 8; t++) {
+            for (int rr = 0; rr < ROWS; rr++) {
+                double exactQ = 0, exactF = 0, magQ = 0, magF = 0;
+                for (int j = 0; j < COLS; j++) {
+                    double w = src.getFloat((long) rr * COLS + j);
+                    exactQ += w * a.value(t, j);
+                    magQ += Math.abs(w * a.value(t, j));
+                    exactF += w * x[t * COLS + j];
+                    magF += Math.abs(w * x[t * COLS + j]);
+                }
+                assertEquals(exactQ, out[t * ROWS + rr], 1e-5 * magQ + 1e-6, "integer product, token " + t + " row " + rr);
+                assertEquals(exactF, tile[t * ROWS + rr], 1e-5 * magF + 1e-6, "float tile, token " + t + " row " + rr);
+            }
+        }
+    }
+
     /** All nibbles 15 (value 7d) times x = +127 per block: the raw sum 32*15*127 wraps 16 bits, the result must not. */
     @Test
     void blockSumsAreExactWhereTheRawSumWraps() {

@@ -2,7 +2,7 @@ package dev.enclave.runtime.backend.cpu;
 
 import dev.enclave.runtime.backend.KernelBackend;
 import dev.enclave.runtime.tensor.FloatTensor;
-import dev.enclave.runtime.tensor.Q4x32Tensor;
+import dev.enclave.runtime.tensor.RowGroupTensor;
 import dev.enclave.runtime.tensor.Q8Activations;
 
 /**
@@ -58,7 +58,7 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public void matmul(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int rows, int cols) {
-        if (w instanceof Q4x32Tensor q) {
+        if (w instanceof RowGroupTensor q) {
             grouped(q, x, xOff, cols, out, outOff, 0, rows, cols, 1);
             return;
         }
@@ -75,7 +75,7 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public void matmulBatch(FloatTensor w, float[] x, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
-        if (w instanceof Q4x32Tensor q) {
+        if (w instanceof RowGroupTensor q) {
             grouped(q, x, 0, xStride, out, outOff, outStride, rows, cols, tokens);
             return;
         }
@@ -87,10 +87,10 @@ public final class CpuBackend implements KernelBackend {
     }
 
     /** Integer route: the inputs are quantized once (ggml's Q8_0 blocks), then 32-row groups are split across threads. */
-    private void grouped(Q4x32Tensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
+    private void grouped(RowGroupTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
         if (rows != w.rows() || cols != w.cols()) throw new IllegalArgumentException("matmul shape " + rows + "x" + cols + " on a " + w.rows() + "x" + w.cols() + " tensor");
         synchronized (groups) {
-            int floatTokens = tokens >= Q4x32Tensor.FLOAT_TILE_TOKENS ? tokens - tokens % Q4x32Tensor.FLOAT_TILE_TOKENS : 0;
+            int floatTokens = tokens >= RowGroupTensor.FLOAT_TILE_TOKENS ? tokens - tokens % RowGroupTensor.FLOAT_TILE_TOKENS : 0;
             groups.acts.quantize(x, xOff + floatTokens * xStride, xStride, cols, tokens - floatTokens);
             groups.set(w, x, xOff, xStride, floatTokens, out, outOff, outStride);
             if ((long) rows * cols * tokens < PARALLEL_THRESHOLD) groups.run(0, w.groups());
@@ -100,12 +100,12 @@ public final class CpuBackend implements KernelBackend {
     }
 
     /**
-     * The reusable job for repacked 4-bit tensors: prompt chunks of 16 tokens take the float outer-product kernel,
+     * The reusable job for tensors repacked in 32-row groups: prompt chunks of 16 tokens take the float outer-product kernel,
      * the rest (decode steps: one token per sequence) the integer kernels on quantized inputs, four tokens at a time.
      */
     private static final class GroupMatmul implements WorkerPool.Job {
         final Q8Activations acts = new Q8Activations();
-        Q4x32Tensor w;
+        RowGroupTensor w;
         float[] x;
         int xOff;
         int xStride;
@@ -114,7 +114,7 @@ public final class CpuBackend implements KernelBackend {
         int outOff;
         int outStride;
 
-        void set(Q4x32Tensor w, float[] x, int xOff, int xStride, int floatTokens, float[] out, int outOff, int outStride) {
+        void set(RowGroupTensor w, float[] x, int xOff, int xStride, int floatTokens, float[] out, int outOff, int outStride) {
             this.w = w;
             this.x = x;
             this.xOff = xOff;
@@ -127,7 +127,7 @@ public final class CpuBackend implements KernelBackend {
 
         @Override
         public void run(int from, int to) {
-            for (int t = 0; t < floatTokens; t += Q4x32Tensor.FLOAT_TILE_TOKENS) {
+            for (int t = 0; t < floatTokens; t += RowGroupTensor.FLOAT_TILE_TOKENS) {
                 w.multiplyFloat8(x, xOff + t * xStride, xStride, from, to, out, outOff + t * outStride, outStride);
             }
             int base = outOff + floatTokens * outStride;
