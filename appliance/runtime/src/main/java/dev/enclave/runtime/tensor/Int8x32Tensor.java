@@ -24,7 +24,7 @@ import jdk.incubator.vector.VectorSpecies;
  * products of |q| <= 32 and |x| <= 127 fit (8 * 32 * 127 = 32512), so each sub-block sums two 8-column halves,
  * widened to ints. No horizontal sums, half the instructions per weight of the float route.
  */
-public final class Int8x32Tensor extends FloatTensor implements RowGroupTensor {
+public final class Int8x32Tensor extends RowGroupTensor {
 
     static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
@@ -33,15 +33,11 @@ public final class Int8x32Tensor extends FloatTensor implements RowGroupTensor {
     static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final int rows;
-    private final int cols;
     private final int subs; // 16-column sub-blocks per row
     private final MemorySegment scales;
 
     private Int8x32Tensor(MemorySegment values, MemorySegment scales, int rows, int cols) {
-        super(values, (long) rows * cols);
-        this.rows = rows;
-        this.cols = cols;
+        super(values, rows, cols);
         this.subs = cols / 16;
         this.scales = scales;
     }
@@ -88,34 +84,12 @@ public final class Int8x32Tensor extends FloatTensor implements RowGroupTensor {
     }
 
     @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
     public float getFloat(long index) {
         int r = (int) (index / cols);
         int c = (int) (index % cols);
         long gu = (long) (r / 32) * subs + c / 16;
         int lane = r % 32;
         return scales.get(F32, (gu * 32 + lane) * 4) * data.get(ValueLayout.JAVA_BYTE, gu * 512 + (c % 16) * 32L + lane);
-    }
-
-    @Override
-    public void copyTo(long offset, float[] out, int outOffset, int n) {
-        for (int i = 0; i < n; i++) out[outOffset + i] = getFloat(offset + i);
-    }
-
-    @Override
-    public float dot(long offset, float[] x, int xo, int n) {
-        float s = 0;
-        for (int i = 0; i < n; i++) s += getFloat(offset + i) * x[xo + i];
-        return s;
     }
 
     /** Sum over 8 lines of w * x: exact in 16 bits. */
@@ -207,23 +181,7 @@ public final class Int8x32Tensor extends FloatTensor implements RowGroupTensor {
                     a71 = w1.fma(v, a71);
                 }
             }
-            int r = o + g * 32;
-            a00.intoArray(out, r + 0 * stride);
-            a01.intoArray(out, r + 0 * stride + 16);
-            a10.intoArray(out, r + 1 * stride);
-            a11.intoArray(out, r + 1 * stride + 16);
-            a20.intoArray(out, r + 2 * stride);
-            a21.intoArray(out, r + 2 * stride + 16);
-            a30.intoArray(out, r + 3 * stride);
-            a31.intoArray(out, r + 3 * stride + 16);
-            a40.intoArray(out, r + 4 * stride);
-            a41.intoArray(out, r + 4 * stride + 16);
-            a50.intoArray(out, r + 5 * stride);
-            a51.intoArray(out, r + 5 * stride + 16);
-            a60.intoArray(out, r + 6 * stride);
-            a61.intoArray(out, r + 6 * stride + 16);
-            a70.intoArray(out, r + 7 * stride);
-            a71.intoArray(out, r + 7 * stride + 16);
+            storeTile(out, o + g * 32, stride, a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71);
         }
     }
 }

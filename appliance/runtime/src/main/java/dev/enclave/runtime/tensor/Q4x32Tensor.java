@@ -28,7 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  * though the raw sum of q * x wraps: the wrap-around cancels when 8 * sum(x) is subtracted. That is about a third of
  * the instructions of the float route per weight, which is what bounds 4-bit decoding on the CPU.
  */
-public final class Q4x32Tensor extends FloatTensor implements RowGroupTensor {
+public final class Q4x32Tensor extends RowGroupTensor {
 
     static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -39,17 +39,13 @@ public final class Q4x32Tensor extends FloatTensor implements RowGroupTensor {
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final GGMLType source;
-    private final int rows;
-    private final int cols;
     private final int blocks; // per row
     private final MemorySegment scales; // float per (group, block, row in group)
     private final MemorySegment mins;   // same layout; null for Q4_0
 
     private Q4x32Tensor(GGMLType source, MemorySegment nibbles, MemorySegment scales, MemorySegment mins, int rows, int cols) {
-        super(nibbles, (long) rows * cols);
+        super(nibbles, rows, cols);
         this.source = source;
-        this.rows = rows;
-        this.cols = cols;
         this.blocks = cols / 32;
         this.scales = scales;
         this.mins = mins;
@@ -127,16 +123,6 @@ public final class Q4x32Tensor extends FloatTensor implements RowGroupTensor {
     }
 
     @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
     public float getFloat(long index) {
         int r = (int) (index / cols);
         int c = (int) (index % cols);
@@ -149,19 +135,6 @@ public final class Q4x32Tensor extends FloatTensor implements RowGroupTensor {
         int q = j < 16 ? v & 0xF : v >>> 4;
         float scale = scales.get(F32, (gb * 32 + lane) * 4);
         return mins == null ? (q - 8) * scale : scale * q - mins.get(F32, (gb * 32 + lane) * 4);
-    }
-
-    @Override
-    public void copyTo(long offset, float[] out, int outOffset, int n) {
-        for (int i = 0; i < n; i++) out[outOffset + i] = getFloat(offset + i);
-    }
-
-    /** A float-activation dot product of one row (exact, slow: the kernels below are the fast route). */
-    @Override
-    public float dot(long offset, float[] x, int xo, int n) {
-        float s = 0;
-        for (int i = 0; i < n; i++) s += getFloat(offset + i) * x[xo + i];
-        return s;
     }
 
     /**
@@ -338,23 +311,7 @@ public final class Q4x32Tensor extends FloatTensor implements RowGroupTensor {
                     a71 = hi1.fma(h, lo1.fma(l, a71));
                 }
             }
-            int r = o + g * 32;
-            a00.intoArray(out, r + 0 * stride);
-            a01.intoArray(out, r + 0 * stride + 16);
-            a10.intoArray(out, r + 1 * stride);
-            a11.intoArray(out, r + 1 * stride + 16);
-            a20.intoArray(out, r + 2 * stride);
-            a21.intoArray(out, r + 2 * stride + 16);
-            a30.intoArray(out, r + 3 * stride);
-            a31.intoArray(out, r + 3 * stride + 16);
-            a40.intoArray(out, r + 4 * stride);
-            a41.intoArray(out, r + 4 * stride + 16);
-            a50.intoArray(out, r + 5 * stride);
-            a51.intoArray(out, r + 5 * stride + 16);
-            a60.intoArray(out, r + 6 * stride);
-            a61.intoArray(out, r + 6 * stride + 16);
-            a70.intoArray(out, r + 7 * stride);
-            a71.intoArray(out, r + 7 * stride + 16);
+            storeTile(out, o + g * 32, stride, a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71);
         }
     }
 
