@@ -250,8 +250,12 @@ public final class TransformerModel implements AutoCloseable {
 
     /** Tokens per prompt-processing step: each weight row is decoded once per step and used for all of them. */
     static final int PREFILL_CHUNK = 64;
-    /** Below this many tokens in a step, decoding every weight row to floats costs more than token-by-token products. */
-    public static final int BATCH_MIN = 4;
+    /**
+     * Steps of this many tokens or more take the batched path, which reads each weight once for all of them (few
+     * tokens go through fused per-row or per-group kernels, not through rows decoded to floats); one token alone
+     * takes the single-token path.
+     */
+    public static final int BATCH_MIN = 2;
 
     /**
      * Runs {@code tokens} in order, appending them to the state's cache; returns the last position's logits. Long

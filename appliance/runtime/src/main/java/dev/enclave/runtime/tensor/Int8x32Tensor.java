@@ -92,49 +92,101 @@ public final class Int8x32Tensor extends RowGroupTensor {
         return scales.get(F32, (gu * 32 + lane) * 4) * data.get(ValueLayout.JAVA_BYTE, gu * 512 + (c % 16) * 32L + lane);
     }
 
-    /** Sum over 8 lines of w * x: exact in 16 bits. */
-    private ShortVector half(long line, short[] xq, int xi, ShortVector s) {
-        for (int j = 0; j < 8; j++, line += 32) {
-            ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.B2S, S32, 0);
-            s = s.add(w.mul(xq[xi + j]));
-        }
-        return s;
-    }
-
-    /** Both 8-column halves of a sub-block widened to ints and added, rows 16 * part .. 16 * part + 15, as floats. */
-    private static FloatVector subBlockSum(ShortVector a, ShortVector b, int part) {
-        IntVector i = ((IntVector) a.convertShape(VectorOperators.S2I, I16, part)).add((IntVector) b.convertShape(VectorOperators.S2I, I16, part));
-        return (FloatVector) i.convertShape(VectorOperators.I2F, F16, 0);
-    }
+    // Kernels are written out, without helpers: past the JIT's inlining budget a call taking vectors boxes them.
 
     @Override
     public void multiply(Q8Activations a, int t, int from, int to, float[] out, int o) {
         short[] xq = a.q;
         float[] xd = a.d;
-        int xb = t * cols;
+        int x0 = t * cols;
         for (int g = from; g < to; g++) {
-            FloatVector acc0 = FloatVector.zero(F16);
-            FloatVector acc1 = acc0;
+            FloatVector z = FloatVector.zero(F16);
+            FloatVector a00 = z, a01 = z;
             long gu = (long) g * subs;
             for (int u = 0; u < subs; u++, gu++) {
-                int xi = xb + u * 16;
+                int c = u * 16;
                 long line = gu * 512;
-                ShortVector z = ShortVector.zero(S32);
-                ShortVector sa = half(line, xq, xi, z);
-                ShortVector sb = half(line + 256, xq, xi + 8, z);
-                FloatVector dx = FloatVector.broadcast(F16, xd[xi / 32]);
-                acc0 = subBlockSum(sa, sb, 0).fma(FloatVector.fromMemorySegment(F16, scales, gu * 128, ByteOrder.LITTLE_ENDIAN).mul(dx), acc0);
-                acc1 = subBlockSum(sa, sb, 1).fma(FloatVector.fromMemorySegment(F16, scales, gu * 128 + 64, ByteOrder.LITTLE_ENDIAN).mul(dx), acc1);
+                ShortVector zs = ShortVector.zero(S32);
+                ShortVector l0 = zs, h0 = zs;
+                // 16 products of |q| <= 32, |x| <= 127 can overflow 16 bits; 8 cannot: two halves, widened after
+                for (int j = 0; j < 8; j++, line += 32) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, S32, 0);
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B32, data, line + 256, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, S32, 0);
+                    l0 = l0.add(w.mul(xq[x0 + c + j]));
+                    h0 = h0.add(v.mul(xq[x0 + c + j + 8]));
+                }
+                FloatVector sc0 = FloatVector.fromMemorySegment(F16, scales, gu * 128, ByteOrder.LITTLE_ENDIAN);
+                FloatVector sc1 = FloatVector.fromMemorySegment(F16, scales, gu * 128 + 64, ByteOrder.LITTLE_ENDIAN);
+                a00 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 0))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x0 + c) / 32]), a00);
+                a01 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 1))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x0 + c) / 32]), a01);
             }
-            acc0.intoArray(out, o + g * 32);
-            acc1.intoArray(out, o + g * 32 + 16);
+            a00.intoArray(out, o + g * 32);
+            a01.intoArray(out, o + g * 32 + 16);
         }
     }
 
     @Override
     public void multiply4(Q8Activations a, int t, int from, int to, float[] out, int o, int stride) {
-        for (int i = 0; i < 4; i++) multiply(a, t + i, from, to, out, o + i * stride);
+        short[] xq = a.q;
+        float[] xd = a.d;
+        int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+        for (int g = from; g < to; g++) {
+            FloatVector z = FloatVector.zero(F16);
+            FloatVector a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+            long gu = (long) g * subs;
+            for (int u = 0; u < subs; u++, gu++) {
+                int c = u * 16;
+                long line = gu * 512;
+                ShortVector zs = ShortVector.zero(S32);
+                ShortVector l0 = zs, h0 = zs, l1 = zs, h1 = zs, l2 = zs, h2 = zs, l3 = zs, h3 = zs;
+                // 16 products of |q| <= 32, |x| <= 127 can overflow 16 bits; 8 cannot: two halves, widened after
+                for (int j = 0; j < 8; j++, line += 32) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, S32, 0);
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B32, data, line + 256, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, S32, 0);
+                    l0 = l0.add(w.mul(xq[x0 + c + j]));
+                    h0 = h0.add(v.mul(xq[x0 + c + j + 8]));
+                    l1 = l1.add(w.mul(xq[x1 + c + j]));
+                    h1 = h1.add(v.mul(xq[x1 + c + j + 8]));
+                    l2 = l2.add(w.mul(xq[x2 + c + j]));
+                    h2 = h2.add(v.mul(xq[x2 + c + j + 8]));
+                    l3 = l3.add(w.mul(xq[x3 + c + j]));
+                    h3 = h3.add(v.mul(xq[x3 + c + j + 8]));
+                }
+                FloatVector sc0 = FloatVector.fromMemorySegment(F16, scales, gu * 128, ByteOrder.LITTLE_ENDIAN);
+                FloatVector sc1 = FloatVector.fromMemorySegment(F16, scales, gu * 128 + 64, ByteOrder.LITTLE_ENDIAN);
+                a00 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 0))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x0 + c) / 32]), a00);
+                a01 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 1))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x0 + c) / 32]), a01);
+                a10 = ((FloatVector) ((IntVector) l1.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h1.convertShape(VectorOperators.S2I, I16, 0))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x1 + c) / 32]), a10);
+                a11 = ((FloatVector) ((IntVector) l1.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h1.convertShape(VectorOperators.S2I, I16, 1))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x1 + c) / 32]), a11);
+                a20 = ((FloatVector) ((IntVector) l2.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h2.convertShape(VectorOperators.S2I, I16, 0))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x2 + c) / 32]), a20);
+                a21 = ((FloatVector) ((IntVector) l2.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h2.convertShape(VectorOperators.S2I, I16, 1))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x2 + c) / 32]), a21);
+                a30 = ((FloatVector) ((IntVector) l3.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h3.convertShape(VectorOperators.S2I, I16, 0))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x3 + c) / 32]), a30);
+                a31 = ((FloatVector) ((IntVector) l3.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h3.convertShape(VectorOperators.S2I, I16, 1))
+                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x3 + c) / 32]), a31);
+            }
+            int r = o + g * 32;
+            a00.intoArray(out, r + 0 * stride);
+            a01.intoArray(out, r + 0 * stride + 16);
+            a10.intoArray(out, r + 1 * stride);
+            a11.intoArray(out, r + 1 * stride + 16);
+            a20.intoArray(out, r + 2 * stride);
+            a21.intoArray(out, r + 2 * stride + 16);
+            a30.intoArray(out, r + 3 * stride);
+            a31.intoArray(out, r + 3 * stride + 16);
+        }
     }
 
     @Override
@@ -181,7 +233,23 @@ public final class Int8x32Tensor extends RowGroupTensor {
                     a71 = w1.fma(v, a71);
                 }
             }
-            storeTile(out, o + g * 32, stride, a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71);
+            int r = o + g * 32; // stores written out: a helper taking 16 vectors would not be inlined into this big loop
+            a00.intoArray(out, r + 0 * stride);
+            a01.intoArray(out, r + 0 * stride + 16);
+            a10.intoArray(out, r + 1 * stride);
+            a11.intoArray(out, r + 1 * stride + 16);
+            a20.intoArray(out, r + 2 * stride);
+            a21.intoArray(out, r + 2 * stride + 16);
+            a30.intoArray(out, r + 3 * stride);
+            a31.intoArray(out, r + 3 * stride + 16);
+            a40.intoArray(out, r + 4 * stride);
+            a41.intoArray(out, r + 4 * stride + 16);
+            a50.intoArray(out, r + 5 * stride);
+            a51.intoArray(out, r + 5 * stride + 16);
+            a60.intoArray(out, r + 6 * stride);
+            a61.intoArray(out, r + 6 * stride + 16);
+            a70.intoArray(out, r + 7 * stride);
+            a71.intoArray(out, r + 7 * stride + 16);
         }
     }
 }

@@ -226,14 +226,30 @@ public final class Q4x32Tensor extends RowGroupTensor {
                 s1 = s1.sub((short) (8 * xs[k1]));
                 s2 = s2.sub((short) (8 * xs[k2]));
                 s3 = s3.sub((short) (8 * xs[k3]));
-                a00 = blockSum(s0, 0, xs[k0], xd[k0], d0, e0, a00);
-                a01 = blockSum(s0, 1, xs[k0], xd[k0], d1, e1, a01);
-                a10 = blockSum(s1, 0, xs[k1], xd[k1], d0, e0, a10);
-                a11 = blockSum(s1, 1, xs[k1], xd[k1], d1, e1, a11);
-                a20 = blockSum(s2, 0, xs[k2], xd[k2], d0, e0, a20);
-                a21 = blockSum(s2, 1, xs[k2], xd[k2], d1, e1, a21);
-                a30 = blockSum(s3, 0, xs[k3], xd[k3], d0, e0, a30);
-                a31 = blockSum(s3, 1, xs[k3], xd[k3], d1, e1, a31);
+                // written out, not a helper: this method is past the JIT's inlining budget, and a call taking vectors boxes them
+                if (mins != null) {
+                    FloatVector m0 = FloatVector.broadcast(F16, (float) xs[k0]);
+                    FloatVector m1 = FloatVector.broadcast(F16, (float) xs[k1]);
+                    FloatVector m2 = FloatVector.broadcast(F16, (float) xs[k2]);
+                    FloatVector m3 = FloatVector.broadcast(F16, (float) xs[k3]);
+                    a00 = e0.fma(m0, ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k0]), a00);
+                    a01 = e1.fma(m0, ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k0]), a01);
+                    a10 = e0.fma(m1, ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k1]), a10);
+                    a11 = e1.fma(m1, ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k1]), a11);
+                    a20 = e0.fma(m2, ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k2]), a20);
+                    a21 = e1.fma(m2, ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k2]), a21);
+                    a30 = e0.fma(m3, ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k3]), a30);
+                    a31 = e1.fma(m3, ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k3]), a31);
+                } else {
+                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k0]), a00);
+                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k0]), a01);
+                    a10 = ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k1]), a10);
+                    a11 = ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k1]), a11);
+                    a20 = ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k2]), a20);
+                    a21 = ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k2]), a21);
+                    a30 = ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k3]), a30);
+                    a31 = ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k3]), a31);
+                }
             }
             int r = o + g * 32;
             a00.intoArray(out, r);
@@ -311,14 +327,23 @@ public final class Q4x32Tensor extends RowGroupTensor {
                     a71 = hi1.fma(h, lo1.fma(l, a71));
                 }
             }
-            storeTile(out, o + g * 32, stride, a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71);
+            int r = o + g * 32; // stores written out: a helper taking 16 vectors would not be inlined into this big loop
+            a00.intoArray(out, r + 0 * stride);
+            a01.intoArray(out, r + 0 * stride + 16);
+            a10.intoArray(out, r + 1 * stride);
+            a11.intoArray(out, r + 1 * stride + 16);
+            a20.intoArray(out, r + 2 * stride);
+            a21.intoArray(out, r + 2 * stride + 16);
+            a30.intoArray(out, r + 3 * stride);
+            a31.intoArray(out, r + 3 * stride + 16);
+            a40.intoArray(out, r + 4 * stride);
+            a41.intoArray(out, r + 4 * stride + 16);
+            a50.intoArray(out, r + 5 * stride);
+            a51.intoArray(out, r + 5 * stride + 16);
+            a60.intoArray(out, r + 6 * stride);
+            a61.intoArray(out, r + 6 * stride + 16);
+            a70.intoArray(out, r + 7 * stride);
+            a71.intoArray(out, r + 7 * stride + 16);
         }
-    }
-
-    /** Adds one block's contribution for 16 rows (half {@code part} of the 32; {@code s} already offset) to {@code acc}. */
-    private static FloatVector blockSum(ShortVector s, int part, int sumX, float dx, FloatVector scale, FloatVector eightScaleMinusMin, FloatVector acc) {
-        FloatVector f = (FloatVector) s.convertShape(VectorOperators.S2F, F16, part);
-        if (eightScaleMinusMin == null) return f.fma(scale.mul(dx), acc);
-        return eightScaleMinusMin.fma(FloatVector.broadcast(F16, (float) sumX), f.mul(scale)).fma(FloatVector.broadcast(F16, dx), acc);
     }
 }

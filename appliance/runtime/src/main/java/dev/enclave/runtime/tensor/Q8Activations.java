@@ -1,6 +1,8 @@
 package dev.enclave.runtime.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -38,6 +40,20 @@ public final class Q8Activations {
     }
 
     private void quantizeBlock(float[] x, int src, int dst) {
+        if (Kernels.WIDE) {
+            FloatVector v0 = FloatVector.fromArray(Kernels.F16L, x, src);
+            FloatVector v1 = FloatVector.fromArray(Kernels.F16L, x, src + 16);
+            float amax = v0.abs().max(v1.abs()).reduceLanes(VectorOperators.MAX);
+            float scale = amax / 127f;
+            float inv = scale != 0f ? 1f / scale : 0f;
+            IntVector q0 = round(v0, inv);
+            IntVector q1 = round(v1, inv);
+            ((ShortVector) q0.convertShape(VectorOperators.I2S, Kernels.S16L, 0)).intoArray(q, dst);
+            ((ShortVector) q1.convertShape(VectorOperators.I2S, Kernels.S16L, 0)).intoArray(q, dst + 16);
+            d[dst / 32] = Float.float16ToFloat(Float.floatToFloat16(scale));
+            sums[dst / 32] = q0.add(q1).reduceLanes(VectorOperators.ADD);
+            return;
+        }
         FloatVector v0 = FloatVector.fromArray(F, x, src);
         FloatVector v1 = FloatVector.fromArray(F, x, src + 8);
         FloatVector v2 = FloatVector.fromArray(F, x, src + 16);
@@ -55,6 +71,13 @@ public final class Q8Activations {
         }
         d[dst / 32] = Float.float16ToFloat(Float.floatToFloat16(scale));
         sums[dst / 32] = sum;
+    }
+
+    /** round(v * inv), halves away from zero (roundf), 16 lanes. */
+    private static IntVector round(FloatVector v, float inv) {
+        FloatVector m = v.abs().mul(inv).add(0.5f);
+        IntVector r = (IntVector) m.convertShape(VectorOperators.F2I, Kernels.I16L, 0); // truncates: floor for m >= 0
+        return r.lanewise(VectorOperators.NEG, v.compare(VectorOperators.LT, 0f).cast(Kernels.I16L));
     }
 
     public int cols() {

@@ -1,7 +1,6 @@
 package dev.enclave.runtime.tensor;
 
 import java.lang.foreign.MemorySegment;
-import jdk.incubator.vector.FloatVector;
 
 /**
  * A matrix repacked at load into groups of 32 rows with the rows across the vector lanes ({@link Q4x32Tensor},
@@ -56,27 +55,5 @@ public abstract class RowGroupTensor extends FloatTensor {
         float s = 0;
         for (int i = 0; i < n; i++) s += getFloat(offset + i) * x[xo + i];
         return s;
-    }
-
-    /** Writes an 8-token x 32-row tile: token i's rows 0-15 from {@code ai0}, rows 16-31 from {@code ai1}. */
-    static void storeTile(float[] out, int r, int stride, FloatVector a00, FloatVector a01, FloatVector a10, FloatVector a11,
-                          FloatVector a20, FloatVector a21, FloatVector a30, FloatVector a31, FloatVector a40, FloatVector a41,
-                          FloatVector a50, FloatVector a51, FloatVector a60, FloatVector a61, FloatVector a70, FloatVector a71) {
-        a00.intoArray(out, r);
-        a01.intoArray(out, r + 16);
-        a10.intoArray(out, r + stride);
-        a11.intoArray(out, r + stride + 16);
-        a20.intoArray(out, r + 2 * stride);
-        a21.intoArray(out, r + 2 * stride + 16);
-        a30.intoArray(out, r + 3 * stride);
-        a31.intoArray(out, r + 3 * stride + 16);
-        a40.intoArray(out, r + 4 * stride);
-        a41.intoArray(out, r + 4 * stride + 16);
-        a50.intoArray(out, r + 5 * stride);
-        a51.intoArray(out, r + 5 * stride + 16);
-        a60.intoArray(out, r + 6 * stride);
-        a61.intoArray(out, r + 6 * stride + 16);
-        a70.intoArray(out, r + 7 * stride);
-        a71.intoArray(out, r + 7 * stride + 16);
     }
 }

@@ -20,6 +20,7 @@ public final class CpuBackend implements KernelBackend {
     private final MatmulJob matmul = new MatmulJob();
     private final BatchMatmul batch;
     private final GroupMatmul groups = new GroupMatmul();
+    private static final boolean FLOAT_TILES = Boolean.getBoolean("enclave.floatTiles");
 
     public CpuBackend(int threads) {
         this.pool = new WorkerPool(threads);
@@ -90,7 +91,7 @@ public final class CpuBackend implements KernelBackend {
     private void grouped(RowGroupTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
         if (rows != w.rows() || cols != w.cols()) throw new IllegalArgumentException("matmul shape " + rows + "x" + cols + " on a " + w.rows() + "x" + w.cols() + " tensor");
         synchronized (groups) {
-            int floatTokens = tokens >= RowGroupTensor.FLOAT_TILE_TOKENS ? tokens - tokens % RowGroupTensor.FLOAT_TILE_TOKENS : 0;
+            int floatTokens = FLOAT_TILES && tokens >= RowGroupTensor.FLOAT_TILE_TOKENS ? tokens - tokens % RowGroupTensor.FLOAT_TILE_TOKENS : 0;
             groups.acts.quantize(x, xOff + floatTokens * xStride, xStride, cols, tokens - floatTokens);
             groups.set(w, x, xOff, xStride, floatTokens, out, outOff, outStride);
             if ((long) rows * cols * tokens < PARALLEL_THRESHOLD) groups.run(0, w.groups());
@@ -127,16 +128,25 @@ public final class CpuBackend implements KernelBackend {
 
         @Override
         public void run(int from, int to) {
+            int tokens = acts.tokens();
+            int base = outOff + floatTokens * outStride;
+            // prompt chunks: 8 tokens' activations stay in cache while the groups stream by
             for (int t = 0; t < floatTokens; t += RowGroupTensor.FLOAT_TILE_TOKENS) {
                 w.multiplyFloat8(x, xOff + t * xStride, xStride, from, to, out, outOff + t * outStride, outStride);
             }
-            int base = outOff + floatTokens * outStride;
-            int tokens = acts.tokens();
-            int t = 0;
-            for (; t + 4 <= tokens; t += 4) w.multiply4(acts, t, from, to, out, base + t * outStride, outStride);
-            for (; t < tokens; t++) w.multiply(acts, t, from, to, out, base + t * outStride);
+            if (tokens == 1) {
+                w.multiply(acts, 0, from, to, out, base);
+                return;
+            }
+            // several decode tokens: group by group, every token, so a group's weights (tens of KB) come from memory once
+            for (int g = from; g < to && tokens > 0; g++) {
+                int t = 0;
+                for (; t + 4 <= tokens; t += 4) w.multiply4(acts, t, g, g + 1, out, base + t * outStride, outStride);
+                for (; t < tokens; t++) w.multiply(acts, t, g, g + 1, out, base + t * outStride);
+            }
         }
     }
+
 
     static void rowRange(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int cols, int from, int to) {
         for (int r = from; r < to; r++) {
