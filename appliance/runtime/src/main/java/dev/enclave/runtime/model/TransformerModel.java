@@ -16,6 +16,9 @@ import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * One forward pass for the decoder-only families in {@link Architecture}: token embedding, then per block
@@ -605,10 +608,7 @@ public final class TransformerModel implements AutoCloseable {
             int attOff = h * s.contextLength;
             for (int t = first; t <= pos; t++) {
                 int kOff = s.table.offset(t) + kvHeadOff;
-                float score = 0;
-                for (int i = 0; i < headDim; i++) {
-                    score += q[qOff + i] * kc[kOff + i];
-                }
+                float score = dot(q, qOff, kc, kOff, headDim);
                 score *= scale;
                 if (cap > 0f) score = (float) Math.tanh(score / cap) * cap;
                 s.att[attOff + t - first] = score;
@@ -618,11 +618,29 @@ public final class TransformerModel implements AutoCloseable {
             for (int t = first; t <= pos; t++) {
                 float a = s.att[attOff + t - first];
                 int vOff = s.table.offset(t) + kvHeadOff;
-                for (int i = 0; i < headDim; i++) {
-                    out[outOff + i] += a * vc[vOff + i];
+                int i = 0;
+                FloatVector av = FloatVector.broadcast(F, a);
+                for (; i + F.length() <= headDim; i += F.length()) {
+                    FloatVector.fromArray(F, vc, vOff + i).fma(av, FloatVector.fromArray(F, out, outOff + i)).intoArray(out, outOff + i);
                 }
+                for (; i < headDim; i++) out[outOff + i] += a * vc[vOff + i];
             }
         }
+    }
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    /** Query-key dot product over one head (the sum order differs from a scalar loop only by float rounding). */
+    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        int i = 0;
+        float s = 0;
+        if (n >= F.length()) {
+            FloatVector acc = FloatVector.zero(F);
+            for (; i + F.length() <= n; i += F.length()) acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+            s = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
     }
 
     private static void addBias(float[] v, int off, FloatTensor bias, int n) {
