@@ -5,7 +5,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.stream.IntStream;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -55,25 +54,27 @@ public final class Int8x32Tensor extends RowGroupTensor {
         MemorySegment in = src.data();
         int subs = cols / 16;
         int superBlocks = cols / 256;
-        IntStream.range(0, rows / 32).parallel().forEach(g -> {
+        repackInParallel(rows / 32, () -> {
             byte[] raw = new byte[210];
             byte[] q = new byte[256];
             float[] sc = new float[16];
             byte[] out = new byte[subs * 512];
             float[] os = new float[subs * 32];
-            for (int lane = 0; lane < 32; lane++) {
-                long row = (long) g * 32 + lane;
-                for (int s = 0; s < superBlocks; s++) {
-                    Int8RowsTensor.repackSuperBlock(in, row * superBlocks + s, raw, q, sc);
-                    for (int v = 0; v < 16; v++) {
-                        int u = s * 16 + v;
-                        os[u * 32 + lane] = sc[v];
-                        for (int j = 0; j < 16; j++) out[u * 512 + j * 32 + lane] = q[v * 16 + j];
+            return g -> {
+                for (int lane = 0; lane < 32; lane++) {
+                    long row = (long) g * 32 + lane;
+                    for (int s = 0; s < superBlocks; s++) {
+                        Int8RowsTensor.repackSuperBlock(in, row * superBlocks + s, raw, q, sc);
+                        for (int v = 0; v < 16; v++) {
+                            int u = s * 16 + v;
+                            os[u * 32 + lane] = sc[v];
+                            for (int j = 0; j < 16; j++) out[u * 512 + j * 32 + lane] = q[v * 16 + j];
+                        }
                     }
                 }
-            }
-            MemorySegment.copy(out, 0, values, ValueLayout.JAVA_BYTE, (long) g * subs * 512, out.length);
-            MemorySegment.copy(os, 0, scales, F32, (long) g * subs * 128, os.length);
+                MemorySegment.copy(out, 0, values, ValueLayout.JAVA_BYTE, (long) g * subs * 512, out.length);
+                MemorySegment.copy(os, 0, scales, F32, (long) g * subs * 128, os.length);
+            };
         });
         return new Int8x32Tensor(values, scales, rows, cols);
     }

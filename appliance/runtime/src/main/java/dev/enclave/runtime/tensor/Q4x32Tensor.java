@@ -5,7 +5,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.stream.IntStream;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -68,37 +67,38 @@ public final class Q4x32Tensor extends RowGroupTensor {
         MemorySegment in = src.data();
         int blocks = cols / 32;
         // groups are independent: repack them on every core (this is on the path from launch to first token)
-        IntStream.range(0, rows / 32).parallel().forEach(g -> {
+        repackInParallel(rows / 32, () -> {
             byte[] out = new byte[blocks * 512];
             float[] sc = new float[blocks * 32];
             float[] mn = new float[blocks * 32];
-            if (k) {
-                byte[] line = new byte[16];
-                byte[] vals = new byte[32];
-                for (int lane = 0; lane < 32; lane++) {
-                    long row = (long) g * 32 + lane;
-                    for (int b = 0; b < blocks; b++) {
-                        q4kBlock(in, row, cols, b, vals, sc, mn, b * 32 + lane);
-                        for (int j = 0; j < 16; j++) out[b * 512 + j * 32 + lane] = (byte) (vals[j] | vals[j + 16] << 4);
+            byte[] vals = new byte[32];
+            int rowBytes = blocks * 18;
+            byte[] src32 = new byte[k ? 0 : 32 * rowBytes];
+            return g -> {
+                if (k) {
+                    for (int lane = 0; lane < 32; lane++) {
+                        long row = (long) g * 32 + lane;
+                        for (int b = 0; b < blocks; b++) {
+                            q4kBlock(in, row, cols, b, vals, sc, mn, b * 32 + lane);
+                            for (int j = 0; j < 16; j++) out[b * 512 + j * 32 + lane] = (byte) (vals[j] | vals[j + 16] << 4);
+                        }
+                    }
+                } else {
+                    // the group's 32 source rows in one bulk read, then transposed from the array
+                    MemorySegment.copy(in, ValueLayout.JAVA_BYTE, (long) g * 32 * rowBytes, src32, 0, src32.length);
+                    for (int lane = 0; lane < 32; lane++) {
+                        for (int b = 0; b < blocks; b++) {
+                            int at = lane * rowBytes + b * 18;
+                            sc[b * 32 + lane] = Float.float16ToFloat((short) ((src32[at] & 0xFF) | src32[at + 1] << 8));
+                            int o = b * 512 + lane;
+                            for (int j = 0; j < 16; j++) out[o + j * 32] = src32[at + 2 + j];
+                        }
                     }
                 }
-            } else {
-                // the group's 32 source rows in one bulk read, then transposed from the array
-                int rowBytes = blocks * 18;
-                byte[] src32 = new byte[32 * rowBytes];
-                MemorySegment.copy(in, ValueLayout.JAVA_BYTE, (long) g * 32 * rowBytes, src32, 0, src32.length);
-                for (int lane = 0; lane < 32; lane++) {
-                    for (int b = 0; b < blocks; b++) {
-                        int at = lane * rowBytes + b * 18;
-                        sc[b * 32 + lane] = Float.float16ToFloat((short) ((src32[at] & 0xFF) | src32[at + 1] << 8));
-                        int o = b * 512 + lane;
-                        for (int j = 0; j < 16; j++) out[o + j * 32] = src32[at + 2 + j];
-                    }
-                }
-            }
-            MemorySegment.copy(out, 0, nibbles, ValueLayout.JAVA_BYTE, (long) g * blocks * 512, out.length);
-            MemorySegment.copy(sc, 0, scales, F32, (long) g * blocks * 128, sc.length);
-            if (k) MemorySegment.copy(mn, 0, mins, F32, (long) g * blocks * 128, mn.length);
+                MemorySegment.copy(out, 0, nibbles, ValueLayout.JAVA_BYTE, (long) g * blocks * 512, out.length);
+                MemorySegment.copy(sc, 0, scales, F32, (long) g * blocks * 128, sc.length);
+                if (k) MemorySegment.copy(mn, 0, mins, F32, (long) g * blocks * 128, mn.length);
+            };
         });
         return new Q4x32Tensor(src.type(), nibbles, scales, mins, rows, cols);
     }

@@ -1,6 +1,9 @@
 package dev.enclave.runtime.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.function.IntConsumer;
+import java.util.function.Supplier;
+import java.util.stream.IntStream;
 
 /**
  * A matrix repacked at load into groups of 32 rows with the rows across the vector lanes ({@link Q4x32Tensor},
@@ -55,5 +58,18 @@ public abstract class RowGroupTensor extends FloatTensor {
         float s = 0;
         for (int i = 0; i < n; i++) s += getFloat(offset + i) * x[xo + i];
         return s;
+    }
+
+    /**
+     * Repacks groups [0, groups) on every core. {@code perTask} makes one worker per task with its own buffers, so a
+     * repack of gigabytes leaves a few buffers of garbage, not one per group (garbage grows the heap, and the
+     * resident memory with it).
+     */
+    static void repackInParallel(int groups, Supplier<IntConsumer> perTask) {
+        int tasks = Math.max(1, Math.min(groups, 4 * Runtime.getRuntime().availableProcessors()));
+        IntStream.range(0, tasks).parallel().forEach(t -> {
+            IntConsumer repackGroup = perTask.get();
+            for (long g = (long) groups * t / tasks; g < (long) groups * (t + 1) / tasks; g++) repackGroup.accept((int) g);
+        });
     }
 }
