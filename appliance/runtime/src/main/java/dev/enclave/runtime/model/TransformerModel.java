@@ -193,12 +193,20 @@ public final class TransformerModel implements AutoCloseable {
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
         if (repack4Bit && expectedDims.length == 2 && Q4x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])) {
             // integer products on 32-row groups (see Q4x32Tensor): same values, about 2.5x faster decoding
-            tensor = Q4x32Tensor.repack(tensor, (int) expectedDims[1], (int) expectedDims[0], repackArena);
+            try {
+                tensor = Q4x32Tensor.repack(tensor, (int) expectedDims[1], (int) expectedDims[0], repackArena);
+            } catch (ModelFormatException e) {
+                throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);
+            }
             MemorySegment src = gguf.tensorData(t);
             if (src.isMapped()) src.unload();
         } else if (repack4Bit && expectedDims.length == 2 && tensor instanceof Q6_KTensor q6 && Int8x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])) {
             // the same integer route for Q6_K (exact int8 values, a scale per 16)
-            tensor = Int8x32Tensor.repack(q6, (int) expectedDims[1], (int) expectedDims[0], repackArena);
+            try {
+                tensor = Int8x32Tensor.repack(q6, (int) expectedDims[1], (int) expectedDims[0], repackArena);
+            } catch (ModelFormatException e) {
+                throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);
+            }
             MemorySegment src = gguf.tensorData(t);
             if (src.isMapped()) src.unload();
         } else if (tensor instanceof Q6_KTensor q6 && REPACK_Q6_K) {

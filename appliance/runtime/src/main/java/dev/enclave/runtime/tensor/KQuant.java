@@ -29,4 +29,18 @@ final class KQuant {
     private static int b(MemorySegment data, long at) {
         return data.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
     }
+
+    /** The same from a byte array, the 12 packed bytes at {@code q}. */
+    static int scaleMin(byte[] data, int q, int j) {
+        int d;
+        int m;
+        if (j < 4) {
+            d = (data[q + j] & 0xFF) & 63;
+            m = (data[q + j + 4] & 0xFF) & 63;
+        } else {
+            d = (data[q + j + 4] & 0xF) | (((data[q + j - 4] & 0xFF) >>> 6) << 4);
+            m = ((data[q + j + 4] & 0xFF) >>> 4) | (((data[q + j] & 0xFF) >>> 6) << 4);
+        }
+        return d | (m << 8);
+    }
 }

@@ -48,7 +48,7 @@ public final class KernelWarmup {
             }
         }
         if (repacked4Bit && Kernels.WIDE && (types.contains(GGMLType.Q4_0) || types.contains(GGMLType.Q4_K))) {
-            // the integer route for one and four tokens, the float tile for prompts; one group of 32 rows by 64
+            // the integer route for one and for four tokens; one group of 32 rows by 64
             // columns keeps the interpreted calls (Vector API code is very slow before it is compiled) short
             int c = 64;
             MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q4_0.byteSize(32L * c), 64);
@@ -61,7 +61,6 @@ public final class KernelWarmup {
                 a.quantize(x8, 0, c, c, 4);
                 q.multiply(a, 0, 0, 1, out, 0);
                 q.multiply4(a, 0, 0, 1, out, 0, 32);
-                q.multiplyFloat8(x8, 0, c, 0, 1, out, 0, 32);
             }
             sink += out[0];
         }
@@ -76,7 +75,7 @@ public final class KernelWarmup {
             for (int i = 0; i < 1_500; i++) {
                 a.quantize(x8, 0, c, c, 4);
                 q.multiply(a, 0, 0, 1, out, 0);
-                if ((i & 1) == 0) q.multiplyFloat8(x8, 0, c, 0, 1, out, 0, 32);
+                q.multiply4(a, 0, 0, 1, out, 0, 32);
             }
             sink += out[0];
         }

@@ -7,14 +7,11 @@ import java.util.stream.IntStream;
 
 /**
  * A matrix repacked at load into groups of 32 rows with the rows across the vector lanes ({@link Q4x32Tensor},
- * {@link Int8x32Tensor}). Products go through these kernels instead of per-row dot products: the integer ones take
- * activations quantized like ggml's ({@link Q8Activations}), the float tile takes float activations. Single values
+ * {@link Int8x32Tensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
+ * activations quantized like ggml's ({@link Q8Activations}). Single values
  * and rows ({@link #getFloat}, {@link #copyTo}, {@link #dot}) stay available for lookups, slowly.
  */
 public abstract class RowGroupTensor extends FloatTensor {
-
-    /** Tokens per call of {@link #multiplyFloat8}. */
-    public static final int FLOAT_TILE_TOKENS = 8;
 
     protected final int rows;
     protected final int cols;
@@ -44,9 +41,6 @@ public abstract class RowGroupTensor extends FloatTensor {
     /** The same for tokens t .. t + 3; token i's outputs at {@code out[o + i * stride + r]}. */
     public abstract void multiply4(Q8Activations a, int t, int from, int to, float[] out, int o, int stride);
 
-    /** Rows of groups [from, to) times 8 float tokens {@code x[xOff + i * xStride ..]}; outputs as {@link #multiply4}. */
-    public abstract void multiplyFloat8(float[] x, int xOff, int xStride, int from, int to, float[] out, int o, int stride);
-
     @Override
     public void copyTo(long offset, float[] out, int outOffset, int n) {
         for (int i = 0; i < n; i++) out[outOffset + i] = getFloat(offset + i);
@@ -71,5 +65,16 @@ public abstract class RowGroupTensor extends FloatTensor {
             IntConsumer repackGroup = perTask.get();
             for (long g = (long) groups * t / tasks; g < (long) groups * (t + 1) / tasks; g++) repackGroup.accept((int) g);
         });
+    }
+
+    /**
+     * Refuses a half-precision scale that is infinite or NaN (a corrupt or hostile file): the kernels widen halves
+     * with integer arithmetic, which would turn it into a large finite number instead of spreading the NaN.
+     */
+    static void checkHalf(byte low, byte high, long row) {
+        if ((high & 0x7C) == 0x7C) {
+            throw new dev.enclave.runtime.ModelFormatException("holds a non-finite value (NaN or infinity) in row " + row
+                    + ", a corrupt quantization scale (half bits 0x" + Integer.toHexString((high & 0xFF) << 8 | (low & 0xFF)) + ")");
+        }
     }
 }

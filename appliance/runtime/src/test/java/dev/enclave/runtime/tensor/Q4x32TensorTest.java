@@ -13,9 +13,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The 32-row repacking of 4-bit tensors and its kernels: values equal the originals bit for bit; the integer
- * products equal a double-precision sum over the same quantized activations; the float tile equals a float dot of
- * the decoded values; the 16-bit block sums are exact at the extremes where the raw sum wraps around.
+ * The 32-row repackings (Q4_0, Q4_K, Q6_K) and their kernels: values equal the originals bit for bit; the integer
+ * products equal a double-precision sum over the same quantized activations; the 16-bit block sums are exact at
+ * the extremes where the raw sum wraps around.
  */
 class Q4x32TensorTest {
 
@@ -36,7 +36,7 @@ class Q4x32TensorTest {
         p.copyTo(5L * COLS, row, 0, COLS);
         for (int j = 0; j < COLS; j++) assertEquals(src.getFloat(5L * COLS + j), row[j]);
 
-        int tokens = 11; // 8 through the float tile, then 3 through the integer kernel
+        int tokens = 11; // two calls of the 4-token kernel, then 3 of the 1-token one
         float[] x = new float[tokens * COLS];
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 97 == 0 ? 20 : 1);
         Q8Activations a = new Q8Activations();
@@ -56,22 +56,9 @@ class Q4x32TensorTest {
                 assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, type + " integer product, token " + t + " row " + rr);
             }
         }
-        float[] tile = new float[8 * ROWS];
-        p.multiplyFloat8(x, 0, COLS, 0, p.groups(), tile, 0, ROWS);
-        for (int t = 0; t < 8; t++) {
-            for (int rr = 0; rr < ROWS; rr++) {
-                double exact = 0, magnitude = 0;
-                for (int j = 0; j < COLS; j++) {
-                    double term = (double) src.getFloat((long) rr * COLS + j) * x[t * COLS + j];
-                    exact += term;
-                    magnitude += Math.abs(term);
-                }
-                assertEquals(exact, tile[t * ROWS + rr], 1e-5 * magnitude + 1e-6, type + " float tile, token " + t + " row " + rr);
-            }
-        }
     }
 
-    /** Q6_K in 32-row groups of int8 ({@link Int8x32Tensor}): exact values, the integer and float-tile products. */
+    /** Q6_K in 32-row groups of int8 ({@link Int8x32Tensor}): exact values, the integer products. */
     @Test
     void q6kRepackedValuesAndProducts() {
         assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
@@ -94,20 +81,15 @@ class Q4x32TensorTest {
         float[] out = new float[8 * ROWS];
         p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
         for (int t = 4; t < 8; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
-        float[] tile = new float[8 * ROWS];
-        p.multiplyFloat8(x, 0, COLS, 0, p.groups(), tile, 0, ROWS);
         for (int t = 0; t < 8; t++) {
             for (int rr = 0; rr < ROWS; rr++) {
-                double exactQ = 0, exactF = 0, magQ = 0, magF = 0;
+                double exactQ = 0, magQ = 0;
                 for (int j = 0; j < COLS; j++) {
                     double w = src.getFloat((long) rr * COLS + j);
                     exactQ += w * a.value(t, j);
                     magQ += Math.abs(w * a.value(t, j));
-                    exactF += w * x[t * COLS + j];
-                    magF += Math.abs(w * x[t * COLS + j]);
                 }
                 assertEquals(exactQ, out[t * ROWS + rr], 1e-5 * magQ + 1e-6, "integer product, token " + t + " row " + rr);
-                assertEquals(exactF, tile[t * ROWS + rr], 1e-5 * magF + 1e-6, "float tile, token " + t + " row " + rr);
             }
         }
     }

@@ -20,7 +20,6 @@ public final class CpuBackend implements KernelBackend {
     private final MatmulJob matmul = new MatmulJob();
     private final BatchMatmul batch;
     private final GroupMatmul groups = new GroupMatmul();
-    private static final boolean FLOAT_TILES = Boolean.getBoolean("enclave.floatTiles");
 
     public CpuBackend(int threads) {
         this.pool = new WorkerPool(threads);
@@ -91,36 +90,27 @@ public final class CpuBackend implements KernelBackend {
     private void grouped(RowGroupTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
         if (rows != w.rows() || cols != w.cols()) throw new IllegalArgumentException("matmul shape " + rows + "x" + cols + " on a " + w.rows() + "x" + w.cols() + " tensor");
         synchronized (groups) {
-            int floatTokens = FLOAT_TILES && tokens >= RowGroupTensor.FLOAT_TILE_TOKENS ? tokens - tokens % RowGroupTensor.FLOAT_TILE_TOKENS : 0;
-            groups.acts.quantize(x, xOff + floatTokens * xStride, xStride, cols, tokens - floatTokens);
-            groups.set(w, x, xOff, xStride, floatTokens, out, outOff, outStride);
+            groups.acts.quantize(x, xOff, xStride, cols, tokens);
+            groups.set(w, out, outOff, outStride);
             if ((long) rows * cols * tokens < PARALLEL_THRESHOLD) groups.run(0, w.groups());
             else pool.run(w.groups(), groups);
-            groups.set(null, null, 0, 0, 0, null, 0, 0);
+            groups.set(null, null, 0, 0);
         }
     }
 
     /**
-     * The reusable job for tensors repacked in 32-row groups: prompt chunks of 16 tokens take the float outer-product kernel,
-     * the rest (decode steps: one token per sequence) the integer kernels on quantized inputs, four tokens at a time.
+     * The reusable job for tensors repacked in 32-row groups: one token over all its groups; several tokens group by
+     * group, four at a time, so a group's weights (tens of KB) come from memory once and stay in cache for the rest.
      */
     private static final class GroupMatmul implements WorkerPool.Job {
         final Q8Activations acts = new Q8Activations();
         RowGroupTensor w;
-        float[] x;
-        int xOff;
-        int xStride;
-        int floatTokens;
         float[] out;
         int outOff;
         int outStride;
 
-        void set(RowGroupTensor w, float[] x, int xOff, int xStride, int floatTokens, float[] out, int outOff, int outStride) {
+        void set(RowGroupTensor w, float[] out, int outOff, int outStride) {
             this.w = w;
-            this.x = x;
-            this.xOff = xOff;
-            this.xStride = xStride;
-            this.floatTokens = floatTokens;
             this.out = out;
             this.outOff = outOff;
             this.outStride = outStride;
@@ -129,24 +119,17 @@ public final class CpuBackend implements KernelBackend {
         @Override
         public void run(int from, int to) {
             int tokens = acts.tokens();
-            int base = outOff + floatTokens * outStride;
-            // prompt chunks: 8 tokens' activations stay in cache while the groups stream by
-            for (int t = 0; t < floatTokens; t += RowGroupTensor.FLOAT_TILE_TOKENS) {
-                w.multiplyFloat8(x, xOff + t * xStride, xStride, from, to, out, outOff + t * outStride, outStride);
-            }
             if (tokens == 1) {
-                w.multiply(acts, 0, from, to, out, base);
+                w.multiply(acts, 0, from, to, out, outOff);
                 return;
             }
-            // several decode tokens: group by group, every token, so a group's weights (tens of KB) come from memory once
-            for (int g = from; g < to && tokens > 0; g++) {
+            for (int g = from; g < to; g++) {
                 int t = 0;
-                for (; t + 4 <= tokens; t += 4) w.multiply4(acts, t, g, g + 1, out, base + t * outStride, outStride);
-                for (; t < tokens; t++) w.multiply(acts, t, g, g + 1, out, base + t * outStride);
+                for (; t + 4 <= tokens; t += 4) w.multiply4(acts, t, g, g + 1, out, outOff + t * outStride, outStride);
+                for (; t < tokens; t++) w.multiply(acts, t, g, g + 1, out, outOff + t * outStride);
             }
         }
     }
-
 
     static void rowRange(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int cols, int from, int to) {
         for (int r = from; r < to; r++) {
