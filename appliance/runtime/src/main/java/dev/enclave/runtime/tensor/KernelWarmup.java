@@ -47,37 +47,27 @@ public final class KernelWarmup {
                 if ((i & 63) == 0) tensor.copyTo(0, row, 0, cols);
             }
         }
-        if (repacked4Bit && Kernels.WIDE && (types.contains(GGMLType.Q4_0) || types.contains(GGMLType.Q4_K))) {
-            // the integer route for one and for four tokens; one group of 32 rows by 64
-            // columns keeps the interpreted calls (Vector API code is very slow before it is compiled) short
-            int c = 64;
-            MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q4_0.byteSize(32L * c), 64);
-            Q4x32Tensor q = Q4x32Tensor.repack(new Q4_0Tensor(bytes, 32L * c), 32, c, java.lang.foreign.Arena.ofAuto());
-            float[] x8 = new float[8 * c];
-            for (int i = 0; i < x8.length; i++) x8[i] = (i % 5) * 0.02f;
-            Q8Activations a = new Q8Activations();
-            float[] out = new float[8 * 32];
-            for (int i = 0; i < 2_000; i++) {
-                a.quantize(x8, 0, c, c, 4);
-                q.multiply(a, 0, 0, 1, out, 0);
-                q.multiply4(a, 0, 0, 1, out, 0, 32);
+        if (repacked4Bit && Kernels.WIDE) {
+            // the integer route, one and four tokens, on the smallest tensors of each kind: interpreted Vector API code
+            // is very slow, so short calls reach the compile thresholds (invocation counts) soonest
+            for (GGMLType t : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K}) {
+                if (!types.contains(t)) continue;
+                int c = t == GGMLType.Q4_0 ? 32 : 256;
+                MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(32L * c), 64);
+                FloatTensor src = FloatTensor.of(t, bytes, 32L * c);
+                RowGroupTensor q = t == GGMLType.Q6_K ? Int8x32Tensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto())
+                        : Q4x32Tensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto());
+                float[] x4 = new float[4 * c];
+                for (int i = 0; i < x4.length; i++) x4[i] = (i % 5) * 0.02f;
+                Q8Activations a = new Q8Activations();
+                float[] out = new float[4 * 32];
+                for (int i = 0; i < 2_000; i++) {
+                    a.quantize(x4, 0, c, c, 4);
+                    q.multiply(a, 0, 0, 1, out, 0);
+                    q.multiply4(a, 0, 0, 1, out, 0, 32);
+                }
+                sink += out[0];
             }
-            sink += out[0];
-        }
-        if (repacked4Bit && Kernels.WIDE && types.contains(GGMLType.Q6_K)) {
-            int c = 256;
-            MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(GGMLType.Q6_K.byteSize(32L * c), 64);
-            Int8x32Tensor q = Int8x32Tensor.repack(new Q6_KTensor(bytes, 32L * c), 32, c, java.lang.foreign.Arena.ofAuto());
-            float[] x8 = new float[8 * c];
-            for (int i = 0; i < x8.length; i++) x8[i] = (i % 5) * 0.02f;
-            Q8Activations a = new Q8Activations();
-            float[] out = new float[8 * 32];
-            for (int i = 0; i < 1_500; i++) {
-                a.quantize(x8, 0, c, c, 4);
-                q.multiply(a, 0, 0, 1, out, 0);
-                q.multiply4(a, 0, 0, 1, out, 0, 32);
-            }
-            sink += out[0];
         }
         if (sink == 42) System.out.print(""); // keep the loop alive
     }
