@@ -23,4 +23,9 @@ public non-sealed interface KernelBackend extends Backend {
 
     /** In-place softmax over {@code x[off .. off+n)}. */
     void softmax(float[] x, int off, int n);
+
+    /** Runs {@code job} over [0, size), split across the backend's threads where it has several. */
+    default void parallel(int size, RangeJob job) {
+        job.run(0, size);
+    }
 }

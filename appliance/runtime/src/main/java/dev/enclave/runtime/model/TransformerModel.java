@@ -70,6 +70,8 @@ public final class TransformerModel implements AutoCloseable {
         this.ops = ops;
         this.repack4Bit = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
         this.config = ModelConfig.from(gguf);
+        int maxPositions = config.contextLength();
+        this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions]);
         this.tokenizer = Tokenizer.fromGGUF(gguf);
         ModelConfig c = config;
         Architecture arch = c.arch();
@@ -314,6 +316,7 @@ public final class TransformerModel implements AutoCloseable {
             total += count[i];
         }
         InferenceState.Batch b = states[0].batch(Math.max(total, states.length));
+        AttentionJob attentionJob = new AttentionJob();
         {
             int j = 0;
             for (int i = 0; i < states.length; i++) {
@@ -373,12 +376,10 @@ public final class TransformerModel implements AutoCloseable {
                 System.arraycopy(b.k, ko, st.pool.keys[l], cacheOff, kvDim);
                 System.arraycopy(b.v, ko, st.pool.values[l], cacheOff, kvDim);
             }
-            for (int j = 0; j < total; j++) {
-                InferenceState st = states[b.owner[j]];
-                int pos = b.pos[j];
-                int first = sliding ? Math.max(0, pos - c.slidingWindow() + 1) : 0;
-                attention(st, l, b.q, j * qDim, b.xb, j * xbW, pos, first, groups);
-            }
+            attentionJob.set(states, b, l, total, sliding, groups, xbW);
+            // every (token, head) pair is independent: split by head, so each thread gets every token (a prompt
+            // chunk's later tokens attend over more positions than its first ones)
+            ops.parallel(total * c.headCount(), attentionJob);
             ops.matmulBatch(w.wo, b.xb, xbW, b.xb2, 0, dim, dim, qDim, total);
             for (int j = 0; j < total; j++) {
                 if (w.attnPostNorm != null) ops.rmsnorm(b.xb2, j * dim, b.xb2, j * dim, w.attnPostNorm, dim, eps);
@@ -601,37 +602,77 @@ public final class TransformerModel implements AutoCloseable {
      * its KV head; the heads' outputs go to {@code out} from {@code oo}.
      */
     private void attention(InferenceState s, int layer, float[] q, int qo, float[] out, int oo, int pos, int first, int groups) {
+        for (int h = 0; h < config.headCount(); h++) attentionHead(s, layer, h, q, qo, out, oo, pos, first, groups, s.att, h * s.contextLength);
+    }
+
+    /** One head's attention: scores into {@code att[attOff ..]} (scratch), the weighted values into {@code out}. */
+    private void attentionHead(InferenceState s, int layer, int h, float[] q, int qo, float[] out, int oo, int pos, int first,
+                               int groups, float[] att, int attOff) {
         float[] kc = s.pool.keys[layer];
         float[] vc = s.pool.values[layer];
         ModelConfig c = config;
         int headDim = c.headDim();
-        int kvDim = c.kvDim();
         float scale = c.attentionScale();
         float cap = c.attnSoftcap();
         int n = pos - first + 1;
-        for (int h = 0; h < c.headCount(); h++) {
-            int qOff = qo + h * headDim;
-            int outOff = oo + h * headDim;
-            int kvHeadOff = (h / groups) * headDim;
-            int attOff = h * s.contextLength;
-            for (int t = first; t <= pos; t++) {
-                int kOff = s.table.offset(t) + kvHeadOff;
-                float score = dot(q, qOff, kc, kOff, headDim);
-                score *= scale;
-                if (cap > 0f) score = (float) Math.tanh(score / cap) * cap;
-                s.att[attOff + t - first] = score;
+        int qOff = qo + h * headDim;
+        int outOff = oo + h * headDim;
+        int kvHeadOff = (h / groups) * headDim;
+        for (int t = first; t <= pos; t++) {
+            int kOff = s.table.offset(t) + kvHeadOff;
+            float score = dot(q, qOff, kc, kOff, headDim);
+            score *= scale;
+            if (cap > 0f) score = (float) Math.tanh(score / cap) * cap;
+            att[attOff + t - first] = score;
+        }
+        ops.softmax(att, attOff, n);
+        Arrays.fill(out, outOff, outOff + headDim, 0f);
+        for (int t = first; t <= pos; t++) {
+            float a = att[attOff + t - first];
+            int vOff = s.table.offset(t) + kvHeadOff;
+            int i = 0;
+            FloatVector av = FloatVector.broadcast(F, a);
+            for (; i + F.length() <= headDim; i += F.length()) {
+                FloatVector.fromArray(F, vc, vOff + i).fma(av, FloatVector.fromArray(F, out, outOff + i)).intoArray(out, outOff + i);
             }
-            ops.softmax(s.att, attOff, n);
-            Arrays.fill(out, outOff, outOff + headDim, 0f);
-            for (int t = first; t <= pos; t++) {
-                float a = s.att[attOff + t - first];
-                int vOff = s.table.offset(t) + kvHeadOff;
-                int i = 0;
-                FloatVector av = FloatVector.broadcast(F, a);
-                for (; i + F.length() <= headDim; i += F.length()) {
-                    FloatVector.fromArray(F, vc, vOff + i).fma(av, FloatVector.fromArray(F, out, outOff + i)).intoArray(out, outOff + i);
-                }
-                for (; i < headDim; i++) out[outOff + i] += a * vc[vOff + i];
+            for (; i < headDim; i++) out[outOff + i] += a * vc[vOff + i];
+        }
+    }
+
+    /** Scratch for attention scores on whichever thread runs a head: one context's worth, made once per thread. */
+    private final ThreadLocal<float[]> scoreScratch;
+
+    /** The attention of a batched step over (token, head) pairs; index i is head i / total of token i % total. */
+    private final class AttentionJob implements dev.enclave.runtime.backend.RangeJob {
+        InferenceState[] states;
+        InferenceState.Batch b;
+        int layer;
+        int total;
+        boolean sliding;
+        int groups;
+        int xbW;
+
+        void set(InferenceState[] states, InferenceState.Batch b, int layer, int total, boolean sliding, int groups, int xbW) {
+            this.states = states;
+            this.b = b;
+            this.layer = layer;
+            this.total = total;
+            this.sliding = sliding;
+            this.groups = groups;
+            this.xbW = xbW;
+        }
+
+        @Override
+        public void run(int from, int to) {
+            float[] scratch = scoreScratch.get();
+            int qDim = config.qDim();
+            for (int i = from; i < to; i++) {
+                int j = i % total;
+                int h = i / total;
+                InferenceState st = states[b.owner[j]];
+                int pos = b.pos[j];
+                int first = sliding ? Math.max(0, pos - config.slidingWindow() + 1) : 0;
+                attentionHead(st, layer, h, b.q, j * qDim, b.xb, j * xbW, pos, first, groups, scratch, 0);
             }
         }
     }

@@ -162,6 +162,11 @@ public final class CpuBackend implements KernelBackend {
     }
 
     @Override
+    public void parallel(int size, dev.enclave.runtime.backend.RangeJob job) {
+        pool.run(size, job);
+    }
+
+    @Override
     public void rmsnorm(float[] out, int outOff, float[] x, int xOff, FloatTensor weight, int n, float eps) {
         // ggml accumulates the sum of squares in double; so do we, for parity on long rows.
         double ss = 0;

@@ -13,8 +13,7 @@ public final class WorkerPool implements AutoCloseable {
 
     /** A job over a slice [from, to) of its index space. */
     @FunctionalInterface
-    public interface Job {
-        void run(int from, int to);
+    public interface Job extends dev.enclave.runtime.backend.RangeJob {
     }
 
     private static final int SPINS = 20_000;
@@ -24,7 +23,7 @@ public final class WorkerPool implements AutoCloseable {
     private final AtomicInteger remaining = new AtomicInteger();
     private volatile int epoch;
     private volatile boolean closed;
-    private Job job;
+    private dev.enclave.runtime.backend.RangeJob job;
     private int size;
     private volatile Throwable failure;
 
@@ -60,7 +59,7 @@ public final class WorkerPool implements AutoCloseable {
     }
 
     /** Runs {@code job} over [0, size) split across all threads; returns when every slice is done. */
-    public synchronized void run(int size, Job job) {
+    public synchronized void run(int size, dev.enclave.runtime.backend.RangeJob job) {
         if (threads == 1 || size < threads) {
             job.run(0, size);
             return;
