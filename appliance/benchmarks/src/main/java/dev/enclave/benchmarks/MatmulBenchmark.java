@@ -4,6 +4,10 @@ import dev.enclave.runtime.gguf.GGMLType;
 import dev.enclave.runtime.quant.Quantizer;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.Int8RowsTensor;
+import dev.enclave.runtime.tensor.Int8x32Tensor;
+import dev.enclave.runtime.tensor.Q4x32Tensor;
+import dev.enclave.runtime.tensor.Q8Activations;
+import dev.enclave.runtime.tensor.RowGroupTensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -26,7 +30,10 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * One thread, one weight matrix of a real layer's size (ffn_up of Llama-3.2-1B: 8192 x 2048), times one activation
- * vector: the decode-step kernel of every type. The "gbPerS" counter is weight bytes read per second.
+ * vector: the decode-step kernel of every type. The "weightBytes" counter is weight bytes (in the file's encoding)
+ * multiplied per second. {@code *_X32} are the integer route on tensors repacked in 32-row groups (what the model runs
+ * on AVX-512 by default): {@code matvec} quantizes the vector and runs the one-token kernel; {@code matmul4} runs the
+ * four-token kernel and counts four tokens' worth of bytes (float-route types multiply the four one by one).
  *
  * <pre>
  * ./mvnw -Pjmh -q package -pl appliance/benchmarks -am -DskipTests
@@ -41,7 +48,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
 public class MatmulBenchmark {
 
-    @Param({"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q6_K_INT8"})
+    @Param({"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q6_K_INT8", "Q4_0_X32", "Q4_K_X32", "Q6_K_X32"})
     public String type;
 
     static final int ROWS = 8192;
@@ -49,6 +56,8 @@ public class MatmulBenchmark {
 
     private final Arena arena = Arena.ofShared();
     private FloatTensor w;
+    private RowGroupTensor grouped;
+    private final Q8Activations acts = new Q8Activations();
     private float[] x;
     private float[] out;
     private long bytes;
@@ -68,7 +77,8 @@ public class MatmulBenchmark {
     @Setup
     public void setUp() {
         boolean int8 = type.equals("Q6_K_INT8");
-        GGMLType t = int8 ? GGMLType.Q6_K : GGMLType.valueOf(type);
+        boolean x32 = type.endsWith("_X32");
+        GGMLType t = int8 ? GGMLType.Q6_K : GGMLType.valueOf(x32 ? type.substring(0, type.length() - 4) : type);
         SplittableRandom r = new SplittableRandom(1);
         float[] row = new float[COLS];
         bytes = t.byteSize((long) ROWS * COLS);
@@ -80,15 +90,35 @@ public class MatmulBenchmark {
         }
         w = FloatTensor.of(t, data, (long) ROWS * COLS);
         if (int8) w = Int8RowsTensor.fromQ6_K((Q6_KTensor) w, arena);
-        x = new float[COLS];
-        for (int j = 0; j < COLS; j++) x[j] = (float) r.nextDouble(-1, 1);
-        out = new float[ROWS];
+        if (x32) {
+            grouped = t == GGMLType.Q6_K ? Int8x32Tensor.repack((Q6_KTensor) w, ROWS, COLS, arena) : Q4x32Tensor.repack(w, ROWS, COLS, arena);
+        }
+        x = new float[4 * COLS];
+        for (int j = 0; j < x.length; j++) x[j] = (float) r.nextDouble(-1, 1);
+        out = new float[4 * ROWS];
     }
 
     @Benchmark
     public float[] matvec(Bytes counter) {
-        for (int i = 0; i < ROWS; i++) out[i] = w.dot((long) i * COLS, x, 0, COLS);
+        if (grouped != null) {
+            acts.quantize(x, 0, COLS, COLS, 1);
+            grouped.multiply(acts, 0, 0, grouped.groups(), out, 0);
+        } else {
+            for (int i = 0; i < ROWS; i++) out[i] = w.dot((long) i * COLS, x, 0, COLS);
+        }
         counter.weightBytes += bytes;
+        return out;
+    }
+
+    @Benchmark
+    public float[] matmul4(Bytes counter) {
+        if (grouped != null) {
+            acts.quantize(x, 0, COLS, COLS, 4);
+            grouped.multiply4(acts, 0, 0, grouped.groups(), out, 0, ROWS);
+        } else {
+            for (int i = 0; i < ROWS; i++) w.dot4((long) i * COLS, x, 0, COLS, 2 * COLS, 3 * COLS, COLS, out, i, ROWS);
+        }
+        counter.weightBytes += 4 * bytes;
         return out;
     }
 
