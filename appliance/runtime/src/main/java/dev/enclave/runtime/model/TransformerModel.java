@@ -11,6 +11,7 @@ import dev.enclave.runtime.tensor.Int8RowsTensor;
 import dev.enclave.runtime.tensor.Int8x32Tensor;
 import dev.enclave.runtime.tensor.Q4x32Tensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
+import dev.enclave.runtime.tensor.RowGroupTensor;
 import java.lang.foreign.MemorySegment;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -55,8 +56,11 @@ public final class TransformerModel implements AutoCloseable {
     }
 
     private final boolean repack4Bit;
+    /** Repacked tensors kept on disk between starts; null when off. */
+    private final RepackCache cache;
+    private Thread cacheWriter;
 
-    private TransformerModel(String name, GGUFFile gguf, KernelBackend ops, ActivationPrecision activations) {
+    private TransformerModel(String name, GGUFFile gguf, KernelBackend ops, ActivationPrecision activations, Path file) {
         // compile the kernels on the second core while this one reads the vocabulary and repacks tensors
         Thread warmup = null;
         if (WARM_UP) {
@@ -69,6 +73,7 @@ public final class TransformerModel implements AutoCloseable {
         this.gguf = gguf;
         this.ops = ops;
         this.repack4Bit = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
+        this.cache = repack4Bit ? RepackCache.open(file, repackArena) : null;
         this.config = ModelConfig.from(gguf);
         int maxPositions = config.contextLength();
         this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions]);
@@ -120,6 +125,7 @@ public final class TransformerModel implements AutoCloseable {
                 Thread.currentThread().interrupt();
             }
         }
+        if (cache != null) cacheWriter = cache.writeInBackground();
     }
 
     private float[] invFreq(float base, FloatTensor factors) {
@@ -153,7 +159,7 @@ public final class TransformerModel implements AutoCloseable {
     public static TransformerModel load(Path path, KernelBackend backend, ActivationPrecision activations) throws IOException {
         GGUFFile gguf = GGUFFile.open(path);
         try {
-            return new TransformerModel(modelName(path.getFileName().toString()), gguf, backend, activations);
+            return new TransformerModel(modelName(path.getFileName().toString()), gguf, backend, activations, path);
         } catch (ModelFormatException e) {
             gguf.close();
             throw new ModelFormatException(path.getFileName() + ": " + e.getMessage(), e);
@@ -166,7 +172,7 @@ public final class TransformerModel implements AutoCloseable {
     /** Wraps an already-parsed GGUF file; the model closes it when closed. */
     public static TransformerModel load(String name, GGUFFile gguf) {
         try {
-            return new TransformerModel(name, gguf, CpuBackend.instance(), ActivationPrecision.fromSystemProperty());
+            return new TransformerModel(name, gguf, CpuBackend.instance(), ActivationPrecision.fromSystemProperty(), null);
         } catch (RuntimeException e) {
             gguf.close();
             throw e;
@@ -193,24 +199,15 @@ public final class TransformerModel implements AutoCloseable {
                     + ", expected " + Arrays.toString(expectedDims));
         }
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
-        if (repack4Bit && expectedDims.length == 2 && Q4x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])) {
-            // integer products on 32-row groups (see Q4x32Tensor): same values, about 2.5x faster decoding
-            try {
-                tensor = Q4x32Tensor.repack(tensor, (int) expectedDims[1], (int) expectedDims[0], repackArena);
-            } catch (ModelFormatException e) {
-                throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);
-            }
-            MemorySegment src = gguf.tensorData(t);
-            if (src.isMapped()) src.unload();
-        } else if (repack4Bit && expectedDims.length == 2 && tensor instanceof Q6_KTensor q6 && Int8x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])) {
-            // the same integer route for Q6_K (exact int8 values, a scale per 16)
-            try {
-                tensor = Int8x32Tensor.repack(q6, (int) expectedDims[1], (int) expectedDims[0], repackArena);
-            } catch (ModelFormatException e) {
-                throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);
-            }
-            MemorySegment src = gguf.tensorData(t);
-            if (src.isMapped()) src.unload();
+        boolean grouped = repack4Bit && expectedDims.length == 2 && (Q4x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])
+                || Int8x32Tensor.supports(tensor, expectedDims[1], expectedDims[0]));
+        if (grouped && cache != null) {
+            RowGroupTensor cached = cache.get(name, t.type(), (int) expectedDims[1], (int) expectedDims[0]);
+            if (cached != null) return cached; // mapped from the cache file: the model file's pages are never touched
+        }
+        if (grouped) {
+            tensor = repackGrouped(name, t, tensor, (int) expectedDims[1], (int) expectedDims[0]);
+            if (cache != null) cache.put(name, (RowGroupTensor) tensor);
         } else if (tensor instanceof Q6_KTensor q6 && REPACK_Q6_K) {
             // Q6_K's bit layout costs ten times more to decode than int8 with a scale per 16 values, which holds the
             // same values exactly: repack at load (52% more bytes for these tensors, ~10x faster products)
@@ -221,8 +218,26 @@ public final class TransformerModel implements AutoCloseable {
         return tensor;
     }
 
+    /** The integer route's repacking (see Q4x32Tensor, Int8x32Tensor): same values, several times faster products. */
+    private RowGroupTensor repackGrouped(String name, GGUFTensorInfo t, FloatTensor tensor, int rows, int cols) {
+        RowGroupTensor r;
+        try {
+            r = tensor instanceof Q6_KTensor q6 ? Int8x32Tensor.repack(q6, rows, cols, repackArena) : Q4x32Tensor.repack(tensor, rows, cols, repackArena);
+        } catch (ModelFormatException e) {
+            throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);
+        }
+        MemorySegment src = gguf.tensorData(t);
+        if (src.isMapped()) src.unload(); // the file's pages are no longer needed in memory
+        return r;
+    }
+
     public String name() {
         return name;
+    }
+
+    /** The background write of the repack cache started by this load, or null (for tests). */
+    Thread cacheWriter() {
+        return cacheWriter;
     }
 
     public ModelConfig config() {
@@ -720,6 +735,14 @@ public final class TransformerModel implements AutoCloseable {
 
     @Override
     public void close() {
+        Thread writer = cacheWriter;
+        if (writer != null) {
+            try {
+                writer.join(); // it reads the repacked memory this closes
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         repackArena.close();
         gguf.close();
     }

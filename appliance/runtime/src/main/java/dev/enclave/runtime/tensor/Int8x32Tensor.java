@@ -95,6 +95,22 @@ public final class Int8x32Tensor extends RowGroupTensor {
     }
 
     @Override
+    public MemorySegment[] segments() {
+        return new MemorySegment[] {data, scales, subScales};
+    }
+
+    static Int8x32Tensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
+        if (source != GGMLType.Q6_K || s.length != 3 || rows % 32 != 0 || cols % 256 != 0) {
+            throw new IllegalArgumentException("not a repacked Q6_K layout: " + source + " " + rows + "x" + cols);
+        }
+        long n = (long) rows * cols;
+        checkSize(s[0], n, "values");
+        checkSize(s[1], n / 256 * 2, "scales");
+        checkSize(s[2], n / 16, "sub-block scales");
+        return new Int8x32Tensor(s[0], s[1], s[2], rows, cols);
+    }
+
+    @Override
     public float getFloat(long index) {
         int r = (int) (index / cols);
         int c = (int) (index % cols);

@@ -129,6 +129,23 @@ public final class Q4x32Tensor extends RowGroupTensor {
     }
 
     @Override
+    public MemorySegment[] segments() {
+        return new MemorySegment[] {data, scales, subScales};
+    }
+
+    static Q4x32Tensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
+        boolean k = source == GGMLType.Q4_K;
+        if (!k && source != GGMLType.Q4_0 || s.length != 3 || rows % 32 != 0 || cols % (k ? 256 : 32) != 0) {
+            throw new IllegalArgumentException("not a repacked Q4_0/Q4_K layout: " + source + " " + rows + "x" + cols);
+        }
+        long n = (long) rows * cols;
+        checkSize(s[0], n / 2, "nibbles");
+        checkSize(s[1], k ? n / 256 * 4 : n / 32 * 2, "scales");
+        if (k) checkSize(s[2], n / 32 * 2, "sub-block scales");
+        return new Q4x32Tensor(source, s[0], s[1], k ? s[2] : null, rows, cols);
+    }
+
+    @Override
     public float getFloat(long index) {
         int r = (int) (index / cols);
         int c = (int) (index % cols);

@@ -35,6 +35,29 @@ public abstract class RowGroupTensor extends FloatTensor {
         return rows / 32;
     }
 
+    /** What the memory holds, for {@link #segments}: the class's simple name. */
+    public final String kind() {
+        return getClass().getSimpleName();
+    }
+
+    /** The memory this tensor reads, in a fixed order (a null entry for an absent part): what a cache file stores. */
+    public abstract MemorySegment[] segments();
+
+    /** Rebuilds a tensor of {@code kind} from {@link #segments} of the same kind, shape and source type; checks sizes. */
+    public static RowGroupTensor fromSegments(String kind, dev.enclave.runtime.gguf.GGMLType source, MemorySegment[] segments, int rows, int cols) {
+        return switch (kind) {
+            case "Q4x32Tensor" -> Q4x32Tensor.fromSegments(source, segments, rows, cols);
+            case "Int8x32Tensor" -> Int8x32Tensor.fromSegments(source, segments, rows, cols);
+            default -> throw new IllegalArgumentException("unknown repacked kind " + kind);
+        };
+    }
+
+    static void checkSize(MemorySegment s, long expected, String what) {
+        if (s == null || s.byteSize() != expected) {
+            throw new IllegalArgumentException(what + ": " + (s == null ? "missing" : s.byteSize() + " bytes") + ", expected " + expected);
+        }
+    }
+
     /** Rows of groups [from, to) times quantized token {@code t}: {@code out[o + r]}. */
     public abstract void multiply(Q8Activations a, int t, int from, int to, float[] out, int o);
 

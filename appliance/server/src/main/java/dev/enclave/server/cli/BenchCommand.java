@@ -47,6 +47,7 @@ public class BenchCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         CpuBackend backend = new CpuBackend(t);
+        dev.enclave.server.model.ModelLoader.useRepackCache();
         try (TransformerModel m = TransformerModel.load(model, backend)) {
             Benchmark.Result r = new Benchmark(m, backend).run(prompt, gen, reps);
             if (json) {

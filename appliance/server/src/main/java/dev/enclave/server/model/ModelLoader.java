@@ -27,7 +27,18 @@ public final class ModelLoader {
         if (!Files.isRegularFile(p)) {
             throw new IOException("model file not found: " + p.toAbsolutePath());
         }
+        useRepackCache();
         return TransformerModel.load(p);
+    }
+
+    /**
+     * Points the runtime's cache of repacked tensors at {@code DATA_DIR/cache} (unless {@code -Denclave.repack-cache}
+     * names another place): the second start maps them instead of repacking.
+     */
+    public static void useRepackCache() {
+        if (System.getProperty("enclave.repack-cache") != null) return;
+        String dataDir = org.eclipse.microprofile.config.ConfigProvider.getConfig().getOptionalValue("enclave.data-dir", String.class).orElse("data");
+        System.setProperty("enclave.repack-cache", Path.of(dataDir, "cache").toAbsolutePath().toString());
     }
 
     public static TransformerModel openBundled() {

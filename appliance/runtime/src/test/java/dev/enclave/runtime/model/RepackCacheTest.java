@@ -1,0 +1,71 @@
+package dev.enclave.runtime.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.enclave.runtime.SharedData;
+import dev.enclave.runtime.backend.cpu.CpuBackend;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Repacked tensors written to the cache by one load are mapped by the next, with bit-identical logits; a damaged or
+ * truncated cache file is ignored (same logits again) and rewritten.
+ */
+class RepackCacheTest {
+
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void off() {
+        System.clearProperty(RepackCache.PROPERTY);
+    }
+
+    @Test
+    void secondLoadMapsTheCacheAndDamageIsIgnored() throws Exception {
+        assumeTrue(jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() >= 16, "the repacked route needs 512-bit vectors");
+        System.setProperty(RepackCache.PROPERTY, dir.toString());
+        Path model = SharedData.model("syn-llama3-bpe-Q4_K_M.gguf");
+
+        float[] first = logits(model, true);
+        Path cacheFile;
+        try (var files = Files.list(dir)) {
+            cacheFile = files.filter(p -> p.toString().endsWith(".repack")).findFirst().orElseThrow();
+        }
+        assertTrue(Files.size(cacheFile) > 100_000, "cache file " + Files.size(cacheFile) + " bytes");
+
+        assertArrayEquals(first, logits(model, false), "logits from the mapped cache");
+
+        byte[] bytes = Files.readAllBytes(cacheFile);
+        bytes[40] ^= 0x5A; // inside the header: the CRC no longer matches
+        Files.write(cacheFile, bytes);
+        assertArrayEquals(first, logits(model, true), "logits with a damaged cache (ignored, rewritten)");
+        assertArrayEquals(first, logits(model, false), "logits from the rewritten cache");
+
+        Files.write(cacheFile, java.util.Arrays.copyOf(Files.readAllBytes(cacheFile), 10_000)); // truncated
+        assertArrayEquals(first, logits(model, true), "logits with a truncated cache (ignored, rewritten)");
+    }
+
+    /** Loads, reads the prompt, returns the last logits; checks whether this load had to write the cache. */
+    private static float[] logits(Path model, boolean expectWrite) throws Exception {
+        try (TransformerModel m = TransformerModel.load(model, CpuBackend.instance(), ActivationPrecision.Q8)) {
+            InferenceState s = m.newState(64);
+            float[] out = m.ingest(s, m.tokenizer().encode("The quick brown fox jumps over the lazy dog.", true, false)).clone();
+            Thread writer = m.cacheWriter();
+            if (expectWrite) {
+                assertNotNull(writer, "this load repacked and writes the cache");
+                writer.join();
+            } else {
+                assertNull(writer, "every repacked tensor came from the cache");
+            }
+            return out;
+        }
+    }
+}
