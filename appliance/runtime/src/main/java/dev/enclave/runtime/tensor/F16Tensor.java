@@ -29,8 +29,8 @@ public final class F16Tensor extends FloatTensor {
     }
 
     /**
-     * 16 lanes at a time: halves widened to ints, exponent and mantissa moved into float position, scaled by 2^112
-     * (exact for normal and subnormal halves), sign put back. Infinity and NaN halves do not occur in weights.
+     * 16 lanes at a time: halves widened to ints, exponent and mantissa moved into float position with the sign,
+     * scaled by 2^112 (exact for normal and subnormal halves). Infinity and NaN halves do not occur in weights.
      */
     @Override
     public float dot(long offset, float[] that, int thatOffset, int n) {
@@ -39,10 +39,10 @@ public final class F16Tensor extends FloatTensor {
         int i = 0;
         for (; i + 16 <= n; i += 16) {
             ShortVector h = ShortVector.fromMemorySegment(Kernels.S16L, data, (offset + i) * 2, ByteOrder.LITTLE_ENDIAN);
-            IntVector v = (IntVector) h.convertShape(VectorOperators.S2I, Kernels.I16L, 0);
-            IntVector mag = v.and(0x7FFF).lanewise(VectorOperators.LSHL, 13);
-            IntVector sign = v.and(0x8000).lanewise(VectorOperators.LSHL, 16);
-            FloatVector f = mag.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts().or(sign).reinterpretAsFloats();
+            // sign-extended half shifted left 13: bit 31 is the sign, bits 13-27 exponent and mantissa, bits 28-30
+            // copies of the sign (cleared by the mask); the float times 2^112 is the half's value, sign included
+            FloatVector f = ((IntVector) h.convertShape(VectorOperators.S2I, Kernels.I16L, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             acc = f.fma(FloatVector.fromArray(Kernels.F16L, that, thatOffset + i), acc);
         }
         float sum = acc.reduceLanes(VectorOperators.ADD);

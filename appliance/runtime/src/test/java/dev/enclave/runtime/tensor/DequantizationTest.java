@@ -191,4 +191,23 @@ class DequantizationTest {
             return (u8(b, at + e / 8) >> (e % 8)) & 1;
         }
     }
+
+    /** The vectorized F16 dot product on the awkward halves: zeros of both signs, subnormals, the extremes. */
+    @org.junit.jupiter.api.Test
+    void f16DotHandlesSignsSubnormalsAndExtremes() {
+        short[] special = {0x0000, (short) 0x8000, 0x0001, (short) 0x8001, 0x03FF, (short) 0x83FF, 0x0400, (short) 0x8400,
+                0x3C00, (short) 0xBC00, 0x7BFF, (short) 0xFBFF, 0x3555, (short) 0xB555, 0x1234, (short) 0x9234};
+        byte[] bytes = new byte[2 * special.length];
+        for (int i = 0; i < special.length; i++) {
+            bytes[2 * i] = (byte) special[i];
+            bytes[2 * i + 1] = (byte) (special[i] >> 8);
+        }
+        FloatTensor t = FloatTensor.of(GGMLType.F16, MemorySegment.ofArray(bytes), special.length);
+        for (int i = 0; i < special.length; i++) {
+            float[] x = new float[special.length];
+            x[i] = 1f;
+            float expected = Float.float16ToFloat(special[i]);
+            assertEquals(expected, t.dot(0, x, 0, special.length), 0f, "half 0x" + Integer.toHexString(special[i] & 0xFFFF));
+        }
+    }
 }
