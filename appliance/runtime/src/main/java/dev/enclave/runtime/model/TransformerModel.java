@@ -65,9 +65,13 @@ public final class TransformerModel implements AutoCloseable {
         Thread warmup = null;
         if (WARM_UP) {
             java.util.EnumSet<dev.enclave.runtime.gguf.GGMLType> types = java.util.EnumSet.noneOf(dev.enclave.runtime.gguf.GGMLType.class);
-            for (GGUFTensorInfo t : gguf.tensors().values()) types.add(t.type());
+            java.util.Map<dev.enclave.runtime.gguf.GGMLType, MemorySegment> samples = new java.util.EnumMap<>(dev.enclave.runtime.gguf.GGMLType.class);
+            for (GGUFTensorInfo t : gguf.tensors().values()) {
+                types.add(t.type());
+                samples.putIfAbsent(t.type(), gguf.tensorData(t));
+            }
             boolean repacked = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
-            warmup = Thread.ofPlatform().daemon().name("enclave-warmup").start(() -> dev.enclave.runtime.tensor.KernelWarmup.warmUp(types, repacked));
+            warmup = Thread.ofPlatform().daemon().name("enclave-warmup").start(() -> dev.enclave.runtime.tensor.KernelWarmup.warmUp(types, repacked, samples));
         }
         this.name = name;
         this.gguf = gguf;
