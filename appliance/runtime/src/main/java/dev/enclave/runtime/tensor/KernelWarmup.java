@@ -14,14 +14,6 @@ public final class KernelWarmup {
     private KernelWarmup() {
     }
 
-    public static void warmUp(Set<GGMLType> types) {
-        warmUp(types, false);
-    }
-
-    public static void warmUp(Set<GGMLType> types, boolean repacked4Bit) {
-        warmUp(types, repacked4Bit, java.util.Map.of());
-    }
-
     /**
      * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4x32Tensor}), whose
      *     kernels are then warmed instead of those types' float dot products
