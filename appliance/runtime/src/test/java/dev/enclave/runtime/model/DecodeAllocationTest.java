@@ -28,17 +28,22 @@ class DecodeAllocationTest {
                 if (s.position() >= 500) s.truncate(0);
                 token = (m.forward(s, token)[0] > 0 ? 3 : 5);
             }
-            // the best of three windows: a late recompilation (other models ran the same methods in this JVM) can
-            // briefly run interpreted code, which allocates; steady state must not
+            // steady state must not allocate; a window can still run code the JIT has queued but not yet compiled
+            // (a fast machine finishes the warm-up before the compiler threads catch up, and other models ran the
+            // same methods earlier in this JVM), and interpreted or C1 code boxes vectors. So: windows of 200
+            // steps until one allocates nothing, for at most 30 windows.
             long best = Long.MAX_VALUE;
-            for (int window = 0; window < 3; window++) {
+            StringBuilder seen = new StringBuilder();
+            for (int window = 0; window < 30 && best >= 64; window++) {
                 s.truncate(0);
                 long before = mx.getCurrentThreadAllocatedBytes();
                 int steps = 200;
                 for (int i = 0; i < steps; i++) token = (m.forward(s, token)[0] > 0 ? 3 : 5);
-                best = Math.min(best, (mx.getCurrentThreadAllocatedBytes() - before) / steps);
+                long perStep = (mx.getCurrentThreadAllocatedBytes() - before) / steps;
+                seen.append(perStep).append(' ');
+                best = Math.min(best, perStep);
             }
-            assertTrue(best < 64, file + ": " + best + " bytes allocated per decode step");
+            assertTrue(best < 64, file + ": " + best + " bytes allocated per decode step (windows: " + seen + ")");
         } finally {
             backend.pool().close();
         }
