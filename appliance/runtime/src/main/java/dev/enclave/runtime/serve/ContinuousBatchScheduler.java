@@ -301,11 +301,15 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                 budget--;
             }
         }
-        // then one prompt at a time, oldest first: a prompt that shares a prefix with the one before it (a system
-        // prompt, a document, earlier turns) starts only once that prefix is in the cache, and reuses it
+        // then prompt chunks, shortest remaining first, so that a follow-up turn that adds a few dozen tokens to a
+        // cached conversation is not queued behind another client's long document; the oldest prompt in progress
+        // keeps a quarter of the budget so that a stream of short prompts cannot starve it
+        List<Seq> prompts = new ArrayList<>();
         for (Seq s : active) {
             if (s.decoding()) continue;
             if (!s.matched) {
+                // a prompt that shares blocks with one still being read waits for them to reach the cache
+                if (waitsForSharedPrefix(s)) continue;
                 int[] shared = cache.match(s.prompt, (s.prompt.length - 1) / pool.blockSize);
                 if (shared.length > 0) {
                     s.state.adoptPrefix(shared, shared.length * pool.blockSize);
@@ -314,13 +318,24 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                 }
                 s.matched = true;
             }
-            if (budget <= 0 && !batch.isEmpty()) break;
-            int chunk = Math.min(s.prompt.length - s.prefilled, Math.max(budget, 1));
-            tokens[batch.size()] = s.prompt;
-            from[batch.size()] = s.prefilled;
-            count[batch.size()] = chunk;
-            batch.add(s);
-            break;
+            prompts.add(s);
+        }
+        if (!prompts.isEmpty()) {
+            Seq oldest = prompts.getFirst();
+            prompts.sort((a, b) -> Integer.compare(a.prompt.length - a.prefilled, b.prompt.length - b.prefilled));
+            int reserve = Math.min(oldest.prompt.length - oldest.prefilled, Math.max(1, budget / 4));
+            int left = budget - reserve;
+            for (Seq s : prompts) {
+                int chunk = s == oldest ? reserve : 0;
+                chunk += Math.min(s.prompt.length - s.prefilled - chunk, Math.max(left, 0));
+                if (s != oldest) left -= chunk;
+                else left -= chunk - reserve;
+                if (chunk <= 0) continue;
+                tokens[batch.size()] = s.prompt;
+                from[batch.size()] = s.prefilled;
+                count[batch.size()] = chunk;
+                batch.add(s);
+            }
         }
         // make room in the KV pool; a sequence that cannot grow ends
         for (int i = 0; i < batch.size(); i++) {
@@ -369,6 +384,22 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             }
             emit(s);
         }
+    }
+
+    /**
+     * Whether {@code s} shares more of its prompt with a prompt still being read than the cache holds yet: then it
+     * waits, and reuses those blocks once computed, instead of computing them a second time beside it.
+     */
+    private boolean waitsForSharedPrefix(Seq s) {
+        int bs = pool.blockSize;
+        for (Seq p : active) {
+            if (p == s || !p.matched || p.decoding()) continue;
+            int common = 0;
+            int limit = Math.min(s.prompt.length - 1, p.prompt.length);
+            while (common < limit && s.prompt[common] == p.prompt[common]) common++;
+            if (common / bs > p.prefilled / bs) return true;
+        }
+        return false;
     }
 
     /** The parent has read the prompt: its siblings start from its state, sharing every KV block. */
@@ -452,6 +483,12 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
                     // the client is gone; the result still completes
                 }
             }
+        }
+        // the whole conversation so far — prompt and answer — is a prefix of the client's next turn
+        if (s.matched && s.generated > 0) {
+            int[] conversation = Arrays.copyOf(s.prompt, s.prompt.length + s.generated);
+            System.arraycopy(s.out, 0, conversation, s.prompt.length, s.generated);
+            cache.insert(conversation, Math.min(s.state.position(), conversation.length) / pool.blockSize, s.state.blockTable());
         }
         s.state.release();
         long end = System.nanoTime();

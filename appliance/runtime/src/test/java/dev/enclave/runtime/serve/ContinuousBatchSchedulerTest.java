@@ -86,4 +86,53 @@ class ContinuousBatchSchedulerTest {
             assertEquals(s.metrics().kvBlocksCached(), s.metrics().kvBlocksUsed(), "only cached prefixes may hold blocks");
         }
     }
+
+    /** A conversation's next turn (prompt + answer + more) starts after the answer, which the cache kept, and is exact. */
+    @Test
+    void followUpTurnReusesTheAnswer() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("syn-llama2-spm-Q4_0.gguf"));
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, ContinuousBatchScheduler.Settings.defaults())) {
+            int[] prompt = m.tokenizer().encode("Once upon a time, there was a little girl named Lily. She loved to play", true, false);
+            GenerationResult first = s.generate(new GenerationRequest(prompt, 40, new GreedySampler(), List.of(), true), TokenListener.NONE);
+            assertEquals(40, first.tokens().length);
+            int[] more = m.tokenizer().encode(" The end. Then", false, false);
+            int[] next = new int[prompt.length + first.tokens().length + more.length];
+            System.arraycopy(prompt, 0, next, 0, prompt.length);
+            System.arraycopy(first.tokens(), 0, next, prompt.length, first.tokens().length);
+            System.arraycopy(more, 0, next, prompt.length + first.tokens().length, more.length);
+            long cachedBefore = s.metrics().cachedPromptTokens();
+            GenerationResult second = s.generate(new GenerationRequest(next, 10, new GreedySampler(), List.of(), true), TokenListener.NONE);
+            long reused = s.metrics().cachedPromptTokens() - cachedBefore;
+            // the answer's last token was sampled but never fed, so the KV covers prompt + 39 positions
+            assertEquals((prompt.length + 39) / 16 * 16, reused, "positions reused");
+            assertTrue(reused > prompt.length, "the answer's blocks were reused too");
+            GenerationResult fresh = new Generator(m).generate(new GenerationRequest(next, 10, new GreedySampler(), List.of(), true), TokenListener.NONE);
+            assertArrayEquals(fresh.tokens(), second.tokens());
+        }
+    }
+
+    /** Prompt chunks go to the shortest prompt first: a short request is not queued behind a long one, which still ends. */
+    @Test
+    void shortPromptIsNotQueuedBehindALongOne() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("syn-llama2-spm-Q4_0.gguf"));
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, new ContinuousBatchScheduler.Settings(8, 64, 16, 16, 64L << 20, 0))) {
+            java.util.concurrent.atomic.AtomicInteger order = new java.util.concurrent.atomic.AtomicInteger();
+            int[] firstTokenOrder = {-1, -1};
+            String longPrompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(12);
+            ContinuousBatchScheduler.Handle longOne = s.submit(greedy(m, longPrompt, 4), (t, x) -> {
+                if (firstTokenOrder[0] < 0) firstTokenOrder[0] = order.getAndIncrement();
+                return true;
+            });
+            ContinuousBatchScheduler.Handle shortOne = s.submit(greedy(m, "The end", 4), (t, x) -> {
+                if (firstTokenOrder[1] < 0) firstTokenOrder[1] = order.getAndIncrement();
+                return true;
+            });
+            GenerationResult l = longOne.result().get(60, TimeUnit.SECONDS);
+            GenerationResult sh = shortOne.result().get(60, TimeUnit.SECONDS);
+            assertEquals(0, firstTokenOrder[1], "the short prompt answered first");
+            assertEquals(1, firstTokenOrder[0]);
+            assertArrayEquals(new Generator(m).generate(greedy(m, longPrompt, 4), TokenListener.NONE).tokens(), l.tokens());
+            assertArrayEquals(new Generator(m).generate(greedy(m, "The end", 4), TokenListener.NONE).tokens(), sh.tokens());
+        }
+    }
 }
