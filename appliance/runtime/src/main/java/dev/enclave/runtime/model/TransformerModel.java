@@ -17,6 +17,7 @@ import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
+import dev.enclave.runtime.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -418,10 +419,10 @@ public final class TransformerModel implements AutoCloseable {
                 int go = j * upW;
                 float[] up = w.wGate != null ? b.hb2 : b.hb;
                 int uo = w.wGate != null ? j * ff : j * upW + ff;
-                for (int i = 0; i < ff; i++) {
-                    float g = b.hb[go + i];
-                    float act = config.arch().gemma ? gelu(g) : g / (1f + (float) Math.exp(-g));
-                    b.hb[go + i] = act * up[uo + i];
+                if (config.arch().gemma) {
+                    for (int i = 0; i < ff; i++) b.hb[go + i] = gelu(b.hb[go + i]) * up[uo + i];
+                } else {
+                    VectorMath.siluMul(b.hb, go, up, uo, ff);
                 }
             }
             ops.matmulBatch(w.wDown, b.hb, upW, b.xb2, 0, dim, dim, ff, total);
@@ -532,10 +533,7 @@ public final class TransformerModel implements AutoCloseable {
             if (config.arch().gemma) {
                 for (int i = 0; i < ff; i++) gate[i] = gelu(gate[i]) * up[upOff + i];
             } else {
-                for (int i = 0; i < ff; i++) {
-                    float g = gate[i];
-                    gate[i] = g / (1f + (float) Math.exp(-g)) * up[upOff + i];
-                }
+                VectorMath.siluMul(gate, 0, up, upOff, ff);
             }
             ops.matmul(w.wDown, gate, 0, s.xb2, 0, dim, ff);
             if (w.ffnPostNorm != null) ops.rmsnorm(s.xb2, 0, s.xb2, 0, w.ffnPostNorm, dim, eps);

@@ -1,5 +1,6 @@
 package dev.enclave.runtime.sampling;
 
+import dev.enclave.runtime.tensor.VectorMath;
 import java.util.Map;
 import java.util.random.RandomGenerator;
 import java.util.random.RandomGeneratorFactory;
@@ -122,6 +123,13 @@ public final class ChainSampler implements Sampler {
 
     /** Probabilities of the first {@code m} candidates at temperature {@code t}, written to probs[id]. */
     private void softmaxOver(float[] logits, int m, float t) {
+        if (m == logits.length) {
+            // every token is a candidate (in whatever order): one vectorized pass over the whole vocabulary
+            float max = VectorMath.max(logits, 0, m);
+            double sum = VectorMath.expShifted(logits, 0, probs, 0, m, max, 1f / t);
+            VectorMath.scale(probs, 0, m, (float) (1.0 / sum));
+            return;
+        }
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < m; i++) max = Math.max(max, logits[ids[i]]);
         double sum = 0;

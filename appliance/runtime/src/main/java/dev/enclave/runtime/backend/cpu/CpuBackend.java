@@ -1,5 +1,6 @@
 package dev.enclave.runtime.backend.cpu;
 
+import dev.enclave.runtime.tensor.VectorMath;
 import dev.enclave.runtime.backend.KernelBackend;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.RowGroupTensor;
@@ -182,19 +183,8 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public void softmax(float[] x, int off, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, x[off + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            float e = (float) Math.exp(x[off + i] - max);
-            x[off + i] = e;
-            sum += e;
-        }
-        float inv = (float) (1.0 / sum);
-        for (int i = 0; i < n; i++) {
-            x[off + i] *= inv;
-        }
+        float max = VectorMath.max(x, off, n);
+        double sum = VectorMath.expShifted(x, off, x, off, n, max, 1f);
+        VectorMath.scale(x, off, n, (float) (1.0 / sum));
     }
 }
