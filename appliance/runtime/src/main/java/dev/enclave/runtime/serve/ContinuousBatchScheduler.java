@@ -325,6 +325,11 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             prompts.sort((a, b) -> Integer.compare(a.prompt.length - a.prefilled, b.prompt.length - b.prefilled));
             int reserve = Math.min(oldest.prompt.length - oldest.prefilled, Math.max(1, budget / 4));
             int left = budget - reserve;
+            // a prompt that fits in one step's budget is read whole in this step even when decodes took part of the
+            // budget: a follow-up turn then waits for one step, not two
+            Seq shortest = prompts.getFirst();
+            int shortRest = shortest.prompt.length - shortest.prefilled - (shortest == oldest ? reserve : 0);
+            if (shortest.prompt.length - shortest.prefilled <= settings.tokenBudget()) left = Math.max(left, shortRest);
             for (Seq s : prompts) {
                 int chunk = s == oldest ? reserve : 0;
                 chunk += Math.min(s.prompt.length - s.prefilled - chunk, Math.max(left, 0));
