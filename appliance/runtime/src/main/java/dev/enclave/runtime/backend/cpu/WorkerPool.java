@@ -66,6 +66,7 @@ public final class WorkerPool implements AutoCloseable {
 
     /** Runs {@code job} over [0, size) split across all threads; returns when every slice is done. */
     public synchronized void run(int size, dev.enclave.runtime.backend.RangeJob job) {
+        if (size <= 0) return;
         if (threads == 1 || size < threads) {
             job.run(0, size);
             return;
@@ -79,19 +80,23 @@ public final class WorkerPool implements AutoCloseable {
         for (Worker w : workers) {
             if (w.parked) LockSupport.unpark(w.thread);
         }
+        Throwable own = null;
         try {
             drain();
-        } finally {
-            int spins = 0;
-            while (remaining.get() != 0) {
-                if (++spins < SPINS) Thread.onSpinWait();
-                else Thread.yield();
-            }
-            this.job = null;
+        } catch (Throwable t) {
+            own = t;
+            next.set(size); // the call fails: nobody needs to start another chunk
         }
-        Throwable f = failure;
+        int spins = 0;
+        while (remaining.get() != 0) {
+            if (++spins < SPINS) Thread.onSpinWait();
+            else Thread.yield();
+        }
+        this.job = null;
+        // a worker's failure is cleared here even when the caller's own is the one thrown, so no later call sees it
+        Throwable f = own != null ? own : failure;
+        failure = null;
         if (f != null) {
-            failure = null;
             if (f instanceof RuntimeException r) throw r;
             if (f instanceof Error e) throw e;
             throw new IllegalStateException(f);
