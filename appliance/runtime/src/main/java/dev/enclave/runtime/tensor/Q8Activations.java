@@ -23,6 +23,12 @@ public final class Q8Activations {
 
     /** Quantizes {@code tokens} vectors of {@code cols} values; vector t starts at {@code x[xOff + t * xStride]}. */
     public void quantize(float[] x, int xOff, int xStride, int cols, int tokens) {
+        prepare(cols, tokens);
+        quantizeTokens(x, xOff, xStride, 0, tokens);
+    }
+
+    /** Sizes the buffers for {@code tokens} vectors of {@code cols} values, to be filled by {@link #quantizeTokens}. */
+    public void prepare(int cols, int tokens) {
         if (cols % 32 != 0) throw new IllegalArgumentException("activations are quantized in blocks of 32, got " + cols);
         int n = cols * tokens;
         if (q.length < n) {
@@ -32,7 +38,14 @@ public final class Q8Activations {
         }
         this.cols = cols;
         this.tokens = tokens;
-        for (int t = 0; t < tokens; t++) {
+    }
+
+    /**
+     * Quantizes vectors {@code from .. to} of a prepared batch; disjoint ranges may run on different threads (a
+     * 512-token prompt chunk is spread over the pool instead of waiting on one thread).
+     */
+    public void quantizeTokens(float[] x, int xOff, int xStride, int from, int to) {
+        for (int t = from; t < to; t++) {
             int src = xOff + t * xStride;
             int dst = t * cols;
             for (int b = 0; b < cols; b += 32) quantizeBlock(x, src + b, dst + b);
