@@ -127,8 +127,9 @@ public final class BundleBuilder {
                 # Runs the bundled application with the bundled Java runtime (or the system's Java 25 when there is none).
                 HERE="$(cd "$(dirname "$0")/.." && pwd)"
                 if [ -x "$HERE/runtime/bin/java" ]; then JAVA="$HERE/runtime/bin/java"; else JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"; fi
-                # -Xmn32m: warm-up garbage would otherwise leave a large young generation resident
-                exec "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn32m ${ENCLAVE_JAVA_OPTS:-} \\
+                # -Xmn32m: warm-up garbage would otherwise leave a large young generation resident; native heap
+                # trimming gives back the memory C2 used to compile the kernels
+                exec "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn32m -XX:TrimNativeHeapInterval=2000 ${ENCLAVE_JAVA_OPTS:-} \\
                   -jar "$HERE/app/quarkus-run.jar" "$@"
                 """;
     }
