@@ -39,6 +39,9 @@ public final class GGUFFile implements AutoCloseable {
     private final MemorySegment segment;
     private final int version;
     private final Map<String, Object> metadata;
+    /** The maps behind the unmodifiable views, for {@link #forgetArray}. */
+    private final Map<String, Object> mutableMetadata;
+    private final Map<String, GGUFValueType> mutableTypes;
     private final Map<String, GGUFValueType> metadataTypes;
     private final Map<String, GGUFTensorInfo> tensors;
     private final int alignment;
@@ -86,6 +89,8 @@ public final class GGUFFile implements AutoCloseable {
                 }
                 mdTypes.put(key, type);
             }
+            this.mutableMetadata = md;
+            this.mutableTypes = mdTypes;
             this.metadata = Collections.unmodifiableMap(md);
             this.metadataTypes = Collections.unmodifiableMap(mdTypes);
             this.alignment = alignmentFrom(md);
@@ -179,6 +184,19 @@ public final class GGUFFile implements AutoCloseable {
 
     public Map<String, Object> metadata() {
         return metadata;
+    }
+
+    /**
+     * Drops the value of a large metadata array whose reader has taken what it needs: a model keeps its GGUFFile open
+     * for its whole life, and Llama 3's 280K BPE merge strings alone hold ~18 MB of heap that the tokenizer no longer
+     * reads once its merge table is built. Afterwards the key is absent, as if the file had no such entry. Not
+     * thread-safe: call it while building a model, before the file is shared.
+     */
+    public void forgetArray(String key) {
+        if (metadata.get(key) instanceof GGUFArray) {
+            mutableMetadata.remove(key);
+            mutableTypes.remove(key);
+        }
     }
 
     /** The on-disk value type of each metadata entry (to copy metadata without changing its types). */

@@ -83,6 +83,7 @@ public final class TransformerModel implements AutoCloseable {
         int maxPositions = config.contextLength();
         this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions]);
         this.tokenizer = Tokenizer.fromGGUF(gguf);
+        gguf.forgetArray("tokenizer.ggml.merges"); // the tokenizer keeps its own compact merge table
         ModelConfig c = config;
         Architecture arch = c.arch();
         if (tokenizer.vocabularySize() != c.vocabularySize()) {

@@ -55,7 +55,7 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
     }
 
     private final Map<String, Integer> ids;
-    private final Map<String, Integer> mergeRanks;
+    private final MergeRanks mergeRanks;
     private final List<Pattern> pre;
     private final boolean ignoreMerges;
     private final SpecialTokenSplitter specials;
@@ -75,14 +75,17 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         this.ignoreMerges = IGNORE_MERGES.contains(preName);
         this.ids = new HashMap<>(tokens.length * 2);
         for (int i = 0; i < tokens.length; i++) ids.put(tokens[i], i);
-        this.mergeRanks = new HashMap<>(merges.length * 2);
+        this.mergeRanks = new MergeRanks(merges.length);
         for (int r = 0; r < merges.length; r++) {
             String m = merges[r];
             int sp = m.indexOf(' ', 1);
             if (sp < 0) {
                 throw new ModelFormatException("tokenizer.ggml.merges[" + r + "] = '" + m + "' is not two tokens separated by a space");
             }
-            mergeRanks.putIfAbsent(m, r);
+            // a merge whose sides are not tokens could never produce a token; such a merge is left out
+            Integer left = ids.get(m.substring(0, sp));
+            Integer right = ids.get(m.substring(sp + 1));
+            if (left != null && right != null) mergeRanks.putIfAbsent(left, right, r);
         }
         this.specials = new SpecialTokenSplitter(tokens, types);
         for (int i = 0; i < tokens.length; i++) pieces[i] = render(i);
@@ -209,8 +212,10 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         if (left < 0 || right < 0) return;
         String l = w.substring(start[left], start[left] + len[left]);
         String r = w.substring(start[right], start[right] + len[right]);
-        Integer rank = mergeRanks.get(l + " " + r);
-        if (rank == null) return;
+        Integer li = ids.get(l);
+        Integer ri = li == null ? null : ids.get(r);
+        int rank = ri == null ? -1 : mergeRanks.rank(li, ri);
+        if (rank < 0) return;
         queue.add(new long[] {rank, left, right, len[left] + len[right]});
     }
 
