@@ -79,6 +79,26 @@ public final class VectorMath {
         return sum;
     }
 
+    /** The sum of the elements of {@code x[off .. off+n)} that are at least {@code floor}. */
+    public static double sumAtLeast(float[] x, int off, int n, float floor) {
+        int i = 0;
+        double sum = 0;
+        FloatVector acc = FloatVector.zero(F);
+        int chunk = 0;
+        for (; i + F.length() <= n; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, off + i);
+            acc = acc.add(v, v.compare(VectorOperators.GE, floor));
+            if (++chunk == 256) {
+                sum += acc.reduceLanes(VectorOperators.ADD);
+                acc = FloatVector.zero(F);
+                chunk = 0;
+            }
+        }
+        sum += acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) if (x[off + i] >= floor) sum += x[off + i];
+        return sum;
+    }
+
     /** {@code x[off + i] *= s} for n elements. */
     public static void scale(float[] x, int off, int n, float s) {
         int i = 0;
