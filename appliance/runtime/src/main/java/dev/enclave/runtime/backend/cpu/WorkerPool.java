@@ -37,7 +37,7 @@ public final class WorkerPool implements AutoCloseable {
         this.threads = threads;
         this.workers = new Worker[threads - 1];
         for (int i = 0; i < workers.length; i++) {
-            workers[i] = new Worker(i + 1);
+            workers[i] = new Worker();
             Thread t = new PoolThread(workers[i], i + 1);
             t.setDaemon(true);
             workers[i].thread = t;
@@ -119,13 +119,8 @@ public final class WorkerPool implements AutoCloseable {
     }
 
     private final class Worker implements Runnable {
-        final int index;
         Thread thread;
         volatile boolean parked;
-
-        Worker(int index) {
-            this.index = index;
-        }
 
         @Override
         public void run() {
