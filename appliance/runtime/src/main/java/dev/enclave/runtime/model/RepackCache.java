@@ -35,7 +35,7 @@ import java.util.zip.CRC32C;
 final class RepackCache {
 
     static final String PROPERTY = "enclave.repack-cache";
-    private static final byte[] MAGIC = "ENCLAVE-REPACK-1".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    private static final byte[] MAGIC = "ENCLAVE-REPACK-2".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     private static final long ALIGN = 4096;
 
     private record Entry(String kind, GGMLType source, int rows, int cols, long[] offsets, long[] lengths) {

@@ -17,11 +17,22 @@ public final class KernelWarmup {
     /**
      * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4x32Tensor}), whose
      *     kernels are then warmed instead of those types' float dot products
+     * @param q6kInLayers whether Q6_K matrices other than the vocabulary-sized ones are repacked (as int8, {@link
+     *     Int8x32Tensor}; the vocabulary-sized ones keep 6 bits, {@link Q6x32Tensor}), so both kernels are needed
      * @param samples per type, memory of the model's own weights of that type (its mapped file): the kernels are run
      *     on a slice of it, so the JIT profiles the segment kind the model will use (warming a float kernel on native
      *     memory and then running it on mapped memory measured 40% slower decoding on Q8_0)
      */
-    public static void warmUp(Set<GGMLType> types, boolean repacked4Bit, java.util.Map<GGMLType, MemorySegment> samples) {
+    public static void warmUp(Set<GGMLType> types, boolean repacked4Bit, boolean q6kInLayers, java.util.Map<GGMLType, MemorySegment> samples) {
+        try {
+            run(types, repacked4Bit, q6kInLayers, samples);
+        } catch (IllegalStateException closed) {
+            // the model's memory was closed under the warm-up (its load failed, or it was closed at once): nothing
+            // is left to warm up for, and a background thread has no one to report to
+        }
+    }
+
+    private static void run(Set<GGMLType> types, boolean repacked4Bit, boolean q6kInLayers, java.util.Map<GGMLType, MemorySegment> samples) {
         int cols = 512;
         float[] x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (i % 7) * 0.01f;
@@ -55,18 +66,25 @@ public final class KernelWarmup {
                 int c = t == GGMLType.Q4_0 ? 32 : 256;
                 MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(32L * c), 64);
                 FloatTensor src = FloatTensor.of(t, bytes, 32L * c);
-                RowGroupTensor q = t == GGMLType.Q6_K ? Int8x32Tensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto())
-                        : Q4x32Tensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto());
+                java.util.List<RowGroupTensor> kernels = new java.util.ArrayList<>();
+                if (t != GGMLType.Q6_K) {
+                    kernels.add(Q4x32Tensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                } else {
+                    kernels.add(Q6x32Tensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                    if (q6kInLayers) kernels.add(Int8x32Tensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                }
                 float[] x4 = new float[4 * c];
                 for (int i = 0; i < x4.length; i++) x4[i] = (i % 5) * 0.02f;
                 Q8Activations a = new Q8Activations();
                 float[] out = new float[4 * 32];
-                for (int i = 0; i < 2_000; i++) {
-                    a.quantize(x4, 0, c, c, 4);
-                    q.multiply(a, 0, 0, 1, out, 0);
-                    q.multiply4(a, 0, 0, 1, out, 0, 32);
+                for (RowGroupTensor q : kernels) {
+                    for (int i = 0; i < 2_000; i++) {
+                        a.quantize(x4, 0, c, c, 4);
+                        q.multiply(a, 0, 0, 1, out, 0);
+                        q.multiply4(a, 0, 0, 1, out, 0, 32);
+                    }
+                    sink += out[0];
                 }
-                sink += out[0];
             }
         }
         if (sink == 42) System.out.print(""); // keep the loop alive

@@ -7,7 +7,7 @@ import java.util.stream.IntStream;
 
 /**
  * A matrix repacked at load into groups of 32 rows with the rows across the vector lanes ({@link Q4x32Tensor},
- * {@link Int8x32Tensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
+ * {@link Q6x32Tensor}, {@link Int8x32Tensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
  * activations quantized like ggml's ({@link Q8Activations}). Single values
  * and rows ({@link #getFloat}, {@link #copyTo}, {@link #dot}) stay available for lookups, slowly.
  */
@@ -48,6 +48,7 @@ public abstract class RowGroupTensor extends FloatTensor {
         return switch (kind) {
             case "Q4x32Tensor" -> Q4x32Tensor.fromSegments(source, segments, rows, cols);
             case "Int8x32Tensor" -> Int8x32Tensor.fromSegments(source, segments, rows, cols);
+            case "Q6x32Tensor" -> Q6x32Tensor.fromSegments(source, segments, rows, cols);
             default -> throw new IllegalArgumentException("unknown repacked kind " + kind);
         };
     }

@@ -58,9 +58,10 @@ class Q4x32TensorTest {
         }
     }
 
-    /** Q6_K in 32-row groups of int8 ({@link Int8x32Tensor}): exact values, the integer products. */
-    @Test
-    void q6kRepackedValuesAndProducts() {
+    /** Q6_K in 32-row groups, at 6 bits ({@link Q6x32Tensor}) and as int8 ({@link Int8x32Tensor}): exact values, the integer products. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void q6kRepackedValuesAndProducts(boolean sixBits) {
         assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
         SplittableRandom r = new SplittableRandom(6);
         long n = (long) ROWS * COLS;
@@ -72,7 +73,7 @@ class Q4x32TensorTest {
             bytes[b * 210 + 209] = (byte) (v >> 8);
         }
         Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), n);
-        Int8x32Tensor p = Int8x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
+        RowGroupTensor p = sixBits ? Q6x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto()) : Int8x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
         for (long i = 0; i < n; i++) assertEquals(Float.floatToIntBits(src.getFloat(i)), Float.floatToIntBits(p.getFloat(i)), "Q6_K value " + i);
         float[] x = new float[8 * COLS];
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 89 == 0 ? 30 : 1);
@@ -90,6 +91,44 @@ class Q4x32TensorTest {
                     magQ += Math.abs(w * a.value(t, j));
                 }
                 assertEquals(exactQ, out[t * ROWS + rr], 1e-5 * magQ + 1e-6, "integer product, token " + t + " row " + rr);
+            }
+        }
+    }
+
+    /**
+     * Q6_K at 6 bits at the extremes: every q - 32 = 31 or -32 against x = +127 or -127, where an 8-column 16-bit sum
+     * reaches 32512 in magnitude (and a 16-column one would overflow); every product must still be exact.
+     */
+    @Test
+    void sixBitSumsAreExactAtTheExtremes() {
+        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        for (int q : new int[] {63, 0}) {
+            for (float sign : new float[] {1f, -1f}) {
+                int cols = 256;
+                byte[] bytes = new byte[(int) GGMLType.Q6_K.byteSize(32L * cols)];
+                short one = Float.floatToFloat16(1f);
+                for (int b = 0; b < 32; b++) {
+                    int at = b * 210;
+                    for (int i = 0; i < 128; i++) bytes[at + i] = (byte) ((q & 0xF) | (q & 0xF) << 4); // low 4 bits
+                    for (int i = 0; i < 64; i++) bytes[at + 128 + i] = (byte) ((q >> 4) * 0x55); // high 2 bits, 4 per byte
+                    for (int i = 0; i < 16; i++) bytes[at + 192 + i] = 1; // scales
+                    bytes[at + 208] = (byte) one;
+                    bytes[at + 209] = (byte) (one >> 8);
+                }
+                Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), 32L * cols);
+                assertEquals(q - 32, src.getFloat(77), "the hand-made Q6_K block");
+                Q6x32Tensor p = Q6x32Tensor.repack(src, 32, cols, Arena.ofAuto());
+                float[] x = new float[4 * cols];
+                java.util.Arrays.fill(x, sign);
+                Q8Activations a = new Q8Activations();
+                a.quantize(x, 0, cols, cols, 4);
+                float[] out = new float[4 * 32];
+                p.multiply4(a, 0, 0, 1, out, 0, 32);
+                float[] one1 = new float[32];
+                p.multiply(a, 0, 0, 1, one1, 0);
+                double expected = (double) cols * (q - 32) * a.value(0, 0);
+                for (int i = 0; i < out.length; i++) assertEquals(expected, out[i], 1e-4 * Math.abs(expected), "q " + q + " x " + sign);
+                for (float v : one1) assertEquals(expected, v, 1e-4 * Math.abs(expected), "q " + q + " x " + sign);
             }
         }
     }
