@@ -4,6 +4,7 @@ import dev.enclave.runtime.gguf.GGMLType;
 import dev.enclave.runtime.quant.Quantizer;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.Int8RowsTensor;
+import dev.enclave.runtime.tensor.Int8x32Tensor;
 import dev.enclave.runtime.tensor.Q4x32Tensor;
 import dev.enclave.runtime.tensor.Q6x32Tensor;
 import dev.enclave.runtime.tensor.Q8Activations;
@@ -32,7 +33,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * One thread, one weight matrix of a real layer's size (ffn_up of Llama-3.2-1B: 8192 x 2048), times one activation
  * vector: the decode-step kernel of every type. The "weightBytes" counter is weight bytes (in the file's encoding)
  * multiplied per second. {@code *_X32} are the integer route on tensors repacked in 32-row groups (what the model runs
- * on AVX-512 by default): {@code matvec} quantizes the vector and runs the one-token kernel; {@code matmul4} runs the
+ * on AVX-512 by default; Q6_K at 6 bits for the vocabulary matrix, {@code Q6_K_INT8_X32} as int8 for layers): {@code matvec} quantizes the vector and runs the one-token kernel; {@code matmul4} runs the
  * four-token kernel and counts four tokens' worth of bytes (float-route types multiply the four one by one).
  *
  * <pre>
@@ -48,7 +49,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
 public class MatmulBenchmark {
 
-    @Param({"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q6_K_INT8", "Q4_0_X32", "Q4_K_X32", "Q6_K_X32"})
+    @Param({"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q6_K_INT8", "Q4_0_X32", "Q4_K_X32", "Q6_K_X32", "Q6_K_INT8_X32"})
     public String type;
 
     static final int ROWS = 8192;
@@ -77,8 +78,9 @@ public class MatmulBenchmark {
     @Setup
     public void setUp() {
         boolean int8 = type.equals("Q6_K_INT8");
+        boolean int8x32 = type.equals("Q6_K_INT8_X32");
         boolean x32 = type.endsWith("_X32");
-        GGMLType t = int8 ? GGMLType.Q6_K : GGMLType.valueOf(x32 ? type.substring(0, type.length() - 4) : type);
+        GGMLType t = int8 || int8x32 ? GGMLType.Q6_K : GGMLType.valueOf(x32 ? type.substring(0, type.length() - 4) : type);
         SplittableRandom r = new SplittableRandom(1);
         float[] row = new float[COLS];
         bytes = t.byteSize((long) ROWS * COLS);
@@ -91,7 +93,8 @@ public class MatmulBenchmark {
         w = FloatTensor.of(t, data, (long) ROWS * COLS);
         if (int8) w = Int8RowsTensor.fromQ6_K((Q6_KTensor) w, arena);
         if (x32) {
-            grouped = t == GGMLType.Q6_K ? Q6x32Tensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
+            grouped = int8x32 ? Int8x32Tensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
+                    : t == GGMLType.Q6_K ? Q6x32Tensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
                     : Q4x32Tensor.repack(w, ROWS, COLS, arena);
         }
         x = new float[4 * COLS];
