@@ -26,10 +26,6 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class Int8x32Tensor extends RowGroupTensor {
 
-    static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
-    static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
-    static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
-    static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final int subs; // 16-column sub-blocks per row
@@ -46,7 +42,7 @@ public final class Int8x32Tensor extends RowGroupTensor {
     }
 
     public static boolean supports(FloatTensor t, long rows, long cols) {
-        return Kernels.WIDE && t instanceof Q6_KTensor && rows % 32 == 0 && cols % 256 == 0 && rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE;
+        return AVAILABLE && t instanceof Q6_KTensor && rows % R == 0 && cols % 256 == 0 && rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE;
     }
 
     /** Repacks a Q6_K matrix of {@code rows} x {@code cols} into memory owned by {@code arena}, on every core. */
@@ -59,25 +55,25 @@ public final class Int8x32Tensor extends RowGroupTensor {
         MemorySegment in = src.data();
         int subs = cols / 16;
         int superBlocks = cols / 256;
-        repackInParallel(rows / 32, () -> {
+        repackInParallel(rows / R, () -> {
             byte[] raw = new byte[210];
             byte[] q = new byte[256];
             float[] unused = new float[16];
-            byte[] out = new byte[subs * 512];
-            byte[] halves = new byte[superBlocks * 64];
-            byte[] sub = new byte[subs * 32];
+            byte[] out = new byte[subs * 16 * R];
+            byte[] halves = new byte[superBlocks * 2 * R];
+            byte[] sub = new byte[subs * R];
             return g -> {
-                for (int lane = 0; lane < 32; lane++) {
-                    long row = (long) g * 32 + lane;
+                for (int lane = 0; lane < R; lane++) {
+                    long row = (long) g * R + lane;
                     for (int s = 0; s < superBlocks; s++) {
                         Int8RowsTensor.repackSuperBlock(in, row * superBlocks + s, raw, q, unused);
                         checkHalf(raw[208], raw[209], row);
-                        halves[s * 64 + 2 * lane] = raw[208]; // d, little-endian half
-                        halves[s * 64 + 2 * lane + 1] = raw[209];
+                        halves[s * 2 * R + 2 * lane] = raw[208]; // d, little-endian half
+                        halves[s * 2 * R + 2 * lane + 1] = raw[209];
                         for (int v = 0; v < 16; v++) {
                             int u = s * 16 + v;
-                            sub[u * 32 + lane] = raw[192 + v];
-                            for (int j = 0; j < 16; j++) out[u * 512 + j * 32 + lane] = q[v * 16 + j];
+                            sub[u * R + lane] = raw[192 + v];
+                            for (int j = 0; j < 16; j++) out[u * 16 * R + j * R + lane] = q[v * 16 + j];
                         }
                     }
                 }
@@ -100,7 +96,7 @@ public final class Int8x32Tensor extends RowGroupTensor {
     }
 
     static Int8x32Tensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
-        if (source != GGMLType.Q6_K || s.length != 3 || rows % 32 != 0 || cols % 256 != 0) {
+        if (source != GGMLType.Q6_K || s.length != 3 || rows % R != 0 || cols % 256 != 0) {
             throw new IllegalArgumentException("not a repacked Q6_K layout: " + source + " " + rows + "x" + cols);
         }
         long n = (long) rows * cols;
@@ -114,11 +110,11 @@ public final class Int8x32Tensor extends RowGroupTensor {
     public float getFloat(long index) {
         int r = (int) (index / cols);
         int c = (int) (index % cols);
-        long gu = (long) (r / 32) * subs + c / 16;
-        int lane = r % 32;
-        float d = Float.float16ToFloat(scales.get(HALF, gu / 16 * 64 + 2L * lane));
-        float scale = d * subScales.get(ValueLayout.JAVA_BYTE, gu * 32 + lane);
-        return scale * data.get(ValueLayout.JAVA_BYTE, gu * 512 + (c % 16) * 32L + lane);
+        long gu = (long) (r / R) * subs + c / 16;
+        int lane = r % R;
+        float d = Float.float16ToFloat(scales.get(HALF, gu / 16 * 2 * R + 2L * lane));
+        float scale = d * subScales.get(ValueLayout.JAVA_BYTE, gu * R + lane);
+        return scale * data.get(ValueLayout.JAVA_BYTE, gu * 16 * R + (c % 16) * (long) R + lane);
     }
 
     @Override
@@ -127,46 +123,46 @@ public final class Int8x32Tensor extends RowGroupTensor {
         float[] xd = a.d;
         int x0 = t * cols;
         for (int g = from; g < to; g++) {
-            FloatVector z = FloatVector.zero(F16);
+            FloatVector z = FloatVector.zero(FLOATS);
             FloatVector a00 = z, a01 = z;
             FloatVector sd0 = z, sd1 = z; // the super-block's d per row
             long gu = (long) g * subs;
             for (int u = 0; u < subs; u++, gu++) {
                 int c = u * 16;
-                long line = gu * 512;
-                ShortVector zs = ShortVector.zero(S32);
+                long line = gu * 16 * R;
+                ShortVector zs = ShortVector.zero(SHORTS);
                 ShortVector l0 = zs, h0 = zs;
                 // 16 products of |q| <= 32, |x| <= 127 can overflow 16 bits; 8 cannot: two halves, widened after
-                for (int j = 0; j < 8; j++, line += 32) {
-                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2S, S32, 0);
-                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B32, data, line + 256, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2S, S32, 0);
+                for (int j = 0; j < 8; j++, line += R) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line + 8 * R, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
                     l0 = l0.add(w.mul(xq[x0 + c + j]));
                     h0 = h0.add(v.mul(xq[x0 + c + j + 8]));
                 }
                 if (u % 16 == 0) {
-                    ShortVector hd = ShortVector.fromMemorySegment(S32, scales, gu / 16 * 64, ByteOrder.LITTLE_ENDIAN);
-                    IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 0);
+                    ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gu / 16 * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                    IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
                     FloatVector nd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 1);
+                    IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
                     FloatVector nd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
                     sd0 = nd0;
                     sd1 = nd1;
                 }
                 // scale = d * sc, as Q6_K decodes
-                ByteVector sc = ByteVector.fromMemorySegment(B32, subScales, gu * 32, ByteOrder.LITTLE_ENDIAN);
-                FloatVector sc0 = ((FloatVector) sc.convertShape(VectorOperators.B2I, I16, 0).convertShape(VectorOperators.I2F, F16, 0)).mul(sd0);
-                FloatVector sc1 = ((FloatVector) sc.convertShape(VectorOperators.B2I, I16, 1).convertShape(VectorOperators.I2F, F16, 0)).mul(sd1);
-                a00 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 0))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x0 + c) / 32]), a00);
-                a01 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 1))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x0 + c) / 32]), a01);
+                ByteVector sc = ByteVector.fromMemorySegment(BYTES, subScales, gu * R, ByteOrder.LITTLE_ENDIAN);
+                FloatVector sc0 = ((FloatVector) sc.convertShape(VectorOperators.B2I, INTS, 0).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd0);
+                FloatVector sc1 = ((FloatVector) sc.convertShape(VectorOperators.B2I, INTS, 1).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd1);
+                a00 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, INTS, 0)).add((IntVector) h0.convertShape(VectorOperators.S2I, INTS, 0))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc0.mul(xd[(x0 + c) / 32]), a00);
+                a01 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, INTS, 1)).add((IntVector) h0.convertShape(VectorOperators.S2I, INTS, 1))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc1.mul(xd[(x0 + c) / 32]), a01);
             }
-            a00.intoArray(out, o + g * 32);
-            a01.intoArray(out, o + g * 32 + 16);
+            a00.intoArray(out, o + g * R);
+            a01.intoArray(out, o + g * R + R / 2);
         }
     }
 
@@ -176,21 +172,21 @@ public final class Int8x32Tensor extends RowGroupTensor {
         float[] xd = a.d;
         int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
         for (int g = from; g < to; g++) {
-            FloatVector z = FloatVector.zero(F16);
+            FloatVector z = FloatVector.zero(FLOATS);
             FloatVector a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
             FloatVector sd0 = z, sd1 = z; // the super-block's d per row
             long gu = (long) g * subs;
             for (int u = 0; u < subs; u++, gu++) {
                 int c = u * 16;
-                long line = gu * 512;
-                ShortVector zs = ShortVector.zero(S32);
+                long line = gu * 16 * R;
+                ShortVector zs = ShortVector.zero(SHORTS);
                 ShortVector l0 = zs, h0 = zs, l1 = zs, h1 = zs, l2 = zs, h2 = zs, l3 = zs, h3 = zs;
                 // 16 products of |q| <= 32, |x| <= 127 can overflow 16 bits; 8 cannot: two halves, widened after
-                for (int j = 0; j < 8; j++, line += 32) {
-                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2S, S32, 0);
-                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B32, data, line + 256, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2S, S32, 0);
+                for (int j = 0; j < 8; j++, line += R) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line + 8 * R, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
                     l0 = l0.add(w.mul(xq[x0 + c + j]));
                     h0 = h0.add(v.mul(xq[x0 + c + j + 8]));
                     l1 = l1.add(w.mul(xq[x1 + c + j]));
@@ -201,46 +197,46 @@ public final class Int8x32Tensor extends RowGroupTensor {
                     h3 = h3.add(v.mul(xq[x3 + c + j + 8]));
                 }
                 if (u % 16 == 0) {
-                    ShortVector hd = ShortVector.fromMemorySegment(S32, scales, gu / 16 * 64, ByteOrder.LITTLE_ENDIAN);
-                    IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 0);
+                    ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gu / 16 * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                    IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
                     FloatVector nd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 1);
+                    IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
                     FloatVector nd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
                     sd0 = nd0;
                     sd1 = nd1;
                 }
                 // scale = d * sc, as Q6_K decodes
-                ByteVector sc = ByteVector.fromMemorySegment(B32, subScales, gu * 32, ByteOrder.LITTLE_ENDIAN);
-                FloatVector sc0 = ((FloatVector) sc.convertShape(VectorOperators.B2I, I16, 0).convertShape(VectorOperators.I2F, F16, 0)).mul(sd0);
-                FloatVector sc1 = ((FloatVector) sc.convertShape(VectorOperators.B2I, I16, 1).convertShape(VectorOperators.I2F, F16, 0)).mul(sd1);
-                a00 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 0))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x0 + c) / 32]), a00);
-                a01 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h0.convertShape(VectorOperators.S2I, I16, 1))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x0 + c) / 32]), a01);
-                a10 = ((FloatVector) ((IntVector) l1.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h1.convertShape(VectorOperators.S2I, I16, 0))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x1 + c) / 32]), a10);
-                a11 = ((FloatVector) ((IntVector) l1.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h1.convertShape(VectorOperators.S2I, I16, 1))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x1 + c) / 32]), a11);
-                a20 = ((FloatVector) ((IntVector) l2.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h2.convertShape(VectorOperators.S2I, I16, 0))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x2 + c) / 32]), a20);
-                a21 = ((FloatVector) ((IntVector) l2.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h2.convertShape(VectorOperators.S2I, I16, 1))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x2 + c) / 32]), a21);
-                a30 = ((FloatVector) ((IntVector) l3.convertShape(VectorOperators.S2I, I16, 0)).add((IntVector) h3.convertShape(VectorOperators.S2I, I16, 0))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc0.mul(xd[(x3 + c) / 32]), a30);
-                a31 = ((FloatVector) ((IntVector) l3.convertShape(VectorOperators.S2I, I16, 1)).add((IntVector) h3.convertShape(VectorOperators.S2I, I16, 1))
-                        .convertShape(VectorOperators.I2F, F16, 0)).fma(sc1.mul(xd[(x3 + c) / 32]), a31);
+                ByteVector sc = ByteVector.fromMemorySegment(BYTES, subScales, gu * R, ByteOrder.LITTLE_ENDIAN);
+                FloatVector sc0 = ((FloatVector) sc.convertShape(VectorOperators.B2I, INTS, 0).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd0);
+                FloatVector sc1 = ((FloatVector) sc.convertShape(VectorOperators.B2I, INTS, 1).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd1);
+                a00 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, INTS, 0)).add((IntVector) h0.convertShape(VectorOperators.S2I, INTS, 0))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc0.mul(xd[(x0 + c) / 32]), a00);
+                a01 = ((FloatVector) ((IntVector) l0.convertShape(VectorOperators.S2I, INTS, 1)).add((IntVector) h0.convertShape(VectorOperators.S2I, INTS, 1))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc1.mul(xd[(x0 + c) / 32]), a01);
+                a10 = ((FloatVector) ((IntVector) l1.convertShape(VectorOperators.S2I, INTS, 0)).add((IntVector) h1.convertShape(VectorOperators.S2I, INTS, 0))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc0.mul(xd[(x1 + c) / 32]), a10);
+                a11 = ((FloatVector) ((IntVector) l1.convertShape(VectorOperators.S2I, INTS, 1)).add((IntVector) h1.convertShape(VectorOperators.S2I, INTS, 1))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc1.mul(xd[(x1 + c) / 32]), a11);
+                a20 = ((FloatVector) ((IntVector) l2.convertShape(VectorOperators.S2I, INTS, 0)).add((IntVector) h2.convertShape(VectorOperators.S2I, INTS, 0))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc0.mul(xd[(x2 + c) / 32]), a20);
+                a21 = ((FloatVector) ((IntVector) l2.convertShape(VectorOperators.S2I, INTS, 1)).add((IntVector) h2.convertShape(VectorOperators.S2I, INTS, 1))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc1.mul(xd[(x2 + c) / 32]), a21);
+                a30 = ((FloatVector) ((IntVector) l3.convertShape(VectorOperators.S2I, INTS, 0)).add((IntVector) h3.convertShape(VectorOperators.S2I, INTS, 0))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc0.mul(xd[(x3 + c) / 32]), a30);
+                a31 = ((FloatVector) ((IntVector) l3.convertShape(VectorOperators.S2I, INTS, 1)).add((IntVector) h3.convertShape(VectorOperators.S2I, INTS, 1))
+                        .convertShape(VectorOperators.I2F, FLOATS, 0)).fma(sc1.mul(xd[(x3 + c) / 32]), a31);
             }
-            int r = o + g * 32;
+            int r = o + g * R;
             a00.intoArray(out, r + 0 * stride);
-            a01.intoArray(out, r + 0 * stride + 16);
+            a01.intoArray(out, r + 0 * stride + R / 2);
             a10.intoArray(out, r + 1 * stride);
-            a11.intoArray(out, r + 1 * stride + 16);
+            a11.intoArray(out, r + 1 * stride + R / 2);
             a20.intoArray(out, r + 2 * stride);
-            a21.intoArray(out, r + 2 * stride + 16);
+            a21.intoArray(out, r + 2 * stride + R / 2);
             a30.intoArray(out, r + 3 * stride);
-            a31.intoArray(out, r + 3 * stride + 16);
+            a31.intoArray(out, r + 3 * stride + R / 2);
         }
     }
 }

@@ -32,10 +32,6 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class Q4x32Tensor extends RowGroupTensor {
 
-    static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
-    static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
-    static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
-    static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final GGMLType source;
@@ -55,7 +51,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
 
     /** Whether a tensor of this type and shape can be repacked, and the CPU has the 512-bit vectors the kernels use. */
     public static boolean supports(FloatTensor t, long rows, long cols) {
-        return Kernels.WIDE && rows % 32 == 0 && rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE
+        return AVAILABLE && rows % R == 0 && rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE
                 && (t instanceof Q4_0Tensor && cols % 32 == 0 || t instanceof Q4_KTensor && cols % 256 == 0);
     }
 
@@ -70,52 +66,52 @@ public final class Q4x32Tensor extends RowGroupTensor {
         MemorySegment in = src.data();
         int blocks = cols / 32;
         // groups are independent: repack them on every core (this is on the path from launch to first token)
-        repackInParallel(rows / 32, () -> {
-            byte[] out = new byte[blocks * 512];
-            byte[] halves = new byte[k ? blocks / 8 * 128 : blocks * 64];
-            byte[] sub = new byte[k ? blocks * 64 : 0];
+        repackInParallel(rows / R, () -> {
+            byte[] out = new byte[blocks * 16 * R];
+            byte[] halves = new byte[k ? blocks / 8 * 4 * R : blocks * 2 * R];
+            byte[] sub = new byte[k ? blocks * 2 * R : 0];
             int rowBytes = k ? blocks / 8 * 144 : blocks * 18;
-            byte[] src32 = new byte[32 * rowBytes];
+            byte[] src32 = new byte[R * rowBytes];
             return g -> {
                 // the group's 32 source rows in one bulk read, then transposed from the array
-                MemorySegment.copy(in, ValueLayout.JAVA_BYTE, (long) g * 32 * rowBytes, src32, 0, src32.length);
-                for (int lane = 0; lane < 32; lane++) {
+                MemorySegment.copy(in, ValueLayout.JAVA_BYTE, (long) g * R * rowBytes, src32, 0, src32.length);
+                for (int lane = 0; lane < R; lane++) {
                     if (k) {
                         for (int s = 0; s < blocks / 8; s++) {
                             int at = lane * rowBytes + s * 144;
                             // d and dmin, bytes as stored (little-endian halves)
-                            checkHalf(src32[at], src32[at + 1], (long) g * 32 + lane);
-                            checkHalf(src32[at + 2], src32[at + 3], (long) g * 32 + lane);
-                            halves[s * 128 + 2 * lane] = src32[at];
-                            halves[s * 128 + 2 * lane + 1] = src32[at + 1];
-                            halves[s * 128 + 64 + 2 * lane] = src32[at + 2];
-                            halves[s * 128 + 64 + 2 * lane + 1] = src32[at + 3];
+                            checkHalf(src32[at], src32[at + 1], (long) g * R + lane);
+                            checkHalf(src32[at + 2], src32[at + 3], (long) g * R + lane);
+                            halves[s * 4 * R + 2 * lane] = src32[at];
+                            halves[s * 4 * R + 2 * lane + 1] = src32[at + 1];
+                            halves[s * 4 * R + 2 * R + 2 * lane] = src32[at + 2];
+                            halves[s * 4 * R + 2 * R + 2 * lane + 1] = src32[at + 3];
                             for (int sb = 0; sb < 8; sb++) {
                                 int b = s * 8 + sb;
                                 int sm = KQuant.scaleMin(src32, at + 4, sb);
-                                sub[b * 64 + lane] = (byte) (sm & 0xFF);
-                                sub[b * 64 + 32 + lane] = (byte) (sm >>> 8);
+                                sub[b * 2 * R + lane] = (byte) (sm & 0xFF);
+                                sub[b * 2 * R + R + lane] = (byte) (sm >>> 8);
                                 int qs = at + 16 + 32 * (sb / 2);
                                 int shift = (sb % 2) * 4;
                                 for (int j = 0; j < 16; j++) {
                                     int lo = (src32[qs + j] >> shift) & 0xF;
                                     int hi = (src32[qs + j + 16] >> shift) & 0xF;
-                                    out[b * 512 + j * 32 + lane] = (byte) (lo | hi << 4);
+                                    out[b * 16 * R + j * R + lane] = (byte) (lo | hi << 4);
                                 }
                             }
                         }
                     } else {
                         for (int b = 0; b < blocks; b++) {
                             int at = lane * rowBytes + b * 18;
-                            checkHalf(src32[at], src32[at + 1], (long) g * 32 + lane);
-                            halves[b * 64 + 2 * lane] = src32[at];
-                            halves[b * 64 + 2 * lane + 1] = src32[at + 1];
-                            int o = b * 512 + lane;
-                            for (int j = 0; j < 16; j++) out[o + j * 32] = src32[at + 2 + j];
+                            checkHalf(src32[at], src32[at + 1], (long) g * R + lane);
+                            halves[b * 2 * R + 2 * lane] = src32[at];
+                            halves[b * 2 * R + 2 * lane + 1] = src32[at + 1];
+                            int o = b * 16 * R + lane;
+                            for (int j = 0; j < 16; j++) out[o + j * R] = src32[at + 2 + j];
                         }
                     }
                 }
-                MemorySegment.copy(out, 0, nibbles, ValueLayout.JAVA_BYTE, (long) g * blocks * 512, out.length);
+                MemorySegment.copy(out, 0, nibbles, ValueLayout.JAVA_BYTE, (long) g * blocks * 16 * R, out.length);
                 MemorySegment.copy(halves, 0, scales, ValueLayout.JAVA_BYTE, (long) g * halves.length, halves.length);
                 if (k) MemorySegment.copy(sub, 0, subScales, ValueLayout.JAVA_BYTE, (long) g * sub.length, sub.length);
             };
@@ -135,7 +131,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
 
     static Q4x32Tensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
         boolean k = source == GGMLType.Q4_K;
-        if (!k && source != GGMLType.Q4_0 || s.length != 3 || rows % 32 != 0 || cols % (k ? 256 : 32) != 0) {
+        if (!k && source != GGMLType.Q4_0 || s.length != 3 || rows % R != 0 || cols % (k ? 256 : 32) != 0) {
             throw new IllegalArgumentException("not a repacked Q4_0/Q4_K layout: " + source + " " + rows + "x" + cols);
         }
         long n = (long) rows * cols;
@@ -149,16 +145,16 @@ public final class Q4x32Tensor extends RowGroupTensor {
     public float getFloat(long index) {
         int r = (int) (index / cols);
         int c = (int) (index % cols);
-        int lane = r % 32;
+        int lane = r % R;
         int j = c % 32;
-        long gb = (long) (r / 32) * blocks + c / 32;
-        int v = data.get(ValueLayout.JAVA_BYTE, gb * 512 + (j % 16) * 32L + lane) & 0xFF;
+        long gb = (long) (r / R) * blocks + c / 32;
+        int v = data.get(ValueLayout.JAVA_BYTE, gb * 16 * R + (j % 16) * (long) R + lane) & 0xFF;
         int q = j < 16 ? v & 0xF : v >>> 4;
-        if (subScales == null) return (q - 8) * Float.float16ToFloat(scales.get(HALF, (gb * 32 + lane) * 2));
-        float d = Float.float16ToFloat(scales.get(HALF, gb / 8 * 128 + lane * 2));
-        float dmin = Float.float16ToFloat(scales.get(HALF, gb / 8 * 128 + 64 + lane * 2));
-        float scale = d * (subScales.get(ValueLayout.JAVA_BYTE, gb * 64 + lane) & 0xFF);
-        float min = dmin * (subScales.get(ValueLayout.JAVA_BYTE, gb * 64 + 32 + lane) & 0xFF);
+        if (subScales == null) return (q - 8) * Float.float16ToFloat(scales.get(HALF, (gb * R + lane) * 2));
+        float d = Float.float16ToFloat(scales.get(HALF, gb / 8 * 4 * R + lane * 2));
+        float dmin = Float.float16ToFloat(scales.get(HALF, gb / 8 * 4 * R + 2 * R + lane * 2));
+        float scale = d * (subScales.get(ValueLayout.JAVA_BYTE, gb * 2 * R + lane) & 0xFF);
+        float min = dmin * (subScales.get(ValueLayout.JAVA_BYTE, gb * 2 * R + R + lane) & 0xFF);
         return scale * q - min;
     }
 
@@ -169,18 +165,18 @@ public final class Q4x32Tensor extends RowGroupTensor {
         int[] xs = a.sums;
         int x0 = t * cols;
         for (int g = from; g < to; g++) {
-            FloatVector z = FloatVector.zero(F16);
+            FloatVector z = FloatVector.zero(FLOATS);
             FloatVector a00 = z, a01 = z;
             FloatVector sd0 = z, sd1 = z, sm0 = z, sm1 = z; // Q4_K: the super-block's d and dmin per row
             long gb = (long) g * blocks;
             for (int b = 0; b < blocks; b++, gb++) {
-                long line = gb * 512;
+                long line = gb * 16 * R;
                 int c = b * 32;
-                ShortVector zs = ShortVector.zero(S32);
+                ShortVector zs = ShortVector.zero(SHORTS);
                 ShortVector s0 = zs;
-                for (int j = 0; j < 16; j++, line += 32) {
-                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                for (int j = 0; j < 16; j++, line += R) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
                     ShortVector lo = w.and((short) 0xF);
                     ShortVector hi = w.lanewise(VectorOperators.LSHR, 4);
                     int cj = c + j;
@@ -189,29 +185,29 @@ public final class Q4x32Tensor extends RowGroupTensor {
                 int k0 = (x0 + c) / 32;
                 s0 = s0.sub((short) (8 * xs[k0])); // exact: the true sum of (q - 8) * x fits 16 bits
                 if (subScales == null) {
-                    ShortVector h = ShortVector.fromMemorySegment(S32, scales, gb * 64, ByteOrder.LITTLE_ENDIAN);
-                    IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, I16, 0);
+                    ShortVector h = ShortVector.fromMemorySegment(SHORTS, scales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                    IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 0);
                     FloatVector d0 = d0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(d0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, I16, 1);
+                    IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 1);
                     FloatVector d1 = d1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(d1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k0]), a00);
-                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k0]), a01);
+                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k0]), a00);
+                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k0]), a01);
                 } else {
                     if (b % 8 == 0) {
-                        ShortVector hd = ShortVector.fromMemorySegment(S32, scales, gb / 8 * 128, ByteOrder.LITTLE_ENDIAN);
-                        ShortVector hm = ShortVector.fromMemorySegment(S32, scales, gb / 8 * 128 + 64, ByteOrder.LITTLE_ENDIAN);
-                        IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 0);
+                        ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R, ByteOrder.LITTLE_ENDIAN);
+                        ShortVector hm = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R + 2 * R, ByteOrder.LITTLE_ENDIAN);
+                        IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
                         FloatVector nd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 1);
+                        IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
                         FloatVector nd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, I16, 0);
+                        IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 0);
                         FloatVector nm0 = nm0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nm0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, I16, 1);
+                        IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 1);
                         FloatVector nm1 = nm1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nm1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
                         sd0 = nd0;
@@ -220,18 +216,18 @@ public final class Q4x32Tensor extends RowGroupTensor {
                         sm1 = nm1;
                     }
                     // scale = d * sc and min = dmin * m, as Q4_K decodes; summed: scale * (s + 8 sum x) - min * sum x
-                    ByteVector sc = ByteVector.fromMemorySegment(B32, subScales, gb * 64, ByteOrder.LITTLE_ENDIAN);
-                    ByteVector mn = ByteVector.fromMemorySegment(B32, subScales, gb * 64 + 32, ByteOrder.LITTLE_ENDIAN);
-                    FloatVector d0 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0).convertShape(VectorOperators.I2F, F16, 0)).mul(sd0);
-                    FloatVector e0 = d0.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0).convertShape(VectorOperators.I2F, F16, 0)).mul(sm0));
-                    FloatVector d1 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 1).convertShape(VectorOperators.I2F, F16, 0)).mul(sd1);
-                    FloatVector e1 = d1.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 1).convertShape(VectorOperators.I2F, F16, 0)).mul(sm1));
-                    a00 = e0.fma(FloatVector.broadcast(F16, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k0]), a00);
-                    a01 = e1.fma(FloatVector.broadcast(F16, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k0]), a01);
+                    ByteVector sc = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                    ByteVector mn = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R + R, ByteOrder.LITTLE_ENDIAN);
+                    FloatVector d0 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 0).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd0);
+                    FloatVector e0 = d0.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 0).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sm0));
+                    FloatVector d1 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 1).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd1);
+                    FloatVector e1 = d1.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 1).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sm1));
+                    a00 = e0.fma(FloatVector.broadcast(FLOATS, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).mul(d0)).fma(FloatVector.broadcast(FLOATS, xd[k0]), a00);
+                    a01 = e1.fma(FloatVector.broadcast(FLOATS, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).mul(d1)).fma(FloatVector.broadcast(FLOATS, xd[k0]), a01);
                 }
             }
-            a00.intoArray(out, o + g * 32);
-            a01.intoArray(out, o + g * 32 + 16);
+            a00.intoArray(out, o + g * R);
+            a01.intoArray(out, o + g * R + R / 2);
         }
     }
 
@@ -242,18 +238,18 @@ public final class Q4x32Tensor extends RowGroupTensor {
         int[] xs = a.sums;
         int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
         for (int g = from; g < to; g++) {
-            FloatVector z = FloatVector.zero(F16);
+            FloatVector z = FloatVector.zero(FLOATS);
             FloatVector a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
             FloatVector sd0 = z, sd1 = z, sm0 = z, sm1 = z; // Q4_K: the super-block's d and dmin per row
             long gb = (long) g * blocks;
             for (int b = 0; b < blocks; b++, gb++) {
-                long line = gb * 512;
+                long line = gb * 16 * R;
                 int c = b * 32;
-                ShortVector zs = ShortVector.zero(S32);
+                ShortVector zs = ShortVector.zero(SHORTS);
                 ShortVector s0 = zs, s1 = zs, s2 = zs, s3 = zs;
-                for (int j = 0; j < 16; j++, line += 32) {
-                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B32, data, line, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                for (int j = 0; j < 16; j++, line += R) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
                     ShortVector lo = w.and((short) 0xF);
                     ShortVector hi = w.lanewise(VectorOperators.LSHR, 4);
                     int cj = c + j;
@@ -271,35 +267,35 @@ public final class Q4x32Tensor extends RowGroupTensor {
                 int k3 = (x3 + c) / 32;
                 s3 = s3.sub((short) (8 * xs[k3])); // exact: the true sum of (q - 8) * x fits 16 bits
                 if (subScales == null) {
-                    ShortVector h = ShortVector.fromMemorySegment(S32, scales, gb * 64, ByteOrder.LITTLE_ENDIAN);
-                    IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, I16, 0);
+                    ShortVector h = ShortVector.fromMemorySegment(SHORTS, scales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                    IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 0);
                     FloatVector d0 = d0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(d0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, I16, 1);
+                    IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 1);
                     FloatVector d1 = d1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                             .reinterpretAsInts().or(d1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k0]), a00);
-                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k0]), a01);
-                    a10 = ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k1]), a10);
-                    a11 = ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k1]), a11);
-                    a20 = ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k2]), a20);
-                    a21 = ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k2]), a21);
-                    a30 = ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 0)).fma(d0.mul(xd[k3]), a30);
-                    a31 = ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 1)).fma(d1.mul(xd[k3]), a31);
+                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k0]), a00);
+                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k0]), a01);
+                    a10 = ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k1]), a10);
+                    a11 = ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k1]), a11);
+                    a20 = ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k2]), a20);
+                    a21 = ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k2]), a21);
+                    a30 = ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k3]), a30);
+                    a31 = ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k3]), a31);
                 } else {
                     if (b % 8 == 0) {
-                        ShortVector hd = ShortVector.fromMemorySegment(S32, scales, gb / 8 * 128, ByteOrder.LITTLE_ENDIAN);
-                        ShortVector hm = ShortVector.fromMemorySegment(S32, scales, gb / 8 * 128 + 64, ByteOrder.LITTLE_ENDIAN);
-                        IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 0);
+                        ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R, ByteOrder.LITTLE_ENDIAN);
+                        ShortVector hm = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R + 2 * R, ByteOrder.LITTLE_ENDIAN);
+                        IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
                         FloatVector nd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, I16, 1);
+                        IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
                         FloatVector nd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, I16, 0);
+                        IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 0);
                         FloatVector nm0 = nm0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nm0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, I16, 1);
+                        IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 1);
                         FloatVector nm1 = nm1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                                 .reinterpretAsInts().or(nm1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
                         sd0 = nd0;
@@ -308,31 +304,31 @@ public final class Q4x32Tensor extends RowGroupTensor {
                         sm1 = nm1;
                     }
                     // scale = d * sc and min = dmin * m, as Q4_K decodes; summed: scale * (s + 8 sum x) - min * sum x
-                    ByteVector sc = ByteVector.fromMemorySegment(B32, subScales, gb * 64, ByteOrder.LITTLE_ENDIAN);
-                    ByteVector mn = ByteVector.fromMemorySegment(B32, subScales, gb * 64 + 32, ByteOrder.LITTLE_ENDIAN);
-                    FloatVector d0 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0).convertShape(VectorOperators.I2F, F16, 0)).mul(sd0);
-                    FloatVector e0 = d0.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0).convertShape(VectorOperators.I2F, F16, 0)).mul(sm0));
-                    FloatVector d1 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 1).convertShape(VectorOperators.I2F, F16, 0)).mul(sd1);
-                    FloatVector e1 = d1.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 1).convertShape(VectorOperators.I2F, F16, 0)).mul(sm1));
-                    a00 = e0.fma(FloatVector.broadcast(F16, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k0]), a00);
-                    a01 = e1.fma(FloatVector.broadcast(F16, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k0]), a01);
-                    a10 = e0.fma(FloatVector.broadcast(F16, (float) xs[k1]), ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k1]), a10);
-                    a11 = e1.fma(FloatVector.broadcast(F16, (float) xs[k1]), ((FloatVector) s1.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k1]), a11);
-                    a20 = e0.fma(FloatVector.broadcast(F16, (float) xs[k2]), ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k2]), a20);
-                    a21 = e1.fma(FloatVector.broadcast(F16, (float) xs[k2]), ((FloatVector) s2.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k2]), a21);
-                    a30 = e0.fma(FloatVector.broadcast(F16, (float) xs[k3]), ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 0)).mul(d0)).fma(FloatVector.broadcast(F16, xd[k3]), a30);
-                    a31 = e1.fma(FloatVector.broadcast(F16, (float) xs[k3]), ((FloatVector) s3.convertShape(VectorOperators.S2F, F16, 1)).mul(d1)).fma(FloatVector.broadcast(F16, xd[k3]), a31);
+                    ByteVector sc = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                    ByteVector mn = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R + R, ByteOrder.LITTLE_ENDIAN);
+                    FloatVector d0 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 0).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd0);
+                    FloatVector e0 = d0.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 0).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sm0));
+                    FloatVector d1 = ((FloatVector) sc.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 1).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sd1);
+                    FloatVector e1 = d1.mul(8f).sub(((FloatVector) mn.convertShape(VectorOperators.ZERO_EXTEND_B2I, INTS, 1).convertShape(VectorOperators.I2F, FLOATS, 0)).mul(sm1));
+                    a00 = e0.fma(FloatVector.broadcast(FLOATS, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).mul(d0)).fma(FloatVector.broadcast(FLOATS, xd[k0]), a00);
+                    a01 = e1.fma(FloatVector.broadcast(FLOATS, (float) xs[k0]), ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).mul(d1)).fma(FloatVector.broadcast(FLOATS, xd[k0]), a01);
+                    a10 = e0.fma(FloatVector.broadcast(FLOATS, (float) xs[k1]), ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 0)).mul(d0)).fma(FloatVector.broadcast(FLOATS, xd[k1]), a10);
+                    a11 = e1.fma(FloatVector.broadcast(FLOATS, (float) xs[k1]), ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 1)).mul(d1)).fma(FloatVector.broadcast(FLOATS, xd[k1]), a11);
+                    a20 = e0.fma(FloatVector.broadcast(FLOATS, (float) xs[k2]), ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 0)).mul(d0)).fma(FloatVector.broadcast(FLOATS, xd[k2]), a20);
+                    a21 = e1.fma(FloatVector.broadcast(FLOATS, (float) xs[k2]), ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 1)).mul(d1)).fma(FloatVector.broadcast(FLOATS, xd[k2]), a21);
+                    a30 = e0.fma(FloatVector.broadcast(FLOATS, (float) xs[k3]), ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 0)).mul(d0)).fma(FloatVector.broadcast(FLOATS, xd[k3]), a30);
+                    a31 = e1.fma(FloatVector.broadcast(FLOATS, (float) xs[k3]), ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 1)).mul(d1)).fma(FloatVector.broadcast(FLOATS, xd[k3]), a31);
                 }
             }
-            int r = o + g * 32;
+            int r = o + g * R;
             a00.intoArray(out, r + 0 * stride);
-            a01.intoArray(out, r + 0 * stride + 16);
+            a01.intoArray(out, r + 0 * stride + R / 2);
             a10.intoArray(out, r + 1 * stride);
-            a11.intoArray(out, r + 1 * stride + 16);
+            a11.intoArray(out, r + 1 * stride + R / 2);
             a20.intoArray(out, r + 2 * stride);
-            a21.intoArray(out, r + 2 * stride + 16);
+            a21.intoArray(out, r + 2 * stride + R / 2);
             a30.intoArray(out, r + 3 * stride);
-            a31.intoArray(out, r + 3 * stride + 16);
+            a31.intoArray(out, r + 3 * stride + R / 2);
         }
     }
 }

@@ -13,7 +13,8 @@ import jdk.incubator.vector.VectorOperators;
  */
 public final class Q8Activations {
 
-    private static final jdk.incubator.vector.VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final jdk.incubator.vector.VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.length() <= 8
+            ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_256;
 
     short[] q = new short[0];
     float[] d = new float[0];
@@ -67,11 +68,10 @@ public final class Q8Activations {
             sums[dst / 32] = q0.add(q1).reduceLanes(VectorOperators.ADD);
             return;
         }
-        FloatVector v0 = FloatVector.fromArray(F, x, src);
-        FloatVector v1 = FloatVector.fromArray(F, x, src + 8);
-        FloatVector v2 = FloatVector.fromArray(F, x, src + 16);
-        FloatVector v3 = FloatVector.fromArray(F, x, src + 24);
-        float amax = v0.abs().max(v1.abs()).max(v2.abs().max(v3.abs())).reduceLanes(VectorOperators.MAX);
+        // any vector width (AVX2, NEON): the block's largest magnitude a vector at a time, the rest scalar
+        FloatVector m = FloatVector.zero(F);
+        for (int j = 0; j < 32; j += F.length()) m = m.max(FloatVector.fromArray(F, x, src + j).abs());
+        float amax = m.reduceLanes(VectorOperators.MAX);
         float scale = amax / 127f;
         float inv = scale != 0f ? 1f / scale : 0f;
         int sum = 0;

@@ -1,6 +1,11 @@
 package dev.enclave.runtime.tensor;
 
 import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorSpecies;
 import java.util.function.IntConsumer;
 import java.util.function.Supplier;
 import java.util.stream.IntStream;
@@ -12,6 +17,23 @@ import java.util.stream.IntStream;
  * and rows ({@link #getFloat}, {@link #copyTo}, {@link #dot}) stay available for lookups, slowly.
  */
 public abstract class RowGroupTensor extends FloatTensor {
+
+    /**
+     * One short per row of a group: the CPU's widest vector of 16-bit lanes. The rows of a group are its lanes, so
+     * a group is 32 rows on AVX-512, 16 on AVX2 and 8 on NEON (the QCS6490's Cortex-A78/A55), the kernels the same.
+     */
+    static final VectorSpecies<Short> SHORTS = ShortVector.SPECIES_PREFERRED;
+    /** Rows per group. */
+    public static final int R = SHORTS.length();
+    /** One byte per row (a line of the layout), half the width of {@link #SHORTS}, widened to it. */
+    static final VectorSpecies<Byte> BYTES = SHORTS.vectorBitSize() == 512 ? ByteVector.SPECIES_256
+            : SHORTS.vectorBitSize() == 256 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    /** Half the rows of a group, for the 32-bit stages (sums, scales). */
+    static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> FLOATS = FloatVector.SPECIES_PREFERRED;
+    /** Whether the integer kernels run on this CPU: vectors of at least 8 shorts, all four species the same width. */
+    public static final boolean AVAILABLE = R >= 8 && INTS.vectorBitSize() == SHORTS.vectorBitSize()
+            && FLOATS.vectorBitSize() == SHORTS.vectorBitSize() && !Boolean.getBoolean("enclave.narrow");
 
     protected final int rows;
     protected final int cols;
@@ -30,14 +52,14 @@ public abstract class RowGroupTensor extends FloatTensor {
         return cols;
     }
 
-    /** Number of 32-row groups: the unit of work split across threads. */
+    /** Number of {@link #R}-row groups: the unit of work split across threads. */
     public final int groups() {
-        return rows / 32;
+        return rows / R;
     }
 
-    /** What the memory holds, for {@link #segments}: the class's simple name. */
+    /** What the memory holds, for {@link #segments}: the class's simple name and the rows per group. */
     public final String kind() {
-        return getClass().getSimpleName();
+        return getClass().getSimpleName() + "/" + R;
     }
 
     /** The memory this tensor reads, in a fixed order (a null entry for an absent part): what a cache file stores. */
@@ -45,7 +67,8 @@ public abstract class RowGroupTensor extends FloatTensor {
 
     /** Rebuilds a tensor of {@code kind} from {@link #segments} of the same kind, shape and source type; checks sizes. */
     public static RowGroupTensor fromSegments(String kind, dev.enclave.runtime.gguf.GGMLType source, MemorySegment[] segments, int rows, int cols) {
-        return switch (kind) {
+        if (!kind.endsWith("/" + R)) throw new IllegalArgumentException("repacked for groups of another size: " + kind);
+        return switch (kind.substring(0, kind.lastIndexOf('/'))) {
             case "Q4x32Tensor" -> Q4x32Tensor.fromSegments(source, segments, rows, cols);
             case "Int8x32Tensor" -> Int8x32Tensor.fromSegments(source, segments, rows, cols);
             case "Q6x32Tensor" -> Q6x32Tensor.fromSegments(source, segments, rows, cols);

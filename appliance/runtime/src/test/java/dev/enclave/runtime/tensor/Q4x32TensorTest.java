@@ -25,7 +25,7 @@ class Q4x32TensorTest {
     @ParameterizedTest
     @EnumSource(value = GGMLType.class, names = {"Q4_0", "Q4_K"})
     void repackedValuesEqualTheOriginalsAndProductsAreRight(GGMLType type) {
-        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
         SplittableRandom r = new SplittableRandom(type.id);
         FloatTensor src = randomTensor(type, r);
         Q4x32Tensor p = Q4x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
@@ -62,7 +62,7 @@ class Q4x32TensorTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
     void q6kRepackedValuesAndProducts(boolean sixBits) {
-        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
         SplittableRandom r = new SplittableRandom(6);
         long n = (long) ROWS * COLS;
         byte[] bytes = new byte[(int) GGMLType.Q6_K.byteSize(n)];
@@ -101,7 +101,7 @@ class Q4x32TensorTest {
      */
     @Test
     void sixBitSumsAreExactAtTheExtremes() {
-        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
         for (int q : new int[] {63, 0}) {
             for (float sign : new float[] {1f, -1f}) {
                 int cols = 256;
@@ -123,9 +123,9 @@ class Q4x32TensorTest {
                 Q8Activations a = new Q8Activations();
                 a.quantize(x, 0, cols, cols, 4);
                 float[] out = new float[4 * 32];
-                p.multiply4(a, 0, 0, 1, out, 0, 32);
+                p.multiply4(a, 0, 0, p.groups(), out, 0, 32);
                 float[] one1 = new float[32];
-                p.multiply(a, 0, 0, 1, one1, 0);
+                p.multiply(a, 0, 0, p.groups(), one1, 0);
                 double expected = (double) cols * (q - 32) * a.value(0, 0);
                 for (int i = 0; i < out.length; i++) assertEquals(expected, out[i], 1e-4 * Math.abs(expected), "q " + q + " x " + sign);
                 for (float v : one1) assertEquals(expected, v, 1e-4 * Math.abs(expected), "q " + q + " x " + sign);
@@ -136,7 +136,7 @@ class Q4x32TensorTest {
     /** All nibbles 15 (value 7d) times x = +127 per block: the raw sum 32*15*127 wraps 16 bits, the result must not. */
     @Test
     void blockSumsAreExactWhereTheRawSumWraps() {
-        assumeTrue(Kernels.WIDE, "the 32-row kernels need 512-bit vectors");
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
         for (int nibble : new int[] {15, 0}) {
             byte[] bytes = new byte[(int) GGMLType.Q4_0.byteSize((long) 32 * 64)];
             short one = Float.floatToFloat16(1f);
@@ -151,7 +151,7 @@ class Q4x32TensorTest {
             Q8Activations a = new Q8Activations();
             a.quantize(x, 0, 64, 64, 1);
             float[] out = new float[32];
-            p.multiply(a, 0, 0, 1, out, 0);
+            p.multiply(a, 0, 0, p.groups(), out, 0);
             double expected = 64.0 * (nibble - 8) * a.value(0, 0);
             assertEquals(nibble == 15 ? 127 : -127, Math.round(a.value(0, 0) / Float.float16ToFloat(Float.floatToFloat16(1f / 127))));
             for (float v : out) assertEquals(expected, v, 1e-3 * Math.abs(expected), "nibble " + nibble);
