@@ -29,21 +29,23 @@ public final class F16Tensor extends FloatTensor {
     }
 
     /**
-     * 16 lanes at a time: halves widened to ints, exponent and mantissa moved into float position with the sign,
-     * scaled by 2^112 (exact for normal and subnormal halves). Infinity and NaN halves do not occur in weights.
+     * A vector of halves at a time (16 lanes on AVX-512, 8 on AVX2, 4 on NEON): widened to ints, exponent and
+     * mantissa moved into float position with the sign, scaled by 2^112 (exact for normal and subnormal halves).
+     * Infinity and NaN halves do not occur in weights.
      */
     @Override
     public float dot(long offset, float[] that, int thatOffset, int n) {
-        if (!Kernels.WIDE) return scalarDot(offset, that, thatOffset, n);
-        FloatVector acc = FloatVector.zero(Kernels.F16L);
+        if (!Kernels.NATIVE) return scalarDot(offset, that, thatOffset, n);
+        FloatVector acc = FloatVector.zero(Kernels.FP);
+        int lanes = Kernels.FP.length();
         int i = 0;
-        for (; i + 16 <= n; i += 16) {
-            ShortVector h = ShortVector.fromMemorySegment(Kernels.S16L, data, (offset + i) * 2, ByteOrder.LITTLE_ENDIAN);
+        for (; i + lanes <= n; i += lanes) {
+            ShortVector h = ShortVector.fromMemorySegment(Kernels.SP, data, (offset + i) * 2, ByteOrder.LITTLE_ENDIAN);
             // sign-extended half shifted left 13: bit 31 is the sign, bits 13-27 exponent and mantissa, bits 28-30
             // copies of the sign (cleared by the mask); the float times 2^112 is the half's value, sign included
-            FloatVector f = ((IntVector) h.convertShape(VectorOperators.S2I, Kernels.I16L, 0))
+            FloatVector f = ((IntVector) h.convertShape(VectorOperators.S2I, Kernels.IP, 0))
                     .lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            acc = f.fma(FloatVector.fromArray(Kernels.F16L, that, thatOffset + i), acc);
+            acc = f.fma(FloatVector.fromArray(Kernels.FP, that, thatOffset + i), acc);
         }
         float sum = acc.reduceLanes(VectorOperators.ADD);
         return sum + scalarDot(offset + i, that, thatOffset + i, n - i);

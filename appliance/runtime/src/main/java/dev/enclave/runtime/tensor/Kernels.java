@@ -19,6 +19,21 @@ final class Kernels {
     /** Whether the CPU runs 512-bit float vectors natively (otherwise the wide kernels would be emulated, slowly). */
     static final boolean WIDE = FloatVector.SPECIES_PREFERRED.length() >= 16 && !Boolean.getBoolean("enclave.narrow");
 
+    /**
+     * The CPU's own float vector (16 lanes on AVX-512, 8 on AVX2, 4 on NEON) and the narrower integer vectors that
+     * widen into it, for kernels written for any width. {@link #NATIVE} says whether they exist here as real vectors.
+     */
+    static final VectorSpecies<Float> FP = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Integer> IP = IntVector.SPECIES_PREFERRED;
+    /** Halves for {@link #FP}: one short per float lane. */
+    static final VectorSpecies<Short> SP = FP.length() == 16 ? ShortVector.SPECIES_256
+            : FP.length() == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_64;
+    /** Bytes for {@link #FP}: one byte per float lane, or 8 (the narrowest byte vector) split into parts. */
+    static final VectorSpecies<Byte> BP = FP.length() == 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    /** Float vectors per {@link #BP} vector (2 on NEON, whose 8 bytes widen to two vectors of 4 floats). */
+    static final int BP_PARTS = BP.length() / FP.length();
+    static final boolean NATIVE = FP.length() >= 4 && IP.length() == FP.length() && !Boolean.getBoolean("enclave.narrow");
+
     private Kernels() {
     }
 

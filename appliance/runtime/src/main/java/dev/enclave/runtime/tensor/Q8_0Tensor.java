@@ -35,10 +35,11 @@ public final class Q8_0Tensor extends BlockTensor {
         }
     }
 
-    /** Fused dequantize-and-dot, 16 float lanes (AVX-512). */
+    /** Fused dequantize-and-dot, 16 float lanes (AVX-512), else the CPU's own width (AVX2, NEON). */
     @Override
     public float dot(long offset, float[] x, int xo, int n) {
-        if (!Kernels.WIDE || offset % 32 != 0 || n % 32 != 0) return super.dot(offset, x, xo, n);
+        if (offset % 32 != 0 || n % 32 != 0) return super.dot(offset, x, xo, n);
+        if (!Kernels.WIDE) return Kernels.NATIVE ? narrowDot(offset, x, xo, n) : super.dot(offset, x, xo, n);
         FloatVector acc = FloatVector.zero(Kernels.F16L);
         long b = offset / 32 * 34;
         for (int i = 0; i < n; i += 32, b += 34) {
@@ -49,6 +50,25 @@ public final class Q8_0Tensor extends BlockTensor {
             FloatVector s = f0.mul(FloatVector.fromArray(Kernels.F16L, x, xo + i));
             s = f1.fma(FloatVector.fromArray(Kernels.F16L, x, xo + i + 16), s);
             acc = s.fma(FloatVector.broadcast(Kernels.F16L, half(b)), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** The same at 8 float lanes (AVX2) or 4 (NEON: each 8-byte load widens to two vectors). */
+    private float narrowDot(long offset, float[] x, int xo, int n) {
+        FloatVector acc = FloatVector.zero(Kernels.FP);
+        int lanes = Kernels.FP.length();
+        long b = offset / 32 * 34;
+        for (int i = 0; i < n; i += 32, b += 34) {
+            FloatVector s = FloatVector.zero(Kernels.FP);
+            for (int j = 0; j < 32; j += 8) {
+                ByteVector q = ByteVector.fromMemorySegment(Kernels.BP, data, b + 2 + j, ByteOrder.LITTLE_ENDIAN);
+                s = ((FloatVector) q.convertShape(VectorOperators.B2F, Kernels.FP, 0)).fma(FloatVector.fromArray(Kernels.FP, x, xo + i + j), s);
+                if (Kernels.BP_PARTS == 2) {
+                    s = ((FloatVector) q.convertShape(VectorOperators.B2F, Kernels.FP, 1)).fma(FloatVector.fromArray(Kernels.FP, x, xo + i + j + lanes), s);
+                }
+            }
+            acc = s.fma(FloatVector.broadcast(Kernels.FP, half(b)), acc);
         }
         return acc.reduceLanes(VectorOperators.ADD);
     }
