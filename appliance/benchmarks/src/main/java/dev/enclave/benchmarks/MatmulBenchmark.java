@@ -4,9 +4,9 @@ import dev.enclave.runtime.gguf.GGMLType;
 import dev.enclave.runtime.quant.Quantizer;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.Int8RowsTensor;
-import dev.enclave.runtime.tensor.Int8x32Tensor;
-import dev.enclave.runtime.tensor.Q4x32Tensor;
-import dev.enclave.runtime.tensor.Q6x32Tensor;
+import dev.enclave.runtime.tensor.Int8RowGroupTensor;
+import dev.enclave.runtime.tensor.Q4RowGroupTensor;
+import dev.enclave.runtime.tensor.Q6RowGroupTensor;
 import dev.enclave.runtime.tensor.Q8Activations;
 import dev.enclave.runtime.tensor.RowGroupTensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
@@ -93,9 +93,9 @@ public class MatmulBenchmark {
         w = FloatTensor.of(t, data, (long) ROWS * COLS);
         if (int8) w = Int8RowsTensor.fromQ6_K((Q6_KTensor) w, arena);
         if (x32) {
-            grouped = int8x32 ? Int8x32Tensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
-                    : t == GGMLType.Q6_K ? Q6x32Tensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
-                    : Q4x32Tensor.repack(w, ROWS, COLS, arena);
+            grouped = int8x32 ? Int8RowGroupTensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
+                    : t == GGMLType.Q6_K ? Q6RowGroupTensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
+                    : Q4RowGroupTensor.repack(w, ROWS, COLS, arena);
         }
         x = new float[4 * COLS];
         for (int j = 0; j < x.length; j++) x[j] = (float) r.nextDouble(-1, 1);

@@ -113,10 +113,10 @@ final class RepackCache {
         }
     }
 
-    /** The stored tensor {@code name} if the cache holds one of this source type and shape, else null. */
-    RowGroupTensor get(String name, GGMLType source, int rows, int cols) {
+    /** The stored tensor {@code name} if the cache holds one of this kind, source type and shape, else null. */
+    RowGroupTensor get(String name, String kind, GGMLType source, int rows, int cols) {
         Entry e = stored.get(name);
-        if (e == null || e.source != source || e.rows != rows || e.cols != cols) return null;
+        if (e == null || !e.kind.equals(kind) || e.source != source || e.rows != rows || e.cols != cols) return null;
         try {
             MemorySegment[] segs = new MemorySegment[e.offsets.length];
             for (int s = 0; s < segs.length; s++) segs[s] = e.offsets[s] < 0 ? null : mapped.asSlice(e.offsets[s], e.lengths[s]);

@@ -8,9 +8,9 @@ import dev.enclave.runtime.gguf.GGUFTensorInfo;
 import dev.enclave.runtime.kv.KvPool;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.Int8RowsTensor;
-import dev.enclave.runtime.tensor.Int8x32Tensor;
-import dev.enclave.runtime.tensor.Q6x32Tensor;
-import dev.enclave.runtime.tensor.Q4x32Tensor;
+import dev.enclave.runtime.tensor.Int8RowGroupTensor;
+import dev.enclave.runtime.tensor.Q6RowGroupTensor;
+import dev.enclave.runtime.tensor.Q4RowGroupTensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
 import dev.enclave.runtime.tensor.RowGroupTensor;
 import java.lang.foreign.MemorySegment;
@@ -209,10 +209,10 @@ public final class TransformerModel implements AutoCloseable {
                     + ", expected " + Arrays.toString(expectedDims));
         }
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
-        boolean grouped = repack4Bit && expectedDims.length == 2 && (Q4x32Tensor.supports(tensor, expectedDims[1], expectedDims[0])
-                || Q6x32Tensor.supports(tensor, expectedDims[1], expectedDims[0]) || Int8x32Tensor.supports(tensor, expectedDims[1], expectedDims[0]));
+        boolean grouped = repack4Bit && expectedDims.length == 2 && (Q4RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0])
+                || Q6RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]) || Int8RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]));
         if (grouped && cache != null) {
-            RowGroupTensor cached = cache.get(name, t.type(), (int) expectedDims[1], (int) expectedDims[0]);
+            RowGroupTensor cached = cache.get(name, RowGroupTensor.kindOf(groupKind(name, tensor)), t.type(), (int) expectedDims[1], (int) expectedDims[0]);
             if (cached != null) return cached; // mapped from the cache file: the model file's pages are never touched
         }
         if (grouped) {
@@ -228,24 +228,30 @@ public final class TransformerModel implements AutoCloseable {
         return tensor;
     }
 
+    /**
+     * The repacked form of a 4-bit or Q6_K matrix. The vocabulary-sized Q6_K matrices (the output, or the embedding
+     * tied to it) are multiplied once per generated token and never per prompt token: their bytes (a quarter of a 1B
+     * model's) cost more than their arithmetic, so they keep 6 bits; a layer's Q6_K matrices are multiplied for every
+     * prompt token, where int8's cheaper products win (4-token kernel ~1.4x faster, for 30% more bytes).
+     */
+    private static Class<? extends RowGroupTensor> groupKind(String name, FloatTensor tensor) {
+        if (!(tensor instanceof Q6_KTensor)) return Q4RowGroupTensor.class;
+        return isVocabularyMatrix(name) ? Q6RowGroupTensor.class : Int8RowGroupTensor.class;
+    }
+
     /** The output matrix or the token embedding (which may be tied to it): a row per vocabulary entry. */
     private static boolean isVocabularyMatrix(String name) {
         return name.equals("output.weight") || name.equals("token_embd.weight");
     }
 
-    /** The integer route's repacking (see Q4x32Tensor, Q6x32Tensor, Int8x32Tensor): same values, several times faster products. */
+    /** The integer route's repacking (see Q4RowGroupTensor, Q6RowGroupTensor, Int8RowGroupTensor): same values, several times faster products. */
     private RowGroupTensor repackGrouped(String name, GGUFTensorInfo t, FloatTensor tensor, int rows, int cols) {
         RowGroupTensor r;
         try {
-            if (tensor instanceof Q6_KTensor q6) {
-                // the vocabulary-sized matrices (the output, or the embedding tied to it) are multiplied once per
-                // generated token and never per prompt token: their bytes (a quarter of a 1B model's) cost more than
-                // their arithmetic, so they keep 6 bits; a layer's Q6_K matrices are multiplied for every prompt token,
-                // where int8's cheaper products win (4-token kernel ~1.4x faster, for 30% more bytes)
-                r = isVocabularyMatrix(name) ? Q6x32Tensor.repack(q6, rows, cols, repackArena) : Int8x32Tensor.repack(q6, rows, cols, repackArena);
-            } else {
-                r = Q4x32Tensor.repack(tensor, rows, cols, repackArena);
-            }
+            Class<? extends RowGroupTensor> kind = groupKind(name, tensor);
+            if (kind == Q6RowGroupTensor.class) r = Q6RowGroupTensor.repack((Q6_KTensor) tensor, rows, cols, repackArena);
+            else if (kind == Int8RowGroupTensor.class) r = Int8RowGroupTensor.repack((Q6_KTensor) tensor, rows, cols, repackArena);
+            else r = Q4RowGroupTensor.repack(tensor, rows, cols, repackArena);
         } catch (ModelFormatException e) {
             throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);
         }

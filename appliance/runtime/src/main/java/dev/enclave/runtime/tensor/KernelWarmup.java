@@ -15,10 +15,10 @@ public final class KernelWarmup {
     }
 
     /**
-     * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4x32Tensor}), whose
+     * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4RowGroupTensor}), whose
      *     kernels are then warmed instead of those types' float dot products
      * @param q6kInLayers whether Q6_K matrices other than the vocabulary-sized ones are repacked (as int8, {@link
-     *     Int8x32Tensor}; the vocabulary-sized ones keep 6 bits, {@link Q6x32Tensor}), so both kernels are needed
+     *     Int8RowGroupTensor}; the vocabulary-sized ones keep 6 bits, {@link Q6RowGroupTensor}), so both kernels are needed
      * @param samples per type, memory of the model's own weights of that type (its mapped file): the kernels are run
      *     on a slice of it, so the JIT profiles the segment kind the model will use (warming a float kernel on native
      *     memory and then running it on mapped memory measured 40% slower decoding on Q8_0)
@@ -68,10 +68,10 @@ public final class KernelWarmup {
                 FloatTensor src = FloatTensor.of(t, bytes, 32L * c);
                 java.util.List<RowGroupTensor> kernels = new java.util.ArrayList<>();
                 if (t != GGMLType.Q6_K) {
-                    kernels.add(Q4x32Tensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                    kernels.add(Q4RowGroupTensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto()));
                 } else {
-                    kernels.add(Q6x32Tensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
-                    if (q6kInLayers) kernels.add(Int8x32Tensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                    kernels.add(Q6RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                    if (q6kInLayers) kernels.add(Int8RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
                 }
                 float[] x4 = new float[4 * c];
                 for (int i = 0; i < x4.length; i++) x4[i] = (i % 5) * 0.02f;

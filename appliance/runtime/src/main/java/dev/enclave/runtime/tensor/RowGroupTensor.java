@@ -11,8 +11,8 @@ import java.util.function.Supplier;
 import java.util.stream.IntStream;
 
 /**
- * A matrix repacked at load into groups of 32 rows with the rows across the vector lanes ({@link Q4x32Tensor},
- * {@link Q6x32Tensor}, {@link Int8x32Tensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
+ * A matrix repacked at load into groups of {@link #R} rows with the rows across the vector lanes ({@link Q4RowGroupTensor},
+ * {@link Q6RowGroupTensor}, {@link Int8RowGroupTensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
  * activations quantized like ggml's ({@link Q8Activations}). Single values
  * and rows ({@link #getFloat}, {@link #copyTo}, {@link #dot}) stay available for lookups, slowly.
  */
@@ -59,7 +59,12 @@ public abstract class RowGroupTensor extends FloatTensor {
 
     /** What the memory holds, for {@link #segments}: the class's simple name and the rows per group. */
     public final String kind() {
-        return getClass().getSimpleName() + "/" + R;
+        return kindOf(getClass());
+    }
+
+    /** The {@link #kind} of tensors of this class on this CPU. */
+    public static String kindOf(Class<? extends RowGroupTensor> c) {
+        return c.getSimpleName() + "/" + R;
     }
 
     /** The memory this tensor reads, in a fixed order (a null entry for an absent part): what a cache file stores. */
@@ -69,9 +74,9 @@ public abstract class RowGroupTensor extends FloatTensor {
     public static RowGroupTensor fromSegments(String kind, dev.enclave.runtime.gguf.GGMLType source, MemorySegment[] segments, int rows, int cols) {
         if (!kind.endsWith("/" + R)) throw new IllegalArgumentException("repacked for groups of another size: " + kind);
         return switch (kind.substring(0, kind.lastIndexOf('/'))) {
-            case "Q4x32Tensor" -> Q4x32Tensor.fromSegments(source, segments, rows, cols);
-            case "Int8x32Tensor" -> Int8x32Tensor.fromSegments(source, segments, rows, cols);
-            case "Q6x32Tensor" -> Q6x32Tensor.fromSegments(source, segments, rows, cols);
+            case "Q4RowGroupTensor" -> Q4RowGroupTensor.fromSegments(source, segments, rows, cols);
+            case "Int8RowGroupTensor" -> Int8RowGroupTensor.fromSegments(source, segments, rows, cols);
+            case "Q6RowGroupTensor" -> Q6RowGroupTensor.fromSegments(source, segments, rows, cols);
             default -> throw new IllegalArgumentException("unknown repacked kind " + kind);
         };
     }

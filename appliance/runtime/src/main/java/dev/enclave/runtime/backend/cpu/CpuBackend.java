@@ -88,7 +88,7 @@ public final class CpuBackend implements KernelBackend {
         }
     }
 
-    /** Integer route: the inputs are quantized once (ggml's Q8_0 blocks), then 32-row groups are split across threads. */
+    /** Integer route: the inputs are quantized once (ggml's Q8_0 blocks), then row groups are split across threads. */
     private void grouped(RowGroupTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
         if (rows != w.rows() || cols != w.cols()) throw new IllegalArgumentException("matmul shape " + rows + "x" + cols + " on a " + w.rows() + "x" + w.cols() + " tensor");
         synchronized (groups) {
@@ -131,7 +131,7 @@ public final class CpuBackend implements KernelBackend {
     }
 
     /**
-     * The reusable job for tensors repacked in 32-row groups: one token over all its groups; several tokens group by
+     * The reusable job for tensors repacked in row groups: one token over all its groups; several tokens group by
      * group, four at a time, so a group's weights (tens of KB) come from memory once and stay in cache for the rest.
      */
     private static final class GroupMatmul implements WorkerPool.Job {

@@ -13,27 +13,20 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Q6_K repacked at load, 32 rows at a time, still at 6 bits per value, with Q6_K's own scales: an int8 scale per row
- * and 16 columns, a half-precision d per row and super-block of 256 (value = (d sc) (q - 32), as Q6_K decodes). 6.56
- * bits per weight, as in the file: the output matrix of a Llama 3 model (128256 rows) is a quarter of its weights,
- * and decoding one token reads all of it, so its bytes are decode time and resident memory.
+ * Q6_K repacked at load, a group of rows at a time (see {@link RowGroupTensor#R}: 32 on AVX-512), as int8 values (Q6_K's values are 6-bit integers, so int8 holds them
+ * exactly) with Q6_K's own scales: an int8 scale per row and 16 columns, a half-precision d per row and super-block of
+ * 256 (value = (d sc) q, as Q6_K decodes). 8.56 bits per weight against the file's 6.56, for a decode that is two
+ * widening loads instead of a dozen bit operations.
  *
- * <p>Layout: rows in groups of 32, columns in sub-blocks of 16. For group g and sub-block u, 12 lines of 32 bytes,
- * byte i of a line for row 32g + i, in 4 passes of 3 lines. Values are Q6_K's q - 32, signed 6-bit. Pass k holds
- * columns k, k + 4 and k + 8 in the top 6 bits of its 3 lines, and column k + 12 spread over their low 2 bits (bits
- * 0-1, 2-3, 4-5 in lines 1, 2, 3). Widened with sign extension, a line shifted right by 2 is its column's value: a
- * pass is 3 loads and 10 shifts and masks for 4 columns of 32 rows (nibble lines plus a line of high bits took 15,
- * and unsigned values a correction per sub-block).
- *
- * <p>Why it is exact in 16-bit lanes: a sum of 8 products (q - 32) * x is at most 8 * 32 * 127 = 32512 in magnitude,
- * so each sub-block is summed as two halves of 8 columns, widened to ints before they are added. No horizontal sums.
- * Kernels are written out without helpers (a call taking vectors past the inlining budget boxes them).
+ * <p>Layout: rows in groups of R, columns in sub-blocks of 16. For group g and sub-block u, 16 lines of R bytes:
+ * line j holds column 16u + j of the R rows. With the rows across the lanes, the integer kernel multiplies a line
+ * widened to shorts by the broadcast int8 activation and accumulates in 16-bit lanes: 8 products of |q| <= 32 and
+ * |x| <= 127 fit (8 * 32 * 127 = 32512), so each sub-block sums two 8-column halves, widened to ints. No horizontal
+ * sums. Kernels are written out without helpers (a call taking vectors past the inlining budget boxes them).
  */
-public final class Q6x32Tensor extends RowGroupTensor {
+public final class Int8RowGroupTensor extends RowGroupTensor {
 
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    /** Bytes per group and sub-block: 512 values at 6 bits. */
-    private static final int LINES = 12 * R;
 
     private final int subs; // 16-column sub-blocks per row
     /** Per (group, super-block): 32 half-precision d. */
@@ -41,7 +34,7 @@ public final class Q6x32Tensor extends RowGroupTensor {
     /** Per (group, sub-block): 32 int8 scales. */
     private final MemorySegment subScales;
 
-    private Q6x32Tensor(MemorySegment values, MemorySegment scales, MemorySegment subScales, int rows, int cols) {
+    private Int8RowGroupTensor(MemorySegment values, MemorySegment scales, MemorySegment subScales, int rows, int cols) {
         super(values, rows, cols);
         this.subs = cols / 16;
         this.scales = scales;
@@ -53,10 +46,10 @@ public final class Q6x32Tensor extends RowGroupTensor {
     }
 
     /** Repacks a Q6_K matrix of {@code rows} x {@code cols} into memory owned by {@code arena}, on every core. */
-    public static Q6x32Tensor repack(Q6_KTensor src, int rows, int cols, Arena arena) {
+    public static Int8RowGroupTensor repack(Q6_KTensor src, int rows, int cols, Arena arena) {
         if (!supports(src, rows, cols)) throw new IllegalArgumentException("cannot repack Q6_K " + rows + "x" + cols);
         long n = (long) rows * cols;
-        MemorySegment values = arena.allocate(n / 4 * 3, 64);
+        MemorySegment values = arena.allocate(n, 64);
         MemorySegment scales = arena.allocate(n / 256 * 2, 64);
         MemorySegment subScales = arena.allocate(n / 16, 64);
         MemorySegment in = src.data();
@@ -66,7 +59,7 @@ public final class Q6x32Tensor extends RowGroupTensor {
             byte[] raw = new byte[210];
             byte[] q = new byte[256];
             float[] unused = new float[16];
-            byte[] out = new byte[subs * LINES];
+            byte[] out = new byte[subs * 16 * R];
             byte[] halves = new byte[superBlocks * 2 * R];
             byte[] sub = new byte[subs * R];
             return g -> {
@@ -79,15 +72,8 @@ public final class Q6x32Tensor extends RowGroupTensor {
                         halves[s * 2 * R + 2 * lane + 1] = raw[209];
                         for (int v = 0; v < 16; v++) {
                             int u = s * 16 + v;
-                            int at = v * 16; // q holds Q6_K's q - 32, 6-bit signed
                             sub[u * R + lane] = raw[192 + v];
-                            for (int k = 0; k < 4; k++) {
-                                int o = u * LINES + k * 3 * R + lane;
-                                int d = q[at + k + 12]; // column k + 12's 6 bits ride in the low 2 bits of the others
-                                out[o] = (byte) (q[at + k] << 2 | d & 3);
-                                out[o + R] = (byte) (q[at + k + 4] << 2 | d >> 2 & 3);
-                                out[o + 2 * R] = (byte) (q[at + k + 8] << 2 | d >> 4 & 3);
-                            }
+                            for (int j = 0; j < 16; j++) out[u * 16 * R + j * R + lane] = q[v * 16 + j];
                         }
                     }
                 }
@@ -96,7 +82,7 @@ public final class Q6x32Tensor extends RowGroupTensor {
                 MemorySegment.copy(sub, 0, subScales, ValueLayout.JAVA_BYTE, (long) g * sub.length, sub.length);
             };
         });
-        return new Q6x32Tensor(values, scales, subScales, rows, cols);
+        return new Int8RowGroupTensor(values, scales, subScales, rows, cols);
     }
 
     @Override
@@ -109,15 +95,15 @@ public final class Q6x32Tensor extends RowGroupTensor {
         return new MemorySegment[] {data, scales, subScales};
     }
 
-    static Q6x32Tensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
+    static Int8RowGroupTensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
         if (source != GGMLType.Q6_K || s.length != 3 || rows % R != 0 || cols % 256 != 0) {
             throw new IllegalArgumentException("not a repacked Q6_K layout: " + source + " " + rows + "x" + cols);
         }
         long n = (long) rows * cols;
-        checkSize(s[0], n / 4 * 3, "values");
+        checkSize(s[0], n, "values");
         checkSize(s[1], n / 256 * 2, "scales");
         checkSize(s[2], n / 16, "sub-block scales");
-        return new Q6x32Tensor(s[0], s[1], s[2], rows, cols);
+        return new Int8RowGroupTensor(s[0], s[1], s[2], rows, cols);
     }
 
     @Override
@@ -126,19 +112,9 @@ public final class Q6x32Tensor extends RowGroupTensor {
         int c = (int) (index % cols);
         long gu = (long) (r / R) * subs + c / 16;
         int lane = r % R;
-        int j = c % 16;
-        long at = gu * LINES + (j % 4) * 3L * R + lane; // column j is in pass j % 4, role j / 4
-        int q;
-        if (j < 12) {
-            q = data.get(ValueLayout.JAVA_BYTE, at + (j / 4) * (long) R) >> 2;
-        } else {
-            int bits = data.get(ValueLayout.JAVA_BYTE, at) & 3 | (data.get(ValueLayout.JAVA_BYTE, at + R) & 3) << 2
-                    | (data.get(ValueLayout.JAVA_BYTE, at + 2 * R) & 3) << 4;
-            q = bits << 26 >> 26;
-        }
         float d = Float.float16ToFloat(scales.get(HALF, gu / 16 * 2 * R + 2L * lane));
         float scale = d * subScales.get(ValueLayout.JAVA_BYTE, gu * R + lane);
-        return scale * q;
+        return scale * data.get(ValueLayout.JAVA_BYTE, gu * 16 * R + (c % 16) * (long) R + lane);
     }
 
     @Override
@@ -153,25 +129,17 @@ public final class Q6x32Tensor extends RowGroupTensor {
             long gu = (long) g * subs;
             for (int u = 0; u < subs; u++, gu++) {
                 int c = u * 16;
-                long line = gu * LINES;
+                long line = gu * 16 * R;
                 ShortVector zs = ShortVector.zero(SHORTS);
-                ShortVector l0 = zs, h0 = zs; // columns 0-7 and 8-15
-                for (int k = 0; k < 4; k++) {
-                    long at = line + k * 3 * R;
-                    ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, at, ByteOrder.LITTLE_ENDIAN)
+                ShortVector l0 = zs, h0 = zs;
+                // 16 products of |q| <= 32, |x| <= 127 can overflow 16 bits; 8 cannot: two halves, widened after
+                for (int j = 0; j < 8; j++, line += R) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, at + R, ByteOrder.LITTLE_ENDIAN)
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line + 8 * R, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector w2 = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, at + 2 * R, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector q0 = w0.lanewise(VectorOperators.ASHR, 2);
-                    ShortVector q4 = w1.lanewise(VectorOperators.ASHR, 2);
-                    ShortVector q8 = w2.lanewise(VectorOperators.ASHR, 2);
-                    ShortVector q12 = w0.and((short) 3).or(w1.lanewise(VectorOperators.LSHL, 14).lanewise(VectorOperators.LSHR, 12))
-                            .or(w2.lanewise(VectorOperators.LSHL, 14).lanewise(VectorOperators.ASHR, 10));
-                    int cj = c + k;
-                    l0 = l0.add(q0.mul(xq[x0 + cj])).add(q4.mul(xq[x0 + cj + 4]));
-                    h0 = h0.add(q8.mul(xq[x0 + cj + 8])).add(q12.mul(xq[x0 + cj + 12]));
+                    l0 = l0.add(w.mul(xq[x0 + c + j]));
+                    h0 = h0.add(v.mul(xq[x0 + c + j + 8]));
                 }
                 if (u % 16 == 0) {
                     ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gu / 16 * 2 * R, ByteOrder.LITTLE_ENDIAN);
@@ -210,31 +178,23 @@ public final class Q6x32Tensor extends RowGroupTensor {
             long gu = (long) g * subs;
             for (int u = 0; u < subs; u++, gu++) {
                 int c = u * 16;
-                long line = gu * LINES;
+                long line = gu * 16 * R;
                 ShortVector zs = ShortVector.zero(SHORTS);
                 ShortVector l0 = zs, h0 = zs, l1 = zs, h1 = zs, l2 = zs, h2 = zs, l3 = zs, h3 = zs;
-                for (int k = 0; k < 4; k++) {
-                    long at = line + k * 3 * R;
-                    ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, at, ByteOrder.LITTLE_ENDIAN)
+                // 16 products of |q| <= 32, |x| <= 127 can overflow 16 bits; 8 cannot: two halves, widened after
+                for (int j = 0; j < 8; j++, line += R) {
+                    ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, at + R, ByteOrder.LITTLE_ENDIAN)
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line + 8 * R, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector w2 = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, at + 2 * R, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector q0 = w0.lanewise(VectorOperators.ASHR, 2);
-                    ShortVector q4 = w1.lanewise(VectorOperators.ASHR, 2);
-                    ShortVector q8 = w2.lanewise(VectorOperators.ASHR, 2);
-                    ShortVector q12 = w0.and((short) 3).or(w1.lanewise(VectorOperators.LSHL, 14).lanewise(VectorOperators.LSHR, 12))
-                            .or(w2.lanewise(VectorOperators.LSHL, 14).lanewise(VectorOperators.ASHR, 10));
-                    int cj = c + k;
-                    l0 = l0.add(q0.mul(xq[x0 + cj])).add(q4.mul(xq[x0 + cj + 4]));
-                    h0 = h0.add(q8.mul(xq[x0 + cj + 8])).add(q12.mul(xq[x0 + cj + 12]));
-                    l1 = l1.add(q0.mul(xq[x1 + cj])).add(q4.mul(xq[x1 + cj + 4]));
-                    h1 = h1.add(q8.mul(xq[x1 + cj + 8])).add(q12.mul(xq[x1 + cj + 12]));
-                    l2 = l2.add(q0.mul(xq[x2 + cj])).add(q4.mul(xq[x2 + cj + 4]));
-                    h2 = h2.add(q8.mul(xq[x2 + cj + 8])).add(q12.mul(xq[x2 + cj + 12]));
-                    l3 = l3.add(q0.mul(xq[x3 + cj])).add(q4.mul(xq[x3 + cj + 4]));
-                    h3 = h3.add(q8.mul(xq[x3 + cj + 8])).add(q12.mul(xq[x3 + cj + 12]));
+                    l0 = l0.add(w.mul(xq[x0 + c + j]));
+                    h0 = h0.add(v.mul(xq[x0 + c + j + 8]));
+                    l1 = l1.add(w.mul(xq[x1 + c + j]));
+                    h1 = h1.add(v.mul(xq[x1 + c + j + 8]));
+                    l2 = l2.add(w.mul(xq[x2 + c + j]));
+                    h2 = h2.add(v.mul(xq[x2 + c + j + 8]));
+                    l3 = l3.add(w.mul(xq[x3 + c + j]));
+                    h3 = h3.add(v.mul(xq[x3 + c + j + 8]));
                 }
                 if (u % 16 == 0) {
                     ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gu / 16 * 2 * R, ByteOrder.LITTLE_ENDIAN);

@@ -13,11 +13,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The 32-row repackings (Q4_0, Q4_K, Q6_K) and their kernels: values equal the originals bit for bit; the integer
+ * The row-group repackings (Q4_0, Q4_K, Q6_K) and their kernels: values equal the originals bit for bit; the integer
  * products equal a double-precision sum over the same quantized activations; the 16-bit block sums are exact at
  * the extremes where the raw sum wraps around.
  */
-class Q4x32TensorTest {
+class RowGroupTensorTest {
 
     static final int ROWS = 96;
     static final int COLS = 512;
@@ -28,7 +28,7 @@ class Q4x32TensorTest {
         assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
         SplittableRandom r = new SplittableRandom(type.id);
         FloatTensor src = randomTensor(type, r);
-        Q4x32Tensor p = Q4x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
+        Q4RowGroupTensor p = Q4RowGroupTensor.repack(src, ROWS, COLS, Arena.ofAuto());
         for (long i = 0; i < (long) ROWS * COLS; i++) {
             assertEquals(Float.floatToIntBits(src.getFloat(i)), Float.floatToIntBits(p.getFloat(i)), type + " value " + i);
         }
@@ -58,7 +58,7 @@ class Q4x32TensorTest {
         }
     }
 
-    /** Q6_K in 32-row groups, at 6 bits ({@link Q6x32Tensor}) and as int8 ({@link Int8x32Tensor}): exact values, the integer products. */
+    /** Q6_K in row groups, at 6 bits ({@link Q6RowGroupTensor}) and as int8 ({@link Int8RowGroupTensor}): exact values, the integer products. */
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
     void q6kRepackedValuesAndProducts(boolean sixBits) {
@@ -73,7 +73,7 @@ class Q4x32TensorTest {
             bytes[b * 210 + 209] = (byte) (v >> 8);
         }
         Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), n);
-        RowGroupTensor p = sixBits ? Q6x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto()) : Int8x32Tensor.repack(src, ROWS, COLS, Arena.ofAuto());
+        RowGroupTensor p = sixBits ? Q6RowGroupTensor.repack(src, ROWS, COLS, Arena.ofAuto()) : Int8RowGroupTensor.repack(src, ROWS, COLS, Arena.ofAuto());
         for (long i = 0; i < n; i++) assertEquals(Float.floatToIntBits(src.getFloat(i)), Float.floatToIntBits(p.getFloat(i)), "Q6_K value " + i);
         float[] x = new float[8 * COLS];
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 89 == 0 ? 30 : 1);
@@ -117,7 +117,7 @@ class Q4x32TensorTest {
                 }
                 Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), 32L * cols);
                 assertEquals(q - 32, src.getFloat(77), "the hand-made Q6_K block");
-                Q6x32Tensor p = Q6x32Tensor.repack(src, 32, cols, Arena.ofAuto());
+                Q6RowGroupTensor p = Q6RowGroupTensor.repack(src, 32, cols, Arena.ofAuto());
                 float[] x = new float[4 * cols];
                 java.util.Arrays.fill(x, sign);
                 Q8Activations a = new Q8Activations();
@@ -145,7 +145,7 @@ class Q4x32TensorTest {
                 bytes[b * 18 + 1] = (byte) (one >> 8);
                 for (int j = 0; j < 16; j++) bytes[b * 18 + 2 + j] = (byte) (nibble | nibble << 4);
             }
-            Q4x32Tensor p = Q4x32Tensor.repack(new Q4_0Tensor(MemorySegment.ofArray(bytes), 32L * 64), 32, 64, Arena.ofAuto());
+            Q4RowGroupTensor p = Q4RowGroupTensor.repack(new Q4_0Tensor(MemorySegment.ofArray(bytes), 32L * 64), 32, 64, Arena.ofAuto());
             float[] x = new float[64];
             java.util.Arrays.fill(x, nibble == 15 ? 1f : -1f); // quantizes to +127 / -127 with d = 1/127 (as half)
             Q8Activations a = new Q8Activations();

@@ -13,24 +13,24 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * 4-bit weights (Q4_0 or Q4_K) repacked at load, 32 rows at a time, for integer products with
+ * 4-bit weights (Q4_0 or Q4_K) repacked at load, a group of rows at a time (see {@link RowGroupTensor#R}: 32 on AVX-512, 16 on AVX2, 8 on NEON), for integer products with
  * {@link Q8Activations} (ggml's "repack" idea, like its q4_0_8x8, shaped for the Java Vector API).
  *
- * <p>Layout: rows in groups of 32, columns in blocks of 32. For group g and block k, 16 lines of 32 bytes: line j
- * holds, for each of the 32 rows, column j in the low nibble and column j + 16 in the high one (Q4_0's own
+ * <p>Layout: rows in groups of R, columns in blocks of 32. For group g and block k, 16 lines of R bytes: line j
+ * holds, for each of the R rows, column j in the low nibble and column j + 16 in the high one (Q4_0's own
  * in-block order). Scales stay in the file's precision, so the repacking is no bigger than the file and holds the
  * same values exactly: Q4_0 keeps its half-precision d per row and block (value = (q - 8) d); Q4_K keeps, per row
  * and block, its 6-bit scale and min as bytes, and per row and super-block of 256 its half-precision d and dmin
  * (value = (d sc) q - dmin m).
  *
- * <p>Why: with the rows across the lanes, one 32-byte load gives two columns of 32 rows; widened to shorts, the
+ * <p>Why: with the rows across the lanes, one R-byte load gives two columns of R rows; widened to shorts, the
  * nibbles multiply with the broadcast int8 activation and accumulate in 16-bit lanes with no horizontal sum per
  * block. A block's sum of (q - 8) * x is at most 32 * 8 * 127 = 32512 in magnitude, so it fits a short exactly even
  * though the raw sum of q * x wraps: the wrap-around cancels when 8 * sum(x) is subtracted. That is about a third of
  * the instructions of the float route per weight, which is what bounds 4-bit decoding on the CPU. The kernels are
  * written out without helpers: past the JIT's inlining budget, a call that takes or returns vectors boxes them.
  */
-public final class Q4x32Tensor extends RowGroupTensor {
+public final class Q4RowGroupTensor extends RowGroupTensor {
 
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -41,7 +41,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
     /** Q4_K only: per (group, block) 32 scale bytes then 32 min bytes. */
     private final MemorySegment subScales;
 
-    private Q4x32Tensor(GGMLType source, MemorySegment nibbles, MemorySegment scales, MemorySegment subScales, int rows, int cols) {
+    private Q4RowGroupTensor(GGMLType source, MemorySegment nibbles, MemorySegment scales, MemorySegment subScales, int rows, int cols) {
         super(nibbles, rows, cols);
         this.source = source;
         this.blocks = cols / 32;
@@ -56,7 +56,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
     }
 
     /** Repacks a Q4_0 or Q4_K matrix of {@code rows} x {@code cols} into memory owned by {@code arena}. */
-    public static Q4x32Tensor repack(FloatTensor src, int rows, int cols, Arena arena) {
+    public static Q4RowGroupTensor repack(FloatTensor src, int rows, int cols, Arena arena) {
         if (!supports(src, rows, cols)) throw new IllegalArgumentException("cannot repack " + src.type() + " " + rows + "x" + cols);
         boolean k = src instanceof Q4_KTensor;
         long n = (long) rows * cols;
@@ -116,7 +116,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
                 if (k) MemorySegment.copy(sub, 0, subScales, ValueLayout.JAVA_BYTE, (long) g * sub.length, sub.length);
             };
         });
-        return new Q4x32Tensor(src.type(), nibbles, scales, subScales, rows, cols);
+        return new Q4RowGroupTensor(src.type(), nibbles, scales, subScales, rows, cols);
     }
 
     @Override
@@ -129,7 +129,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
         return new MemorySegment[] {data, scales, subScales};
     }
 
-    static Q4x32Tensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
+    static Q4RowGroupTensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
         boolean k = source == GGMLType.Q4_K;
         if (!k && source != GGMLType.Q4_0 || s.length != 3 || rows % R != 0 || cols % (k ? 256 : 32) != 0) {
             throw new IllegalArgumentException("not a repacked Q4_0/Q4_K layout: " + source + " " + rows + "x" + cols);
@@ -138,7 +138,7 @@ public final class Q4x32Tensor extends RowGroupTensor {
         checkSize(s[0], n / 2, "nibbles");
         checkSize(s[1], k ? n / 256 * 4 : n / 32 * 2, "scales");
         if (k) checkSize(s[2], n / 32 * 2, "sub-block scales");
-        return new Q4x32Tensor(source, s[0], s[1], k ? s[2] : null, rows, cols);
+        return new Q4RowGroupTensor(source, s[0], s[1], k ? s[2] : null, rows, cols);
     }
 
     @Override
