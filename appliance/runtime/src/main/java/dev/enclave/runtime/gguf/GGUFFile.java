@@ -192,6 +192,15 @@ public final class GGUFFile implements AutoCloseable {
      * reads once its merge table is built. Afterwards the key is absent, as if the file had no such entry. Not
      * thread-safe: call it while building a model, before the file is shared.
      */
+    /**
+     * Drops the metadata section's pages from this process's resident memory: everything in it was copied out while
+     * parsing (a Llama 3 vocabulary and merges are ~10 MB of the file), and a mapped page, once touched, otherwise
+     * stays resident for the life of the mapping. The pages stay in the page cache; nothing is read from them again.
+     */
+    public void releaseMetadataPages() {
+        if (segment.isMapped() && dataStart > 0) segment.asSlice(0, Math.min(dataStart, segment.byteSize())).unload();
+    }
+
     public void forgetArray(String key) {
         if (metadata.get(key) instanceof GGUFArray) {
             mutableMetadata.remove(key);

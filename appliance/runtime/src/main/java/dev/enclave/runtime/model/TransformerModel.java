@@ -88,6 +88,7 @@ public final class TransformerModel implements AutoCloseable {
         this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions]);
         this.tokenizer = Tokenizer.fromGGUF(gguf);
         gguf.forgetArray("tokenizer.ggml.merges"); // the tokenizer keeps its own compact merge table
+        gguf.releaseMetadataPages();
         ModelConfig c = config;
         Architecture arch = c.arch();
         if (tokenizer.vocabularySize() != c.vocabularySize()) {
