@@ -39,7 +39,7 @@ public final class KernelWarmup {
         float sink = 0;
         for (GGMLType t : types) {
             if (!t.hasKnownLayout() || t.blockSize > cols) continue;
-            if (repacked4Bit && Kernels.WIDE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K || t == GGMLType.Q6_K)) continue;
+            if (repacked4Bit && RowGroupTensor.AVAILABLE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K || t == GGMLType.Q6_K)) continue;
             MemorySegment sample = samples.get(t);
             MemorySegment bytes = sample != null && sample.byteSize() >= t.byteSize(cols) ? sample.asSlice(0, t.byteSize(cols))
                     : java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(cols), 64);
@@ -58,7 +58,7 @@ public final class KernelWarmup {
                 if ((i & 63) == 0) tensor.copyTo(0, row, 0, cols);
             }
         }
-        if (repacked4Bit && Kernels.WIDE) {
+        if (repacked4Bit && RowGroupTensor.AVAILABLE) {
             // the integer route, one and four tokens, on the smallest tensors of each kind: interpreted Vector API code
             // is very slow, so short calls reach the compile thresholds (invocation counts) soonest
             for (GGMLType t : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K}) {
