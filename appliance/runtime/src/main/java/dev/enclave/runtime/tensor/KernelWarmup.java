@@ -17,22 +17,25 @@ public final class KernelWarmup {
     /**
      * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4RowGroupTensor}), whose
      *     kernels are then warmed instead of those types' float dot products
-     * @param q6kInLayers whether Q6_K matrices other than the vocabulary-sized ones are repacked (as int8, {@link
-     *     Int8RowGroupTensor}; the vocabulary-sized ones keep 6 bits, {@link Q6RowGroupTensor}), so both kernels are needed
+     * @param q6kSixBits whether some Q6_K matrix is repacked at 6 bits ({@link Q6RowGroupTensor}: the vocabulary-sized one)
+     * @param q6kInt8 whether some Q6_K matrix is repacked as int8 ({@link Int8RowGroupTensor}: layers, or the
+     *     vocabulary-sized one when asked)
      * @param samples per type, memory of the model's own weights of that type (its mapped file): the kernels are run
      *     on a slice of it, so the JIT profiles the segment kind the model will use (warming a float kernel on native
      *     memory and then running it on mapped memory measured 40% slower decoding on Q8_0)
      */
-    public static void warmUp(Set<GGMLType> types, boolean repacked4Bit, boolean q6kInLayers, java.util.Map<GGMLType, MemorySegment> samples) {
+    public static void warmUp(Set<GGMLType> types, boolean repacked4Bit, boolean q6kSixBits, boolean q6kInt8,
+                              java.util.Map<GGMLType, MemorySegment> samples) {
         try {
-            run(types, repacked4Bit, q6kInLayers, samples);
+            run(types, repacked4Bit, q6kSixBits, q6kInt8, samples);
         } catch (IllegalStateException closed) {
             // the model's memory was closed under the warm-up (its load failed, or it was closed at once): nothing
             // is left to warm up for, and a background thread has no one to report to
         }
     }
 
-    private static void run(Set<GGMLType> types, boolean repacked4Bit, boolean q6kInLayers, java.util.Map<GGMLType, MemorySegment> samples) {
+    private static void run(Set<GGMLType> types, boolean repacked4Bit, boolean q6kSixBits, boolean q6kInt8,
+                            java.util.Map<GGMLType, MemorySegment> samples) {
         int cols = 512;
         float[] x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (i % 7) * 0.01f;
@@ -70,8 +73,8 @@ public final class KernelWarmup {
                 if (t != GGMLType.Q6_K) {
                     kernels.add(Q4RowGroupTensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto()));
                 } else {
-                    kernels.add(Q6RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
-                    if (q6kInLayers) kernels.add(Int8RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                    if (q6kSixBits) kernels.add(Q6RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                    if (q6kInt8) kernels.add(Int8RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));
                 }
                 float[] x4 = new float[4 * c];
                 for (int i = 0; i < x4.length; i++) x4[i] = (i % 5) * 0.02f;

@@ -54,6 +54,7 @@ public class ModelService {
         if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
         this.settings = new ContinuousBatchScheduler.Settings(maxActive, queueLength, tokenBudget, blockSize,
                 kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap);
+        ModelLoader.useVocabularyLayout(maxActive);
         try {
             this.loaded = load(ModelLoader.open(modelPath.orElse(null)));
         } catch (IOException e) {
