@@ -79,6 +79,10 @@ public record DeviceProfile(String name, int schemaVersion, String description, 
                 errors.add("lan.ranges: '" + t + "' is not an address range like 192.168.0.0/16");
             }
         }
+        if (p.getProperty("serve.max-active") != null) {
+            int active = intOf(p, "serve.max-active", errors);
+            if (active < 1 || active > 256) errors.add("serve.max-active must be in 1..256");
+        }
         if (p.getProperty("https.port") != null) {
             int port = intOf(p, "https.port", errors);
             if (port < 1 || port > 65535) errors.add("https.port must be in 1..65535");

@@ -46,6 +46,10 @@ public final class DeviceRenderer {
         // the model gets what the KV cache does not: a quarter of the budget for KV, at most 4 GiB
         long kv = Math.min(4096, p.memoryBudgetMiB() / 4);
         sb.append("enclave.scheduler.kv-memory-mb=").append(kv).append('\n');
+        // how many users decode at once; below 4 the server also keeps the vocabulary matrix at 6 bits (less memory)
+        if (raw.getProperty("serve.max-active") != null) {
+            sb.append("enclave.scheduler.max-active=").append(raw.getProperty("serve.max-active").trim()).append('\n');
+        }
         // battery saver: always on if the profile says so; on a device with battery settings, whenever it runs on battery
         String saver = p.batterySaver() ? "true" : raw.getProperty("battery.threads") != null ? "auto" : "false";
         sb.append("enclave.battery-saver=").append(saver).append('\n');

@@ -32,8 +32,9 @@ class DeviceProfileTest {
         p.setProperty("inference.cores", "1,9");
         p.setProperty("memory.budget.mib", "10");
         p.setProperty("backend.order", "cpu,quantum");
+        p.setProperty("serve.max-active", "0");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DeviceProfile.parse("bad", p));
-        for (String part : new String[] {"schema.version", "cpu.arch", "core 9", "memory.budget.mib", "quantum"}) {
+        for (String part : new String[] {"schema.version", "cpu.arch", "core 9", "memory.budget.mib", "quantum", "serve.max-active"}) {
             assertTrue(e.getMessage().contains(part), e.getMessage());
         }
         assertThrows(IllegalArgumentException.class, () -> DeviceProfile.builtIn("toaster"));

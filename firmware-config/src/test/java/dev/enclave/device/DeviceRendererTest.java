@@ -52,6 +52,7 @@ class DeviceRendererTest {
         }
         Path qcs = tmp.resolve("qcs6490");
         assertTrue(Files.readString(qcs.resolve("systemd/enclave.service.d/10-device-profile.conf")).contains("CPUAffinity=4 5 6 7"));
+        assertTrue(Files.readString(qcs.resolve("enclave/application.properties")).contains("enclave.scheduler.max-active=2"));
         assertTrue(Files.readString(qcs.resolve("enclave/npu.env")).contains("ADSP_LIBRARY_PATH=/opt/qcom/qairt/lib/hexagon-v68"));
         assertTrue(Files.readString(qcs.resolve("nftables/enclave.nft")).contains("ip saddr { 192.168.0.0/16, 10.0.0.0/8 } tcp dport 8443 accept"));
     }
