@@ -26,11 +26,12 @@ class RepackCacheTest {
     @AfterEach
     void off() {
         System.clearProperty(RepackCache.PROPERTY);
+        System.clearProperty(TransformerModel.VOCABULARY_INT8);
     }
 
     @Test
     void secondLoadMapsTheCacheAndDamageIsIgnored() throws Exception {
-        assumeTrue(jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() >= 16, "the repacked route needs 512-bit vectors");
+        assumeTrue(dev.enclave.runtime.tensor.RowGroupTensor.AVAILABLE, "the repacked route needs vectors of 8 shorts or more");
         System.setProperty(RepackCache.PROPERTY, dir.toString());
         Path model = SharedData.model("syn-llama3-bpe-Q4_K_M.gguf");
 
@@ -51,6 +52,23 @@ class RepackCacheTest {
 
         Files.write(cacheFile, java.util.Arrays.copyOf(Files.readAllBytes(cacheFile), 10_000)); // truncated
         assertArrayEquals(first, logits(model, true), "logits with a truncated cache (ignored, rewritten)");
+    }
+
+    /**
+     * The tied vocabulary matrix (Q6_K in this file) at 6 bits, then as int8: the cache holds the other kind, so the
+     * second load repacks instead of mapping it, and the logits are bit-identical (the same exact integer sums of
+     * the same values, in the same 8-column halves).
+     */
+    @Test
+    void vocabularyLayoutSwitchRepacksAndKeepsTheLogits() throws Exception {
+        assumeTrue(dev.enclave.runtime.tensor.RowGroupTensor.AVAILABLE, "the repacked route needs vectors of 8 shorts or more");
+        System.setProperty(RepackCache.PROPERTY, dir.toString());
+        Path model = SharedData.model("syn-llama3-bpe-Q4_K_M.gguf");
+        System.setProperty(TransformerModel.VOCABULARY_INT8, "false");
+        float[] sixBits = logits(model, true);
+        System.setProperty(TransformerModel.VOCABULARY_INT8, "true");
+        assertArrayEquals(sixBits, logits(model, true), "logits with the vocabulary matrix as int8");
+        assertArrayEquals(sixBits, logits(model, false), "logits from the cache holding the int8 form");
     }
 
     /** Loads, reads the prompt, returns the last logits; checks whether this load had to write the cache. */
