@@ -216,7 +216,7 @@ public final class TransformerModel implements AutoCloseable {
         }
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
         boolean grouped = repack4Bit && expectedDims.length == 2 && (Q4RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0])
-                || Q6RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]) || Int8RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]));
+                || Q6RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0])); // Q6_K: either form, same shapes
         if (grouped && cache != null) {
             RowGroupTensor cached = cache.get(name, RowGroupTensor.kindOf(groupKind(name, tensor)), t.type(), (int) expectedDims[1], (int) expectedDims[0]);
             if (cached != null) return cached; // mapped from the cache file: the model file's pages are never touched
@@ -248,7 +248,7 @@ public final class TransformerModel implements AutoCloseable {
     /**
      * System property: hold the vocabulary-sized Q6_K matrix as int8 too. For an engine that decodes many sequences
      * at once (the server sets it from 4 active sequences up): its 4-token products are ~1.4x faster at int8, which
-     * was ~5% of the 8-client throughput, for 65 MB more memory on a 1B model.
+     * was 2-5% of the 8-client throughput, for 65 MB more memory on a 1B model.
      */
     public static final String VOCABULARY_INT8 = "enclave.vocabulary-int8";
 
