@@ -24,86 +24,25 @@ import jdk.incubator.vector.VectorSpecies;
  * |x| <= 127 fit (8 * 32 * 127 = 32512), so each sub-block sums two 8-column halves, widened to ints. No horizontal
  * sums. Kernels are written out without helpers (a call taking vectors past the inlining budget boxes them).
  */
-public final class Int8RowGroupTensor extends RowGroupTensor {
+public final class Int8RowGroupTensor extends Q6_KRowGroupTensor {
 
-    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Bytes per group and sub-block: 16 lines of R values. */
+    private static final int LINES = 16 * R;
 
-    private final int subs; // 16-column sub-blocks per row
-    /** Per (group, super-block): 32 half-precision d. */
-    private final MemorySegment scales;
-    /** Per (group, sub-block): 32 int8 scales. */
-    private final MemorySegment subScales;
-
-    private Int8RowGroupTensor(MemorySegment values, MemorySegment scales, MemorySegment subScales, int rows, int cols) {
-        super(values, rows, cols);
-        this.subs = cols / 16;
-        this.scales = scales;
-        this.subScales = subScales;
-    }
-
-    public static boolean supports(FloatTensor t, long rows, long cols) {
-        return AVAILABLE && t instanceof Q6_KTensor && rows % R == 0 && cols % 256 == 0 && rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE;
+    private Int8RowGroupTensor(MemorySegment[] s, int rows, int cols) {
+        super(s[0], s[1], s[2], rows, cols);
     }
 
     /** Repacks a Q6_K matrix of {@code rows} x {@code cols} into memory owned by {@code arena}, on every core. */
     public static Int8RowGroupTensor repack(Q6_KTensor src, int rows, int cols, Arena arena) {
-        if (!supports(src, rows, cols)) throw new IllegalArgumentException("cannot repack Q6_K " + rows + "x" + cols);
-        long n = (long) rows * cols;
-        MemorySegment values = arena.allocate(n, 64);
-        MemorySegment scales = arena.allocate(n / 256 * 2, 64);
-        MemorySegment subScales = arena.allocate(n / 16, 64);
-        MemorySegment in = src.data();
-        int subs = cols / 16;
-        int superBlocks = cols / 256;
-        repackInParallel(rows / R, () -> {
-            byte[] raw = new byte[210];
-            byte[] q = new byte[256];
-            float[] unused = new float[16];
-            byte[] out = new byte[subs * 16 * R];
-            byte[] halves = new byte[superBlocks * 2 * R];
-            byte[] sub = new byte[subs * R];
-            return g -> {
-                for (int lane = 0; lane < R; lane++) {
-                    long row = (long) g * R + lane;
-                    for (int s = 0; s < superBlocks; s++) {
-                        Int8RowsTensor.repackSuperBlock(in, row * superBlocks + s, raw, q, unused);
-                        checkHalf(raw[208], raw[209], row);
-                        halves[s * 2 * R + 2 * lane] = raw[208]; // d, little-endian half
-                        halves[s * 2 * R + 2 * lane + 1] = raw[209];
-                        for (int v = 0; v < 16; v++) {
-                            int u = s * 16 + v;
-                            sub[u * R + lane] = raw[192 + v];
-                            for (int j = 0; j < 16; j++) out[u * 16 * R + j * R + lane] = q[v * 16 + j];
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, values, ValueLayout.JAVA_BYTE, (long) g * out.length, out.length);
-                MemorySegment.copy(halves, 0, scales, ValueLayout.JAVA_BYTE, (long) g * halves.length, halves.length);
-                MemorySegment.copy(sub, 0, subScales, ValueLayout.JAVA_BYTE, (long) g * sub.length, sub.length);
-            };
-        });
-        return new Int8RowGroupTensor(values, scales, subScales, rows, cols);
-    }
-
-    @Override
-    public GGMLType type() {
-        return GGMLType.Q6_K; // same values as the Q6_K tensor it came from
-    }
-
-    @Override
-    public MemorySegment[] segments() {
-        return new MemorySegment[] {data, scales, subScales};
+        return new Int8RowGroupTensor(repack(src, rows, cols, arena, LINES, (out, base, lane, q, at) -> {
+            for (int j = 0; j < 16; j++) out[base + j * R + lane] = q[at + j];
+        }), rows, cols);
     }
 
     static Int8RowGroupTensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
-        if (source != GGMLType.Q6_K || s.length != 3 || rows % R != 0 || cols % 256 != 0) {
-            throw new IllegalArgumentException("not a repacked Q6_K layout: " + source + " " + rows + "x" + cols);
-        }
-        long n = (long) rows * cols;
-        checkSize(s[0], n, "values");
-        checkSize(s[1], n / 256 * 2, "scales");
-        checkSize(s[2], n / 16, "sub-block scales");
-        return new Int8RowGroupTensor(s[0], s[1], s[2], rows, cols);
+        checkSegments(source, s, rows, cols, LINES);
+        return new Int8RowGroupTensor(s, rows, cols);
     }
 
     @Override
@@ -112,9 +51,7 @@ public final class Int8RowGroupTensor extends RowGroupTensor {
         int c = (int) (index % cols);
         long gu = (long) (r / R) * subs + c / 16;
         int lane = r % R;
-        float d = Float.float16ToFloat(scales.get(HALF, gu / 16 * 2 * R + 2L * lane));
-        float scale = d * subScales.get(ValueLayout.JAVA_BYTE, gu * R + lane);
-        return scale * data.get(ValueLayout.JAVA_BYTE, gu * 16 * R + (c % 16) * (long) R + lane);
+        return scale(gu, lane) * data.get(ValueLayout.JAVA_BYTE, gu * LINES + (c % 16) * (long) R + lane);
     }
 
     @Override

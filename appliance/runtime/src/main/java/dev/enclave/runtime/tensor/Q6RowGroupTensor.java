@@ -29,95 +29,31 @@ import jdk.incubator.vector.VectorSpecies;
  * so each sub-block is summed as two halves of 8 columns, widened to ints before they are added. No horizontal sums.
  * Kernels are written out without helpers (a call taking vectors past the inlining budget boxes them).
  */
-public final class Q6RowGroupTensor extends RowGroupTensor {
+public final class Q6RowGroupTensor extends Q6_KRowGroupTensor {
 
-    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Bytes per group and sub-block: 512 values at 6 bits. */
     private static final int LINES = 12 * R;
 
-    private final int subs; // 16-column sub-blocks per row
-    /** Per (group, super-block): 32 half-precision d. */
-    private final MemorySegment scales;
-    /** Per (group, sub-block): 32 int8 scales. */
-    private final MemorySegment subScales;
-
-    private Q6RowGroupTensor(MemorySegment values, MemorySegment scales, MemorySegment subScales, int rows, int cols) {
-        super(values, rows, cols);
-        this.subs = cols / 16;
-        this.scales = scales;
-        this.subScales = subScales;
-    }
-
-    public static boolean supports(FloatTensor t, long rows, long cols) {
-        return AVAILABLE && t instanceof Q6_KTensor && rows % R == 0 && cols % 256 == 0 && rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE;
+    private Q6RowGroupTensor(MemorySegment[] s, int rows, int cols) {
+        super(s[0], s[1], s[2], rows, cols);
     }
 
     /** Repacks a Q6_K matrix of {@code rows} x {@code cols} into memory owned by {@code arena}, on every core. */
     public static Q6RowGroupTensor repack(Q6_KTensor src, int rows, int cols, Arena arena) {
-        if (!supports(src, rows, cols)) throw new IllegalArgumentException("cannot repack Q6_K " + rows + "x" + cols);
-        long n = (long) rows * cols;
-        MemorySegment values = arena.allocate(n / 4 * 3, 64);
-        MemorySegment scales = arena.allocate(n / 256 * 2, 64);
-        MemorySegment subScales = arena.allocate(n / 16, 64);
-        MemorySegment in = src.data();
-        int subs = cols / 16;
-        int superBlocks = cols / 256;
-        repackInParallel(rows / R, () -> {
-            byte[] raw = new byte[210];
-            byte[] q = new byte[256];
-            float[] unused = new float[16];
-            byte[] out = new byte[subs * LINES];
-            byte[] halves = new byte[superBlocks * 2 * R];
-            byte[] sub = new byte[subs * R];
-            return g -> {
-                for (int lane = 0; lane < R; lane++) {
-                    long row = (long) g * R + lane;
-                    for (int s = 0; s < superBlocks; s++) {
-                        Int8RowsTensor.repackSuperBlock(in, row * superBlocks + s, raw, q, unused);
-                        checkHalf(raw[208], raw[209], row);
-                        halves[s * 2 * R + 2 * lane] = raw[208]; // d, little-endian half
-                        halves[s * 2 * R + 2 * lane + 1] = raw[209];
-                        for (int v = 0; v < 16; v++) {
-                            int u = s * 16 + v;
-                            int at = v * 16; // q holds Q6_K's q - 32, 6-bit signed
-                            sub[u * R + lane] = raw[192 + v];
-                            for (int k = 0; k < 4; k++) {
-                                int o = u * LINES + k * 3 * R + lane;
-                                int d = q[at + k + 12]; // column k + 12's 6 bits ride in the low 2 bits of the others
-                                out[o] = (byte) (q[at + k] << 2 | d & 3);
-                                out[o + R] = (byte) (q[at + k + 4] << 2 | d >> 2 & 3);
-                                out[o + 2 * R] = (byte) (q[at + k + 8] << 2 | d >> 4 & 3);
-                            }
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, values, ValueLayout.JAVA_BYTE, (long) g * out.length, out.length);
-                MemorySegment.copy(halves, 0, scales, ValueLayout.JAVA_BYTE, (long) g * halves.length, halves.length);
-                MemorySegment.copy(sub, 0, subScales, ValueLayout.JAVA_BYTE, (long) g * sub.length, sub.length);
-            };
-        });
-        return new Q6RowGroupTensor(values, scales, subScales, rows, cols);
-    }
-
-    @Override
-    public GGMLType type() {
-        return GGMLType.Q6_K; // same values as the Q6_K tensor it came from
-    }
-
-    @Override
-    public MemorySegment[] segments() {
-        return new MemorySegment[] {data, scales, subScales};
+        return new Q6RowGroupTensor(repack(src, rows, cols, arena, LINES, (out, base, lane, q, at) -> {
+            for (int k = 0; k < 4; k++) {
+                int o = base + k * 3 * R + lane;
+                int d = q[at + k + 12]; // column k + 12's 6 bits ride in the low 2 bits of the others
+                out[o] = (byte) (q[at + k] << 2 | d & 3);
+                out[o + R] = (byte) (q[at + k + 4] << 2 | d >> 2 & 3);
+                out[o + 2 * R] = (byte) (q[at + k + 8] << 2 | d >> 4 & 3);
+            }
+        }), rows, cols);
     }
 
     static Q6RowGroupTensor fromSegments(GGMLType source, MemorySegment[] s, int rows, int cols) {
-        if (source != GGMLType.Q6_K || s.length != 3 || rows % R != 0 || cols % 256 != 0) {
-            throw new IllegalArgumentException("not a repacked Q6_K layout: " + source + " " + rows + "x" + cols);
-        }
-        long n = (long) rows * cols;
-        checkSize(s[0], n / 4 * 3, "values");
-        checkSize(s[1], n / 256 * 2, "scales");
-        checkSize(s[2], n / 16, "sub-block scales");
-        return new Q6RowGroupTensor(s[0], s[1], s[2], rows, cols);
+        checkSegments(source, s, rows, cols, LINES);
+        return new Q6RowGroupTensor(s, rows, cols);
     }
 
     @Override
@@ -136,9 +72,7 @@ public final class Q6RowGroupTensor extends RowGroupTensor {
                     | (data.get(ValueLayout.JAVA_BYTE, at + 2 * R) & 3) << 4;
             q = bits << 26 >> 26;
         }
-        float d = Float.float16ToFloat(scales.get(HALF, gu / 16 * 2 * R + 2L * lane));
-        float scale = d * subScales.get(ValueLayout.JAVA_BYTE, gu * R + lane);
-        return scale * q;
+        return scale(gu, lane) * q;
     }
 
     @Override
