@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
 import java.util.Locale;
 
 /**
@@ -52,14 +53,22 @@ public final class NativeLibraries {
         return Path.of(System.getProperty("java.io.tmpdir"), "enclave-native-" + System.getProperty("user.name", "user"));
     }
 
-    private static void copyIfChanged(String resource, Path target) throws IOException {
+    static void copyIfChanged(String resource, Path target) throws IOException {
         try (InputStream in = NativeLibraries.class.getResourceAsStream(resource)) {
             if (in == null) throw new IOException("native library not on the class path: " + resource);
             byte[] bytes = in.readAllBytes();
-            if (Files.exists(target) && Files.size(target) == bytes.length) return;
-            Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-            Files.write(tmp, bytes);
-            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            // compare contents, not sizes: an upgrade can ship a library of the same size (ONNX Runtime's JNI
+            // part is 80,160 bytes in both 1.20.0 and 1.23.2), and a stale one fails to link against the new
+            if (Files.exists(target) && Files.size(target) == bytes.length
+                    && Arrays.equals(Files.readAllBytes(target), bytes)) return;
+            // a temp name of its own: two processes unpacking at once must not write into each other's file
+            Path tmp = Files.createTempFile(target.getParent(), target.getFileName().toString(), ".tmp");
+            try {
+                Files.write(tmp, bytes);
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
         }
     }
 
