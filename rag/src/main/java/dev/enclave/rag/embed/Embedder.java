@@ -1,6 +1,7 @@
 package dev.enclave.rag.embed;
 
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /** Turns text into unit-length vectors; documents and queries may be embedded differently (bge's query prefix). */
 public interface Embedder extends AutoCloseable {
@@ -19,6 +20,18 @@ public interface Embedder extends AutoCloseable {
     int countTokens(String text);
 
     List<float[]> embedDocuments(List<String> texts);
+
+    /**
+     * Starts embedding {@code texts} and returns at once, so the caller can prepare (or store) other documents
+     * while this runs. The default embeds on the calling thread.
+     */
+    default CompletableFuture<List<float[]>> embedDocumentsAsync(List<String> texts) {
+        try {
+            return CompletableFuture.completedFuture(embedDocuments(texts));
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
 
     float[] embedQuery(String text);
 

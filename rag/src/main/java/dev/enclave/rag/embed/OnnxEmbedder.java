@@ -17,10 +17,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * A bundled BERT-style sentence embedder on ONNX Runtime: Hugging Face tokenizer (the model's own
@@ -112,33 +112,43 @@ public final class OnnxEmbedder implements Embedder {
         return embed(texts);
     }
 
-    private List<float[]> embed(List<String> texts) {
-        int n = texts.size();
-        if (n == 0) return List.of();
-        Encoding[] enc = tokenizer.batchEncode(texts);
-        if (n == 1 || workers == null) {
-            List<float[]> out = new ArrayList<>(n);
-            for (int i = 0; i < n; i++) out.add(runBatch(enc, new int[] {i})[0]);
-            return out;
-        }
+    @Override
+    public CompletableFuture<List<float[]>> embedDocumentsAsync(List<String> texts) {
+        if (workers == null || texts.isEmpty()) return Embedder.super.embedDocumentsAsync(texts);
         // one input per run: int8 dynamic quantization scales activations per run, so a text embeds the same
-        // whatever it is batched with; throughput comes from running inputs on several threads instead
-        List<Future<float[]>> futures = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            int k = i;
-            futures.add(workers.submit(() -> runBatch(enc, new int[] {k})[0]));
+        // whatever it is batched with; throughput comes from running inputs on several threads instead. Each
+        // task tokenizes its own text, so tokenizing is spread over the workers too.
+        @SuppressWarnings("unchecked")
+        CompletableFuture<float[]>[] parts = new CompletableFuture[texts.size()];
+        for (int i = 0; i < parts.length; i++) {
+            String text = texts.get(i);
+            parts[i] = CompletableFuture.supplyAsync(() -> embedOne(tokenizer.encode(text)), workers);
         }
-        List<float[]> out = new ArrayList<>(n);
-        try {
-            for (Future<float[]> f : futures) out.add(f.get());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while embedding", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException r) throw r;
-            throw new IllegalStateException(e.getCause());
+        return CompletableFuture.allOf(parts).thenApply(done -> {
+            List<float[]> out = new ArrayList<>(parts.length);
+            for (CompletableFuture<float[]> p : parts) out.add(p.join());
+            return out;
+        });
+    }
+
+    private List<float[]> embed(List<String> texts) {
+        if (texts.isEmpty()) return List.of();
+        if (texts.size() > 1 && workers != null) {
+            try {
+                return embedDocumentsAsync(texts).join();
+            } catch (CompletionException e) {
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                throw new IllegalStateException(e.getCause());
+            }
         }
+        Encoding[] enc = tokenizer.batchEncode(texts);
+        List<float[]> out = new ArrayList<>(enc.length);
+        for (Encoding e : enc) out.add(embedOne(e));
         return out;
+    }
+
+    private float[] embedOne(Encoding enc) {
+        return runBatch(new Encoding[] {enc}, new int[] {0})[0];
     }
 
     private float[][] runBatch(Encoding[] enc, int[] idx) {

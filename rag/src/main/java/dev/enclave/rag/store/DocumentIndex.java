@@ -18,6 +18,9 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 
 /**
  * The document index: a SQLite {@link Catalog} and a Lucene {@link ChunkIndex} in one data directory, kept
@@ -214,44 +217,60 @@ public final class DocumentIndex implements AutoCloseable {
     // ---- ingestion
 
     /**
-     * Ingests a batch of sources into one collection: extraction and chunking per source, embeddings for all
-     * chunks of the batch at once, one Lucene commit. A source that fails is recorded (with its reason) and
+     * Ingests a batch of sources into one collection: extraction and chunking per source, each source's chunks
+     * embedded in the background while the next sources are prepared, storage in source order, one Lucene commit. A source that fails is recorded (with its reason) and
      * the rest go on. A source whose content hash is unchanged is skipped.
      */
     public synchronized List<Outcome> ingest(String collection, List<Source> sources, Long jobId)
             throws SQLException, IOException {
         Catalog.CollectionRow col = collection(collection);
-        record Prepared(int at, Source src, String sha, ExtractedDocument doc, List<DocumentChunker.Chunk> chunks) {
+        record Prepared(int at, Source src, String sha, ExtractedDocument doc, List<DocumentChunker.Chunk> chunks,
+                        CompletableFuture<List<float[]>> vectors) {
         }
         Outcome[] outcomes = new Outcome[sources.size()]; // in the order of the sources
         List<Prepared> prepared = new ArrayList<>();
-        for (int at = 0; at < sources.size(); at++) {
-            Source s = sources.get(at);
-            String sha = sha256(s.bytes());
-            Optional<Catalog.DocumentRow> existing = catalog.document(col.id(), s.name());
-            if (existing.isPresent() && existing.get().sha256().equals(sha) && existing.get().state().equals("indexed")) {
-                if (existing.get().mtime() != s.mtime()) catalog.touch(existing.get().id(), s.mtime());
-                outcomes[at] = new Outcome(s.name(), existing.get().id(), -1, null, true);
-                continue;
+        // each document's chunks start embedding as soon as it is chunked: the embedder's threads work while this
+        // one extracts and chunks the next documents, and then stores the finished ones in order
+        try {
+            for (int at = 0; at < sources.size(); at++) {
+                Source s = sources.get(at);
+                String sha = sha256(s.bytes());
+                Optional<Catalog.DocumentRow> existing = catalog.document(col.id(), s.name());
+                if (existing.isPresent() && existing.get().sha256().equals(sha) && existing.get().state().equals("indexed")) {
+                    if (existing.get().mtime() != s.mtime()) catalog.touch(existing.get().id(), s.mtime());
+                    outcomes[at] = new Outcome(s.name(), existing.get().id(), -1, null, true);
+                    continue;
+                }
+                try {
+                    ExtractedDocument doc = extractor.extract(s.name(), s.bytes());
+                    List<DocumentChunker.Chunk> chunks = chunker.chunk(doc);
+                    if (chunks.isEmpty()) throw new ExtractionException("no text found (scanned image without OCR?)");
+                    List<String> texts = new ArrayList<>(chunks.size());
+                    for (DocumentChunker.Chunk c : chunks) texts.add(c.indexedText());
+                    prepared.add(new Prepared(at, s, sha, doc, chunks, embedder.embedDocumentsAsync(texts)));
+                } catch (ExtractionException e) {
+                    catalog.recordError(jobId, col.id(), s.name(), e.getMessage());
+                    outcomes[at] = new Outcome(s.name(), null, 0, e.getMessage(), false);
+                }
             }
-            try {
-                ExtractedDocument doc = extractor.extract(s.name(), s.bytes());
-                List<DocumentChunker.Chunk> chunks = chunker.chunk(doc);
-                if (chunks.isEmpty()) throw new ExtractionException("no text found (scanned image without OCR?)");
-                prepared.add(new Prepared(at, s, sha, doc, chunks));
-            } catch (ExtractionException e) {
-                catalog.recordError(jobId, col.id(), s.name(), e.getMessage());
-                outcomes[at] = new Outcome(s.name(), null, 0, e.getMessage(), false);
-            }
+        } catch (RuntimeException | SQLException e) {
+            for (Prepared p : prepared) p.vectors().cancel(false);
+            throw e;
         }
         if (prepared.isEmpty()) return List.of(outcomes);
-        List<String> texts = new ArrayList<>();
-        for (Prepared p : prepared) for (DocumentChunker.Chunk c : p.chunks()) texts.add(c.indexedText());
-        List<float[]> vectors = embedder.embedDocuments(texts);
-        int v = 0;
         List<Long> ids = new ArrayList<>();
-        for (Prepared p : prepared) {
+        for (int k = 0; k < prepared.size(); k++) {
+            Prepared p = prepared.get(k);
+            List<float[]> vectors;
+            try {
+                vectors = p.vectors().join();
+            } catch (CompletionException | CancellationException e) {
+                for (Prepared rest : prepared.subList(k, prepared.size())) rest.vectors().cancel(false);
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                throw new IllegalStateException("embedding failed: " + e.getMessage(), e);
+            }
             List<Catalog.ChunkRow> rows = new ArrayList<>(p.chunks().size());
+            int v = 0;
             for (DocumentChunker.Chunk c : p.chunks()) {
                 rows.add(new Catalog.ChunkRow(0, 0, c.ordinal(), c.pageStart(), c.pageEnd(), c.start(), c.end(),
                         c.heading(), c.text(), vectors.get(v++)));
