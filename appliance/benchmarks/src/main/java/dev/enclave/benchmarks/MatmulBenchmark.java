@@ -7,6 +7,7 @@ import dev.enclave.runtime.tensor.Int8RowsTensor;
 import dev.enclave.runtime.tensor.Int8RowGroupTensor;
 import dev.enclave.runtime.tensor.Q4RowGroupTensor;
 import dev.enclave.runtime.tensor.Q6RowGroupTensor;
+import dev.enclave.runtime.tensor.Q8RowGroupTensor;
 import dev.enclave.runtime.tensor.Q8Activations;
 import dev.enclave.runtime.tensor.RowGroupTensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
@@ -49,7 +50,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
 public class MatmulBenchmark {
 
-    @Param({"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q6_K_INT8", "Q4_0_X32", "Q4_K_X32", "Q6_K_X32", "Q6_K_INT8_X32"})
+    @Param({"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q6_K_INT8", "Q8_0_X32", "Q4_0_X32", "Q4_K_X32", "Q6_K_X32", "Q6_K_INT8_X32"})
     public String type;
 
     static final int ROWS = 8192;
@@ -95,6 +96,7 @@ public class MatmulBenchmark {
         if (x32) {
             grouped = int8x32 ? Int8RowGroupTensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
                     : t == GGMLType.Q6_K ? Q6RowGroupTensor.repack((Q6_KTensor) w, ROWS, COLS, arena)
+                    : t == GGMLType.Q8_0 ? Q8RowGroupTensor.repack(w, ROWS, COLS, arena)
                     : Q4RowGroupTensor.repack(w, ROWS, COLS, arena);
         }
         x = new float[4 * COLS];

@@ -11,6 +11,8 @@ import dev.enclave.runtime.tensor.Int8RowsTensor;
 import dev.enclave.runtime.tensor.Int8RowGroupTensor;
 import dev.enclave.runtime.tensor.Q6RowGroupTensor;
 import dev.enclave.runtime.tensor.Q4RowGroupTensor;
+import dev.enclave.runtime.tensor.Q8RowGroupTensor;
+import dev.enclave.runtime.tensor.Q8_0Tensor;
 import dev.enclave.runtime.tensor.Q6_KTensor;
 import dev.enclave.runtime.tensor.RowGroupTensor;
 import java.lang.foreign.MemorySegment;
@@ -216,7 +218,8 @@ public final class TransformerModel implements AutoCloseable {
         }
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
         boolean grouped = repack4Bit && expectedDims.length == 2 && (Q4RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0])
-                || Q6RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0])); // Q6_K: either form
+                || Q6RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]) // Q6_K: either form
+                || Q8RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]));
         if (grouped && cache != null) {
             RowGroupTensor cached = cache.get(name, RowGroupTensor.kindOf(groupKind(name, tensor)), t.type(), (int) expectedDims[1], (int) expectedDims[0]);
             if (cached != null) return cached; // mapped from the cache file: the model file's pages are never touched
@@ -241,6 +244,7 @@ public final class TransformerModel implements AutoCloseable {
      * prompt token, where int8's cheaper products win (4-token kernel ~1.4x faster, for 30% more bytes).
      */
     private static Class<? extends RowGroupTensor> groupKind(String name, FloatTensor tensor) {
+        if (tensor instanceof Q8_0Tensor) return Q8RowGroupTensor.class;
         if (!(tensor instanceof Q6_KTensor)) return Q4RowGroupTensor.class;
         return isVocabularyMatrix(name) && !Boolean.getBoolean(VOCABULARY_INT8) ? Q6RowGroupTensor.class : Int8RowGroupTensor.class;
     }
@@ -257,13 +261,14 @@ public final class TransformerModel implements AutoCloseable {
         return name.equals("output.weight") || name.equals("token_embd.weight");
     }
 
-    /** The integer route's repacking (see Q4RowGroupTensor, Q6RowGroupTensor, Int8RowGroupTensor): same values, several times faster products. */
+    /** The integer route's repacking (see Q4RowGroupTensor, Q6RowGroupTensor, Int8RowGroupTensor, Q8RowGroupTensor): same values, faster products. */
     private RowGroupTensor repackGrouped(String name, GGUFTensorInfo t, FloatTensor tensor, int rows, int cols) {
         RowGroupTensor r;
         try {
             Class<? extends RowGroupTensor> kind = groupKind(name, tensor);
             if (kind == Q6RowGroupTensor.class) r = Q6RowGroupTensor.repack((Q6_KTensor) tensor, rows, cols, repackArena);
             else if (kind == Int8RowGroupTensor.class) r = Int8RowGroupTensor.repack((Q6_KTensor) tensor, rows, cols, repackArena);
+            else if (kind == Q8RowGroupTensor.class) r = Q8RowGroupTensor.repack(tensor, rows, cols, repackArena);
             else r = Q4RowGroupTensor.repack(tensor, rows, cols, repackArena);
         } catch (ModelFormatException e) {
             throw new ModelFormatException("tensor '" + name + "' " + e.getMessage(), e);

@@ -15,7 +15,8 @@ public final class KernelWarmup {
     }
 
     /**
-     * @param repacked4Bit whether the model runs Q4_0/Q4_K on the repacked integer route ({@link Q4RowGroupTensor}), whose
+     * @param repacked4Bit whether the model runs Q4_0/Q4_K/Q8_0 on the repacked integer route ({@link Q4RowGroupTensor},
+     *     {@link Q8RowGroupTensor}), whose
      *     kernels are then warmed instead of those types' float dot products
      * @param q6kSixBits whether some Q6_K matrix is repacked at 6 bits ({@link Q6RowGroupTensor}: the vocabulary-sized one)
      * @param q6kInt8 whether some Q6_K matrix is repacked as int8 ({@link Int8RowGroupTensor}: layers, or the
@@ -42,7 +43,8 @@ public final class KernelWarmup {
         float sink = 0;
         for (GGMLType t : types) {
             if (!t.hasKnownLayout() || t.blockSize > cols) continue;
-            if (repacked4Bit && RowGroupTensor.AVAILABLE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K || t == GGMLType.Q6_K)) continue;
+            if (repacked4Bit && RowGroupTensor.AVAILABLE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K || t == GGMLType.Q6_K
+                    || t == GGMLType.Q8_0)) continue;
             MemorySegment sample = samples.get(t);
             MemorySegment bytes = sample != null && sample.byteSize() >= t.byteSize(cols) ? sample.asSlice(0, t.byteSize(cols))
                     : java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(cols), 64);
@@ -64,13 +66,15 @@ public final class KernelWarmup {
         if (repacked4Bit && RowGroupTensor.AVAILABLE) {
             // the integer route, one and four tokens, on the smallest tensors of each kind: interpreted Vector API code
             // is very slow, so short calls reach the compile thresholds (invocation counts) soonest
-            for (GGMLType t : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K}) {
+            for (GGMLType t : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q8_0}) {
                 if (!types.contains(t)) continue;
-                int c = t == GGMLType.Q4_0 ? 32 : 256;
+                int c = t == GGMLType.Q4_0 || t == GGMLType.Q8_0 ? 32 : 256;
                 MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(32L * c), 64);
                 FloatTensor src = FloatTensor.of(t, bytes, 32L * c);
                 java.util.List<RowGroupTensor> kernels = new java.util.ArrayList<>();
-                if (t != GGMLType.Q6_K) {
+                if (t == GGMLType.Q8_0) {
+                    kernels.add(Q8RowGroupTensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto()));
+                } else if (t != GGMLType.Q6_K) {
                     kernels.add(Q4RowGroupTensor.repack(src, 32, c, java.lang.foreign.Arena.ofAuto()));
                 } else {
                     if (q6kSixBits) kernels.add(Q6RowGroupTensor.repack((Q6_KTensor) src, 32, c, java.lang.foreign.Arena.ofAuto()));

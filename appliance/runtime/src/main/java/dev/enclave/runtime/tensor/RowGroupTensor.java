@@ -12,7 +12,7 @@ import java.util.stream.IntStream;
 
 /**
  * A matrix repacked at load into groups of {@link #R} rows with the rows across the vector lanes ({@link Q4RowGroupTensor},
- * {@link Q6RowGroupTensor}, {@link Int8RowGroupTensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
+ * {@link Q6RowGroupTensor}, {@link Int8RowGroupTensor}, {@link Q8RowGroupTensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
  * activations quantized like ggml's ({@link Q8Activations}). Single values
  * and rows ({@link #getFloat}, {@link #copyTo}, {@link #dot}) stay available for lookups, slowly.
  */
@@ -77,6 +77,7 @@ public abstract class RowGroupTensor extends FloatTensor {
             case "Q4RowGroupTensor" -> Q4RowGroupTensor.fromSegments(source, segments, rows, cols);
             case "Int8RowGroupTensor" -> Int8RowGroupTensor.fromSegments(source, segments, rows, cols);
             case "Q6RowGroupTensor" -> Q6RowGroupTensor.fromSegments(source, segments, rows, cols);
+            case "Q8RowGroupTensor" -> Q8RowGroupTensor.fromSegments(source, segments, rows, cols);
             default -> throw new IllegalArgumentException("unknown repacked kind " + kind);
         };
     }

@@ -13,7 +13,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The row-group repackings (Q4_0, Q4_K, Q6_K) and their kernels: values equal the originals bit for bit; the integer
+ * The row-group repackings (Q4_0, Q4_K, Q6_K, Q8_0) and their kernels: values equal the originals bit for bit; the integer
  * products equal a double-precision sum over the same quantized activations; the 16-bit block sums are exact at
  * the extremes where the raw sum wraps around.
  */
@@ -54,6 +54,70 @@ class RowGroupTensorTest {
                     magnitude += Math.abs(term);
                 }
                 assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, type + " integer product, token " + t + " row " + rr);
+            }
+        }
+    }
+
+    /** Q8_0 in row groups ({@link Q8RowGroupTensor}): exact values, the integer products of both kernels. */
+    @Test
+    void q8RepackedValuesAndProducts() {
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
+        SplittableRandom r = new SplittableRandom(8);
+        FloatTensor src = randomTensor(GGMLType.Q8_0, r);
+        Q8RowGroupTensor p = Q8RowGroupTensor.repack(src, ROWS, COLS, Arena.ofAuto());
+        for (long i = 0; i < (long) ROWS * COLS; i++) {
+            assertEquals(Float.floatToIntBits(src.getFloat(i)), Float.floatToIntBits(p.getFloat(i)), "Q8_0 value " + i);
+        }
+        int tokens = 7;
+        float[] x = new float[tokens * COLS];
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 83 == 0 ? 25 : 1);
+        Q8Activations a = new Q8Activations();
+        a.quantize(x, 0, COLS, COLS, tokens);
+        float[] out = new float[tokens * ROWS];
+        p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
+        for (int t = 4; t < tokens; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
+        for (int t = 0; t < tokens; t++) {
+            for (int rr = 0; rr < ROWS; rr++) {
+                double exact = 0, magnitude = 0;
+                for (int j = 0; j < COLS; j++) {
+                    double term = (double) src.getFloat((long) rr * COLS + j) * a.value(t, j);
+                    exact += term;
+                    magnitude += Math.abs(term);
+                }
+                assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, "Q8_0 integer product, token " + t + " row " + rr);
+            }
+        }
+    }
+
+    /**
+     * Q8_0 at the extremes: every q = -128 (a value ggml never writes, but a file may hold) or 127 against x = +127 or
+     * -127, where a column pair's 16-bit sum reaches 32512 in magnitude; every product must still be exact.
+     */
+    @Test
+    void q8PairSumsAreExactAtTheExtremes() {
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
+        int cols = 128;
+        for (int q : new int[] {-128, 127}) {
+            for (float sign : new float[] {1f, -1f}) {
+                byte[] bytes = new byte[(int) GGMLType.Q8_0.byteSize(32L * cols)];
+                short one = Float.floatToFloat16(1f);
+                for (int b = 0; b < bytes.length / 34; b++) {
+                    bytes[b * 34] = (byte) one;
+                    bytes[b * 34 + 1] = (byte) (one >> 8);
+                    for (int j = 0; j < 32; j++) bytes[b * 34 + 2 + j] = (byte) q;
+                }
+                Q8RowGroupTensor p = Q8RowGroupTensor.repack(new Q8_0Tensor(MemorySegment.ofArray(bytes), 32L * cols), 32, cols, Arena.ofAuto());
+                float[] x = new float[4 * cols];
+                java.util.Arrays.fill(x, sign);
+                Q8Activations a = new Q8Activations();
+                a.quantize(x, 0, cols, cols, 4);
+                float[] out = new float[4 * 32];
+                p.multiply4(a, 0, 0, p.groups(), out, 0, 32);
+                float[] one1 = new float[32];
+                p.multiply(a, 0, 0, p.groups(), one1, 0);
+                double expected = (double) cols * q * a.value(0, 0);
+                for (float v : out) assertEquals(expected, v, 1e-5 * Math.abs(expected), "q " + q + " x " + sign);
+                for (float v : one1) assertEquals(expected, v, 1e-5 * Math.abs(expected), "q " + q + " x " + sign);
             }
         }
     }
@@ -180,7 +244,7 @@ class RowGroupTensorTest {
         long n = (long) ROWS * COLS;
         byte[] bytes = new byte[(int) type.byteSize(n)];
         r.nextBytes(bytes);
-        int halves = type == GGMLType.Q4_0 ? 1 : 2; // d (and dmin for Q4_K) at the start of each block
+        int halves = type == GGMLType.Q4_K ? 2 : 1; // d (and dmin for Q4_K) at the start of each block
         for (int b = 0; b < n / type.blockSize; b++) {
             for (int h = 0; h < halves; h++) {
                 short v = Float.floatToFloat16((float) r.nextDouble(-1, 1) / 32);
