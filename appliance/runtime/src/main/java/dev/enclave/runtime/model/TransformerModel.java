@@ -219,7 +219,7 @@ public final class TransformerModel implements AutoCloseable {
         FloatTensor tensor = FloatTensor.of(t.type(), gguf.tensorData(t), t.elements());
         boolean grouped = repack4Bit && expectedDims.length == 2 && (Q4RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0])
                 || Q6RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]) // Q6_K: either form
-                || Q8RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]));
+                || Q8RowGroupTensor.PREFERRED && Q8RowGroupTensor.supports(tensor, expectedDims[1], expectedDims[0]));
         if (grouped && cache != null) {
             RowGroupTensor cached = cache.get(name, RowGroupTensor.kindOf(groupKind(name, tensor)), t.type(), (int) expectedDims[1], (int) expectedDims[0]);
             if (cached != null) return cached; // mapped from the cache file: the model file's pages are never touched

@@ -44,7 +44,7 @@ public final class KernelWarmup {
         for (GGMLType t : types) {
             if (!t.hasKnownLayout() || t.blockSize > cols) continue;
             if (repacked4Bit && RowGroupTensor.AVAILABLE && (t == GGMLType.Q4_0 || t == GGMLType.Q4_K || t == GGMLType.Q6_K
-                    || t == GGMLType.Q8_0)) continue;
+                    || t == GGMLType.Q8_0 && Q8RowGroupTensor.PREFERRED)) continue;
             MemorySegment sample = samples.get(t);
             MemorySegment bytes = sample != null && sample.byteSize() >= t.byteSize(cols) ? sample.asSlice(0, t.byteSize(cols))
                     : java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(cols), 64);
@@ -67,7 +67,7 @@ public final class KernelWarmup {
             // the integer route, one and four tokens, on the smallest tensors of each kind: interpreted Vector API code
             // is very slow, so short calls reach the compile thresholds (invocation counts) soonest
             for (GGMLType t : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q8_0}) {
-                if (!types.contains(t)) continue;
+                if (!types.contains(t) || t == GGMLType.Q8_0 && !Q8RowGroupTensor.PREFERRED) continue;
                 int c = t == GGMLType.Q4_0 || t == GGMLType.Q8_0 ? 32 : 256;
                 MemorySegment bytes = java.lang.foreign.Arena.ofAuto().allocate(t.byteSize(32L * c), 64);
                 FloatTensor src = FloatTensor.of(t, bytes, 32L * c);

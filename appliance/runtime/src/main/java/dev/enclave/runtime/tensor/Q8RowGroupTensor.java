@@ -45,6 +45,14 @@ public final class Q8RowGroupTensor extends RowGroupTensor {
         this.scales = scales;
     }
 
+    /**
+     * Whether models should take this route on this CPU: with 512-bit vectors (AVX-512). Measured on the 1B Q8_0 file
+     * (`bench -t 2 -p 32 -n 16 -r 2`, pp / tg tokens/s, float route then this one): 256-bit 28.7 / 16.0 then
+     * 26.1 / 16.1 (no gain); 128-bit 30.0 / 9.1 then 18.6 / 10.7 (prompts much slower: narrow vectors pay more for
+     * widening the sums). Narrower CPUs keep Q8_0 on the float route; the kernels still work there (and are tested).
+     */
+    public static final boolean PREFERRED = AVAILABLE && R >= 32;
+
     /** Whether a tensor of this type and shape can be repacked, and the CPU has the vectors the kernels use. */
     public static boolean supports(FloatTensor t, long rows, long cols) {
         return AVAILABLE && t instanceof Q8_0Tensor && rows % R == 0 && cols % 32 == 0
