@@ -45,17 +45,7 @@ class RowGroupTensorTest {
         p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
         p.multiply4(a, 4, 0, p.groups(), out, 4 * ROWS, ROWS);
         for (int t = 8; t < tokens; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
-        for (int t = 0; t < tokens; t++) {
-            for (int rr = 0; rr < ROWS; rr++) {
-                double exact = 0, magnitude = 0;
-                for (int j = 0; j < COLS; j++) {
-                    double term = (double) src.getFloat((long) rr * COLS + j) * a.value(t, j);
-                    exact += term;
-                    magnitude += Math.abs(term);
-                }
-                assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, type + " integer product, token " + t + " row " + rr);
-            }
-        }
+        assertProductsExact(src, a, out, tokens, type.toString());
     }
 
     /** Q8_0 in row groups ({@link Q8RowGroupTensor}): exact values, the integer products of both kernels. */
@@ -76,17 +66,7 @@ class RowGroupTensorTest {
         float[] out = new float[tokens * ROWS];
         p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
         for (int t = 4; t < tokens; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
-        for (int t = 0; t < tokens; t++) {
-            for (int rr = 0; rr < ROWS; rr++) {
-                double exact = 0, magnitude = 0;
-                for (int j = 0; j < COLS; j++) {
-                    double term = (double) src.getFloat((long) rr * COLS + j) * a.value(t, j);
-                    exact += term;
-                    magnitude += Math.abs(term);
-                }
-                assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, "Q8_0 integer product, token " + t + " row " + rr);
-            }
-        }
+        assertProductsExact(src, a, out, tokens, "Q8_0");
     }
 
     /**
@@ -107,17 +87,7 @@ class RowGroupTensorTest {
                     for (int j = 0; j < 32; j++) bytes[b * 34 + 2 + j] = (byte) q;
                 }
                 Q8RowGroupTensor p = Q8RowGroupTensor.repack(new Q8_0Tensor(MemorySegment.ofArray(bytes), 32L * cols), 32, cols, Arena.ofAuto());
-                float[] x = new float[4 * cols];
-                java.util.Arrays.fill(x, sign);
-                Q8Activations a = new Q8Activations();
-                a.quantize(x, 0, cols, cols, 4);
-                float[] out = new float[4 * 32];
-                p.multiply4(a, 0, 0, p.groups(), out, 0, 32);
-                float[] one1 = new float[32];
-                p.multiply(a, 0, 0, p.groups(), one1, 0);
-                double expected = (double) cols * q * a.value(0, 0);
-                for (float v : out) assertEquals(expected, v, 1e-5 * Math.abs(expected), "q " + q + " x " + sign);
-                for (float v : one1) assertEquals(expected, v, 1e-5 * Math.abs(expected), "q " + q + " x " + sign);
+                assertUniformProducts(p, cols, sign, q, 1e-5, "q " + q + " x " + sign);
             }
         }
     }
@@ -146,17 +116,7 @@ class RowGroupTensorTest {
         float[] out = new float[8 * ROWS];
         p.multiply4(a, 0, 0, p.groups(), out, 0, ROWS);
         for (int t = 4; t < 8; t++) p.multiply(a, t, 0, p.groups(), out, t * ROWS);
-        for (int t = 0; t < 8; t++) {
-            for (int rr = 0; rr < ROWS; rr++) {
-                double exactQ = 0, magQ = 0;
-                for (int j = 0; j < COLS; j++) {
-                    double w = src.getFloat((long) rr * COLS + j);
-                    exactQ += w * a.value(t, j);
-                    magQ += Math.abs(w * a.value(t, j));
-                }
-                assertEquals(exactQ, out[t * ROWS + rr], 1e-5 * magQ + 1e-6, "integer product, token " + t + " row " + rr);
-            }
-        }
+        assertProductsExact(src, a, out, 8, sixBits ? "Q6_K at 6 bits" : "Q6_K as int8");
     }
 
     /**
@@ -182,17 +142,7 @@ class RowGroupTensorTest {
                 Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), 32L * cols);
                 assertEquals(q - 32, src.getFloat(77), "the hand-made Q6_K block");
                 Q6RowGroupTensor p = Q6RowGroupTensor.repack(src, 32, cols, Arena.ofAuto());
-                float[] x = new float[4 * cols];
-                java.util.Arrays.fill(x, sign);
-                Q8Activations a = new Q8Activations();
-                a.quantize(x, 0, cols, cols, 4);
-                float[] out = new float[4 * 32];
-                p.multiply4(a, 0, 0, p.groups(), out, 0, 32);
-                float[] one1 = new float[32];
-                p.multiply(a, 0, 0, p.groups(), one1, 0);
-                double expected = (double) cols * (q - 32) * a.value(0, 0);
-                for (int i = 0; i < out.length; i++) assertEquals(expected, out[i], 1e-4 * Math.abs(expected), "q " + q + " x " + sign);
-                for (float v : one1) assertEquals(expected, v, 1e-4 * Math.abs(expected), "q " + q + " x " + sign);
+                assertUniformProducts(p, cols, sign, q - 32, 1e-4, "q " + q + " x " + sign);
             }
         }
     }
@@ -236,6 +186,39 @@ class RowGroupTensorTest {
                 int expected = Math.round(Math.abs(x[b * 32 + j] / d)) * (x[b * 32 + j] < 0 ? -1 : 1);
                 assertEquals(expected * Float.float16ToFloat(Float.floatToFloat16(d)), a.value(0, b * 32 + j), 1e-6);
                 assertTrue(Math.abs(expected) <= 127);
+            }
+        }
+    }
+
+    /**
+     * A 32-row tensor whose every weight is {@code weight} times x = {@code sign} everywhere (quantized to +-127): every
+     * output of both kernels is cols * weight * x.
+     */
+    static void assertUniformProducts(RowGroupTensor p, int cols, float sign, int weight, double tolerance, String what) {
+        float[] x = new float[4 * cols];
+        java.util.Arrays.fill(x, sign);
+        Q8Activations a = new Q8Activations();
+        a.quantize(x, 0, cols, cols, 4);
+        float[] out = new float[4 * 32];
+        p.multiply4(a, 0, 0, p.groups(), out, 0, 32);
+        float[] one = new float[32];
+        p.multiply(a, 0, 0, p.groups(), one, 0);
+        double expected = (double) cols * weight * a.value(0, 0);
+        for (float v : out) assertEquals(expected, v, tolerance * Math.abs(expected), what);
+        for (float v : one) assertEquals(expected, v, tolerance * Math.abs(expected), what);
+    }
+
+    /** Every output equals the double-precision sum over the weights and the same quantized activations. */
+    static void assertProductsExact(FloatTensor src, Q8Activations a, float[] out, int tokens, String what) {
+        for (int t = 0; t < tokens; t++) {
+            for (int rr = 0; rr < ROWS; rr++) {
+                double exact = 0, magnitude = 0;
+                for (int j = 0; j < COLS; j++) {
+                    double term = (double) src.getFloat((long) rr * COLS + j) * a.value(t, j);
+                    exact += term;
+                    magnitude += Math.abs(term);
+                }
+                assertEquals(exact, out[t * ROWS + rr], 1e-5 * magnitude + 1e-6, what + " integer product, token " + t + " row " + rr);
             }
         }
     }
