@@ -35,7 +35,11 @@ import java.util.zip.CRC32C;
 final class RepackCache {
 
     static final String PROPERTY = "enclave.repack-cache";
-    private static final byte[] MAGIC = "ENCLAVE-REPACK-2".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    /**
+     * The format's version, bumped whenever a kind's layout changes (the kind names a class and group size, not a
+     * layout): 3 interleaves the rows of Q8_0's lines. An older file is ignored and rewritten.
+     */
+    private static final byte[] MAGIC = "ENCLAVE-REPACK-3".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     private static final long ALIGN = 4096;
 
     private record Entry(String kind, GGMLType source, int rows, int cols, long[] offsets, long[] lengths) {

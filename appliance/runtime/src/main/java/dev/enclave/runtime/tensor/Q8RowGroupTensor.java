@@ -17,7 +17,7 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <p>Layout: rows in groups of R, columns in blocks of 32. For group g and block k, 32 lines of R bytes: line j
  * holds column 32k + j of the R rows, rows 0 .. R/2 - 1 in its even bytes and the rest in its odd ones
- * ({@link #slot}). Scales: Q8_0's half-precision d per (group, block, row), in row order, as stored.
+ * ({@link RowGroupTensor#interleaved}). Scales: Q8_0's half-precision d per (group, block, row), in row order, as stored.
  *
  * <p>Why: the float route widens every weight to a float (two conversions per 16 values) and needs a float
  * activation per weight; here a line widened to shorts multiplies the broadcast int8 activation in 16-bit lanes.
@@ -84,7 +84,7 @@ public final class Q8RowGroupTensor extends RowGroupTensor {
                         checkHalf(group[at], group[at + 1], (long) g * R + lane);
                         halves[b * 2 * R + 2 * lane] = group[at];
                         halves[b * 2 * R + 2 * lane + 1] = group[at + 1];
-                        int o = b * LINES + slot(lane);
+                        int o = b * LINES + interleaved(lane);
                         for (int j = 0; j < 32; j++) out[o + j * R] = group[at + 2 + j];
                     }
                 }
@@ -93,14 +93,6 @@ public final class Q8RowGroupTensor extends RowGroupTensor {
             };
         });
         return new Q8RowGroupTensor(values, scales, rows, cols);
-    }
-
-    /**
-     * Where row {@code lane} of a group sits in a line: rows 0 .. R/2 - 1 in the even bytes, the others in the odd ones,
-     * so a line's column-pair sums, read as ints, split into the two halves of the group with shifts alone.
-     */
-    static int slot(int lane) {
-        return lane < R / 2 ? 2 * lane : 2 * (lane - R / 2) + 1;
     }
 
     @Override
@@ -130,7 +122,7 @@ public final class Q8RowGroupTensor extends RowGroupTensor {
         long gb = (long) (r / R) * blocks + c / 32;
         int lane = r % R;
         short d = scales.get(HALF, (gb * R + lane) * 2); // a constant layout: withOrder allocates
-        return Float.float16ToFloat(d) * data.get(ValueLayout.JAVA_BYTE, gb * LINES + (c % 32) * (long) R + slot(lane));
+        return Float.float16ToFloat(d) * data.get(ValueLayout.JAVA_BYTE, gb * LINES + (c % 32) * (long) R + interleaved(lane));
     }
 
     @Override
