@@ -12,7 +12,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 class NativeLibrariesTest {
 
-    static final String JNI = "/ai/onnxruntime/native/linux-x64/libonnxruntime4j_jni.so";
+    static final String JNI = "/ai/onnxruntime/native/"
+            + (System.getProperty("os.arch").contains("aarch64") ? "linux-aarch64" : "linux-x64") + "/libonnxruntime4j_jni.so";
 
     static byte[] resource() throws Exception {
         try (InputStream in = NativeLibraries.class.getResourceAsStream(JNI)) {
