@@ -13,7 +13,10 @@ import java.util.stream.IntStream;
 /**
  * A matrix repacked at load into groups of {@link #R} rows with the rows across the vector lanes ({@link Q4RowGroupTensor},
  * {@link Q6RowGroupTensor}, {@link Int8RowGroupTensor}, {@link Q8RowGroupTensor}). Products go through these kernels instead of per-row dot products: the integer kernels take
- * activations quantized like ggml's ({@link Q8Activations}). Single values
+ * activations quantized like ggml's ({@link Q8Activations}). The kernels write out even the 3-line half-to-float
+ * conversion they all share: as a 2-line static helper it was not inlined into kernels this large, its vectors were
+ * boxed (decode allocated 11.5 KB per step on a Q4_0 model, 121 KB on Q4_K_M; {@code DecodeAllocationTest}) and the
+ * 4-token kernels lost 18-23% (JMH, 2026-11-25). Single values
  * and rows ({@link #getFloat}, {@link #copyTo}, {@link #dot}) stay available for lookups, slowly.
  */
 public abstract class RowGroupTensor extends FloatTensor {
