@@ -44,6 +44,11 @@ public final class Benchmark {
         for (int i = 0; i < tokens.length; i++) tokens[i] = r.nextInt(vocab);
         InferenceState s = model.newState(Math.max(prompt, gen) + 1);
         // warm-up: JIT compilation of every kernel on this model
+        try {
+            model.awaitWarmup();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         s.truncate(0);
         model.ingest(s, java.util.Arrays.copyOf(tokens, Math.min(tokens.length, 8)));
         double[] pp = new double[reps];

@@ -63,10 +63,12 @@ public final class TransformerModel implements AutoCloseable {
     /** Repacked tensors kept on disk between starts; null when off. */
     private final RepackCache cache;
     private Thread cacheWriter;
+    /** The kernels' warm-up, whose second phase (the batch kernels) may outlive the constructor; null when off. */
+    private final dev.enclave.runtime.tensor.KernelWarmup warmup;
 
     private TransformerModel(String name, GGUFFile gguf, KernelBackend ops, ActivationPrecision activations, Path file) {
         // compile the kernels on the second core while this one reads the vocabulary and repacks tensors
-        Thread warmup = null;
+        dev.enclave.runtime.tensor.KernelWarmup warmup = null;
         if (WARM_UP) {
             java.util.EnumSet<dev.enclave.runtime.gguf.GGMLType> types = java.util.EnumSet.noneOf(dev.enclave.runtime.gguf.GGMLType.class);
             java.util.Map<dev.enclave.runtime.gguf.GGMLType, MemorySegment> samples = new java.util.EnumMap<>(dev.enclave.runtime.gguf.GGMLType.class);
@@ -82,8 +84,7 @@ public final class TransformerModel implements AutoCloseable {
             }
             boolean repacked = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
             boolean q6kSixBits = sixBits, q6kInt8 = int8;
-            warmup = Thread.ofPlatform().daemon().name("enclave-warmup").start(
-                    () -> dev.enclave.runtime.tensor.KernelWarmup.warmUp(types, repacked, q6kSixBits, q6kInt8, samples));
+            warmup = dev.enclave.runtime.tensor.KernelWarmup.start(types, repacked, q6kSixBits, q6kInt8, samples);
         }
         this.name = name;
         this.gguf = gguf;
@@ -138,12 +139,21 @@ public final class TransformerModel implements AutoCloseable {
         embeddingScale = arch.gemma ? (float) Math.sqrt(dim) : 1f;
         if (warmup != null) {
             try {
-                warmup.join();
+                warmup.awaitFirstToken(); // the batch kernels finish compiling in the background
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         }
+        this.warmup = warmup;
         if (cache != null) cacheWriter = cache.writeInBackground();
+    }
+
+    /**
+     * Waits until every kernel this model runs is compiled, the batch kernels included (they finish in the background
+     * after loading): benchmarks measure after it.
+     */
+    public void awaitWarmup() throws InterruptedException {
+        if (warmup != null) warmup.join();
     }
 
     private float[] invFreq(float base, FloatTensor factors) {

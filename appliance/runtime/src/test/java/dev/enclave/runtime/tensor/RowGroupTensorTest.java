@@ -209,6 +209,46 @@ class RowGroupTensorTest {
     }
 
     /** Every output equals the double-precision sum over the weights and the same quantized activations. */
+    /**
+     * The four-token kernel returns each token's products bit for bit as the one-token kernel does: a batch may run
+     * either (a remainder of fewer than four tokens, or before the four-token kernel is compiled), and a token's
+     * result must not depend on its batch.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"Q4_0", "Q4_K", "Q6_K6", "Q6_K8", "Q8_0"})
+    void fourTokenKernelMatchesTheOneTokenKernelBitForBit(String kind) {
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
+        SplittableRandom r = new SplittableRandom(kind.hashCode());
+        RowGroupTensor p = switch (kind) {
+            case "Q4_0", "Q4_K" -> Q4RowGroupTensor.repack(randomTensor(GGMLType.valueOf(kind), r), ROWS, COLS, Arena.ofAuto());
+            case "Q8_0" -> Q8RowGroupTensor.repack(randomTensor(GGMLType.Q8_0, r), ROWS, COLS, Arena.ofAuto());
+            default -> {
+                long n = (long) ROWS * COLS;
+                byte[] bytes = new byte[(int) GGMLType.Q6_K.byteSize(n)];
+                r.nextBytes(bytes);
+                for (int b = 0; b < n / 256; b++) {
+                    short v = Float.floatToFloat16((float) r.nextDouble(-1, 1) / 512);
+                    bytes[b * 210 + 208] = (byte) v;
+                    bytes[b * 210 + 209] = (byte) (v >> 8);
+                }
+                Q6_KTensor src = new Q6_KTensor(MemorySegment.ofArray(bytes), n);
+                yield kind.equals("Q6_K6") ? Q6RowGroupTensor.repack(src, ROWS, COLS, Arena.ofAuto())
+                        : Int8RowGroupTensor.repack(src, ROWS, COLS, Arena.ofAuto());
+            }
+        };
+        float[] x = new float[4 * COLS];
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * (i % 71 == 0 ? 40 : 1);
+        Q8Activations a = new Q8Activations();
+        a.quantize(x, 0, COLS, COLS, 4);
+        float[] four = new float[4 * ROWS];
+        float[] one = new float[4 * ROWS];
+        p.multiply4(a, 0, 0, p.groups(), four, 0, ROWS);
+        for (int t = 0; t < 4; t++) p.multiply(a, t, 0, p.groups(), one, t * ROWS);
+        for (int i = 0; i < one.length; i++) {
+            assertEquals(Float.floatToIntBits(one[i]), Float.floatToIntBits(four[i]), kind + " token " + i / ROWS + " row " + i % ROWS);
+        }
+    }
+
     static void assertProductsExact(FloatTensor src, Q8Activations a, float[] out, int tokens, String what) {
         for (int t = 0; t < tokens; t++) {
             for (int rr = 0; rr < ROWS; rr++) {

@@ -155,9 +155,11 @@ public final class CpuBackend implements KernelBackend {
                 w.multiply(acts, 0, from, to, out, outOff);
                 return;
             }
+            // until the warm-up has compiled the four-token kernel, the one-token kernel (same results, bit for bit)
+            int fours = dev.enclave.runtime.tensor.KernelWarmup.batchKernelsWarming() ? 0 : tokens / 4 * 4;
             for (int g = from; g < to; g++) {
                 int t = 0;
-                for (; t + 4 <= tokens; t += 4) w.multiply4(acts, t, g, g + 1, out, outOff + t * outStride, outStride);
+                for (; t < fours; t += 4) w.multiply4(acts, t, g, g + 1, out, outOff + t * outStride, outStride);
                 for (; t < tokens; t++) w.multiply(acts, t, g, g + 1, out, outOff + t * outStride);
             }
         }

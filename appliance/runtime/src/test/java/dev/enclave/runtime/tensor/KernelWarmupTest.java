@@ -1,0 +1,65 @@
+package dev.enclave.runtime.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.EnumSet;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The two-phase warm-up: the loader's wait returns once the first-token kernels are compiled, batches are told to
+ * avoid the four-token kernels exactly until the second phase ends, and a model closed under the warm-up ends it
+ * quietly.
+ */
+class KernelWarmupTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void batchKernelsAreAvoidedUntilTheSecondPhaseEnds() throws Exception {
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment mapped = mappedFile(arena, 1 << 20);
+            KernelWarmup w = KernelWarmup.start(EnumSet.of(GGMLType.F32, GGMLType.Q4_0, GGMLType.Q6_K), true, true, false,
+                    Map.of(GGMLType.Q4_0, mapped, GGMLType.Q6_K, mapped));
+            assertTrue(KernelWarmup.batchKernelsWarming(), "counted from the start, before its thread runs");
+            w.awaitFirstToken();
+            w.join();
+            assertFalse(KernelWarmup.batchKernelsWarming(), "nothing left warming once it has finished");
+        }
+    }
+
+    @Test
+    void aModelClosedUnderTheWarmupEndsIt() throws Exception {
+        assumeTrue(RowGroupTensor.AVAILABLE, "the row-group kernels need vectors of 8 shorts or more");
+        Arena arena = Arena.ofShared();
+        MemorySegment mapped = mappedFile(arena, 1 << 20);
+        KernelWarmup w = KernelWarmup.start(EnumSet.of(GGMLType.Q4_K), true, false, false, Map.of(GGMLType.Q4_K, mapped));
+        arena.close();
+        w.awaitFirstToken();
+        w.join();
+        assertFalse(KernelWarmup.batchKernelsWarming(), "the counter is released however the warm-up ends");
+    }
+
+    private MemorySegment mappedFile(Arena arena, int size) throws IOException {
+        Path f = Files.createTempFile(dir, "weights", ".bin");
+        byte[] bytes = new byte[size];
+        new java.util.SplittableRandom(3).nextBytes(bytes);
+        Files.write(f, bytes);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+            return ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+        }
+    }
+}
