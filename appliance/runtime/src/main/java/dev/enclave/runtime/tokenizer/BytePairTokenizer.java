@@ -2,7 +2,6 @@ package dev.enclave.runtime.tokenizer;
 
 import dev.enclave.runtime.ModelFormatException;
 import dev.enclave.runtime.gguf.GGUFFile;
-import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -54,7 +53,7 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         }
     }
 
-    private final Map<String, Integer> ids;
+    private final TokenIds ids;
     private final MergeRanks mergeRanks;
     private final List<Pattern> pre;
     private final boolean ignoreMerges;
@@ -73,8 +72,7 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         }
         this.pre = exprs.stream().map(e -> Pattern.compile(e, Pattern.UNICODE_CHARACTER_CLASS)).toList();
         this.ignoreMerges = IGNORE_MERGES.contains(preName);
-        this.ids = new HashMap<>(tokens.length * 2);
-        for (int i = 0; i < tokens.length; i++) ids.put(tokens[i], i);
+        this.ids = new TokenIds(tokens);
         this.mergeRanks = new MergeRanks(merges.length);
         for (int r = 0; r < merges.length; r++) {
             String m = merges[r];
@@ -83,9 +81,9 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
                 throw new ModelFormatException("tokenizer.ggml.merges[" + r + "] = '" + m + "' is not two tokens separated by a space");
             }
             // a merge whose sides are not tokens could never produce a token; such a merge is left out
-            Integer left = ids.get(m.substring(0, sp));
-            Integer right = ids.get(m.substring(sp + 1));
-            if (left != null && right != null) mergeRanks.putIfAbsent(left, right, r);
+            int left = ids.get(m, 0, sp);
+            int right = left < 0 ? -1 : ids.get(m, sp + 1, m.length());
+            if (right >= 0) mergeRanks.putIfAbsent(left, right, r);
         }
         this.specials = new SpecialTokenSplitter(tokens, types);
         for (int i = 0; i < tokens.length; i++) pieces[i] = render(i);
@@ -162,8 +160,8 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         for (byte b : utf8) mapped.append(BYTE_TO_CHAR[b & 0xFF]);
         String w = mapped.toString();
         if (ignoreMerges) {
-            Integer whole = ids.get(w);
-            if (whole != null) {
+            int whole = ids.get(w);
+            if (whole >= 0) {
                 out.add(whole);
                 return;
             }
@@ -195,14 +193,13 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
             addPair(w, start, len, left, next[left], queue);
         }
         for (int s = n > 0 ? 0 : -1; s != -1; s = next[s]) {
-            String piece = w.substring(start[s], start[s] + len[s]);
-            Integer id = ids.get(piece);
-            if (id != null) {
+            int id = ids.get(w, start[s], start[s] + len[s]);
+            if (id >= 0) {
                 out.add(id);
             } else {
-                for (int k = 0; k < piece.length(); k++) {
-                    Integer single = ids.get(piece.substring(k, k + 1));
-                    if (single != null) out.add(single);
+                for (int k = start[s]; k < start[s] + len[s]; k++) {
+                    int single = ids.get(w, k, k + 1);
+                    if (single >= 0) out.add(single);
                 }
             }
         }
@@ -210,11 +207,9 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
 
     private void addPair(String w, int[] start, int[] len, int left, int right, PriorityQueue<long[]> queue) {
         if (left < 0 || right < 0) return;
-        String l = w.substring(start[left], start[left] + len[left]);
-        String r = w.substring(start[right], start[right] + len[right]);
-        Integer li = ids.get(l);
-        Integer ri = li == null ? null : ids.get(r);
-        int rank = ri == null ? -1 : mergeRanks.rank(li, ri);
+        int li = ids.get(w, start[left], start[left] + len[left]);
+        int ri = li < 0 ? -1 : ids.get(w, start[right], start[right] + len[right]);
+        int rank = ri < 0 ? -1 : mergeRanks.rank(li, ri);
         if (rank < 0) return;
         queue.add(new long[] {rank, left, right, len[left] + len[right]});
     }
@@ -229,15 +224,22 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
 
     /** GPT-2 characters back to bytes; characters outside the table stand for themselves (as UTF-8). */
     private static byte[] unmap(String s) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream(s.length());
-        s.codePoints().forEach(cp -> {
+        byte[] out = new byte[s.length()]; // one byte per character, the usual case; grown for the others
+        int o = 0;
+        for (int i = 0; i < s.length(); ) {
+            int cp = s.codePointAt(i);
+            i += Character.charCount(cp);
             if (cp < CHAR_TO_BYTE.length && CHAR_TO_BYTE[cp] >= 0) {
-                out.write(CHAR_TO_BYTE[cp]);
+                if (o == out.length) out = Arrays.copyOf(out, o + 4);
+                out[o++] = (byte) CHAR_TO_BYTE[cp];
             } else {
-                out.writeBytes(new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8));
+                byte[] utf8 = new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8);
+                if (o + utf8.length > out.length) out = Arrays.copyOf(out, o + utf8.length + s.length() - i);
+                System.arraycopy(utf8, 0, out, o, utf8.length);
+                o += utf8.length;
             }
-        });
-        return out.toByteArray();
+        }
+        return o == out.length ? out : Arrays.copyOf(out, o);
     }
 
 }
