@@ -185,7 +185,18 @@ public final class TransformerModel implements AutoCloseable {
 
     /** Memory-maps a GGUF model file and prepares it for inference with the given kernels and activation precision. */
     public static TransformerModel load(Path path, KernelBackend backend, ActivationPrecision activations) throws IOException {
-        GGUFFile gguf = GGUFFile.open(path);
+        return load(path, GGUFFile.open(path), backend, activations);
+    }
+
+    /**
+     * Prepares the model of {@code path}, already parsed as {@code gguf} (a caller may do other start-up work while
+     * the file is parsed), for inference on the CPU; the model closes the file when closed, or at once if it fails.
+     */
+    public static TransformerModel load(Path path, GGUFFile gguf) {
+        return load(path, gguf, CpuBackend.instance(), ActivationPrecision.fromSystemProperty());
+    }
+
+    private static TransformerModel load(Path path, GGUFFile gguf, KernelBackend backend, ActivationPrecision activations) {
         try {
             return new TransformerModel(modelName(path.getFileName().toString()), gguf, backend, activations, path);
         } catch (ModelFormatException e) {

@@ -27,8 +27,17 @@ public final class ModelLoader {
         if (!Files.isRegularFile(p)) {
             throw new IOException("model file not found: " + p.toAbsolutePath());
         }
-        useRepackCache();
-        return TransformerModel.load(p);
+        // the configuration (read cold by a CLI command: ~0.15 s) while the file's metadata is parsed (another
+        // ~0.15 s): the kernels' warm-up, which the first token waits for, starts that much sooner
+        java.util.concurrent.CompletableFuture<Void> cacheDir = java.util.concurrent.CompletableFuture.runAsync(ModelLoader::useRepackCache);
+        GGUFFile gguf = GGUFFile.open(p);
+        try {
+            cacheDir.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            gguf.close();
+            throw e.getCause() instanceof RuntimeException r ? r : e;
+        }
+        return TransformerModel.load(p, gguf);
     }
 
     /**
