@@ -128,10 +128,10 @@ public final class BundleBuilder {
                 HERE="$(cd "$(dirname "$0")/.." && pwd)"
                 if [ -x "$HERE/runtime/bin/java" ]; then JAVA="$HERE/runtime/bin/java"; else JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"; fi
                 # -Xmn32m: warm-up garbage would otherwise leave a large young generation resident; native heap
-                # trimming gives back the memory C2 used to compile the kernels; the kernels compile at 1/20 of the
-                # usual call counts and without profiled loop predicates, for time to first token (see ./enclave)
+                # trimming gives back the memory C2 used to compile the kernels; C2 compiles them without profiled
+                # loop predicates, for time to first token (see ./enclave)
                 exec "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn32m -XX:TrimNativeHeapInterval=2000 \\
-                  -XX:-UseProfiledLoopPredicate -XX:CompileCommand=quiet '-XX:CompileCommand=CompileThresholdScaling,dev.enclave.runtime.tensor.*::*,0.05' ${ENCLAVE_JAVA_OPTS:-} \\
+                  -XX:-UseProfiledLoopPredicate ${ENCLAVE_JAVA_OPTS:-} \\
                   -jar "$HERE/app/quarkus-run.jar" "$@"
                 """;
     }
