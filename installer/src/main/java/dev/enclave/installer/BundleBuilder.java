@@ -129,9 +129,12 @@ public final class BundleBuilder {
                 if [ -x "$HERE/runtime/bin/java" ]; then JAVA="$HERE/runtime/bin/java"; else JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"; fi
                 # -Xmn32m: warm-up garbage would otherwise leave a large young generation resident; native heap
                 # trimming gives back the memory C2 used to compile the kernels; C2 compiles them without profiled
-                # loop predicates, for time to first token (see ./enclave)
+                # loop predicates, for time to first token (see ./enclave), on the JDK that was measured (25) only
+                JIT_OPTS=""
+                RELEASE="$(dirname "$(dirname "$JAVA")")/release"
+                if grep -q '^JAVA_VERSION="25[."]' "$RELEASE" 2>/dev/null; then JIT_OPTS="-XX:-UseProfiledLoopPredicate"; fi
                 exec "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn32m -XX:TrimNativeHeapInterval=2000 \\
-                  -XX:-UseProfiledLoopPredicate ${ENCLAVE_JAVA_OPTS:-} \\
+                  $JIT_OPTS ${ENCLAVE_JAVA_OPTS:-} \\
                   -jar "$HERE/app/quarkus-run.jar" "$@"
                 """;
     }
