@@ -84,7 +84,8 @@ public final class TransformerModel implements AutoCloseable {
             }
             boolean repacked = activations == ActivationPrecision.Q8 && ops instanceof CpuBackend;
             boolean q6kSixBits = sixBits, q6kInt8 = int8;
-            warmup = dev.enclave.runtime.tensor.KernelWarmup.start(types, repacked, q6kSixBits, q6kInt8, samples);
+            warmup = dev.enclave.runtime.tensor.KernelWarmup.start(types, repacked, q6kSixBits, q6kInt8, samples,
+                    floatBatchWarmups(types, repacked, samples, ops));
         }
         this.name = name;
         this.gguf = gguf;
@@ -146,6 +147,36 @@ public final class TransformerModel implements AutoCloseable {
         }
         this.warmup = warmup;
         if (cache != null) cacheWriter = cache.writeInBackground();
+    }
+
+    /**
+     * Prompt batches of the matrices that stay on the float route (F16, BF16, F32; Q8_0 where the integer route is not
+     * preferred): their tiled batch product is other code than the dot product the warm-up compiles, and on an F16
+     * file a 2-token first prompt ran it interpreted for 2.5 s. A slice of the model's own mapped weights, 5 tokens
+     * (a 4-token tile and a single one), until compiled.
+     */
+    private static java.util.List<Runnable> floatBatchWarmups(java.util.Set<dev.enclave.runtime.gguf.GGMLType> types, boolean repacked,
+                                                              java.util.Map<dev.enclave.runtime.gguf.GGMLType, MemorySegment> samples,
+                                                              KernelBackend ops) {
+        java.util.List<Runnable> tasks = new java.util.ArrayList<>();
+        if (!(ops instanceof CpuBackend)) return tasks; // other backends compile their own kernels
+        for (dev.enclave.runtime.gguf.GGMLType t : types) {
+            boolean floatRoute = t == dev.enclave.runtime.gguf.GGMLType.F16 || t == dev.enclave.runtime.gguf.GGMLType.BF16
+                    || t == dev.enclave.runtime.gguf.GGMLType.F32
+                    || t == dev.enclave.runtime.gguf.GGMLType.Q8_0 && !(repacked && dev.enclave.runtime.tensor.Q8RowGroupTensor.PREFERRED);
+            int rows = 64, cols = 512, tokens = 5;
+            MemorySegment sample = samples.get(t);
+            if (!floatRoute || sample == null || sample.byteSize() < t.byteSize((long) rows * cols)) continue;
+            tasks.add(() -> {
+                FloatTensor w = FloatTensor.of(t, sample.asSlice(0, t.byteSize((long) rows * cols)), (long) rows * cols);
+                float[] x = new float[tokens * cols];
+                for (int i = 0; i < x.length; i++) x[i] = (i % 7) * 0.01f;
+                float[] out = new float[tokens * rows];
+                dev.enclave.runtime.tensor.KernelWarmup.untilFast(() -> ops.matmulBatch(w, x, cols, out, 0, rows, rows, cols, tokens),
+                        (double) rows * cols * tokens, 1.0, t + " batch product");
+            });
+        }
+        return tasks;
     }
 
     /**

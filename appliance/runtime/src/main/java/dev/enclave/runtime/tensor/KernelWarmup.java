@@ -35,7 +35,7 @@ public final class KernelWarmup {
     private final Thread thread;
 
     private KernelWarmup(Set<GGMLType> types, boolean repacked4Bit, boolean q6kSixBits, boolean q6kInt8,
-                         java.util.Map<GGMLType, MemorySegment> samples) {
+                         java.util.Map<GGMLType, MemorySegment> samples, java.util.List<Runnable> more) {
         this.types = types;
         this.repacked = repacked4Bit && RowGroupTensor.AVAILABLE;
         this.samples = samples;
@@ -55,6 +55,7 @@ public final class KernelWarmup {
         }
         firstTokenTasks.add(this::floatKernels);
         firstTokenTasks.add(KernelWarmup::vectorMath);
+        firstTokenTasks.addAll(more);
         firstToken = new java.util.concurrent.CountDownLatch(firstTokenTasks.size());
         BATCH_WARMING.incrementAndGet();
         thread = Thread.ofPlatform().daemon().name("enclave-warmup").unstarted(() -> {
@@ -90,7 +91,13 @@ public final class KernelWarmup {
      */
     public static KernelWarmup start(Set<GGMLType> types, boolean repacked4Bit, boolean q6kSixBits, boolean q6kInt8,
                                      java.util.Map<GGMLType, MemorySegment> samples) {
-        KernelWarmup w = new KernelWarmup(types, repacked4Bit, q6kSixBits, q6kInt8, samples);
+        return start(types, repacked4Bit, q6kSixBits, q6kInt8, samples, java.util.List.of());
+    }
+
+    /** As above, with more tasks a first token needs (the caller's, e.g. its backend's batch products). */
+    public static KernelWarmup start(Set<GGMLType> types, boolean repacked4Bit, boolean q6kSixBits, boolean q6kInt8,
+                                     java.util.Map<GGMLType, MemorySegment> samples, java.util.List<Runnable> more) {
+        KernelWarmup w = new KernelWarmup(types, repacked4Bit, q6kSixBits, q6kInt8, samples, more);
         w.thread.start();
         return w;
     }
@@ -220,6 +227,27 @@ public final class KernelWarmup {
         }
         if (sink == 42) System.out.print("");
         log("vector math warmed");
+    }
+
+    /**
+     * Calls {@code call} (about {@code macs} multiply-adds) until it runs under {@code nsPerMac}, or for 5 s at most:
+     * for kernels outside this package that a first token needs.
+     */
+    public static void untilFast(Runnable call, double macs, double nsPerMac, String what) {
+        long t0 = System.nanoTime();
+        while (true) {
+            long s = System.nanoTime();
+            call.run();
+            long e = System.nanoTime();
+            if ((e - s) / macs < nsPerMac) break;
+            if (e - t0 > 5_000_000_000L) {
+                System.getLogger(KernelWarmup.class.getName()).log(System.Logger.Level.WARNING,
+                        "{0} still runs at {1} ns per multiply-add after 5 s of warm-up; the model starts anyway", what,
+                        String.format("%.1f", (e - s) / macs));
+                break;
+            }
+        }
+        log(what + " compiled");
     }
 
     private static void log(String what) {
