@@ -9,8 +9,9 @@ import java.util.Set;
  * interpreted Vector API code is orders of magnitude slower than compiled, and a model's first forward pass would
  * otherwise pay for that on gigabytes of weights.
  *
- * <p>Two phases on one background thread. The first compiles what a prompt's first token needs (the float kernels and
- * the integer route's one-token kernels) and is what a model's loader waits for ({@link #awaitFirstToken}). The second
+ * <p>Two phases on one background thread. The first compiles what a prompt's first token needs (the float kernels, the
+ * integer route's one-token kernels, the sampler's vector passes, and tasks the caller adds, such as its backend's
+ * batch products) and is what a model's loader waits for ({@link #awaitFirstToken}), helping with it. The second
  * compiles the four-token kernels (prompt batches, several sequences decoding) while the model already answers;
  * until it is done, {@link #batchKernelsWarming} tells the CPU backend to run batches token by token through the
  * compiled one-token kernel, which gives the same results bit for bit. Each kernel is run until it is measured at
@@ -69,6 +70,9 @@ public final class KernelWarmup {
             } catch (IllegalStateException closed) {
                 // the model's memory was closed under the warm-up (its load failed, or it was closed at once): nothing
                 // is left to warm up for, and a background thread has no one to report to
+            } catch (RuntimeException e) {
+                // warming up is best effort: the model works without it, only its first answers are slower
+                System.getLogger(KernelWarmup.class.getName()).log(System.Logger.Level.WARNING, "kernel warm-up failed", e);
             } finally {
                 while (firstToken.getCount() > 0) firstToken.countDown();
                 BATCH_WARMING.decrementAndGet();
