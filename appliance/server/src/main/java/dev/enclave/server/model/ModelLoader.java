@@ -28,8 +28,11 @@ public final class ModelLoader {
             throw new IOException("model file not found: " + p.toAbsolutePath());
         }
         // the configuration (read cold by a CLI command: ~0.15 s) while the file's metadata is parsed (another
-        // ~0.15 s): the kernels' warm-up, which the first token waits for, starts that much sooner
-        java.util.concurrent.CompletableFuture<Void> cacheDir = java.util.concurrent.CompletableFuture.runAsync(ModelLoader::useRepackCache);
+        // ~0.15 s): the kernels' warm-up, which the first token waits for, starts that much sooner. A thread of its
+        // own, not the common pool: it inherits this thread's context class loader, which the configuration is
+        // looked up by (the application's, under Quarkus's runner)
+        java.util.concurrent.CompletableFuture<Void> cacheDir = java.util.concurrent.CompletableFuture.runAsync(ModelLoader::useRepackCache,
+                task -> Thread.ofPlatform().daemon().name("enclave-config").start(task));
         GGUFFile gguf = GGUFFile.open(p);
         try {
             cacheDir.join();
