@@ -173,7 +173,7 @@ public final class TransformerModel implements AutoCloseable {
                 for (int i = 0; i < x.length; i++) x[i] = (i % 7) * 0.01f;
                 float[] out = new float[tokens * rows];
                 dev.enclave.runtime.tensor.KernelWarmup.untilFast(() -> ops.matmulBatch(w, x, cols, out, 0, rows, rows, cols, tokens),
-                        (double) rows * cols * tokens, 1.0, t + " batch product");
+                        (double) rows * cols * tokens, 1.0, 5, t + " batch product");
             });
         }
         return tasks;

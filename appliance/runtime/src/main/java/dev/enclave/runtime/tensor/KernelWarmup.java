@@ -218,36 +218,32 @@ public final class KernelWarmup {
         // then the sampler's passes until compiled (max, scale and the nucleus's sum under 0.5 ns per element, C1's
         // code takes ~2; the exponential is left out of the timing, being scalar where the JDK has no vector one):
         // otherwise the first token's sampling took 90-140 ms instead of ~20
-        long t0 = System.nanoTime();
-        while (true) {
+        double[] kept = {sink};
+        untilFast(() -> {
             float max = VectorMath.max(x, 0, x.length);
-            double sum = VectorMath.expShifted(x, 0, y, 0, x.length, max, 1f);
-            long s = System.nanoTime();
-            max = VectorMath.max(x, 0, x.length);
-            VectorMath.scale(y, 0, x.length, (float) (1 / sum));
-            sink += VectorMath.sumAtLeast(y, 0, x.length, 1e-3f) + max;
-            long e = System.nanoTime();
-            if ((e - s) / (3.0 * x.length) < 0.5 || e - t0 > 3_000_000_000L) break;
-        }
-        if (sink == 42) System.out.print("");
-        log("vector math warmed");
+            VectorMath.scale(y, 0, x.length, 1f);
+            kept[0] += VectorMath.sumAtLeast(y, 0, x.length, 1e-3f) + max;
+        }, 3.0 * x.length, 0.5, 3, "the sampler's vector passes");
+        if (kept[0] == 42) System.out.print("");
     }
 
     /**
-     * Calls {@code call} (about {@code macs} multiply-adds) until it runs under {@code nsPerMac}, or for 5 s at most:
-     * for kernels outside this package that a first token needs.
+     * Calls {@code call} (about {@code work} multiply-adds, or elements) until it runs under {@code nsPerUnit}, or for
+     * {@code capSeconds} at most (a CPU too slow for the mark, or a JIT that never compiles it): then a warning says
+     * so, and the model starts anyway, its first answers slower.
      */
-    public static void untilFast(Runnable call, double macs, double nsPerMac, String what) {
+    public static void untilFast(Runnable call, double work, double nsPerUnit, int capSeconds, String what) {
         long t0 = System.nanoTime();
         while (true) {
             long s = System.nanoTime();
             call.run();
             long e = System.nanoTime();
-            if ((e - s) / macs < nsPerMac) break;
-            if (e - t0 > 5_000_000_000L) {
+            if ((e - s) / work < nsPerUnit) break;
+            if (e - t0 > capSeconds * 1_000_000_000L) {
                 System.getLogger(KernelWarmup.class.getName()).log(System.Logger.Level.WARNING,
-                        "{0} still runs at {1} ns per multiply-add after 5 s of warm-up; the model starts anyway", what,
-                        String.format("%.1f", (e - s) / macs));
+                        "{0} still runs at {1} ns per multiply-add after {2} s of warm-up (compiled: under {3});"
+                                + " the model starts anyway, and its first answers may be slow",
+                        what, String.format("%.1f", (e - s) / work), capSeconds, nsPerUnit);
                 break;
             }
         }
@@ -293,26 +289,13 @@ public final class KernelWarmup {
         Q8Activations a = new Q8Activations();
         float[] out = new float[4 * 32];
         int c = twins[0].cols();
-        long t0 = System.nanoTime();
-        while (true) {
-            a.quantize(x, 0, c, c, four ? 4 : 1);
-            long s = System.nanoTime();
+        a.quantize(x, 0, c, c, four ? 4 : 1);
+        untilFast(() -> {
             for (int i = 0; i < 8; i++) {
                 RowGroupTensor q = twins[i & 1];
                 if (four) q.multiply4(a, 0, 0, 1, out, 0, 32);
                 else q.multiply(a, 0, 0, 1, out, 0);
             }
-            long e = System.nanoTime();
-            double nsPerMac = (e - s) / (8.0 * 32 * c * (four ? 4 : 1));
-            if (nsPerMac < 2) break;
-            if (e - t0 > 10_000_000_000L) {
-                System.getLogger(KernelWarmup.class.getName()).log(System.Logger.Level.WARNING,
-                        "the {0} {1} kernel still runs at {2} ns per multiply-add after 10 s of warm-up (compiled: under 2);"
-                                + " the model starts anyway, and its first answers may be slow",
-                        twins[0].kind(), four ? "four-token" : "one-token", String.format("%.1f", nsPerMac));
-                break;
-            }
-        }
-        log(twins[0].kind() + (four ? " four-token" : " one-token") + " kernel compiled");
+        }, 8.0 * 32 * c * (four ? 4 : 1), 2, 10, twins[0].kind() + (four ? " four-token" : " one-token") + " kernel");
     }
 }
