@@ -16,7 +16,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.zip.CRC32C;
@@ -31,28 +30,38 @@ import java.util.zip.CRC32C;
  * raw memory. A load that repacked anything writes the file in the background to a temporary name, forces it to disk
  * and renames it into place, so a crash leaves either the old file or none. A header that does not match, or any
  * damage the header check or the segment sizes reveal, and the file is ignored and rewritten.
+ *
+ * <p>A tensor may be stored in more than one kind (the vocabulary matrix is int8 for a server batching many
+ * sequences and 6-bit for a single one): the file keeps every kind it holds, so switching between the two maps
+ * instead of repacking and rewriting the whole file each time.
  */
 final class RepackCache {
 
     static final String PROPERTY = "enclave.repack-cache";
     /**
      * The format's version, bumped whenever a kind's layout changes (the kind names a class and group size, not a
-     * layout): 3 interleaves the rows of Q8_0's lines. An older file is ignored and rewritten.
+     * layout): 3 interleaves the rows of Q8_0's lines; 4 may hold a tensor under several kinds. An older file is
+     * ignored and rewritten.
      */
-    private static final byte[] MAGIC = "ENCLAVE-REPACK-3".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    private static final byte[] MAGIC = "ENCLAVE-REPACK-4".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     private static final long ALIGN = 4096;
 
-    private record Entry(String kind, GGMLType source, int rows, int cols, long[] offsets, long[] lengths) {
+    private record Entry(String name, String kind, GGMLType source, int rows, int cols, long[] offsets, long[] lengths) {
+    }
+
+    /** A tensor's place in the file, and in the maps below: its name and its kind. */
+    private static String key(String name, String kind) {
+        return name + '\u0000' + kind;
     }
 
     private final Path file;
     private final String modelPath;
     private final long modelSize;
     private final long modelMtime;
-    private final Map<String, Entry> stored = new HashMap<>();
+    private final Map<String, Entry> stored = new LinkedHashMap<>(); // by key(name, kind)
     private MemorySegment mapped;
-    private final Map<String, RowGroupTensor> fresh = new LinkedHashMap<>();
-    private final Map<String, RowGroupTensor> all = new LinkedHashMap<>();
+    private final Map<String, RowGroupTensor> fresh = new LinkedHashMap<>(); // by key(name, kind)
+    private final Map<String, RowGroupTensor> all = new LinkedHashMap<>(); // by key(name, kind)
 
     private RepackCache(Path file, Path model) throws IOException {
         this.file = file;
@@ -88,7 +97,7 @@ final class RepackCache {
             if (!Arrays.equals(magic, MAGIC)) return;
             if (!in.readUTF().equals(modelPath) || in.readLong() != modelSize || in.readLong() != modelMtime) return;
             int n = in.readInt();
-            Map<String, Entry> entries = new HashMap<>();
+            Map<String, Entry> entries = new LinkedHashMap<>();
             for (int i = 0; i < n; i++) {
                 String name = in.readUTF();
                 String kind = in.readUTF();
@@ -104,7 +113,7 @@ final class RepackCache {
                     lengths[s] = in.readLong();
                     if (offsets[s] >= 0 && (lengths[s] < 0 || offsets[s] + lengths[s] > size)) return;
                 }
-                entries.put(name, new Entry(kind, source, rows, cols, offsets, lengths));
+                entries.put(key(name, kind), new Entry(name, kind, source, rows, cols, offsets, lengths));
             }
             int headerLength = bytes.length - in.available();
             CRC32C crc = new CRC32C();
@@ -119,14 +128,18 @@ final class RepackCache {
 
     /** The stored tensor {@code name} if the cache holds one of this kind, source type and shape, else null. */
     RowGroupTensor get(String name, String kind, GGMLType source, int rows, int cols) {
-        Entry e = stored.get(name);
-        if (e == null || !e.kind.equals(kind) || e.source != source || e.rows != rows || e.cols != cols) return null;
+        Entry e = stored.get(key(name, kind));
+        if (e == null || e.source != source || e.rows != rows || e.cols != cols) return null;
+        RowGroupTensor t = mappedTensor(e);
+        if (t != null) all.put(key(name, kind), t);
+        return t;
+    }
+
+    private RowGroupTensor mappedTensor(Entry e) {
         try {
             MemorySegment[] segs = new MemorySegment[e.offsets.length];
             for (int s = 0; s < segs.length; s++) segs[s] = e.offsets[s] < 0 ? null : mapped.asSlice(e.offsets[s], e.lengths[s]);
-            RowGroupTensor t = RowGroupTensor.fromSegments(e.kind, source, segs, rows, cols);
-            all.put(name, t);
-            return t;
+            return RowGroupTensor.fromSegments(e.kind, e.source, segs, e.rows, e.cols);
         } catch (RuntimeException damaged) {
             return null;
         }
@@ -134,17 +147,23 @@ final class RepackCache {
 
     /** Records a tensor repacked by this load, to be written with the others. */
     void put(String name, RowGroupTensor t) {
-        fresh.put(name, t);
-        all.put(name, t);
+        fresh.put(key(name, t.kind()), t);
+        all.put(key(name, t.kind()), t);
     }
 
     /**
      * Writes every tensor of this load (stored ones included) to a new cache file, on a background thread, when this
-     * load repacked any; returns the thread, or null when there was nothing to write.
+     * load repacked any; returns the thread, or null when there was nothing to write. Stored tensors of a kind this
+     * load did not use are copied over from the old file (still mapped: the rename does not unmap it).
      */
     Thread writeInBackground() {
         if (fresh.isEmpty()) return null;
         Map<String, RowGroupTensor> tensors = new LinkedHashMap<>(all);
+        for (Map.Entry<String, Entry> e : stored.entrySet()) {
+            if (tensors.containsKey(e.getKey())) continue;
+            RowGroupTensor t = mappedTensor(e.getValue());
+            if (t != null) tensors.put(e.getKey(), t);
+        }
         return Thread.ofPlatform().daemon().name("enclave-repack-cache").start(() -> {
             try {
                 write(tensors);
@@ -190,7 +209,7 @@ final class RepackCache {
         long pos = start;
         for (Map.Entry<String, RowGroupTensor> e : tensors.entrySet()) {
             RowGroupTensor t = e.getValue();
-            out.writeUTF(e.getKey());
+            out.writeUTF(e.getKey().substring(0, e.getKey().indexOf('\u0000')));
             out.writeUTF(t.kind());
             out.writeUTF(t.type().name());
             out.writeInt(t.rows());

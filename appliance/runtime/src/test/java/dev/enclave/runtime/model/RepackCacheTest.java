@@ -57,7 +57,8 @@ class RepackCacheTest {
     /**
      * The tied vocabulary matrix (Q6_K in this file) at 6 bits, then as int8: the cache holds the other kind, so the
      * second load repacks instead of mapping it, and the logits are bit-identical (the same exact integer sums of
-     * the same values, in the same 8-column halves).
+     * the same values, in the same 8-column halves). The file then keeps both kinds: switching back and forth maps
+     * and writes nothing.
      */
     @Test
     void vocabularyLayoutSwitchRepacksAndKeepsTheLogits() throws Exception {
@@ -69,6 +70,10 @@ class RepackCacheTest {
         System.setProperty(TransformerModel.VOCABULARY_INT8, "true");
         assertArrayEquals(sixBits, logits(model, true), "logits with the vocabulary matrix as int8");
         assertArrayEquals(sixBits, logits(model, false), "logits from the cache holding the int8 form");
+        System.setProperty(TransformerModel.VOCABULARY_INT8, "false");
+        assertArrayEquals(sixBits, logits(model, false), "6-bit form mapped again after an int8 load");
+        System.setProperty(TransformerModel.VOCABULARY_INT8, "true");
+        assertArrayEquals(sixBits, logits(model, false), "int8 form mapped again after a 6-bit load");
     }
 
     /** Loads, reads the prompt, returns the last logits; checks whether this load had to write the cache. */
