@@ -94,7 +94,8 @@ public final class TransformerModel implements AutoCloseable {
         this.cache = repack4Bit ? RepackCache.open(file, repackArena) : null;
         this.config = ModelConfig.from(gguf);
         int maxPositions = config.contextLength();
-        this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions]);
+        int groupHeads = Math.max(1, config.headCount() / Math.max(1, config.headCountKv()));
+        this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions * groupHeads]);
         this.tokenizer = Tokenizer.fromGGUF(gguf);
         gguf.forgetArray("tokenizer.ggml.merges"); // the tokenizer keeps its own compact merge table
         gguf.releaseMetadataPages();
@@ -491,9 +492,9 @@ public final class TransformerModel implements AutoCloseable {
                 System.arraycopy(b.v, ko, st.pool.values[l], cacheOff, kvDim);
             }
             attentionJob.set(states, b, l, total, sliding, groups, xbW);
-            // every (token, head) pair is independent: split by head, so each thread gets every token (a prompt
-            // chunk's later tokens attend over more positions than its first ones)
-            ops.parallel(total * c.headCount(), attentionJob);
+            // every (token, KV head) pair is independent: split by KV head, so each thread gets every token (a prompt
+            // chunk's later tokens attend over more positions than its first ones) and reads its heads' rows only
+            ops.parallel(total * c.headCountKv(), attentionJob);
             ops.matmulBatch(w.wo, b.xb, xbW, b.xb2, 0, dim, dim, qDim, total);
             for (int j = 0; j < total; j++) {
                 if (w.attnPostNorm != null) ops.rmsnorm(b.xb2, j * dim, b.xb2, j * dim, w.attnPostNorm, dim, eps);
@@ -710,50 +711,22 @@ public final class TransformerModel implements AutoCloseable {
 
     /**
      * Scaled dot-product attention of every query head (in {@code q} from {@code qo}) over positions [first, pos] of
-     * its KV head; the heads' outputs go to {@code out} from {@code oo}.
+     * its KV head, a KV head's group of query heads at a time; the heads' outputs go to {@code out} from {@code oo}.
      */
     private void attention(InferenceState s, int layer, float[] q, int qo, float[] out, int oo, int pos, int first, int groups) {
-        for (int h = 0; h < config.headCount(); h++) attentionHead(s, layer, h, q, qo, out, oo, pos, first, groups, s.att, h * s.contextLength);
-    }
-
-    /** One head's attention: scores into {@code att[attOff ..]} (scratch), the weighted values into {@code out}. */
-    private void attentionHead(InferenceState s, int layer, int h, float[] q, int qo, float[] out, int oo, int pos, int first,
-                               int groups, float[] att, int attOff) {
-        float[] kc = s.pool.keys[layer];
-        float[] vc = s.pool.values[layer];
-        ModelConfig c = config;
-        int headDim = c.headDim();
-        float scale = c.attentionScale();
-        float cap = c.attnSoftcap();
-        int n = pos - first + 1;
-        int qOff = qo + h * headDim;
-        int outOff = oo + h * headDim;
-        int kvHeadOff = (h / groups) * headDim;
-        for (int t = first; t <= pos; t++) {
-            int kOff = s.table.offset(t) + kvHeadOff;
-            float score = dot(q, qOff, kc, kOff, headDim);
-            score *= scale;
-            if (cap > 0f) score = (float) Math.tanh(score / cap) * cap;
-            att[attOff + t - first] = score;
-        }
-        ops.softmax(att, attOff, n);
-        Arrays.fill(out, outOff, outOff + headDim, 0f);
-        for (int t = first; t <= pos; t++) {
-            float a = att[attOff + t - first];
-            int vOff = s.table.offset(t) + kvHeadOff;
-            int i = 0;
-            FloatVector av = FloatVector.broadcast(F, a);
-            for (; i + F.length() <= headDim; i += F.length()) {
-                FloatVector.fromArray(F, vc, vOff + i).fma(av, FloatVector.fromArray(F, out, outOff + i)).intoArray(out, outOff + i);
-            }
-            for (; i < headDim; i++) out[outOff + i] += a * vc[vOff + i];
+        int headDim = config.headDim();
+        for (int g = 0; g < config.headCountKv(); g++) {
+            int h = g * groups;
+            GroupedAttention.attend(ops, s.pool.keys[layer], s.pool.values[layer], s.table, g * headDim, q, qo + h * headDim,
+                    out, oo + h * headDim, groups, headDim, first, pos, config.attentionScale(), config.attnSoftcap(),
+                    s.att, h * s.contextLength, s.contextLength);
         }
     }
 
-    /** Scratch for attention scores on whichever thread runs a head: one context's worth, made once per thread. */
+    /** Scratch for attention scores on whichever thread runs a KV head's group: a context's worth per query head. */
     private final ThreadLocal<float[]> scoreScratch;
 
-    /** The attention of a batched step over (token, head) pairs; index i is head i / total of token i % total. */
+    /** The attention of a batched step over (token, KV head) pairs; index i is KV head i / total of token i % total. */
     private final class AttentionJob implements dev.enclave.runtime.backend.RangeJob {
         InferenceState[] states;
         InferenceState.Batch b;
@@ -777,31 +750,23 @@ public final class TransformerModel implements AutoCloseable {
         public void run(int from, int to) {
             float[] scratch = scoreScratch.get();
             int qDim = config.qDim();
+            int headDim = config.headDim();
+            int stride = config.contextLength();
             for (int i = from; i < to; i++) {
                 int j = i % total;
-                int h = i / total;
+                int g = i / total;
+                int h = g * groups;
                 InferenceState st = states[b.owner[j]];
                 int pos = b.pos[j];
                 int first = sliding ? Math.max(0, pos - config.slidingWindow() + 1) : 0;
-                attentionHead(st, layer, h, b.q, j * qDim, b.xb, j * xbW, pos, first, groups, scratch, 0);
+                GroupedAttention.attend(ops, st.pool.keys[layer], st.pool.values[layer], st.table, g * headDim, b.q,
+                        j * qDim + h * headDim, b.xb, j * xbW + h * headDim, groups, headDim, first, pos,
+                        config.attentionScale(), config.attnSoftcap(), scratch, 0, stride);
             }
         }
     }
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-
-    /** Query-key dot product over one head (the sum order differs from a scalar loop only by float rounding). */
-    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        int i = 0;
-        float s = 0;
-        if (n >= F.length()) {
-            FloatVector acc = FloatVector.zero(F);
-            for (; i + F.length() <= n; i += F.length()) acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
-            s = acc.reduceLanes(VectorOperators.ADD);
-        }
-        for (; i < n; i++) s += a[ao + i] * b[bo + i];
-        return s;
-    }
 
     private static void addBias(float[] v, int off, FloatTensor bias, int n) {
         for (int i = 0; i < n; i++) v[off + i] += bias.getFloat(i);
