@@ -13,8 +13,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Why a group at a time: Llama 3.2 1B has four query heads per KV head, and a head-at-a-time loop read every key
  * and value row four times; at a 1,000-token context attention was a fifth of a prompt's time (JFR of
  * {@code bench -p 1024}). Here each row is read once for four heads, and the weighted values accumulate in
- * registers instead of being loaded and stored back for every position. Per head the arithmetic is the same as
- * a head-at-a-time loop (the same FMAs in the same order, the same reduction), so the results are identical to it.
+ * registers instead of being loaded and stored back for every position. Per head the operations are those of a
+ * head-at-a-time loop (the same FMAs in the same order, the same reduction): the builds before and after it gave the
+ * same logits and the same greedy text.
  */
 final class GroupedAttention {
 
