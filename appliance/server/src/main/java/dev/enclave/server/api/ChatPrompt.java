@@ -25,6 +25,15 @@ final class ChatPrompt {
      * rendering below.
      */
     static int[] tokens(JsonNode messages, JsonNode tools, Optional<ChatTemplate> template, Tokenizer tok) {
+        return tokens(messages, tools, template, tok, null);
+    }
+
+    /**
+     * As above; an earlier answer that {@code answers} knows is read as the tokens it was generated as (where the
+     * template wrote its text unchanged), so that the prefix cache still holds the whole conversation.
+     */
+    static int[] tokens(JsonNode messages, JsonNode tools, Optional<ChatTemplate> template, Tokenizer tok,
+                        AnswerTokens answers) {
         String plain = render(messages); // validates roles and content either way
         if (template.isEmpty()) {
             return tok.encode(plain, true, false);
@@ -33,12 +42,40 @@ final class ChatPrompt {
         for (JsonNode m : messages) msgs.add(asMap(m));
         List<Map<String, Object>> toolList = new ArrayList<>();
         if (tools != null && tools.isArray()) for (JsonNode t : tools) toolList.add(asMap(t));
+        String rendered;
         try {
-            String rendered = template.get().render(msgs, toolList, true);
-            return ChatTemplate.tokenize(tok, rendered, template.get().bosToken());
+            rendered = template.get().render(msgs, toolList, true);
         } catch (TemplateException e) {
             throw ApiException.invalid("messages", "the model's chat template refused the conversation: " + e.getMessage());
         }
+        String bos = template.get().bosToken();
+        if (answers == null) return ChatTemplate.tokenize(tok, rendered, bos);
+        // the rendered text cut around each known answer, in order: pieces tokenized as usual, answers spliced
+        List<int[]> parts = new ArrayList<>();
+        int at = 0;
+        for (JsonNode m : messages) {
+            if (!"assistant".equals(m.path("role").asText()) || !m.path("content").isTextual()) continue;
+            String content = m.path("content").asText();
+            int[] known = content.isEmpty() ? null : answers.tokensOf(content, tok);
+            if (known == null) continue;
+            int i = rendered.indexOf(content, at);
+            if (i < 0) continue; // the template changed the text (trimmed it, say): tokenized as usual
+            String before = rendered.substring(at, i);
+            parts.add(at == 0 ? ChatTemplate.tokenize(tok, before, bos) : tok.encode(before, false, true));
+            parts.add(known);
+            at = i + content.length();
+        }
+        if (parts.isEmpty()) return ChatTemplate.tokenize(tok, rendered, bos);
+        parts.add(tok.encode(rendered.substring(at), false, true));
+        int n = 0;
+        for (int[] p : parts) n += p.length;
+        int[] out = new int[n];
+        n = 0;
+        for (int[] p : parts) {
+            System.arraycopy(p, 0, out, n, p.length);
+            n += p.length;
+        }
+        return out;
     }
 
     @SuppressWarnings("unchecked")

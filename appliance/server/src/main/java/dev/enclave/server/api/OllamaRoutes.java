@@ -126,11 +126,12 @@ public class OllamaRoutes {
             return;
         }
         Tokenizer tok = models.model().tokenizer();
+        AnswerTokens answers = models.answerTokens();
         int ctxLen = models.model().config().contextLength();
         int[] prompt;
         try {
             if (chat) {
-                prompt = ChatPrompt.tokens(body.get("messages"), body.get("tools"), models.chatTemplate(), tok);
+                prompt = ChatPrompt.tokens(body.get("messages"), body.get("tools"), models.chatTemplate(), tok, answers);
             } else {
                 String text = body.path("system").isTextual() ? body.get("system").asText() + "\n" : "";
                 text += body.path("prompt").asText("");
@@ -200,6 +201,8 @@ public class OllamaRoutes {
                 else error(ctx, 500, "generation failed");
                 return;
             }
+            boolean withTools = body.path("tools").isArray() && !body.path("tools").isEmpty();
+            if (chat && !withTools) answers.record(r, tok);
             ObjectNode last = base();
             if (chat) last.putObject("message").put("role", "assistant").put("content", stream ? "" : r.text());
             else last.put("response", stream ? "" : r.text());

@@ -175,6 +175,8 @@ public class OpenAiRoutes {
         final CompletionParams params;
         final GenerationRequest request;
         final List<String> toolNames = new ArrayList<>();
+        final AnswerTokens answers = models.answerTokens();
+        final Tokenizer answerTokenizer = models.model().tokenizer();
         try {
             JsonNode model = body.get("model");
             if (model != null && !model.isNull()) {
@@ -193,7 +195,7 @@ public class OpenAiRoutes {
                     toolNames.add(fn.asText());
                 }
             }
-            int[] prompt = chat ? ChatPrompt.tokens(body.get("messages"), toolsOff ? null : tools, models.chatTemplate(), tok)
+            int[] prompt = chat ? ChatPrompt.tokens(body.get("messages"), toolsOff ? null : tools, models.chatTemplate(), tok, answers)
                     : promptTokens(body.get("prompt"), tok);
             if (prompt.length >= ctxLen) {
                 throw contextExceeded(prompt.length, 1, ctxLen);
@@ -276,6 +278,7 @@ public class OpenAiRoutes {
         var caller = dev.enclave.server.security.AuthHandler.caller(ctx);
         String ip = dev.enclave.server.security.AuthHandler.ip(ctx);
         handle.result().whenComplete((r, failure) -> {
+            if (chat && r != null && toolNames.isEmpty() && citations == null) answers.record(r, answerTokenizer);
             StringBuilder detail = new StringBuilder();
             if (r != null) detail.append("prompt_tokens=").append(r.promptTokens()).append(" completion_tokens=").append(r.completionTokens())
                     .append(" finish=").append(r.finishReason().openAiName);

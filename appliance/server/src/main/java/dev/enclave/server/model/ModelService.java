@@ -29,7 +29,7 @@ public class ModelService {
 
     /** What is being served; replaced as a whole when an operator switches models. */
     private record Loaded(TransformerModel model, ContinuousBatchScheduler scheduler, Optional<ChatTemplate> chatTemplate,
-                          long createdEpochSeconds) {
+                          long createdEpochSeconds, dev.enclave.server.api.AnswerTokens answers) {
     }
 
     private volatile Loaded loaded;
@@ -76,7 +76,7 @@ public class ModelService {
             LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text", e.getMessage());
             template = Optional.empty();
         }
-        return new Loaded(model, scheduler, template, System.currentTimeMillis() / 1000);
+        return new Loaded(model, scheduler, template, System.currentTimeMillis() / 1000, new dev.enclave.server.api.AnswerTokens(model.tokenizer()));
     }
 
     /**
@@ -131,6 +131,11 @@ public class ModelService {
     }
 
     /** The model's chat template, when it has one that parses. */
+    /** The served model's recent answers and the tokens they were generated as (see {@code AnswerTokens}). */
+    public dev.enclave.server.api.AnswerTokens answerTokens() {
+        return loaded.answers();
+    }
+
     public Optional<ChatTemplate> chatTemplate() {
         return loaded.chatTemplate();
     }

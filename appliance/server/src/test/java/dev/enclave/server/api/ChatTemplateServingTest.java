@@ -30,6 +30,42 @@ class ChatTemplateServingTest {
         }
     }
 
+    @jakarta.inject.Inject
+    dev.enclave.server.model.ModelService models;
+
+    /**
+     * A chat client's next turn re-sends the conversation as text: the first turn's KV blocks, its answer's
+     * included, come from the prefix cache (the answer is read as the tokens it was generated as).
+     */
+    @Test
+    void aFollowUpTurnReusesTheCachedAnswer() throws Exception {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode body = json.createObjectNode().put("max_tokens", 40).put("temperature", 0);
+        com.fasterxml.jackson.databind.node.ArrayNode messages = body.putArray("messages");
+        messages.addObject().put("role", "system").put("content", "Be brief.");
+        messages.addObject().put("role", "user").put("content", "Tell me a story about a lighthouse keeper.");
+        var first = given().contentType(ContentType.JSON).body(json.writeValueAsString(body))
+                .post("/v1/chat/completions").then().statusCode(200).extract();
+        String answer = first.path("choices[0].message.content");
+        int promptTokens = first.path("usage.prompt_tokens");
+        int answerTokens = first.path("usage.completion_tokens");
+        org.junit.jupiter.api.Assertions.assertFalse(answer.isEmpty());
+
+        messages.addObject().put("role", "assistant").put("content", answer);
+        messages.addObject().put("role", "user").put("content", "Go on.");
+        body.put("max_tokens", 1);
+        long before = models.metrics().cachedPromptTokens();
+        given().contentType(ContentType.JSON).body(json.writeValueAsString(body))
+                .post("/v1/chat/completions").then().statusCode(200);
+        long reused = models.metrics().cachedPromptTokens() - before;
+        int bs = org.eclipse.microprofile.config.ConfigProvider.getConfig()
+                .getOptionalValue("enclave.scheduler.block-size", Integer.class).orElse(16);
+        long wholeTurn = (long) (promptTokens + answerTokens - 2) / bs * bs; // full blocks of prompt and answer
+        org.junit.jupiter.api.Assertions.assertTrue(wholeTurn > (long) promptTokens / bs * bs, "the answer spans a block");
+        org.junit.jupiter.api.Assertions.assertTrue(reused >= wholeTurn,
+                "reused " + reused + " cached prompt tokens; the first turn's full blocks hold " + wholeTurn);
+    }
+
     @Test
     void chatPromptIsRenderedByTheModelsTemplate() throws Exception {
         int expectedPromptTokens;

@@ -1,0 +1,91 @@
+package dev.enclave.server.api;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.enclave.runtime.chat.ChatTemplate;
+import dev.enclave.runtime.generate.FinishReason;
+import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.model.TransformerModel;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+import java.util.Arrays;
+import java.util.Optional;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * An earlier answer sent back as text is read as the tokens it was generated as, even when those are not what the
+ * tokenizer would choose for the text; the text is unchanged, and anything else is tokenized as before.
+ */
+class AnswerTokensTest {
+
+    @Test
+    void aKnownAnswerIsSplicedAsItsGeneratedTokens() throws Exception {
+        try (TransformerModel m = TransformerModel.load(ChatTemplateServingTest.qwen())) {
+            Tokenizer tok = m.tokenizer();
+            Optional<ChatTemplate> template = ChatTemplate.fromGGUF(m.gguf(), tok);
+            assertTrue(template.isPresent());
+            String answer = "Hello there, world";
+            // one token per character: a valid encoding of the text, but not the tokenizer's own
+            int[] generated = answer.chars().flatMap(c -> IntStream.of(tok.encode(Character.toString(c), false, false))).toArray();
+            int[] canonicalAnswer = tok.encode(answer, false, false);
+            assertFalse(Arrays.equals(generated, canonicalAnswer), "the test needs a non-canonical encoding");
+            assertEquals(answer, tok.decode(generated));
+
+            JsonNode messages = new ObjectMapper().readTree("[{\"role\":\"user\",\"content\":\"Hi\"},"
+                    + "{\"role\":\"assistant\",\"content\":\"" + answer + "\"},{\"role\":\"user\",\"content\":\"More\"}]");
+            int[] plain = ChatPrompt.tokens(messages, null, template, tok);
+
+            AnswerTokens answers = new AnswerTokens(tok);
+            assertArrayEquals(plain, ChatPrompt.tokens(messages, null, template, tok, answers), "nothing recorded yet");
+            int[] withEos = Arrays.copyOf(generated, generated.length + 1);
+            withEos[generated.length] = tok.eos();
+            answers.record(new GenerationResult(withEos, answer, FinishReason.STOP, 10, 0, 0), tok);
+            assertArrayEquals(generated, answers.tokensOf(answer, tok), "the end-of-generation token is left out");
+
+            int[] spliced = ChatPrompt.tokens(messages, null, template, tok, answers);
+            assertEquals(tok.decode(plain), tok.decode(spliced), "the same text");
+            assertTrue(indexOf(spliced, generated) > 0, "the generated tokens are in the prompt");
+            assertEquals(-1, indexOf(plain, generated));
+            // before and after the answer, the tokenizer's own choice
+            int at = indexOf(spliced, generated);
+            assertArrayEquals(Arrays.copyOf(plain, at), Arrays.copyOf(spliced, at));
+            int tail = spliced.length - at - generated.length;
+            assertArrayEquals(Arrays.copyOfRange(plain, plain.length - tail, plain.length),
+                    Arrays.copyOfRange(spliced, spliced.length - tail, spliced.length));
+
+            // tokens that do not decode to the text (a stop string cut it short) are not kept
+            AnswerTokens other = new AnswerTokens(tok);
+            other.record(new GenerationResult(generated, "Hello", FinishReason.STOP, 10, 0, 0), tok);
+            assertNull(other.tokensOf("Hello", tok));
+        }
+    }
+
+    @Test
+    void anotherModelsTokensAreIgnored() throws Exception {
+        try (TransformerModel a = TransformerModel.load(ChatTemplateServingTest.qwen());
+             TransformerModel b = TransformerModel.load(ChatTemplateServingTest.qwen())) {
+            AnswerTokens answers = new AnswerTokens(a.tokenizer());
+            int[] t = a.tokenizer().encode("Hello there", false, false);
+            answers.record(new GenerationResult(t, "Hello there", FinishReason.LENGTH, 3, 0, 0), b.tokenizer());
+            assertNull(answers.tokensOf("Hello there", a.tokenizer()), "recorded with another model's tokenizer");
+            answers.record(new GenerationResult(t, "Hello there", FinishReason.LENGTH, 3, 0, 0), a.tokenizer());
+            assertNull(answers.tokensOf("Hello there", b.tokenizer()), "asked with another model's tokenizer");
+            assertArrayEquals(t, answers.tokensOf("Hello there", a.tokenizer()));
+        }
+    }
+
+    private static int indexOf(int[] hay, int[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= hay.length; i++) {
+            for (int j = 0; j < needle.length; j++) if (hay[i + j] != needle[j]) continue outer;
+            return i;
+        }
+        return -1;
+    }
+}
