@@ -161,6 +161,34 @@ public final class SyntheticModel {
         return f;
     }
 
+    /** Llama 3's instruct template: header tokens around each role, content trimmed, {@code <|eot_id|>} after it. */
+    static final String LLAMA3_CHAT_TEMPLATE = "{% for message in messages %}{% set content = '<|start_header_id|>' + "
+            + "message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' %}"
+            + "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+            + "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+    /** ChatML, as Qwen2.5 writes it (without its default system message). */
+    static final String CHATML_TEMPLATE = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "
+            + "message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+            + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    /**
+     * The chat template of the instruct model of this shape's family, when the vocabulary has its special tokens
+     * and did not bring a template (llama.cpp's vocab files carry none): chat benchmarks then prompt the model as
+     * clients prompt the real one, through a template.
+     */
+    static String chatTemplate(String arch, String[] all) {
+        java.util.Set<String> specials = new java.util.HashSet<>(); // special tokens come last in both vocabularies
+        for (int i = Math.max(0, all.length - 512); i < all.length; i++) specials.add(all[i]);
+        if (arch.equals("llama") && specials.contains("<|start_header_id|>") && specials.contains("<|eot_id|>")) {
+            return LLAMA3_CHAT_TEMPLATE;
+        }
+        if (arch.equals("qwen2") && specials.contains("<|im_start|>") && specials.contains("<|im_end|>")) {
+            return CHATML_TEMPLATE;
+        }
+        return null;
+    }
+
     private void tokenizer(GGUFWriter w, Path vocabFrom) throws IOException {
         if (vocabFrom != null) {
             try (GGUFFile v = GGUFFile.open(vocabFrom)) {
@@ -170,6 +198,10 @@ public final class SyntheticModel {
                 }
                 for (Map.Entry<String, Object> e : v.metadata().entrySet()) {
                     if (e.getKey().startsWith("tokenizer.")) w.put(e.getKey(), v.typedValue(e.getKey()));
+                }
+                if (!v.metadata().containsKey("tokenizer.chat_template")) {
+                    String template = chatTemplate(shape.arch, v.getArray("tokenizer.ggml.tokens").asStrings());
+                    if (template != null) w.put("tokenizer.chat_template", template);
                 }
             }
             return;

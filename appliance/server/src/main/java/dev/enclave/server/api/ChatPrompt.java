@@ -35,21 +35,19 @@ final class ChatPrompt {
     static int[] tokens(JsonNode messages, JsonNode tools, Optional<ChatTemplate> template, Tokenizer tok,
                         AnswerTokens answers) {
         String plain = render(messages); // validates roles and content either way
-        if (template.isEmpty()) {
-            return tok.encode(plain, true, false);
+        String rendered = plain;
+        if (template.isPresent()) {
+            List<Map<String, Object>> msgs = new ArrayList<>();
+            for (JsonNode m : messages) msgs.add(asMap(m));
+            List<Map<String, Object>> toolList = new ArrayList<>();
+            if (tools != null && tools.isArray()) for (JsonNode t : tools) toolList.add(asMap(t));
+            try {
+                rendered = template.get().render(msgs, toolList, true);
+            } catch (TemplateException e) {
+                throw ApiException.invalid("messages", "the model's chat template refused the conversation: " + e.getMessage());
+            }
         }
-        List<Map<String, Object>> msgs = new ArrayList<>();
-        for (JsonNode m : messages) msgs.add(asMap(m));
-        List<Map<String, Object>> toolList = new ArrayList<>();
-        if (tools != null && tools.isArray()) for (JsonNode t : tools) toolList.add(asMap(t));
-        String rendered;
-        try {
-            rendered = template.get().render(msgs, toolList, true);
-        } catch (TemplateException e) {
-            throw ApiException.invalid("messages", "the model's chat template refused the conversation: " + e.getMessage());
-        }
-        String bos = template.get().bosToken();
-        if (answers == null) return ChatTemplate.tokenize(tok, rendered, bos);
+        if (answers == null) return encode(tok, template, rendered, true);
         // the rendered text cut around each known answer, in order: pieces tokenized as usual, answers spliced
         List<int[]> parts = new ArrayList<>();
         int at = 0;
@@ -60,13 +58,12 @@ final class ChatPrompt {
             if (known == null) continue;
             int i = rendered.indexOf(content, at);
             if (i < 0) continue; // the template changed the text (trimmed it, say): tokenized as usual
-            String before = rendered.substring(at, i);
-            parts.add(at == 0 ? ChatTemplate.tokenize(tok, before, bos) : tok.encode(before, false, true));
+            parts.add(encode(tok, template, rendered.substring(at, i), at == 0));
             parts.add(known);
             at = i + content.length();
         }
-        if (parts.isEmpty()) return ChatTemplate.tokenize(tok, rendered, bos);
-        parts.add(tok.encode(rendered.substring(at), false, true));
+        if (parts.isEmpty()) return encode(tok, template, rendered, true);
+        parts.add(encode(tok, template, rendered.substring(at), false));
         int n = 0;
         for (int[] p : parts) n += p.length;
         int[] out = new int[n];
@@ -75,7 +72,15 @@ final class ChatPrompt {
             System.arraycopy(p, 0, out, n, p.length);
             n += p.length;
         }
-        return out;
+        // pieces must read as the same text (a SentencePiece tokenizer, say, adds a space at each encode's start)
+        int[] whole = encode(tok, template, rendered, true);
+        return tok.decode(out).equals(tok.decode(whole)) ? out : whole;
+    }
+
+    /** Tokens of (a piece of) the rendered conversation; the first piece gets the BOS the model asks for. */
+    private static int[] encode(Tokenizer tok, Optional<ChatTemplate> template, String text, boolean first) {
+        if (template.isEmpty()) return tok.encode(text, first, false);
+        return first ? ChatTemplate.tokenize(tok, text, template.get().bosToken()) : tok.encode(text, false, true);
     }
 
     @SuppressWarnings("unchecked")

@@ -66,6 +66,25 @@ class AnswerTokensTest {
         }
     }
 
+    /** Without a chat template (the bundled story model) the plain rendering is spliced the same way, text unchanged. */
+    @Test
+    void thePlainRenderingOfABaseModelKeepsItsText() throws Exception {
+        java.nio.file.Path stories = java.nio.file.Path.of(System.getProperty("enclave.shared.dir", "../../../shared"),
+                "fixtures/models/stories260K.gguf").toAbsolutePath();
+        try (TransformerModel m = TransformerModel.load(stories)) {
+            Tokenizer tok = m.tokenizer();
+            String answer = "Once upon a time there was a cat.";
+            int[] generated = tok.encode(answer, false, false);
+            JsonNode messages = new ObjectMapper().readTree("[{\"role\":\"user\",\"content\":\"Tell a story\"},"
+                    + "{\"role\":\"assistant\",\"content\":\"" + answer + "\"},{\"role\":\"user\",\"content\":\"More\"}]");
+            int[] plain = ChatPrompt.tokens(messages, null, Optional.empty(), tok);
+            AnswerTokens answers = new AnswerTokens(tok);
+            answers.record(new GenerationResult(generated, tok.decode(generated), FinishReason.LENGTH, 5, 0, 0), tok);
+            int[] spliced = ChatPrompt.tokens(messages, null, Optional.empty(), tok, answers);
+            assertEquals(tok.decode(plain), tok.decode(spliced), "the same text");
+        }
+    }
+
     @Test
     void anotherModelsTokensAreIgnored() throws Exception {
         try (TransformerModel a = TransformerModel.load(ChatTemplateServingTest.qwen());
