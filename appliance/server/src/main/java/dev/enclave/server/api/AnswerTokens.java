@@ -20,16 +20,14 @@ import java.util.Map;
 public final class AnswerTokens {
 
     private static final int CAPACITY = 1024;
+    /** Bytes held at most (text as UTF-16, tokens as ints): long answers make room by evicting the oldest. */
+    static final long BYTE_BUDGET = 8L << 20;
 
     /** The model's tokenizer: tokens recorded or asked for with another (after a model switch) are ignored. */
     private final Tokenizer tokenizer;
 
-    private final Map<String, int[]> recent = new LinkedHashMap<>(64, 0.75f, true) {
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<String, int[]> eldest) {
-            return size() > CAPACITY;
-        }
-    };
+    private final LinkedHashMap<String, int[]> recent = new LinkedHashMap<>(64, 0.75f, true);
+    private long bytes;
 
     public AnswerTokens(Tokenizer tokenizer) {
         this.tokenizer = tokenizer;
@@ -47,8 +45,28 @@ public final class AnswerTokens {
         if (n == 0) return;
         int[] kept = Arrays.copyOf(tokens, n);
         if (!tok.decode(kept).equals(r.text())) return;
+        long size = size(r.text(), kept);
+        if (size > BYTE_BUDGET) return;
         synchronized (recent) {
-            recent.put(r.text(), kept);
+            int[] old = recent.put(r.text(), kept);
+            bytes += size - (old == null ? 0 : size(r.text(), old));
+            var it = recent.entrySet().iterator();
+            while ((recent.size() > CAPACITY || bytes > BYTE_BUDGET) && it.hasNext()) {
+                Map.Entry<String, int[]> eldest = it.next();
+                bytes -= size(eldest.getKey(), eldest.getValue());
+                it.remove();
+            }
+        }
+    }
+
+    private static long size(String text, int[] tokens) {
+        return 2L * text.length() + 4L * tokens.length + 64;
+    }
+
+    /** Answers held now (for tests and metrics). */
+    int size() {
+        synchronized (recent) {
+            return recent.size();
         }
     }
 

@@ -99,6 +99,35 @@ class AnswerTokensTest {
         }
     }
 
+    /** Many or long answers: the oldest go first, within both the count and the byte budget. */
+    @Test
+    void theOldestAnswersGoFirst() throws Exception {
+        try (TransformerModel m = TransformerModel.load(ChatTemplateServingTest.qwen())) {
+            Tokenizer tok = m.tokenizer();
+            AnswerTokens answers = new AnswerTokens(tok);
+            for (int i = 0; i < 1500; i++) {
+                String text = "answer " + i;
+                answers.record(new GenerationResult(tok.encode(text, false, false), text, FinishReason.LENGTH, 1, 0, 0), tok);
+            }
+            assertEquals(1024, answers.size());
+            assertNull(answers.tokensOf("answer 0", tok));
+            assertTrue(answers.tokensOf("answer 1499", tok) != null);
+            String big = "word ".repeat(300_000); // ~2.4 MB of UTF-16 text plus its tokens
+            int[] bigTokens = tok.encode(big, false, false);
+            for (int i = 0; i < 4; i++) {
+                String text = big + i;
+                int[] t = Arrays.copyOf(bigTokens, bigTokens.length + 1);
+                t[bigTokens.length] = tok.encode(Integer.toString(i), false, false)[0];
+                answers.record(new GenerationResult(t, tok.decode(t), FinishReason.LENGTH, 1, 0, 0), tok);
+            }
+            assertTrue(answers.size() < 1024, "long answers evicted short ones: " + answers.size());
+            assertTrue(answers.tokensOf(tok.decode(bigTokens) + tok.decode(new int[] {tok.encode("3", false, false)[0]}), tok) != null,
+                    "the newest long answer is kept");
+            assertNull(answers.tokensOf(tok.decode(bigTokens) + tok.decode(new int[] {tok.encode("0", false, false)[0]}), tok),
+                    "the oldest long answer made room");
+        }
+    }
+
     private static int indexOf(int[] hay, int[] needle) {
         outer:
         for (int i = 0; i + needle.length <= hay.length; i++) {
