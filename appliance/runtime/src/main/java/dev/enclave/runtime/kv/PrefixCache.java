@@ -12,6 +12,11 @@ import java.util.Map;
  * sequence walks the tree with its prompt and starts from the deepest match, computing only the rest. The cache
  * holds one reference on each block it stores; blocks no sequence uses any more are evicted least recently used
  * first when the pool runs dry.
+ *
+ * <p>A finished conversation also leaves its last, partly filled block as a leaf that holds fewer tokens than a
+ * block: the next turn of the conversation then reuses every computed position, not only whole blocks (a chat
+ * client's follow-up would otherwise recompute up to a block of the previous answer). The sequence that adopts such
+ * a block shares it, and copy-on-write gives it its own copy before it writes the block's free positions.
  */
 public final class PrefixCache implements KvPool.Evictor {
 
@@ -32,9 +37,13 @@ public final class PrefixCache implements KvPool.Evictor {
         }
     }
 
+    /** The blocks of a cached prefix and how many of its tokens they hold (the last block may be partly filled). */
+    public record Prefix(int[] blocks, int tokens) {
+    }
+
     private static final class Node {
         final Node parent;
-        final Key key;
+        final Key key; // a block's tokens; fewer than a block for a partial leaf
         final int block;
         final Map<Key, Node> children = new HashMap<>();
         long lastUsed;
@@ -60,25 +69,66 @@ public final class PrefixCache implements KvPool.Evictor {
     }
 
     /**
-     * The blocks holding the longest cached prefix of {@code prompt}, at most {@code maxBlocks} of them. The caller
-     * takes its own references (see BlockTable#appendShared) before anything else can evict them.
+     * The longest cached prefix of {@code prompt} of at most {@code maxTokens} tokens: whole blocks, then the longest
+     * partial leaf that continues it. The caller takes its own references (see BlockTable#appendShared) before
+     * anything else can evict them.
      */
-    public synchronized int[] match(int[] prompt, int maxBlocks) {
+    public synchronized Prefix longestPrefix(int[] prompt, int maxTokens) {
         int bs = pool.blockSize;
         lookups++;
         lookedUpTokens += prompt.length;
         List<Integer> found = new ArrayList<>();
         Node n = root;
         long now = ++clock;
-        for (int i = 0; i < maxBlocks && (i + 1) * bs <= prompt.length; i++) {
+        int i = 0;
+        for (; (i + 1) * bs <= Math.min(maxTokens, prompt.length); i++) {
             Node next = n.children.get(Key.of(prompt, i * bs, bs));
             if (next == null) break;
             next.lastUsed = now;
             found.add(next.block);
             n = next;
         }
-        hitTokens += (long) found.size() * bs;
-        return found.stream().mapToInt(Integer::intValue).toArray();
+        int tokens = i * bs;
+        Node partial = null;
+        int room = Math.min(maxTokens, prompt.length) - tokens;
+        for (Node c : n.children.values()) {
+            int len = c.key.tokens.length;
+            if (len >= bs || len > room || (partial != null && len <= partial.key.tokens.length)) continue;
+            if (Arrays.equals(c.key.tokens, 0, len, prompt, tokens, tokens + len)) partial = c;
+        }
+        if (partial != null) {
+            partial.lastUsed = now;
+            found.add(partial.block);
+            tokens += partial.key.tokens.length;
+        }
+        hitTokens += tokens;
+        return new Prefix(found.stream().mapToInt(Integer::intValue).toArray(), tokens);
+    }
+
+    /**
+     * Records the first {@code positions} positions of a sequence whose first positions hold {@code tokens}: the
+     * whole blocks, and the partly filled last one as a leaf of its own.
+     */
+    public synchronized void insertWithTail(int[] tokens, int positions, BlockTable table) {
+        int bs = pool.blockSize;
+        positions = Math.min(positions, tokens.length);
+        insert(tokens, positions / bs, table);
+        int full = positions / bs, rest = positions % bs;
+        if (rest == 0 || full >= table.blockCount()) return;
+        Node n = root;
+        for (int i = 0; i < full; i++) {
+            n = n.children.get(Key.of(tokens, i * bs, bs));
+            if (n == null) return; // an evicted or never-stored block on the way: nothing to hang the tail on
+        }
+        Key k = Key.of(tokens, full * bs, rest);
+        Node leaf = n.children.get(k);
+        if (leaf == null) {
+            leaf = new Node(n, k, table.block(full));
+            pool.retain(leaf.block);
+            n.children.put(k, leaf);
+            cachedBlocks++;
+        }
+        leaf.lastUsed = ++clock;
     }
 
     /** Records the first {@code fullBlocks} blocks of a sequence whose first positions hold {@code prompt}. */

@@ -310,10 +310,11 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             if (!s.matched) {
                 // a prompt that shares blocks with one still being read waits for them to reach the cache
                 if (waitsForSharedPrefix(s)) continue;
-                int[] shared = cache.match(s.prompt, (s.prompt.length - 1) / pool.blockSize);
-                if (shared.length > 0) {
-                    s.state.adoptPrefix(shared, shared.length * pool.blockSize);
-                    s.prefilled = shared.length * pool.blockSize;
+                // at least the prompt's last token is computed: its logits give the first answer token
+                PrefixCache.Prefix shared = cache.longestPrefix(s.prompt, s.prompt.length - 1);
+                if (shared.tokens() > 0) {
+                    s.state.adoptPrefix(shared.blocks(), shared.tokens());
+                    s.prefilled = shared.tokens();
                     cachedPromptTokens.addAndGet(s.prefilled);
                 }
                 s.matched = true;
@@ -493,7 +494,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         if (s.matched && s.generated > 0) {
             int[] conversation = Arrays.copyOf(s.prompt, s.prompt.length + s.generated);
             System.arraycopy(s.out, 0, conversation, s.prompt.length, s.generated);
-            cache.insert(conversation, Math.min(s.state.position(), conversation.length) / pool.blockSize, s.state.blockTable());
+            cache.insertWithTail(conversation, s.state.position(), s.state.blockTable());
         }
         s.state.release();
         long end = System.nanoTime();
