@@ -28,24 +28,28 @@ final class GroupedAttention {
      * @param q      query heads of the group at {@code qOff}, {@code qOff + headDim}, ...
      * @param out    the heads' outputs at {@code outOff}, {@code outOff + headDim}, ...
      * @param att    scratch for scores: head h of the group at {@code attOff + h * attStride}, n floats each
+     * @param rows   scratch for the n positions' offsets in the KV arrays
      */
     static void attend(KernelBackend ops, float[] kc, float[] vc, BlockTable table, int kvHeadOff, float[] q, int qOff,
                        float[] out, int outOff, int heads, int headDim, int first, int pos, float scale, float cap,
-                       float[] att, int attOff, int attStride) {
+                       float[] att, int attOff, int attStride, int[] rows) {
         int n = pos - first + 1;
+        // the rows' offsets once, outside the vector loops: no call may sit between a loop's vector accumulators
+        // (past the JIT's inlining budget they would be boxed on every position)
+        for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
         int h = 0;
         for (; h + 4 <= heads; h += 4) {
-            scores4(kc, table, kvHeadOff, q, qOff + h * headDim, headDim, first, pos, scale, cap, att, attOff + h * attStride, attStride);
+            scores4(kc, rows, n, q, qOff + h * headDim, headDim, scale, cap, att, attOff + h * attStride, attStride);
         }
         for (; h < heads; h++) {
-            scores1(kc, table, kvHeadOff, q, qOff + h * headDim, headDim, first, pos, scale, cap, att, attOff + h * attStride);
+            scores1(kc, rows, n, q, qOff + h * headDim, headDim, scale, cap, att, attOff + h * attStride);
         }
         for (h = 0; h < heads; h++) ops.softmax(att, attOff + h * attStride, n);
         for (h = 0; h + 4 <= heads; h += 4) {
-            values4(vc, table, kvHeadOff, headDim, first, pos, att, attOff + h * attStride, attStride, out, outOff + h * headDim);
+            values4(vc, rows, n, headDim, att, attOff + h * attStride, attStride, out, outOff + h * headDim);
         }
         for (; h < heads; h++) {
-            values1(vc, table, kvHeadOff, headDim, first, pos, att, attOff + h * attStride, out, outOff + h * headDim);
+            values1(vc, rows, n, headDim, att, attOff + h * attStride, out, outOff + h * headDim);
         }
     }
 
@@ -54,11 +58,11 @@ final class GroupedAttention {
         return cap > 0f ? (float) Math.tanh(score / cap) * cap : score;
     }
 
-    private static void scores1(float[] kc, BlockTable table, int kvHeadOff, float[] q, int qo, int headDim, int first,
-                                int pos, float scale, float cap, float[] att, int a) {
+    private static void scores1(float[] kc, int[] rows, int n, float[] q, int qo, int headDim, float scale, float cap,
+                                float[] att, int a) {
         int vec = headDim >= F.length() ? headDim - headDim % F.length() : 0;
-        for (int t = first; t <= pos; t++) {
-            int k = table.offset(t) + kvHeadOff;
+        for (int at = 0; at < n; at++) {
+            int k = rows[at];
             float s = 0;
             if (vec > 0) {
                 FloatVector acc = FloatVector.zero(F);
@@ -68,17 +72,17 @@ final class GroupedAttention {
                 s = acc.reduceLanes(VectorOperators.ADD);
             }
             for (int i = vec; i < headDim; i++) s += q[qo + i] * kc[k + i];
-            att[a + t - first] = capped(s, scale, cap);
+            att[a + at] = capped(s, scale, cap);
         }
     }
 
     /** Four heads' scores: each key row is loaded once (from L1 for the other three). */
-    private static void scores4(float[] kc, BlockTable table, int kvHeadOff, float[] q, int qo, int headDim, int first,
-                                int pos, float scale, float cap, float[] att, int a, int stride) {
+    private static void scores4(float[] kc, int[] rows, int n, float[] q, int qo, int headDim, float scale, float cap,
+                                float[] att, int a, int stride) {
         int vec = headDim >= F.length() ? headDim - headDim % F.length() : 0;
         int q1 = qo + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
-        for (int t = first; t <= pos; t++) {
-            int k = table.offset(t) + kvHeadOff;
+        for (int at = 0; at < n; at++) {
+            int k = rows[at];
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             if (vec > 0) {
                 FloatVector z = FloatVector.zero(F);
@@ -102,7 +106,6 @@ final class GroupedAttention {
                 s2 += q[q2 + i] * kv;
                 s3 += q[q3 + i] * kv;
             }
-            int at = t - first;
             att[a + at] = capped(s0, scale, cap);
             att[a + stride + at] = capped(s1, scale, cap);
             att[a + 2 * stride + at] = capped(s2, scale, cap);
@@ -110,35 +113,32 @@ final class GroupedAttention {
         }
     }
 
-    private static void values1(float[] vc, BlockTable table, int kvHeadOff, int headDim, int first, int pos,
-                                float[] att, int a, float[] out, int o) {
+    private static void values1(float[] vc, int[] rows, int n, int headDim, float[] att, int a, float[] out, int o) {
         int vec = headDim >= F.length() ? headDim - headDim % F.length() : 0;
         for (int i = 0; i < vec; i += F.length()) {
             FloatVector acc = FloatVector.zero(F);
-            for (int t = first; t <= pos; t++) {
-                int v = table.offset(t) + kvHeadOff;
-                acc = FloatVector.fromArray(F, vc, v + i).fma(FloatVector.broadcast(F, att[a + t - first]), acc);
+            for (int at = 0; at < n; at++) {
+                acc = FloatVector.fromArray(F, vc, rows[at] + i).fma(FloatVector.broadcast(F, att[a + at]), acc);
             }
             acc.intoArray(out, o + i);
         }
         for (int i = vec; i < headDim; i++) {
             float s = 0;
-            for (int t = first; t <= pos; t++) s += att[a + t - first] * vc[table.offset(t) + kvHeadOff + i];
+            for (int at = 0; at < n; at++) s += att[a + at] * vc[rows[at] + i];
             out[o + i] = s;
         }
     }
 
     /** Four heads' weighted values, one slice of the head dimension at a time, accumulated in registers. */
-    private static void values4(float[] vc, BlockTable table, int kvHeadOff, int headDim, int first, int pos,
-                                float[] att, int a, int stride, float[] out, int o) {
+    private static void values4(float[] vc, int[] rows, int n, int headDim, float[] att, int a, int stride, float[] out,
+                                int o) {
         int vec = headDim >= F.length() ? headDim - headDim % F.length() : 0;
         int a1 = a + stride, a2 = a1 + stride, a3 = a2 + stride;
         for (int i = 0; i < vec; i += F.length()) {
             FloatVector z = FloatVector.zero(F);
             FloatVector c0 = z, c1 = z, c2 = z, c3 = z;
-            for (int t = first; t <= pos; t++) {
-                FloatVector v = FloatVector.fromArray(F, vc, table.offset(t) + kvHeadOff + i);
-                int at = t - first;
+            for (int at = 0; at < n; at++) {
+                FloatVector v = FloatVector.fromArray(F, vc, rows[at] + i);
                 c0 = v.fma(FloatVector.broadcast(F, att[a + at]), c0);
                 c1 = v.fma(FloatVector.broadcast(F, att[a1 + at]), c1);
                 c2 = v.fma(FloatVector.broadcast(F, att[a2 + at]), c2);
@@ -151,9 +151,8 @@ final class GroupedAttention {
         }
         for (int i = vec; i < headDim; i++) {
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int t = first; t <= pos; t++) {
-                float v = vc[table.offset(t) + kvHeadOff + i];
-                int at = t - first;
+            for (int at = 0; at < n; at++) {
+                float v = vc[rows[at] + i];
                 s0 += att[a + at] * v;
                 s1 += att[a1 + at] * v;
                 s2 += att[a2 + at] * v;

@@ -96,6 +96,7 @@ public final class TransformerModel implements AutoCloseable {
         int maxPositions = config.contextLength();
         int groupHeads = Math.max(1, config.headCount() / Math.max(1, config.headCountKv()));
         this.scoreScratch = ThreadLocal.withInitial(() -> new float[maxPositions * groupHeads]);
+        this.rowScratch = ThreadLocal.withInitial(() -> new int[maxPositions]);
         this.tokenizer = Tokenizer.fromGGUF(gguf);
         gguf.forgetArray("tokenizer.ggml.merges"); // the tokenizer keeps its own compact merge table
         gguf.releaseMetadataPages();
@@ -719,12 +720,14 @@ public final class TransformerModel implements AutoCloseable {
             int h = g * groups;
             GroupedAttention.attend(ops, s.pool.keys[layer], s.pool.values[layer], s.table, g * headDim, q, qo + h * headDim,
                     out, oo + h * headDim, groups, headDim, first, pos, config.attentionScale(), config.attnSoftcap(),
-                    s.att, h * s.contextLength, s.contextLength);
+                    s.att, h * s.contextLength, s.contextLength, rowScratch.get());
         }
     }
 
     /** Scratch for attention scores on whichever thread runs a KV head's group: a context's worth per query head. */
     private final ThreadLocal<float[]> scoreScratch;
+    /** Scratch for the KV rows' offsets of the positions one attention reads, made once per thread. */
+    private final ThreadLocal<int[]> rowScratch;
 
     /** The attention of a batched step over (token, KV head) pairs; index i is KV head i / total of token i % total. */
     private final class AttentionJob implements dev.enclave.runtime.backend.RangeJob {
@@ -749,6 +752,7 @@ public final class TransformerModel implements AutoCloseable {
         @Override
         public void run(int from, int to) {
             float[] scratch = scoreScratch.get();
+            int[] rows = rowScratch.get();
             int qDim = config.qDim();
             int headDim = config.headDim();
             int stride = config.contextLength();
@@ -761,7 +765,7 @@ public final class TransformerModel implements AutoCloseable {
                 int first = sliding ? Math.max(0, pos - config.slidingWindow() + 1) : 0;
                 GroupedAttention.attend(ops, st.pool.keys[layer], st.pool.values[layer], st.table, g * headDim, b.q,
                         j * qDim + h * headDim, b.xb, j * xbW + h * headDim, groups, headDim, first, pos,
-                        config.attentionScale(), config.attnSoftcap(), scratch, 0, stride);
+                        config.attentionScale(), config.attnSoftcap(), scratch, 0, stride, rows);
             }
         }
     }

@@ -47,11 +47,11 @@ class GroupedAttentionTest {
 
                 float[] grouped = new float[heads * headDim];
                 GroupedAttention.attend(ops, pool.keys[0], pool.values[0], table, g * headDim, q, qOff, grouped, 0,
-                        heads, headDim, first, pos, scale, 0f, new float[heads * stride], 0, stride);
+                        heads, headDim, first, pos, scale, 0f, new float[heads * stride], 0, stride, new int[positions]);
                 float[] single = new float[heads * headDim];
                 for (int h = 0; h < heads; h++) {
                     GroupedAttention.attend(ops, pool.keys[0], pool.values[0], table, g * headDim, q, qOff + h * headDim,
-                            single, h * headDim, 1, headDim, first, pos, scale, 0f, new float[stride], 0, stride);
+                            single, h * headDim, 1, headDim, first, pos, scale, 0f, new float[stride], 0, stride, new int[positions]);
                 }
                 for (int i = 0; i < grouped.length; i++) {
                     assertEquals(single[i], grouped[i], 1e-5f * Math.max(1f, Math.abs(single[i])),
