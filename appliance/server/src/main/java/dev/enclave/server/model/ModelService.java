@@ -6,6 +6,7 @@ import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.serve.ContinuousBatchScheduler;
 import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.model.TransformerModel;
+import dev.enclave.server.api.AnswerTokens;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.Startup;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -29,7 +30,7 @@ public class ModelService {
 
     /** What is being served; replaced as a whole when an operator switches models. */
     private record Loaded(TransformerModel model, ContinuousBatchScheduler scheduler, Optional<ChatTemplate> chatTemplate,
-                          long createdEpochSeconds, dev.enclave.server.api.AnswerTokens answers) {
+                          long createdEpochSeconds, AnswerTokens answers) {
     }
 
     private volatile Loaded loaded;
@@ -76,7 +77,7 @@ public class ModelService {
             LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text", e.getMessage());
             template = Optional.empty();
         }
-        return new Loaded(model, scheduler, template, System.currentTimeMillis() / 1000, new dev.enclave.server.api.AnswerTokens(model.tokenizer()));
+        return new Loaded(model, scheduler, template, System.currentTimeMillis() / 1000, new AnswerTokens(model.tokenizer()));
     }
 
     /**
@@ -130,12 +131,12 @@ public class ModelService {
         return loaded.model();
     }
 
-    /** The model's chat template, when it has one that parses. */
     /** The served model's recent answers and the tokens they were generated as (see {@code AnswerTokens}). */
-    public dev.enclave.server.api.AnswerTokens answerTokens() {
+    public AnswerTokens answerTokens() {
         return loaded.answers();
     }
 
+    /** The model's chat template, when it has one that parses. */
     public Optional<ChatTemplate> chatTemplate() {
         return loaded.chatTemplate();
     }
