@@ -103,19 +103,26 @@ public final class BeirEvaluation {
             int chunks = (int) index.catalog().count("chunks");
             log.accept(String.format("ingested %d passages as %d chunks in %.1f s", passages, chunks, ingestSeconds));
 
-            HybridRetriever retriever = new HybridRetriever(index, bm25Weight, vectorWeight);
+            HybridRetriever retriever = new HybridRetriever(index, bm25Weight, vectorWeight, HybridRetriever.Fusion.SCORE);
+            HybridRetriever rrf = new HybridRetriever(index, bm25Weight, vectorWeight, HybridRetriever.Fusion.RRF);
             Map<String, Double> ndcg = new LinkedHashMap<>();
             Map<String, Double> recall = new LinkedHashMap<>();
             double[] latencies = null;
-            for (HybridRetriever.Mode mode : new HybridRetriever.Mode[] {
-                    HybridRetriever.Mode.BM25, HybridRetriever.Mode.VECTOR, HybridRetriever.Mode.HYBRID}) {
+            // hybrid_rrf: the same two sides fused by reciprocal rank, for comparison with the default fusion
+            for (String key : new String[] {"bm25", "vector", "hybrid", "hybrid_rrf"}) {
+                HybridRetriever.Mode mode = switch (key) {
+                    case "bm25" -> HybridRetriever.Mode.BM25;
+                    case "vector" -> HybridRetriever.Mode.VECTOR;
+                    default -> HybridRetriever.Mode.HYBRID;
+                };
+                HybridRetriever using = key.equals("hybrid_rrf") ? rrf : retriever;
                 double sumNdcg = 0;
                 double sumRecall = 0;
                 double[] lat = new double[queries.size()];
                 int qi = 0;
                 for (Map.Entry<String, String> q : queries.entrySet()) {
                     long s = System.nanoTime();
-                    List<SearchHit> hits = retriever.search(Principal.SYSTEM,
+                    List<SearchHit> hits = using.search(Principal.SYSTEM,
                             new HybridRetriever.Query(q.getValue(), List.of("beir"), 300, mode), 300);
                     lat[qi++] = (System.nanoTime() - s) / 1e6;
                     List<String> ranking = documentRanking(hits);
@@ -123,11 +130,10 @@ public final class BeirEvaluation {
                     sumNdcg += ndcgAt(ranking, rel, 10);
                     sumRecall += recallAt(ranking, rel, 100);
                 }
-                String key = mode.name().toLowerCase();
                 ndcg.put(key, sumNdcg / queries.size());
                 recall.put(key, sumRecall / queries.size());
-                log.accept(String.format("%-6s nDCG@10 %.4f  Recall@100 %.4f", key, ndcg.get(key), recall.get(key)));
-                if (mode == HybridRetriever.Mode.HYBRID) latencies = lat;
+                log.accept(String.format("%-10s nDCG@10 %.4f  Recall@100 %.4f", key, ndcg.get(key), recall.get(key)));
+                if (key.equals("hybrid")) latencies = lat;
             }
             Arrays.sort(latencies);
             return new Result(passages, chunks, queries.size(), ingestSeconds, reuse ? 0 : passages / ingestSeconds, ndcg, recall,
