@@ -111,6 +111,7 @@ public final class FolderCrawler {
         long filesDone = 0, bytesDone = 0, errors = 0;
         List<DocumentIndex.Source> batch = new ArrayList<>();
         long batchBytes = 0;
+        BatchPipeline pipeline = new BatchPipeline(index, col.name(), job);
         index.catalog().updateJob(job, "running", files.size(), 0, bytesTotal, 0, 0);
         for (int i = 0; i < files.size(); i++) {
             if (stop.get()) break;
@@ -151,20 +152,21 @@ public final class FolderCrawler {
             batch.add(new DocumentIndex.Source(f.source(), bytes, f.mtime(), "{}"));
             batchBytes += bytes.length;
             if (batch.size() >= BATCH_FILES || batchBytes >= BATCH_BYTES || i == files.size() - 1) {
-                for (DocumentIndex.Outcome o : index.ingest(col.name(), batch, job)) if (!o.ok()) errors++;
-                filesDone += batch.size();
-                bytesDone += batchBytes;
-                batch.clear();
+                if (pipeline.submit(batch, batchBytes)) {
+                    index.catalog().updateJob(job, "running", files.size(), filesDone + pipeline.files, bytesTotal,
+                            bytesDone + pipeline.bytes, errors + pipeline.errors);
+                    progress.accept(progress(job, "running", files.size(), filesDone + pipeline.files, bytesTotal,
+                            bytesDone + pipeline.bytes, errors + pipeline.errors, start));
+                }
+                batch = new ArrayList<>();
                 batchBytes = 0;
-                index.catalog().updateJob(job, "running", files.size(), filesDone, bytesTotal, bytesDone, errors);
-                progress.accept(progress(job, "running", files.size(), filesDone, bytesTotal, bytesDone, errors, start));
             }
         }
-        if (!batch.isEmpty()) {
-            for (DocumentIndex.Outcome o : index.ingest(col.name(), batch, job)) if (!o.ok()) errors++;
-            filesDone += batch.size();
-            bytesDone += batchBytes;
-        }
+        if (!batch.isEmpty()) pipeline.submit(batch, batchBytes);
+        pipeline.drain();
+        filesDone += pipeline.files;
+        bytesDone += pipeline.bytes;
+        errors += pipeline.errors;
         String state;
         if (stop.get()) {
             state = "stopped";
@@ -183,6 +185,55 @@ public final class FolderCrawler {
         Progress p = progress(job, state, files.size(), filesDone, bytesTotal, bytesDone, errors, start);
         progress.accept(p);
         return p;
+    }
+
+    /**
+     * Keeps one batch prepared (its embeddings under way) ahead of the one being stored, so the embedder does not
+     * idle while the crawl thread writes and commits; counts what the stored batches did.
+     */
+    private static final class BatchPipeline {
+        private final DocumentIndex index;
+        private final String collection;
+        private final long job;
+        private DocumentIndex.PreparedBatch pending;
+        private long pendingFiles;
+        private long pendingBytes;
+        long files;
+        long bytes;
+        long errors;
+
+        BatchPipeline(DocumentIndex index, String collection, long job) {
+            this.index = index;
+            this.collection = collection;
+            this.job = job;
+        }
+
+        /** Starts embedding {@code batch}, then stores the batch before it; true if one was stored. */
+        boolean submit(List<DocumentIndex.Source> batch, long batchBytes) throws SQLException, IOException {
+            DocumentIndex.PreparedBatch next = index.prepare(collection, batch, job);
+            boolean stored;
+            try {
+                stored = drain();
+            } catch (SQLException | IOException | RuntimeException e) {
+                next.cancel();
+                throw e;
+            }
+            pending = next;
+            pendingFiles = batch.size();
+            pendingBytes = batchBytes;
+            return stored;
+        }
+
+        /** Stores the prepared batch, if there is one. */
+        boolean drain() throws SQLException, IOException {
+            if (pending == null) return false;
+            DocumentIndex.PreparedBatch p = pending;
+            pending = null;
+            for (DocumentIndex.Outcome o : index.store(p)) if (!o.ok()) errors++;
+            files += pendingFiles;
+            bytes += pendingBytes;
+            return true;
+        }
     }
 
     private static Progress progress(long job, String state, long total, long done, long bytesTotal, long bytesDone,

@@ -76,29 +76,43 @@ public final class BeirEvaluation {
             long t0 = System.nanoTime();
             int passages = 0;
             List<DocumentIndex.Source> batch = new ArrayList<>();
-            if (!reuse) try (BufferedReader r = Files.newBufferedReader(dataset.resolve("corpus.jsonl"), StandardCharsets.UTF_8)) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    if (line.isBlank()) continue;
-                    JsonNode d = JSON.readTree(line);
-                    String title = d.path("title").asText("");
-                    String text = d.path("text").asText("");
-                    // the title becomes the heading, embedded and indexed with every chunk of the passage
-                    String body = title.isBlank() ? text : "# " + title + "\n\n" + text;
-                    batch.add(new DocumentIndex.Source(d.get("_id").asText() + ".md",
-                            body.getBytes(StandardCharsets.UTF_8), 0, "{}"));
-                    passages++;
-                    if (batch.size() == BATCH) {
-                        index.ingest("beir", batch, null);
-                        batch.clear();
-                        if (passages % (BATCH * 16) == 0) {
-                            double s = (System.nanoTime() - t0) / 1e9;
-                            log.accept(String.format("ingested %d passages (%.1f/s)", passages, passages / s));
+            // each batch is prepared (its embeddings started) before the one before it is stored, as a crawl does
+            DocumentIndex.PreparedBatch pending = null;
+            try {
+                if (!reuse) try (BufferedReader r = Files.newBufferedReader(dataset.resolve("corpus.jsonl"), StandardCharsets.UTF_8)) {
+                    String line;
+                    while ((line = r.readLine()) != null) {
+                        if (line.isBlank()) continue;
+                        JsonNode d = JSON.readTree(line);
+                        String title = d.path("title").asText("");
+                        String text = d.path("text").asText("");
+                        // the title becomes the heading, embedded and indexed with every chunk of the passage
+                        String body = title.isBlank() ? text : "# " + title + "\n\n" + text;
+                        batch.add(new DocumentIndex.Source(d.get("_id").asText() + ".md",
+                                body.getBytes(StandardCharsets.UTF_8), 0, "{}"));
+                        passages++;
+                        if (batch.size() == BATCH) {
+                            DocumentIndex.PreparedBatch next = index.prepare("beir", batch, null);
+                            if (pending != null) index.store(pending);
+                            pending = next;
+                            batch.clear();
+                            if (passages % (BATCH * 16) == 0) {
+                                double s = (System.nanoTime() - t0) / 1e9;
+                                log.accept(String.format("ingested %d passages (%.1f/s)", passages, passages / s));
+                            }
                         }
                     }
                 }
+                if (!batch.isEmpty()) {
+                    DocumentIndex.PreparedBatch next = index.prepare("beir", batch, null);
+                    if (pending != null) index.store(pending);
+                    pending = next;
+                }
+                if (pending != null) index.store(pending);
+                pending = null;
+            } finally {
+                if (pending != null) pending.cancel();
             }
-            if (!batch.isEmpty()) index.ingest("beir", batch, null);
             double ingestSeconds = (System.nanoTime() - t0) / 1e9;
             int chunks = (int) index.catalog().count("chunks");
             log.accept(String.format("ingested %d passages as %d chunks in %.1f s", passages, chunks, ingestSeconds));

@@ -218,17 +218,49 @@ public final class DocumentIndex implements AutoCloseable {
 
     /**
      * Ingests a batch of sources into one collection: extraction and chunking per source, each source's chunks
-     * embedded in the background while the next sources are prepared, storage in source order, one Lucene commit. A source that fails is recorded (with its reason) and
-     * the rest go on. A source whose content hash is unchanged is skipped.
+     * embedded in the background while the next sources are prepared, storage in source order, one Lucene commit.
+     * A source that fails is recorded (with its reason) and the rest go on. A source whose content hash is
+     * unchanged is skipped. Same as {@code store(prepare(...))}; callers with a stream of batches should overlap
+     * them instead (see {@link #prepare}).
      */
-    public synchronized List<Outcome> ingest(String collection, List<Source> sources, Long jobId)
+    public List<Outcome> ingest(String collection, List<Source> sources, Long jobId) throws SQLException, IOException {
+        return store(prepare(collection, sources, jobId));
+    }
+
+    /**
+     * A batch whose sources are extracted and chunked and whose embeddings are being computed on the embedder's
+     * threads; nothing of it is stored until {@link #store}. {@link #cancel} it if it will not be stored.
+     */
+    public static final class PreparedBatch {
+        private record Prepared(int at, Source src, String sha, ExtractedDocument doc,
+                                List<DocumentChunker.Chunk> chunks, CompletableFuture<List<float[]>> vectors) {
+        }
+
+        private final Catalog.CollectionRow collection;
+        private final Outcome[] outcomes; // in the order of the sources
+        private final List<Prepared> prepared = new ArrayList<>();
+        private boolean stored;
+
+        private PreparedBatch(Catalog.CollectionRow collection, int size) {
+            this.collection = collection;
+            this.outcomes = new Outcome[size];
+        }
+
+        /** Stops the embeddings not yet started. */
+        public void cancel() {
+            for (Prepared p : prepared) p.vectors().cancel(false);
+        }
+    }
+
+    /**
+     * First half of {@link #ingest}: extracts and chunks each source and starts embedding its chunks, then returns
+     * without waiting for them. Preparing the next batch before storing this one keeps the embedder busy while
+     * this thread writes and commits (on 2 cores it otherwise idles at the end of every batch).
+     */
+    public synchronized PreparedBatch prepare(String collection, List<Source> sources, Long jobId)
             throws SQLException, IOException {
         Catalog.CollectionRow col = collection(collection);
-        record Prepared(int at, Source src, String sha, ExtractedDocument doc, List<DocumentChunker.Chunk> chunks,
-                        CompletableFuture<List<float[]>> vectors) {
-        }
-        Outcome[] outcomes = new Outcome[sources.size()]; // in the order of the sources
-        List<Prepared> prepared = new ArrayList<>();
+        PreparedBatch batch = new PreparedBatch(col, sources.size());
         // each document's chunks start embedding as soon as it is chunked: the embedder's threads work while this
         // one extracts and chunks the next documents, and then stores the finished ones in order
         try {
@@ -238,7 +270,7 @@ public final class DocumentIndex implements AutoCloseable {
                 Optional<Catalog.DocumentRow> existing = catalog.document(col.id(), s.name());
                 if (existing.isPresent() && existing.get().sha256().equals(sha) && existing.get().state().equals("indexed")) {
                     if (existing.get().mtime() != s.mtime()) catalog.touch(existing.get().id(), s.mtime());
-                    outcomes[at] = new Outcome(s.name(), existing.get().id(), -1, null, true);
+                    batch.outcomes[at] = new Outcome(s.name(), existing.get().id(), -1, null, true);
                     continue;
                 }
                 try {
@@ -247,25 +279,35 @@ public final class DocumentIndex implements AutoCloseable {
                     if (chunks.isEmpty()) throw new ExtractionException("no text found (scanned image without OCR?)");
                     List<String> texts = new ArrayList<>(chunks.size());
                     for (DocumentChunker.Chunk c : chunks) texts.add(c.indexedText());
-                    prepared.add(new Prepared(at, s, sha, doc, chunks, embedder.embedDocumentsAsync(texts)));
+                    batch.prepared.add(new PreparedBatch.Prepared(at, s, sha, doc, chunks,
+                            embedder.embedDocumentsAsync(texts)));
                 } catch (ExtractionException e) {
                     catalog.recordError(jobId, col.id(), s.name(), e.getMessage());
-                    outcomes[at] = new Outcome(s.name(), null, 0, e.getMessage(), false);
+                    batch.outcomes[at] = new Outcome(s.name(), null, 0, e.getMessage(), false);
                 }
             }
         } catch (RuntimeException | SQLException e) {
-            for (Prepared p : prepared) p.vectors().cancel(false);
+            batch.cancel();
             throw e;
         }
+        return batch;
+    }
+
+    /** Second half of {@link #ingest}: waits for the batch's embeddings, stores it and commits. Once only. */
+    public synchronized List<Outcome> store(PreparedBatch batch) throws SQLException, IOException {
+        if (batch.stored) throw new IllegalStateException("batch already stored");
+        batch.stored = true;
+        Outcome[] outcomes = batch.outcomes;
+        List<PreparedBatch.Prepared> prepared = batch.prepared;
         if (prepared.isEmpty()) return List.of(outcomes);
         List<Long> ids = new ArrayList<>();
         for (int k = 0; k < prepared.size(); k++) {
-            Prepared p = prepared.get(k);
+            PreparedBatch.Prepared p = prepared.get(k);
             List<float[]> vectors;
             try {
                 vectors = p.vectors().join();
             } catch (CompletionException | CancellationException e) {
-                for (Prepared rest : prepared.subList(k, prepared.size())) rest.vectors().cancel(false);
+                for (PreparedBatch.Prepared rest : prepared.subList(k, prepared.size())) rest.vectors().cancel(false);
                 if (e.getCause() instanceof RuntimeException r) throw r;
                 throw new IllegalStateException("embedding failed: " + e.getMessage(), e);
             }
@@ -277,9 +319,9 @@ public final class DocumentIndex implements AutoCloseable {
             }
             List<int[]> pages = new ArrayList<>();
             for (ExtractedDocument.Page pg : p.doc().pages()) pages.add(new int[] {pg.number(), pg.start(), pg.end()});
-            long id = catalog.putPending(col.id(), p.src().name(), p.doc().title(), p.doc().mediaType(),
+            long id = catalog.putPending(batch.collection.id(), p.src().name(), p.doc().title(), p.doc().mediaType(),
                     p.src().bytes().length, p.src().mtime(), p.sha(), p.src().metadataJson(), pages, rows);
-            lucene.put(id, col.id(), catalog.chunksOf(id));
+            lucene.put(id, batch.collection.id(), catalog.chunksOf(id));
             ids.add(id);
             outcomes[p.at()] = new Outcome(p.src().name(), id, rows.size(), null, false);
         }

@@ -91,4 +91,35 @@ class FolderCrawlerTest {
             assertEquals(List.of(), index.verify());
         }
     }
+
+    @Test
+    void manyBatchesAreAllStoredAndProgressOnlyGrows() throws Exception {
+        // 100 files are four batches, each prepared before the one before it is stored
+        Path share = Files.createDirectories(tmp.resolve("share"));
+        for (int i = 0; i < 100; i++) {
+            String name = String.format("note%03d.txt", i);
+            if (i == 50) {
+                Files.write(share.resolve("note050.pdf"), new byte[] {'%', 'P', 'D', 'F', '-', '1', '.', '7', 0, 1});
+            } else {
+                Files.writeString(share.resolve(name), "Shift note " + i + ": the autoclave cycle was logged.");
+            }
+        }
+        try (DocumentIndex index = DocumentIndex.open(tmp.resolve("index"), TestEmbedder.get())) {
+            index.createCollection("share", "", List.of(), List.of());
+            long col = index.collection("share").id();
+            List<FolderCrawler.Progress> seen = new ArrayList<>();
+            FolderCrawler.Progress p = new FolderCrawler(index, 1 << 20).crawl("share", share, seen::add);
+            assertEquals("done", p.state());
+            assertEquals(100, p.filesDone());
+            assertEquals(1, p.errors());
+            assertEquals(99, index.catalog().documents(col).size());
+            assertTrue(seen.size() >= 3, "progress after each stored batch: " + seen.size());
+            for (int i = 1; i < seen.size(); i++) {
+                assertTrue(seen.get(i).filesDone() >= seen.get(i - 1).filesDone(), seen.toString());
+                assertTrue(seen.get(i).bytesDone() >= seen.get(i - 1).bytesDone(), seen.toString());
+            }
+            for (int i = 0; i + 1 < seen.size(); i++) assertTrue(seen.get(i).filesDone() < 100, "running while batches remain");
+            assertEquals(List.of(), index.verify());
+        }
+    }
 }

@@ -51,6 +51,35 @@ class DocumentIndexTest {
     }
 
     @Test
+    void batchesPreparedAheadAreStoredInOrderAndACancelledOneLeavesNothing() throws Exception {
+        try (DocumentIndex index = DocumentIndex.open(dir, TestEmbedder.get())) {
+            index.createCollection("c", "", List.of(), List.of());
+            DocumentIndex.PreparedBatch first = index.prepare("c", List.of(
+                    text("a.txt", "Gloves are changed between patients."),
+                    new DocumentIndex.Source("broken.pdf", "%PDF-1.7 not really".getBytes(StandardCharsets.UTF_8), 1, "{}")),
+                    null);
+            DocumentIndex.PreparedBatch second = index.prepare("c", List.of(
+                    text("b.txt", "Masks are worn in the isolation rooms.")), null);
+            // nothing is stored before store(): a crash now loses no indexed document and leaves none half-written
+            assertEquals(0, index.catalog().count("documents"));
+            List<DocumentIndex.Outcome> one = index.store(first);
+            assertTrue(one.get(0).ok());
+            assertFalse(one.get(1).ok(), "the broken file is reported, the rest goes on");
+            assertTrue(index.store(second).getFirst().ok());
+            assertThrows(IllegalStateException.class, () -> index.store(second));
+
+            DocumentIndex.PreparedBatch dropped = index.prepare("c", List.of(
+                    text("c.txt", "Aprons are single use.")), null);
+            dropped.cancel();
+            assertEquals(2, index.catalog().count("documents"));
+            assertEquals(List.of(), index.verify());
+            List<SearchHit> hits = new HybridRetriever(index).search(Principal.SYSTEM,
+                    new HybridRetriever.Query("isolation masks", List.of("c"), 1, HybridRetriever.Mode.HYBRID));
+            assertEquals("b.txt", hits.getFirst().source());
+        }
+    }
+
+    @Test
     void unchangedContentIsSkippedAndChangedContentReplaced() throws Exception {
         try (DocumentIndex index = DocumentIndex.open(dir, TestEmbedder.get())) {
             index.createCollection("c", "", List.of(), List.of());
