@@ -11,7 +11,8 @@ import java.util.Random;
 
 /**
  * The process the crash test kills: opens the index (which recovers), prints READY, then ingests, replaces and
- * deletes documents forever until killed with SIGKILL.
+ * deletes documents forever until killed with SIGKILL. Batches overlap as in a crawl: each is prepared (its
+ * embeddings running) before the one before it is stored.
  */
 public final class CrashWorker {
     public static void main(String[] args) throws Exception {
@@ -23,6 +24,7 @@ public final class CrashWorker {
             System.out.println("READY");
             System.out.flush();
             Random r = new Random(seed);
+            DocumentIndex.PreparedBatch pending = null;
             for (int round = 0; ; round++) {
                 List<DocumentIndex.Source> batch = new ArrayList<>();
                 int n = 1 + r.nextInt(6);
@@ -33,7 +35,9 @@ public final class CrashWorker {
                     batch.add(new DocumentIndex.Source("doc" + doc + ".txt", body.getBytes(StandardCharsets.UTF_8),
                             round, "{}"));
                 }
-                index.ingest("c", batch, null);
+                DocumentIndex.PreparedBatch next = index.prepare("c", batch, null);
+                if (pending != null) index.store(pending);
+                pending = next;
                 if (r.nextInt(3) == 0) {
                     var docs = index.catalog().documents(index.collection("c").id());
                     if (!docs.isEmpty()) index.deleteDocument(docs.get(r.nextInt(docs.size())).id());
