@@ -18,6 +18,10 @@ public final class DocumentChunker {
     public record Chunk(int ordinal, int start, int end, String text, String heading, int pageStart, int pageEnd) {
         /** What gets embedded and indexed: the heading gives a chunk its context. */
         public String indexedText() {
+            return indexedText(heading, text);
+        }
+
+        static String indexedText(String heading, String text) {
             return heading.isEmpty() || text.startsWith(heading) ? text : heading + "\n" + text;
         }
     }
@@ -74,7 +78,8 @@ public final class DocumentChunker {
             List<TextChunker.Chunk> pieces = chunker.split(section);
             boolean fits = true;
             for (TextChunker.Chunk p : pieces) {
-                if (tokenCounter.applyAsInt(p.text()) > budget) {
+                // counted as embedded, heading included: the embedder can then reuse this tokenization
+                if (tokenCounter.applyAsInt(Chunk.indexedText(heading, p.text())) > maxTokens) {
                     fits = false;
                     break;
                 }

@@ -1,6 +1,5 @@
 package dev.enclave.rag.embed;
 
-import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
@@ -36,6 +35,18 @@ public final class OnnxEmbedder implements Embedder {
     private final HuggingFaceTokenizer tokenizer;
     private final boolean wantsTypeIds;
     private final ExecutorService workers;
+    /** [CLS] and [SEP] as this tokenizer adds them, or null when it adds something else (then no reuse). */
+    private final long[] specials;
+    /**
+     * Texts recently counted by {@link #countTokens} (a chunker sizing chunks) with their token ids, so embedding
+     * the same text does not tokenize it again; an entry is taken out when used, the oldest dropped past 2,048.
+     */
+    private final Map<String, long[]> counted = new java.util.LinkedHashMap<>(256, 0.75f, false) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, long[]> eldest) {
+            return size() > 2048;
+        }
+    };
 
     public OnnxEmbedder(EmbeddingModel model, Path nativeDir, int threads) {
         this.model = model;
@@ -63,11 +74,23 @@ public final class OnnxEmbedder implements Embedder {
                         "truncation", "false",
                         "padding", "false"));
             }
+            this.specials = wrapsInTwoTokens(tokenizer) ? tokenizer.encode("").getIds() : null;
         } catch (OrtException e) {
             throw new IllegalStateException("cannot load embedding model " + model.id + ": " + e.getMessage(), e);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** Whether encoding with special tokens is the plain encoding between one token before and one after. */
+    private static boolean wrapsInTwoTokens(HuggingFaceTokenizer tokenizer) {
+        long[] empty = tokenizer.encode("").getIds();
+        if (empty.length != 2) return false;
+        String probe = "Insulin lowers blood glucose: 7.5 mmol/L, über-fast.";
+        long[] plain = tokenizer.encode(probe, false, false).getIds();
+        long[] full = tokenizer.encode(probe).getIds();
+        return full.length == plain.length + 2 && full[0] == empty[0] && full[full.length - 1] == empty[1]
+                && Arrays.equals(Arrays.copyOfRange(full, 1, full.length - 1), plain);
     }
 
     private static byte[] resource(String name) throws IOException {
@@ -99,7 +122,29 @@ public final class OnnxEmbedder implements Embedder {
 
     @Override
     public int countTokens(String text) {
-        return tokenizer.encode(text, false, false).getIds().length;
+        long[] ids = tokenizer.encode(text, false, false).getIds();
+        if (specials != null) {
+            synchronized (counted) {
+                counted.put(text, ids);
+            }
+        }
+        return ids.length;
+    }
+
+    /** Token ids with special tokens, from an earlier count when there is one. */
+    long[] tokenIds(String text) {
+        long[] plain = null;
+        if (specials != null) {
+            synchronized (counted) {
+                plain = counted.remove(text);
+            }
+        }
+        if (plain == null) return tokenizer.encode(text).getIds();
+        long[] ids = new long[plain.length + 2];
+        ids[0] = specials[0];
+        System.arraycopy(plain, 0, ids, 1, plain.length);
+        ids[ids.length - 1] = specials[1];
+        return ids;
     }
 
     @Override
@@ -122,7 +167,7 @@ public final class OnnxEmbedder implements Embedder {
         CompletableFuture<float[]>[] parts = new CompletableFuture[texts.size()];
         for (int i = 0; i < parts.length; i++) {
             String text = texts.get(i);
-            parts[i] = CompletableFuture.supplyAsync(() -> embedOne(tokenizer.encode(text)), workers);
+            parts[i] = CompletableFuture.supplyAsync(() -> embedOne(tokenIds(text)), workers);
         }
         return CompletableFuture.allOf(parts).thenApply(done -> {
             List<float[]> out = new ArrayList<>(parts.length);
@@ -141,25 +186,24 @@ public final class OnnxEmbedder implements Embedder {
                 throw new IllegalStateException(e.getCause());
             }
         }
-        Encoding[] enc = tokenizer.batchEncode(texts);
-        List<float[]> out = new ArrayList<>(enc.length);
-        for (Encoding e : enc) out.add(embedOne(e));
+        List<float[]> out = new ArrayList<>(texts.size());
+        for (String t : texts) out.add(embedOne(tokenIds(t)));
         return out;
     }
 
-    private float[] embedOne(Encoding enc) {
-        return runBatch(new Encoding[] {enc}, new int[] {0})[0];
+    private float[] embedOne(long[] ids) {
+        return runBatch(new long[][] {ids}, new int[] {0})[0];
     }
 
-    private float[][] runBatch(Encoding[] enc, int[] idx) {
+    private float[][] runBatch(long[][] enc, int[] idx) {
         int b = idx.length;
         int len = 0;
-        for (int i : idx) len = Math.max(len, Math.min(model.maxTokens, enc[i].getIds().length));
+        for (int i : idx) len = Math.max(len, Math.min(model.maxTokens, enc[i].length));
         long[] ids = new long[b * len];
         long[] mask = new long[b * len];
         long[] types = new long[b * len];
         for (int r = 0; r < b; r++) {
-            long[] tok = enc[idx[r]].getIds();
+            long[] tok = enc[idx[r]];
             int keep = Math.min(tok.length, model.maxTokens);
             System.arraycopy(tok, 0, ids, r * len, keep);
             if (keep < tok.length) ids[r * len + keep - 1] = tok[tok.length - 1]; // keep the closing [SEP]
@@ -183,7 +227,7 @@ public final class OnnxEmbedder implements Embedder {
                     if (model.pooling == EmbeddingModel.Pooling.CLS) {
                         h.get(base, v, 0, dim);
                     } else {
-                        int count = Math.min(model.maxTokens, enc[idx[r]].getIds().length);
+                        int count = Math.min(model.maxTokens, enc[idx[r]].length);
                         float[] row = new float[dim];
                         for (int t = 0; t < count; t++) {
                             h.get(base + t * dim, row, 0, dim);

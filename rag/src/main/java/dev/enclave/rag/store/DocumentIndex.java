@@ -72,7 +72,7 @@ public final class DocumentIndex implements AutoCloseable {
         this.lucene = new ChunkIndex(dir.resolve("lucene"));
         // chunks fit the embedder's input (less [CLS]/[SEP]); a smaller size may be asked for (finer retrieval)
         int limit = embedder.maxTokens() - 2;
-        this.chunker = new DocumentChunker(chunkTokens > 0 ? Math.min(chunkTokens, limit) : limit, 0.15, embedder::countTokens);
+        this.chunker = new DocumentChunker(chunkTokens > 0 ? chunkTokens : limit, 0.15, embedder::countTokens);
     }
 
     public static DocumentIndex open(Path dir, Embedder embedder) throws IOException, SQLException {

@@ -62,4 +62,24 @@ class OnnxEmbedderTest {
         assertEquals(384, v.length);
         assertFalse(Float.isNaN(v[0]));
     }
+
+    @Test
+    void aCountedTextIsNotTokenizedAgainAndEmbedsTheSame() {
+        String[] texts = {
+                "# Insulin\nInsulin lowers blood glucose: 7.5 mmol/L in über-fast response.",
+                "Ünïcödé, emoji \uD83D\uDE00 and CJK 胰岛素 survive the split.",
+                "word ".repeat(400) // longer than the window: the reused ids are truncated like fresh ones
+        };
+        for (String t : texts) {
+            float[] fresh = minilm.embedDocuments(List.of(t)).getFirst();
+            int n = minilm.countTokens(t);
+            long[] reused = minilm.tokenIds(t); // taken from the count
+            assertEquals(n + 2, reused.length, t);
+            long[] again = minilm.tokenIds(t); // the count was used up: tokenized afresh
+            assertArrayEquals(again, reused, t);
+            minilm.countTokens(t);
+            float[] viaCount = minilm.embedDocuments(List.of(t)).getFirst();
+            assertArrayEquals(fresh, viaCount, 0f, t);
+        }
+    }
 }
