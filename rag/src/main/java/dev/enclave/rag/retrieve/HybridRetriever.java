@@ -23,7 +23,7 @@ import java.util.Map;
  * {@value #NORM_DEPTH} hits) and a chunk missing from one side takes that side's lowest z-score. Unlike
  * reciprocal rank it keeps how far apart two hits are, not just their order. Chosen on SciFact's <em>train</em>
  * split (809 queries, MiniLM, equal weights): nDCG@10 0.739 against 0.723 for reciprocal rank (k = 60); on the
- * test split 0.731 against 0.729 (README). Reciprocal rank stays available ({@link Fusion#RRF}) and is used when
+ * test split 0.731 against 0.728 (README). Reciprocal rank stays available ({@link Fusion#RRF}) and is used when
  * either side returned fewer than {@value #MIN_SAMPLE} hits.
  */
 public final class HybridRetriever {

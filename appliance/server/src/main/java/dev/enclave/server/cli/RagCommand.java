@@ -72,7 +72,7 @@ public class RagCommand implements Runnable {
         @Option(names = {"-t", "--threads"}, description = "Embedding threads (default: available processors).")
         Integer threads;
 
-        @Option(names = "--chunk-tokens", defaultValue = "254", description = "Largest chunk in embedder tokens, 0 for the embedder's limit (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--chunk-tokens", defaultValue = "254", description = "Largest chunk in embedder tokens, 0 for the embedder's input limit (default: ${DEFAULT-VALUE}). Above that limit a chunk is embedded from its first tokens (truncation at the model's limit) while BM25 indexes all of it: 1022 gives BEIR's whole-passage protocol.")
         int chunkTokens;
 
         @Option(names = "--index-dir", paramLabel = "DIR", description = "Where to build the index (default: a temporary directory, deleted after).")
