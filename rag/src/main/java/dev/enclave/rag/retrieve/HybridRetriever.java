@@ -101,15 +101,7 @@ public final class HybridRetriever {
                 : dev.enclave.rag.store.ChunkHits.bm25(index, q.text(), ids, want);
         List<dev.enclave.rag.store.ChunkHits.Hit> knn = q.mode() == Mode.BM25 ? List.of()
                 : dev.enclave.rag.store.ChunkHits.knn(index, index.embedder().embedQuery(q.text()), ids, want);
-        Map<Long, double[]> fused = new HashMap<>(); // chunk -> {score, bm25Rank, vectorRank, docId}
-        for (int r = 0; r < bm25.size(); r++) {
-            var h = bm25.get(r);
-            fused.computeIfAbsent(h.chunkId(), x -> new double[] {0, 0, 0, h.documentId()})[1] = r + 1;
-        }
-        for (int r = 0; r < knn.size(); r++) {
-            var h = knn.get(r);
-            fused.computeIfAbsent(h.chunkId(), x -> new double[] {0, 0, 0, h.documentId()})[2] = r + 1;
-        }
+        Map<Long, double[]> fused = candidates(bm25, knn);
         if (q.mode() != Mode.HYBRID) {
             for (var h : q.mode() == Mode.BM25 ? bm25 : knn) fused.get(h.chunkId())[0] = h.score();
         } else if (fusion == Fusion.RRF || bm25.size() < MIN_SAMPLE || knn.size() < MIN_SAMPLE) {
@@ -147,6 +139,21 @@ public final class HybridRetriever {
                     c.pageEnd(), c.charStart(), c.charEnd(), c.heading(), c.text(), f[0], (int) f[1], (int) f[2]));
         }
         return out;
+    }
+
+    /** Every chunk either side returned: chunk id -> {score, BM25 rank, vector rank, document id}; ranks count from 1, 0 is absent. */
+    static Map<Long, double[]> candidates(List<dev.enclave.rag.store.ChunkHits.Hit> bm25,
+                                          List<dev.enclave.rag.store.ChunkHits.Hit> knn) {
+        Map<Long, double[]> fused = new HashMap<>();
+        for (int r = 0; r < bm25.size(); r++) {
+            var h = bm25.get(r);
+            fused.computeIfAbsent(h.chunkId(), x -> new double[] {0, 0, 0, h.documentId()})[1] = r + 1;
+        }
+        for (int r = 0; r < knn.size(); r++) {
+            var h = knn.get(r);
+            fused.computeIfAbsent(h.chunkId(), x -> new double[] {0, 0, 0, h.documentId()})[2] = r + 1;
+        }
+        return fused;
     }
 
     /**

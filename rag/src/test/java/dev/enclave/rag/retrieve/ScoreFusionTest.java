@@ -4,7 +4,6 @@ import dev.enclave.rag.store.ChunkHits.Hit;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -14,18 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ScoreFusionTest {
 
-    /** fused map as the retriever builds it: chunk -> {score, bm25Rank, vectorRank, docId} */
     private static Map<Long, double[]> slots(List<Hit> bm25, List<Hit> knn) {
-        Map<Long, double[]> fused = new HashMap<>();
-        for (int r = 0; r < bm25.size(); r++) {
-            Hit h = bm25.get(r);
-            fused.computeIfAbsent(h.chunkId(), x -> new double[] {0, 0, 0, h.documentId()})[1] = r + 1;
-        }
-        for (int r = 0; r < knn.size(); r++) {
-            Hit h = knn.get(r);
-            fused.computeIfAbsent(h.chunkId(), x -> new double[] {0, 0, 0, h.documentId()})[2] = r + 1;
-        }
-        return fused;
+        return HybridRetriever.candidates(bm25, knn);
     }
 
     private static double[] zScores(double... scores) {
