@@ -111,62 +111,64 @@ public final class FolderCrawler {
         long filesDone = 0, bytesDone = 0, errors = 0;
         List<DocumentIndex.Source> batch = new ArrayList<>();
         long batchBytes = 0;
-        BatchPipeline pipeline = new BatchPipeline(index, col.name(), job);
-        index.catalog().updateJob(job, "running", files.size(), 0, bytesTotal, 0, 0);
-        for (int i = 0; i < files.size(); i++) {
-            if (stop.get()) break;
-            FileEntry f = files.get(i);
-            Catalog.DocumentRow d = known.get(f.source());
-            if (d != null && d.size() == f.size() && d.mtime() == f.mtime() && d.state().equals("indexed")) {
-                filesDone++;
-                bytesDone += f.size();
-                continue;
-            }
-            if (f.size() > maxFileBytes) {
-                index.catalog().recordError(job, col.id(), f.source(), "file is "
-                        + dev.enclave.rag.extract.DocumentExtractor.human(f.size()) + ", over the "
-                        + dev.enclave.rag.extract.DocumentExtractor.human(maxFileBytes) + " limit");
-                errors++;
-                filesDone++;
-                bytesDone += f.size();
-                continue;
-            }
-            byte[] bytes;
-            try {
-                bytes = Files.readAllBytes(f.path());
-            } catch (IOException e) {
-                index.catalog().recordError(job, col.id(), f.source(), "cannot read: " + e.getMessage());
-                errors++;
-                filesDone++;
-                continue;
-            }
-            if (d == null) {
-                Catalog.DocumentRow moved = vanishedBySha.remove(DocumentIndex.sha256(bytes));
-                if (moved != null) {
-                    index.rename(moved.id(), f.source(), f.mtime());
+        // a batch left prepared by an error is cancelled on the way out
+        try (BatchPipeline pipeline = new BatchPipeline(index, col.name(), job)) {
+            index.catalog().updateJob(job, "running", files.size(), 0, bytesTotal, 0, 0);
+            for (int i = 0; i < files.size(); i++) {
+                if (stop.get()) break;
+                FileEntry f = files.get(i);
+                Catalog.DocumentRow d = known.get(f.source());
+                if (d != null && d.size() == f.size() && d.mtime() == f.mtime() && d.state().equals("indexed")) {
                     filesDone++;
                     bytesDone += f.size();
                     continue;
                 }
-            }
-            batch.add(new DocumentIndex.Source(f.source(), bytes, f.mtime(), "{}"));
-            batchBytes += bytes.length;
-            if (batch.size() >= BATCH_FILES || batchBytes >= BATCH_BYTES || i == files.size() - 1) {
-                if (pipeline.submit(batch, batchBytes)) {
-                    index.catalog().updateJob(job, "running", files.size(), filesDone + pipeline.files, bytesTotal,
-                            bytesDone + pipeline.bytes, errors + pipeline.errors);
-                    progress.accept(progress(job, "running", files.size(), filesDone + pipeline.files, bytesTotal,
-                            bytesDone + pipeline.bytes, errors + pipeline.errors, start));
+                if (f.size() > maxFileBytes) {
+                    index.catalog().recordError(job, col.id(), f.source(), "file is "
+                            + dev.enclave.rag.extract.DocumentExtractor.human(f.size()) + ", over the "
+                            + dev.enclave.rag.extract.DocumentExtractor.human(maxFileBytes) + " limit");
+                    errors++;
+                    filesDone++;
+                    bytesDone += f.size();
+                    continue;
                 }
-                batch = new ArrayList<>();
-                batchBytes = 0;
+                byte[] bytes;
+                try {
+                    bytes = Files.readAllBytes(f.path());
+                } catch (IOException e) {
+                    index.catalog().recordError(job, col.id(), f.source(), "cannot read: " + e.getMessage());
+                    errors++;
+                    filesDone++;
+                    continue;
+                }
+                if (d == null) {
+                    Catalog.DocumentRow moved = vanishedBySha.remove(DocumentIndex.sha256(bytes));
+                    if (moved != null) {
+                        index.rename(moved.id(), f.source(), f.mtime());
+                        filesDone++;
+                        bytesDone += f.size();
+                        continue;
+                    }
+                }
+                batch.add(new DocumentIndex.Source(f.source(), bytes, f.mtime(), "{}"));
+                batchBytes += bytes.length;
+                if (batch.size() >= BATCH_FILES || batchBytes >= BATCH_BYTES || i == files.size() - 1) {
+                    if (pipeline.submit(batch, batchBytes)) {
+                        index.catalog().updateJob(job, "running", files.size(), filesDone + pipeline.files, bytesTotal,
+                                bytesDone + pipeline.bytes, errors + pipeline.errors);
+                        progress.accept(progress(job, "running", files.size(), filesDone + pipeline.files, bytesTotal,
+                                bytesDone + pipeline.bytes, errors + pipeline.errors, start));
+                    }
+                    batch = new ArrayList<>();
+                    batchBytes = 0;
+                }
             }
+            if (!batch.isEmpty()) pipeline.submit(batch, batchBytes);
+            pipeline.drain();
+            filesDone += pipeline.files;
+            bytesDone += pipeline.bytes;
+            errors += pipeline.errors;
         }
-        if (!batch.isEmpty()) pipeline.submit(batch, batchBytes);
-        pipeline.drain();
-        filesDone += pipeline.files;
-        bytesDone += pipeline.bytes;
-        errors += pipeline.errors;
         String state;
         if (stop.get()) {
             state = "stopped";
@@ -187,15 +189,9 @@ public final class FolderCrawler {
         return p;
     }
 
-    /**
-     * Keeps one batch prepared (its embeddings under way) ahead of the one being stored, so the embedder does not
-     * idle while the crawl thread writes and commits; counts what the stored batches did.
-     */
-    private static final class BatchPipeline {
-        private final DocumentIndex index;
-        private final String collection;
-        private final long job;
-        private DocumentIndex.PreparedBatch pending;
+    /** The crawl's pipeline of batches, with what the stored ones did. */
+    private static final class BatchPipeline implements AutoCloseable {
+        private final DocumentIndex.BatchPipeline batches;
         private long pendingFiles;
         private long pendingBytes;
         long files;
@@ -203,36 +199,33 @@ public final class FolderCrawler {
         long errors;
 
         BatchPipeline(DocumentIndex index, String collection, long job) {
-            this.index = index;
-            this.collection = collection;
-            this.job = job;
+            this.batches = index.pipeline(collection, job);
         }
 
         /** Starts embedding {@code batch}, then stores the batch before it; true if one was stored. */
         boolean submit(List<DocumentIndex.Source> batch, long batchBytes) throws SQLException, IOException {
-            DocumentIndex.PreparedBatch next = index.prepare(collection, batch, job);
-            boolean stored;
-            try {
-                stored = drain();
-            } catch (SQLException | IOException | RuntimeException e) {
-                next.cancel();
-                throw e;
-            }
-            pending = next;
+            boolean stored = count(batches.submit(batch));
             pendingFiles = batch.size();
             pendingBytes = batchBytes;
             return stored;
         }
 
-        /** Stores the prepared batch, if there is one. */
-        boolean drain() throws SQLException, IOException {
-            if (pending == null) return false;
-            DocumentIndex.PreparedBatch p = pending;
-            pending = null;
-            for (DocumentIndex.Outcome o : index.store(p)) if (!o.ok()) errors++;
+        /** Stores the batch still prepared, if there is one. */
+        void drain() throws SQLException, IOException {
+            count(batches.flush());
+        }
+
+        private boolean count(List<DocumentIndex.Outcome> stored) {
+            if (stored.isEmpty()) return false;
+            for (DocumentIndex.Outcome o : stored) if (!o.ok()) errors++;
             files += pendingFiles;
             bytes += pendingBytes;
             return true;
+        }
+
+        @Override
+        public void close() {
+            batches.close();
         }
     }
 

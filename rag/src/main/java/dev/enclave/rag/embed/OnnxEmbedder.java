@@ -195,15 +195,15 @@ public final class OnnxEmbedder implements Embedder {
         return runBatch(new long[][] {ids}, new int[] {0})[0];
     }
 
-    private float[][] runBatch(long[][] enc, int[] idx) {
+    private float[][] runBatch(long[][] tokens, int[] idx) {
         int b = idx.length;
         int len = 0;
-        for (int i : idx) len = Math.max(len, Math.min(model.maxTokens, enc[i].length));
+        for (int i : idx) len = Math.max(len, Math.min(model.maxTokens, tokens[i].length));
         long[] ids = new long[b * len];
         long[] mask = new long[b * len];
         long[] types = new long[b * len];
         for (int r = 0; r < b; r++) {
-            long[] tok = enc[idx[r]];
+            long[] tok = tokens[idx[r]];
             int keep = Math.min(tok.length, model.maxTokens);
             System.arraycopy(tok, 0, ids, r * len, keep);
             if (keep < tok.length) ids[r * len + keep - 1] = tok[tok.length - 1]; // keep the closing [SEP]
@@ -227,7 +227,7 @@ public final class OnnxEmbedder implements Embedder {
                     if (model.pooling == EmbeddingModel.Pooling.CLS) {
                         h.get(base, v, 0, dim);
                     } else {
-                        int count = Math.min(model.maxTokens, enc[idx[r]].length);
+                        int count = Math.min(model.maxTokens, tokens[idx[r]].length);
                         float[] row = new float[dim];
                         for (int t = 0; t < count; t++) {
                             h.get(base + t * dim, row, 0, dim);

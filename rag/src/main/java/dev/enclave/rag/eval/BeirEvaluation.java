@@ -77,8 +77,7 @@ public final class BeirEvaluation {
             int passages = 0;
             List<DocumentIndex.Source> batch = new ArrayList<>();
             // each batch is prepared (its embeddings started) before the one before it is stored, as a crawl does
-            DocumentIndex.PreparedBatch pending = null;
-            try {
+            try (DocumentIndex.BatchPipeline pipeline = index.pipeline("beir", null)) {
                 if (!reuse) try (BufferedReader r = Files.newBufferedReader(dataset.resolve("corpus.jsonl"), StandardCharsets.UTF_8)) {
                     String line;
                     while ((line = r.readLine()) != null) {
@@ -92,10 +91,8 @@ public final class BeirEvaluation {
                                 body.getBytes(StandardCharsets.UTF_8), 0, "{}"));
                         passages++;
                         if (batch.size() == BATCH) {
-                            DocumentIndex.PreparedBatch next = index.prepare("beir", batch, null);
-                            if (pending != null) index.store(pending);
-                            pending = next;
-                            batch.clear();
+                            pipeline.submit(batch);
+                            batch = new ArrayList<>();
                             if (passages % (BATCH * 16) == 0) {
                                 double s = (System.nanoTime() - t0) / 1e9;
                                 log.accept(String.format("ingested %d passages (%.1f/s)", passages, passages / s));
@@ -103,15 +100,8 @@ public final class BeirEvaluation {
                         }
                     }
                 }
-                if (!batch.isEmpty()) {
-                    DocumentIndex.PreparedBatch next = index.prepare("beir", batch, null);
-                    if (pending != null) index.store(pending);
-                    pending = next;
-                }
-                if (pending != null) index.store(pending);
-                pending = null;
-            } finally {
-                if (pending != null) pending.cancel();
+                if (!batch.isEmpty()) pipeline.submit(batch);
+                pipeline.flush();
             }
             double ingestSeconds = (System.nanoTime() - t0) / 1e9;
             int chunks = (int) index.catalog().count("chunks");

@@ -293,6 +293,53 @@ public final class DocumentIndex implements AutoCloseable {
         return batch;
     }
 
+    /**
+     * Batches ingested one after another with each prepared before the one before it is stored, so the embedder
+     * never waits while this thread writes and commits. {@link #close} cancels a batch left unstored.
+     */
+    public final class BatchPipeline implements AutoCloseable {
+        private final String collection;
+        private final Long jobId;
+        private PreparedBatch pending;
+
+        private BatchPipeline(String collection, Long jobId) {
+            this.collection = collection;
+            this.jobId = jobId;
+        }
+
+        /** Starts embedding {@code sources}, then stores the batch submitted before: its outcomes, or none. */
+        public List<Outcome> submit(List<Source> sources) throws SQLException, IOException {
+            PreparedBatch next = prepare(collection, sources, jobId);
+            List<Outcome> stored;
+            try {
+                stored = flush();
+            } catch (SQLException | IOException | RuntimeException e) {
+                next.cancel();
+                throw e;
+            }
+            pending = next;
+            return stored;
+        }
+
+        /** Stores the batch still prepared: its outcomes, or none. */
+        public List<Outcome> flush() throws SQLException, IOException {
+            if (pending == null) return List.of();
+            PreparedBatch p = pending;
+            pending = null;
+            return store(p);
+        }
+
+        @Override
+        public void close() {
+            if (pending != null) pending.cancel();
+            pending = null;
+        }
+    }
+
+    public BatchPipeline pipeline(String collection, Long jobId) {
+        return new BatchPipeline(collection, jobId);
+    }
+
     /** Second half of {@link #ingest}: waits for the batch's embeddings, stores it and commits. Once only. */
     public synchronized List<Outcome> store(PreparedBatch batch) throws SQLException, IOException {
         if (batch.stored) throw new IllegalStateException("batch already stored");

@@ -24,7 +24,7 @@ public final class CrashWorker {
             System.out.println("READY");
             System.out.flush();
             Random r = new Random(seed);
-            DocumentIndex.PreparedBatch pending = null;
+            DocumentIndex.BatchPipeline pipeline = index.pipeline("c", null);
             for (int round = 0; ; round++) {
                 List<DocumentIndex.Source> batch = new ArrayList<>();
                 int n = 1 + r.nextInt(6);
@@ -35,9 +35,7 @@ public final class CrashWorker {
                     batch.add(new DocumentIndex.Source("doc" + doc + ".txt", body.getBytes(StandardCharsets.UTF_8),
                             round, "{}"));
                 }
-                DocumentIndex.PreparedBatch next = index.prepare("c", batch, null);
-                if (pending != null) index.store(pending);
-                pending = next;
+                pipeline.submit(batch);
                 if (r.nextInt(3) == 0) {
                     var docs = index.catalog().documents(index.collection("c").id());
                     if (!docs.isEmpty()) index.deleteDocument(docs.get(r.nextInt(docs.size())).id());
