@@ -255,7 +255,8 @@ public final class DocumentIndex implements AutoCloseable {
     /**
      * First half of {@link #ingest}: extracts and chunks each source and starts embedding its chunks, then returns
      * without waiting for them. Preparing the next batch before storing this one keeps the embedder busy while
-     * this thread writes and commits (on 2 cores it otherwise idles at the end of every batch).
+     * this thread writes and commits (where the embedder outruns storage; on 2 cores, where it is the bottleneck,
+     * measured neutral).
      */
     public synchronized PreparedBatch prepare(String collection, List<Source> sources, Long jobId)
             throws SQLException, IOException {
