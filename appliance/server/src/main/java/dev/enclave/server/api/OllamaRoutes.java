@@ -4,17 +4,15 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.enclave.runtime.generate.ContextLengthExceededException;
-import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.gguf.GGUFTensorInfo;
 import dev.enclave.runtime.model.ModelConfig;
-import dev.enclave.runtime.sampling.Sampler;
-import dev.enclave.runtime.sampling.SamplingParams;
-import dev.enclave.runtime.serve.ContinuousBatchScheduler;
-import dev.enclave.runtime.serve.QueueFullException;
-import dev.enclave.runtime.tokenizer.Tokenizer;
-import dev.enclave.server.model.ModelService;
+import dev.enclave.server.inference.ApiException;
+import dev.enclave.server.inference.InferenceService;
+import dev.enclave.server.model.ServedModel;
+import dev.enclave.server.security.AuthHandler;
+import dev.enclave.server.security.Caller;
+import dev.enclave.server.security.SecurityService;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -28,20 +26,23 @@ import java.util.Map;
 
 /**
  * Ollama's API ({@code /api/generate}, {@code /api/chat}, {@code /api/tags}, {@code /api/show},
- * {@code /api/version}) with newline-delimited JSON streaming, so Ollama clients and tools work unchanged. It
- * runs on the same scheduler as the OpenAI API.
+ * {@code /api/version}, {@code /api/embed}) with newline-delimited JSON streaming, so Ollama clients and tools work
+ * unchanged. An adapter only: it renames Ollama's fields to the pipeline's ({@link InferenceService}), which
+ * validates, admits and audits exactly as for the OpenAI API.
  */
 @ApplicationScoped
 public class OllamaRoutes {
 
     static final String VERSION = "0.9.0";
 
-    private final ModelService models;
+    private final InferenceService inference;
     private final ObjectMapper json;
+    private final SecurityService security;
 
-    public OllamaRoutes(ModelService models, ObjectMapper json) {
-        this.models = models;
+    public OllamaRoutes(InferenceService inference, ObjectMapper json, SecurityService security) {
+        this.inference = inference;
         this.json = json;
+        this.security = security;
     }
 
     void register(@Observes Router router) {
@@ -57,20 +58,12 @@ public class OllamaRoutes {
                 ctx.statusCode() == 413 ? "request body too large" : "internal error"));
     }
 
-    private String name() {
-        return models.modelId() + ":latest";
-    }
-
-    private boolean matches(String requested) {
-        return requested == null || requested.isEmpty() || requested.equals(models.modelId()) || requested.equals(name());
-    }
-
-    private ObjectNode details() {
-        ModelConfig c = models.model().config();
+    private ObjectNode details(ServedModel m) {
+        ModelConfig c = m.model().config();
         long params = 0;
         String quant = "F32";
         long best = -1;
-        for (GGUFTensorInfo t : models.model().gguf().tensors().values()) {
+        for (GGUFTensorInfo t : m.model().gguf().tensors().values()) {
             params += t.elements();
             if (t.byteSize() > best && t.dims().length == 2) {
                 best = t.byteSize();
@@ -85,29 +78,32 @@ public class OllamaRoutes {
     }
 
     private void tags(RoutingContext ctx) {
+        ServedModel served = inference.current();
+        String name = served.id() + ":latest";
         ObjectNode out = json.createObjectNode();
         ObjectNode m = out.putArray("models").addObject()
-                .put("name", name()).put("model", name())
-                .put("modified_at", Instant.ofEpochSecond(models.createdEpochSeconds()).toString())
-                .put("size", models.model().gguf().fileSize())
-                .put("digest", Integer.toHexString(models.modelId().hashCode()));
-        m.set("details", details());
+                .put("name", name).put("model", name)
+                .put("modified_at", Instant.ofEpochSecond(served.createdEpochSeconds()).toString())
+                .put("size", served.model().gguf().fileSize())
+                .put("digest", Integer.toHexString(served.id().hashCode()));
+        m.set("details", details(served));
         send(ctx, 200, out);
     }
 
     private void show(RoutingContext ctx) {
         JsonNode body = body(ctx);
         if (body == null) return;
+        ServedModel served = inference.current();
         String requested = body.path("model").asText(body.path("name").asText(""));
-        if (!matches(requested)) {
+        if (!requested.isEmpty() && !InferenceService.names(served, requested)) {
             error(ctx, 404, "model '" + requested + "' not found");
             return;
         }
         ObjectNode out = json.createObjectNode().put("modelfile", "").put("parameters", "")
-                .put("template", models.chatTemplate().map(t -> t.source()).orElse("{{ .Prompt }}"));
-        out.set("details", details());
+                .put("template", served.chatTemplate().map(t -> t.source()).orElse("{{ .Prompt }}"));
+        out.set("details", details(served));
         ObjectNode info = out.putObject("model_info");
-        for (Map.Entry<String, Object> e : models.model().gguf().metadata().entrySet()) {
+        for (Map.Entry<String, Object> e : served.model().gguf().metadata().entrySet()) {
             Object v = e.getValue();
             if (v instanceof String s) info.put(e.getKey(), s);
             else if (v instanceof Number n) info.put(e.getKey(), n.doubleValue() == n.longValue() ? json.getNodeFactory().numberNode(n.longValue()) : json.getNodeFactory().numberNode(n.doubleValue()));
@@ -117,93 +113,115 @@ public class OllamaRoutes {
         send(ctx, 200, out);
     }
 
+    /** Ollama's options, by the name the one validation table ({@code CompletionParams}) knows them, and Ollama's defaults. */
+    private static final Map<String, String> OPTIONS = Map.of("temperature", "temperature", "top_k", "top_k", "top_p", "top_p",
+            "min_p", "min_p", "typical_p", "typical_p", "repeat_penalty", "repeat_penalty", "repeat_last_n", "repeat_last_n",
+            "frequency_penalty", "frequency_penalty", "presence_penalty", "presence_penalty", "seed", "seed");
+    private static final Map<String, Object> DEFAULTS = Map.of("temperature", 0.8, "top_k", 40, "top_p", 0.9,
+            "repeat_penalty", 1.1, "repeat_last_n", 64);
+
+    /** The request in OpenAI's field names, for the pipeline; what is malformed stays malformed, for it to refuse. */
+    private ObjectNode translate(JsonNode body, boolean chat) {
+        ObjectNode out = json.createObjectNode();
+        if (body.has("model")) out.set("model", body.get("model"));
+        if (chat) {
+            out.set("messages", body.get("messages"));
+            if (body.has("tools")) out.set("tools", body.get("tools"));
+        } else {
+            JsonNode prompt = body.get("prompt"), system = body.get("system");
+            if (prompt != null && !prompt.isNull() && !prompt.isTextual()) throw ApiException.invalid("prompt", "prompt must be a string");
+            if (system != null && !system.isNull() && !system.isTextual()) throw ApiException.invalid("system", "system must be a string");
+            out.put("prompt", (system != null && system.isTextual() ? system.asText() + "\n" : "") + (prompt == null ? "" : prompt.asText()));
+        }
+        JsonNode stream = body.get("stream");
+        out.set("stream", stream == null || stream.isNull() ? json.getNodeFactory().booleanNode(true) : stream); // Ollama streams unless told not to
+        JsonNode o = body.get("options");
+        if (o != null && !o.isNull() && !o.isObject()) throw ApiException.invalid("options", "options must be an object");
+        DEFAULTS.forEach((k, v) -> out.set(k, json.valueToTree(v)));
+        if (o != null && o.isObject()) {
+            OPTIONS.forEach((ours, theirs) -> {
+                if (o.has(ours)) out.set(theirs, o.get(ours));
+            });
+            if (o.has("stop")) out.set("stop", o.get("stop"));
+            JsonNode np = o.get("num_predict");
+            if (np != null && !np.isNull()) {
+                if (!np.isIntegralNumber()) throw ApiException.invalid("num_predict", "num_predict must be an integer");
+                if (np.asLong() >= 0) out.set("max_tokens", np); // -1, -2: until the context is full
+            }
+        }
+        JsonNode format = body.get("format");
+        if (format != null && !format.isNull() && !(format.isTextual() && format.asText().isEmpty())) {
+            if (format.isTextual() && format.asText().equals("json")) out.putObject("response_format").put("type", "json_object");
+            else if (format.isObject()) out.putObject("response_format").put("type", "json_schema").putObject("json_schema").set("schema", format);
+            else throw ApiException.invalid("format", "format must be \"json\" or a JSON schema");
+        }
+        return out;
+    }
+
     private void generate(RoutingContext ctx, boolean chat) {
         JsonNode body = body(ctx);
         if (body == null) return;
-        String requested = body.path("model").asText("");
-        if (!matches(requested)) {
-            error(ctx, 404, "model '" + requested + "' not found, try pulling it first");
+        Caller caller = AuthHandler.caller(ctx);
+        String ip = AuthHandler.ip(ctx);
+        InferenceService.Kind kind = chat ? InferenceService.Kind.CHAT : InferenceService.Kind.COMPLETION;
+        if (!chat && !body.has("messages") && body.path("prompt").asText("").isEmpty() && !body.has("system")) {
+            // an empty prompt loads the model; nothing to generate
+            send(ctx, 200, base(inference.current()).put("response", "").put("done", true).put("done_reason", "load"));
             return;
         }
-        Tokenizer tok = models.model().tokenizer();
-        AnswerTokens answers = models.answerTokens();
-        int ctxLen = models.model().config().contextLength();
-        int[] prompt;
+        ObjectNode request;
         try {
-            if (chat) {
-                prompt = ChatPrompt.tokens(body.get("messages"), body.get("tools"), models.chatTemplate(), tok, answers);
-            } else {
-                String text = body.path("system").isTextual() ? body.get("system").asText() + "\n" : "";
-                text += body.path("prompt").asText("");
-                if (text.isEmpty()) { // an empty prompt loads the model; nothing to generate
-                    ObjectNode done = base().put("response", "").put("done", true).put("done_reason", "load");
-                    send(ctx, 200, done);
-                    return;
-                }
-                prompt = tok.encode(text, true, false);
-            }
+            request = translate(body, chat);
         } catch (ApiException e) {
-            error(ctx, e.status, e.getMessage());
+            security.audit(caller.user(), "inference.refused", chat ? "inference.chat" : "inference.completion",
+                    "protocol=ollama status=400 reason=" + e.getMessage(), ip);
+            error(ctx, e);
             return;
         }
-        JsonNode o = body.path("options");
-        int numPredict = o.path("num_predict").asInt(-1);
-        int maxTokens = numPredict < 0 ? ctxLen - prompt.length : Math.min(numPredict, ctxLen - prompt.length);
-        if (prompt.length >= ctxLen || maxTokens < 1) {
-            error(ctx, 400, "the prompt (" + prompt.length + " tokens) does not fit the model's context of " + ctxLen);
-            return;
-        }
-        List<String> stop = new ArrayList<>();
-        if (o.path("stop").isArray()) for (JsonNode s : o.get("stop")) stop.add(s.asText());
-        SamplingParams sampling;
-        try {
-            sampling = new SamplingParams((float) o.path("temperature").asDouble(0.8), o.path("top_k").asInt(40),
-                    (float) o.path("top_p").asDouble(0.9), (float) o.path("min_p").asDouble(0.0), (float) o.path("typical_p").asDouble(1.0),
-                    (float) o.path("repeat_penalty").asDouble(1.1), o.path("repeat_last_n").asInt(64),
-                    (float) o.path("frequency_penalty").asDouble(0), (float) o.path("presence_penalty").asDouble(0), Map.of(),
-                    o.has("seed") ? o.get("seed").asLong() : System.nanoTime());
-        } catch (IllegalArgumentException e) {
-            error(ctx, 400, e.getMessage());
-            return;
-        }
-        boolean stream = body.path("stream").asBoolean(true); // Ollama streams unless told not to
-        GenerationRequest request = new GenerationRequest(prompt, maxTokens, Sampler.of(sampling), stop, false);
+        var r = new InferenceService.Request(kind, "ollama", request, caller, ip, -1, true);
+        ctx.vertx().<InferenceService.Prepared>executeBlocking(() -> inference.prepare(r), false).onComplete(ar -> {
+            if (ar.failed()) {
+                error(ctx, ar.cause() instanceof ApiException a ? a : new ApiException(500, "server_error", null, null, "internal error"));
+            } else if (!ctx.response().closed()) {
+                run(ctx, ar.result());
+            }
+        });
+    }
+
+    private void run(RoutingContext ctx, InferenceService.Prepared p) {
+        boolean chat = p.chat();
+        boolean stream = p.params().stream();
+        ServedModel m = p.model();
         HttpServerResponse response = ctx.response();
         if (stream) response.setStatusCode(200).putHeader("Content-Type", "application/x-ndjson").setChunked(true);
-        ContinuousBatchScheduler.Handle handle;
+        InferenceService.Generation generation;
         try {
-            handle = models.submit(request, (token, text) -> {
+            generation = inference.start(p, List.of((token, text) -> {
                 if (response.closed()) return false;
                 if (stream && !text.isEmpty()) {
-                    ObjectNode chunk = base();
+                    ObjectNode chunk = base(m);
                     if (chat) chunk.putObject("message").put("role", "assistant").put("content", text);
                     else chunk.put("response", text);
                     chunk.put("done", false);
                     line(response, chunk);
                 }
                 return true;
-            });
-        } catch (QueueFullException e) {
+            }));
+        } catch (ApiException e) {
             response.setChunked(false).headers().remove("Content-Type");
-            response.putHeader("Retry-After", "1");
-            error(ctx, 429, "server busy, please retry");
-            return;
-        } catch (ContextLengthExceededException e) {
-            response.setChunked(false).headers().remove("Content-Type");
-            error(ctx, 400, e.getMessage());
+            error(ctx, e);
             return;
         }
-        response.closeHandler(v -> handle.cancel());
-        handle.result().whenComplete((r, failure) -> {
+        response.closeHandler(v -> generation.cancel());
+        generation.results().whenComplete((rs, failure) -> {
             if (response.closed() || response.ended()) return;
-            if (failure != null || r == null) {
+            if (failure != null || rs == null) {
                 if (stream) response.end(json.createObjectNode().put("error", "generation failed").toString() + "\n");
-                else error(ctx, 500, "generation failed");
+                else error(ctx, new ApiException(500, "server_error", null, null, "generation failed"));
                 return;
             }
-            boolean withTools = body.path("tools").isArray() && !body.path("tools").isEmpty();
-            if (chat && !withTools) answers.record(r, tok);
-            ObjectNode last = base();
+            GenerationResult r = rs.get(0);
+            ObjectNode last = base(m);
             if (chat) last.putObject("message").put("role", "assistant").put("content", stream ? "" : r.text());
             else last.put("response", stream ? "" : r.text());
             last.put("done", true).put("done_reason", r.finishReason().openAiName)
@@ -222,38 +240,28 @@ public class OllamaRoutes {
     private void embed(RoutingContext ctx) {
         JsonNode body = body(ctx);
         if (body == null) return;
-        String requested = body.path("model").asText("");
-        if (!matches(requested)) {
-            error(ctx, 404, "model '" + requested + "' not found");
-            return;
-        }
-        JsonNode input = body.get("input");
-        List<String> texts = new ArrayList<>();
-        if (input != null && input.isTextual()) texts.add(input.asText());
-        else if (input != null && input.isArray()) for (JsonNode e : input) texts.add(e.asText());
-        if (texts.isEmpty() || texts.size() > 256) {
-            error(ctx, 400, "input must be a string or an array of 1 to 256 strings");
-            return;
-        }
-        ObjectNode out = json.createObjectNode().put("model", name());
-        var list = out.putArray("embeddings");
-        int total = 0;
-        for (String t : texts) {
-            int[] ids = models.model().tokenizer().encode(t, true, false);
-            if (ids.length > models.model().config().contextLength()) {
-                error(ctx, 400, "input longer than the model's context");
-                return;
+        try {
+            JsonNode model = body.get("model");
+            if (model != null && !model.isNull() && !model.isTextual()) throw ApiException.invalid("model", "model must be a string");
+            var e = inference.embed(new InferenceService.EmbedRequest("ollama", model == null || model.isNull() ? null : model.asText(),
+                    body.get("input"), AuthHandler.caller(ctx), AuthHandler.ip(ctx), () -> ctx.response().closed()));
+            ObjectNode out = json.createObjectNode().put("model", e.model().equals(inference.current().id()) ? e.model() + ":latest" : e.model());
+            var list = out.putArray("embeddings");
+            for (float[] v : e.vectors()) {
+                var vec = list.addArray();
+                for (float x : v) vec.add(x);
             }
-            total += ids.length;
-            var vec = list.addArray();
-            for (float v : models.model().embed(ids)) vec.add(v);
+            out.put("prompt_eval_count", e.promptTokens());
+            send(ctx, 200, out);
+        } catch (ApiException e) {
+            error(ctx, e);
+        } catch (InferenceService.Cancelled e) {
+            // the client went away
         }
-        out.put("prompt_eval_count", total);
-        send(ctx, 200, out);
     }
 
-    private ObjectNode base() {
-        return json.createObjectNode().put("model", name()).put("created_at", Instant.now().toString());
+    private ObjectNode base(ServedModel m) {
+        return json.createObjectNode().put("model", m.id() + ":latest").put("created_at", Instant.now().toString());
     }
 
     private void line(HttpServerResponse response, ObjectNode node) {
@@ -285,5 +293,11 @@ public class OllamaRoutes {
 
     private void error(RoutingContext ctx, int status, String message) {
         send(ctx, status, json.createObjectNode().put("error", message));
+    }
+
+    /** Ollama's error shape for a refusal of the pipeline (a full queue answers 429 with Retry-After). */
+    private void error(RoutingContext ctx, ApiException e) {
+        if (e.status == 429) ctx.response().putHeader("Retry-After", "1");
+        error(ctx, e.status, e.getMessage());
     }
 }

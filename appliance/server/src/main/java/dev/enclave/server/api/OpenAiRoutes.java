@@ -4,18 +4,21 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.enclave.runtime.generate.ContextLengthExceededException;
-import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.generate.TokenLogprobs;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+import dev.enclave.server.inference.ApiException;
+import dev.enclave.server.inference.CompletionParams;
+import dev.enclave.server.inference.InferenceService;
+import dev.enclave.server.inference.ToolCallParser;
+import dev.enclave.server.model.ServedModel;
+import dev.enclave.server.security.AuthHandler;
+import dev.enclave.server.security.SecurityService;
 import java.util.ArrayList;
 import java.util.List;
-import dev.enclave.runtime.sampling.Sampler;
-import dev.enclave.runtime.serve.ContinuousBatchScheduler;
-import dev.enclave.runtime.serve.QueueFullException;
-import dev.enclave.runtime.tokenizer.Tokenizer;
-import dev.enclave.server.model.ModelService;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -28,10 +31,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
 
 /**
- * The OpenAI-compatible API: {@code /v1/models}, {@code /v1/completions}, {@code /v1/chat/completions}, with
- * Server-Sent Events streaming ending in {@code data: [DONE]} and OpenAI's error JSON. Handlers parse and
- * validate on the event loop and hand generation to the model's worker threads, which stream tokens straight
- * into the response; a client that disconnects cancels its generation.
+ * The OpenAI-compatible API: {@code /v1/models}, {@code /v1/completions}, {@code /v1/chat/completions},
+ * {@code /v1/embeddings}, with Server-Sent Events streaming ending in {@code data: [DONE]} and OpenAI's error JSON.
+ * An adapter only: it parses the body and hands it to the {@link InferenceService} (validation, grounding, prompt,
+ * admission, audit), then streams the tokens the scheduler's thread gives it; a client that disconnects cancels.
  */
 @ApplicationScoped
 public class OpenAiRoutes {
@@ -40,16 +43,13 @@ public class OpenAiRoutes {
     static final long MAX_BODY_BYTES = 8L * 1024 * 1024;
     private static final SecureRandom IDS = new SecureRandom();
 
-    private final ModelService models;
+    private final InferenceService inference;
     private final ObjectMapper json;
-    private final Grounding grounding;
-    private final dev.enclave.server.security.SecurityService security;
+    private final SecurityService security;
 
-    public OpenAiRoutes(ModelService models, ObjectMapper json, Grounding grounding,
-                        dev.enclave.server.security.SecurityService security) {
-        this.models = models;
+    public OpenAiRoutes(InferenceService inference, ObjectMapper json, SecurityService security) {
+        this.inference = inference;
         this.json = json;
-        this.grounding = grounding;
         this.security = security;
     }
 
@@ -69,67 +69,49 @@ public class OpenAiRoutes {
 
     private void listModels(RoutingContext ctx) {
         ObjectNode body = json.createObjectNode().put("object", "list");
-        body.putArray("data").add(modelObject());
+        body.putArray("data").add(modelObject(inference.current()));
         sendJson(ctx, 200, body);
     }
 
     private void getModel(RoutingContext ctx) {
         String id = ctx.pathParam("id");
-        if (!models.modelId().equals(id)) {
+        ServedModel m = inference.current();
+        if (!m.id().equals(id)) {
             sendError(ctx, ApiException.modelNotFound(id));
             return;
         }
-        sendJson(ctx, 200, modelObject());
+        sendJson(ctx, 200, modelObject(m));
     }
 
-    private ObjectNode modelObject() {
+    private ObjectNode modelObject(ServedModel m) {
         return json.createObjectNode()
-                .put("id", models.modelId())
+                .put("id", m.id())
                 .put("object", "model")
-                .put("created", models.createdEpochSeconds())
+                .put("created", m.createdEpochSeconds())
                 .put("owned_by", "enclave");
     }
 
-    // ---- embeddings (pooled from the loaded model until the RAG embedder lands) ----
+    // ---- embeddings: the document embedder or pooled from the served model ----
 
     private void embeddings(RoutingContext ctx) {
         try {
             JsonNode body = parseBody(ctx);
             JsonNode model = body.get("model");
-            if (model != null && model.isTextual() && model.asText().equals(grounding.embedderId())) {
-                sendJson(ctx, 200, grounding.embeddings(body.get("input")));
-                return;
-            }
-            if (model != null && model.isTextual() && !models.modelId().equals(model.asText())) throw ApiException.modelNotFound(model.asText());
-            JsonNode input = body.get("input");
-            java.util.List<int[]> texts = new java.util.ArrayList<>();
-            Tokenizer tok = models.model().tokenizer();
-            if (input != null && input.isTextual()) {
-                texts.add(tok.encode(input.asText(), true, false));
-            } else if (input != null && input.isArray() && !input.isEmpty() && input.size() <= 256) {
-                for (JsonNode e : input) {
-                    if (!e.isTextual()) throw ApiException.invalid("input", "input must be a string or an array of strings");
-                    texts.add(tok.encode(e.asText(), true, false));
-                }
-            } else {
-                throw ApiException.invalid("input", "input must be a string or an array of 1 to 256 strings");
-            }
-            int ctxLen = models.model().config().contextLength();
-            ObjectNode out = json.createObjectNode().put("object", "list").put("model", models.modelId());
+            if (model != null && !model.isNull() && !model.isTextual()) throw ApiException.invalid("model", "model must be a string");
+            var e = inference.embed(new InferenceService.EmbedRequest("openai", model == null || model.isNull() ? null : model.asText(),
+                    body.get("input"), AuthHandler.caller(ctx), AuthHandler.ip(ctx), () -> ctx.response().closed()));
+            ObjectNode out = json.createObjectNode().put("object", "list").put("model", e.model());
             var data = out.putArray("data");
-            int total = 0;
-            for (int i = 0; i < texts.size(); i++) {
-                int[] t = texts.get(i);
-                if (t.length > ctxLen) throw contextExceeded(t.length, 0, ctxLen);
-                total += t.length;
-                ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
-                var vec = item.putArray("embedding");
-                for (float v : models.model().embed(t)) vec.add(v);
+            for (int i = 0; i < e.vectors().size(); i++) {
+                var vec = data.addObject().put("object", "embedding").put("index", i).putArray("embedding");
+                for (float v : e.vectors().get(i)) vec.add(v);
             }
-            out.putObject("usage").put("prompt_tokens", total).put("total_tokens", total);
+            out.putObject("usage").put("prompt_tokens", e.promptTokens()).put("total_tokens", e.promptTokens());
             sendJson(ctx, 200, out);
         } catch (ApiException e) {
             sendError(ctx, e);
+        } catch (InferenceService.Cancelled e) {
+            // the client went away: nothing to answer
         }
     }
 
@@ -140,82 +122,41 @@ public class OpenAiRoutes {
         try {
             parsed = parseBody(ctx);
         } catch (ApiException e) {
+            refusedBeforePipeline(ctx, chat, e);
             sendError(ctx, e);
             return;
         }
-        JsonNode ext = parsed.get("enclave");
-        if (chat && ext != null && !ext.isNull()) {
-            // grounded chat: retrieval blocks (Lucene, ONNX), so it runs on a worker, then generation goes on as usual
-            ctx.vertx().<Grounding.Grounded>executeBlocking(() -> grounding.ground((ObjectNode) parsed,
-                            dev.enclave.server.rag.RagRoutes.principal(ctx)), false)
-                    .onComplete(ar -> {
-                        if (ar.failed()) {
-                            Throwable f = ar.cause();
-                            if (f instanceof ApiException a) sendError(ctx, a);
-                            else if (f instanceof dev.enclave.rag.retrieve.HybridRetriever.AccessDeniedException d)
-                                sendError(ctx, new ApiException(403, "permission_error", null, "enclave", d.getMessage()));
-                            else if (f instanceof IllegalArgumentException i)
-                                sendError(ctx, ApiException.invalid("enclave", i.getMessage()));
-                            else {
-                                LOG.error("retrieval failed", f);
-                                sendError(ctx, new ApiException(500, "server_error", null, null, "retrieval failed: " + f.getMessage()));
-                            }
-                        } else {
-                            generate(ctx, chat, ar.result().body(), ar.result().citations());
-                        }
-                    });
-            return;
-        }
-        generate(ctx, chat, parsed, null);
+        var request = new InferenceService.Request(chat ? InferenceService.Kind.CHAT : InferenceService.Kind.COMPLETION,
+                "openai", (ObjectNode) parsed, AuthHandler.caller(ctx), AuthHandler.ip(ctx), chat ? -1 : 16, false);
+        // validation, retrieval and template rendering may take a while: off the event loop
+        ctx.vertx().<InferenceService.Prepared>executeBlocking(() -> inference.prepare(request), false).onComplete(ar -> {
+            if (ar.failed()) {
+                sendError(ctx, ar.cause() instanceof ApiException a ? a
+                        : new ApiException(500, "server_error", null, null, "the request could not be prepared"));
+                if (!(ar.cause() instanceof ApiException)) LOG.error("preparing a request failed", ar.cause());
+            } else if (!ctx.response().closed()) {
+                if (ar.result().params().n() > 1) generateMany(ctx, ar.result());
+                else generate(ctx, ar.result());
+            }
+        });
     }
 
-    private void generate(RoutingContext ctx, boolean chat, JsonNode body, com.fasterxml.jackson.databind.node.ArrayNode citations) {
+    /** A body that is not JSON never reaches the pipeline; it is audited all the same. */
+    private void refusedBeforePipeline(RoutingContext ctx, boolean chat, ApiException e) {
+        var caller = AuthHandler.caller(ctx);
+        security.audit(caller.user(), "inference.refused", chat ? "inference.chat" : "inference.completion",
+                "protocol=openai status=" + e.status + " reason=" + e.getMessage(), AuthHandler.ip(ctx));
+    }
+
+    private void generate(RoutingContext ctx, InferenceService.Prepared p) {
+        final boolean chat = p.chat();
         final String id = (chat ? "chatcmpl-" : "cmpl-") + randomId();
         final long created = System.currentTimeMillis() / 1000;
-        final CompletionParams params;
-        final GenerationRequest request;
-        final List<String> toolNames = new ArrayList<>();
-        final AnswerTokens answers = models.answerTokens();
-        final Tokenizer answerTokenizer = models.model().tokenizer();
-        try {
-            JsonNode model = body.get("model");
-            if (model != null && !model.isNull()) {
-                if (!model.isTextual()) throw ApiException.invalid("model", "model must be a string");
-                if (!models.modelId().equals(model.asText())) throw ApiException.modelNotFound(model.asText());
-            }
-            Tokenizer tok = models.model().tokenizer();
-            int ctxLen = models.model().config().contextLength();
-            JsonNode tools = body.get("tools");
-            boolean toolsOff = "none".equals(body.path("tool_choice").asText(""));
-            if (chat && tools != null && !tools.isNull() && !toolsOff) {
-                if (!tools.isArray()) throw ApiException.invalid("tools", "tools must be an array");
-                for (JsonNode t : tools) {
-                    JsonNode fn = t.path("function").path("name");
-                    if (!fn.isTextual()) throw ApiException.invalid("tools", "each tool needs function.name");
-                    toolNames.add(fn.asText());
-                }
-            }
-            int[] prompt = chat ? ChatPrompt.tokens(body.get("messages"), toolsOff ? null : tools, models.chatTemplate(), tok, answers)
-                    : promptTokens(body.get("prompt"), tok);
-            if (prompt.length >= ctxLen) {
-                throw contextExceeded(prompt.length, 1, ctxLen);
-            }
-            params = CompletionParams.parse(body, chat ? ctxLen - prompt.length : 16, ctxLen, tok.vocabularySize(), chat);
-            if (prompt.length + params.maxTokens() > ctxLen) {
-                throw contextExceeded(prompt.length, params.maxTokens(), ctxLen);
-            }
-            if (params.n() > 1) {
-                if (!toolNames.isEmpty()) throw ApiException.invalid("n", "n > 1 cannot be combined with tools");
-                generateMany(ctx, chat, body, params, prompt, id, created, tok, citations);
-                return;
-            }
-            request = new GenerationRequest(prompt, params.maxTokens(),
-                    params.sampler(params.sampling().seed(), tok),
-                    params.stop(), false, params.topLogprobs());
-        } catch (ApiException e) {
-            sendError(ctx, e);
-            return;
-        }
+        final CompletionParams params = p.params();
+        final List<String> toolNames = p.toolNames();
+        final String modelId = p.model().id();
+        final Tokenizer tok = p.tokenizer();
+        final ArrayNode citations = p.citations();
 
         HttpServerResponse response = ctx.response();
         String object = chat ? "chat.completion.chunk" : "text_completion";
@@ -233,9 +174,9 @@ public class OpenAiRoutes {
         List<TokenLogprobs> all = new ArrayList<>();
         boolean stream = params.stream();
         boolean buffered = !toolNames.isEmpty(); // with tools, the answer may be a call: parse it whole at the end
-        ContinuousBatchScheduler.Handle handle;
+        InferenceService.Generation generation;
         try {
-            handle = models.submit(request, new TokenListener() {
+            generation = inference.start(p, List.of(new TokenListener() {
                 @Override
                 public boolean onToken(int token, String text) {
                     return onToken(token, text, null);
@@ -249,12 +190,12 @@ public class OpenAiRoutes {
                         if (!stream) all.add(lp);
                     }
                     if (stream && !buffered && !text.isEmpty()) {
-                        sendRoleOnce(response, roleSent, object, id, created);
-                        ObjectNode chunk = envelope(object, id, created);
+                        sendRoleOnce(response, roleSent, object, id, created, modelId);
+                        ObjectNode chunk = envelope(object, id, created, modelId);
                         ObjectNode c = chunk.putArray("choices").addObject().put("index", 0);
                         if (chat) c.putObject("delta").put("content", text);
                         else c.put("text", text);
-                        if (params.topLogprobs() >= 0) c.set("logprobs", logprobs(chat, pending));
+                        if (params.topLogprobs() >= 0) c.set("logprobs", logprobs(chat, pending, tok));
                         else c.putNull("logprobs");
                         c.putNull("finish_reason");
                         sendEvent(response, chunk);
@@ -262,39 +203,19 @@ public class OpenAiRoutes {
                     }
                     return true;
                 }
-            });
-        } catch (QueueFullException e) {
+            }));
+        } catch (ApiException e) {
             response.setChunked(false).headers().remove("Content-Type");
-            response.putHeader("Retry-After", "1");
-            sendError(ctx, new ApiException(429, "rate_limit_error", "queue_full", null,
-                    "The server is busy: too many requests are waiting. Retry shortly."));
-            return;
-        } catch (ContextLengthExceededException e) {
-            response.setChunked(false).headers().remove("Content-Type");
-            sendError(ctx, contextExceeded(e.requested, 0, e.contextLength));
+            sendError(ctx, e);
             return;
         }
-        response.closeHandler(v -> handle.cancel());
-        var caller = dev.enclave.server.security.AuthHandler.caller(ctx);
-        String ip = dev.enclave.server.security.AuthHandler.ip(ctx);
-        handle.result().whenComplete((r, failure) -> {
-            if (chat && r != null && toolNames.isEmpty() && citations == null) answers.record(r, answerTokenizer);
-            StringBuilder detail = new StringBuilder();
-            if (r != null) detail.append("prompt_tokens=").append(r.promptTokens()).append(" completion_tokens=").append(r.completionTokens())
-                    .append(" finish=").append(r.finishReason().openAiName);
-            else detail.append("failed");
-            if (citations != null) {
-                java.util.TreeSet<String> cols = new java.util.TreeSet<>();
-                citations.forEach(c -> cols.add(c.path("collection").asText()));
-                detail.append(" grounded collections=").append(cols).append(" sources=").append(citations.size());
-            }
-            if (caller.apiKeyId() != null) detail.append(" key=").append(caller.apiKeyId());
-            if (security.logPrompts()) detail.append(" prompt=").append(chat ? body.path("messages") : body.path("prompt"));
-            security.audit(caller.user(), chat ? "inference.chat" : "inference.completion", models.modelId(), detail.toString(), ip);
+        response.closeHandler(v -> generation.cancel());
+        generation.results().whenComplete((rs, failure) -> {
+            GenerationResult r = rs == null ? null : rs.get(0);
             if (params.stream()) {
-                finishStream(response, chat, id, created, params, r, failure, roleSent, buffered ? toolNames : null, citations);
+                finishStream(response, chat, id, created, modelId, params, r, failure, roleSent, buffered ? toolNames : null, citations);
             } else {
-                respond(ctx, chat, id, created, r, failure, params.topLogprobs() >= 0 ? all : null, toolNames, citations);
+                respond(ctx, chat, id, created, modelId, r, failure, params.topLogprobs() >= 0 ? all : null, toolNames, citations, tok);
             }
         });
     }
@@ -303,8 +224,13 @@ public class OpenAiRoutes {
      * n > 1: n choices of one prompt. The scheduler reads the prompt once and forks it (copy-on-write KV blocks); the
      * choices stream interleaved, each chunk carrying its choice index; [DONE] follows the last one.
      */
-    private void generateMany(RoutingContext ctx, boolean chat, JsonNode body, CompletionParams params, int[] prompt,
-                              String id, long created, Tokenizer tok, com.fasterxml.jackson.databind.node.ArrayNode citations) {
+    private void generateMany(RoutingContext ctx, InferenceService.Prepared p) {
+        final boolean chat = p.chat();
+        final String id = (chat ? "chatcmpl-" : "cmpl-") + randomId();
+        final long created = System.currentTimeMillis() / 1000;
+        final CompletionParams params = p.params();
+        final String modelId = p.model().id();
+        final Tokenizer tok = p.tokenizer();
         int n = params.n();
         HttpServerResponse response = ctx.response();
         String object = chat ? "chat.completion.chunk" : "text_completion";
@@ -313,13 +239,10 @@ public class OpenAiRoutes {
             response.setStatusCode(200).putHeader("Content-Type", "text/event-stream; charset=utf-8")
                     .putHeader("Cache-Control", "no-cache").putHeader("X-Accel-Buffering", "no").setChunked(true);
         }
-        List<GenerationRequest> requests = new ArrayList<>();
         List<TokenListener> listeners = new ArrayList<>();
         boolean[] roleSent = new boolean[n];
         List<List<TokenLogprobs>> logprobs = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            Sampler sampler = params.sampler(params.sampling().seed() + i, tok);
-            requests.add(new GenerationRequest(prompt, params.maxTokens(), sampler, params.stop(), false, params.topLogprobs()));
             List<TokenLogprobs> mine = new ArrayList<>();
             logprobs.add(mine);
             int index = i;
@@ -336,12 +259,12 @@ public class OpenAiRoutes {
                     if (stream && !text.isEmpty()) {
                         if (chat && !roleSent[index]) {
                             roleSent[index] = true;
-                            sendEvent(response, choiceChunk(object, id, created, index, true, null, null));
+                            sendEvent(response, choiceChunk(object, id, created, modelId, index, true, null, null));
                         }
-                        ObjectNode chunk = choiceChunk(object, id, created, index, false, text, null);
+                        ObjectNode chunk = choiceChunk(object, id, created, modelId, index, false, text, null);
                         ObjectNode c = (ObjectNode) chunk.get("choices").get(0);
                         if (params.topLogprobs() >= 0) {
-                            c.set("logprobs", logprobs(chat, mine));
+                            c.set("logprobs", logprobs(chat, mine, tok));
                             mine.clear();
                         }
                         sendEvent(response, chunk);
@@ -350,73 +273,61 @@ public class OpenAiRoutes {
                 }
             });
         }
-        List<ContinuousBatchScheduler.Handle> handles;
+        InferenceService.Generation generation;
         try {
-            handles = models.submitAll(requests, listeners);
-        } catch (QueueFullException e) {
+            generation = inference.start(p, listeners);
+        } catch (ApiException e) {
             response.setChunked(false).headers().remove("Content-Type");
-            response.putHeader("Retry-After", "1");
-            sendError(ctx, new ApiException(429, "rate_limit_error", "queue_full", null,
-                    "The server is busy: too many requests are waiting. Retry shortly."));
+            sendError(ctx, e);
             return;
         }
-        response.closeHandler(v -> handles.forEach(ContinuousBatchScheduler.Handle::cancel));
-        var caller = dev.enclave.server.security.AuthHandler.caller(ctx);
-        String ip = dev.enclave.server.security.AuthHandler.ip(ctx);
-        java.util.concurrent.CompletableFuture<?>[] all = handles.stream().map(ContinuousBatchScheduler.Handle::result)
-                .toArray(java.util.concurrent.CompletableFuture[]::new);
-        java.util.concurrent.CompletableFuture.allOf(all).whenComplete((v, failure) -> {
+        response.closeHandler(v -> generation.cancel());
+        generation.results().whenComplete((results, failure) -> {
             if (response.closed() || response.ended()) return;
             if (failure != null) {
                 LOG.error("generation failed", failure);
                 if (stream) {
                     ObjectNode err = json.createObjectNode();
-                    err.putObject("error").put("message", "generation failed: " + failure.getMessage()).put("type", "server_error");
+                    err.putObject("error").put("message", "generation failed").put("type", "server_error");
                     sendEvent(response, err);
                     response.end("data: [DONE]\n\n");
                 } else {
-                    sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + failure.getMessage()));
+                    sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed"));
                 }
                 return;
             }
             int completionTokens = 0;
-            List<GenerationResult> results = new ArrayList<>();
-            for (var h : handles) {
-                GenerationResult r = h.result().join();
-                results.add(r);
-                completionTokens += r.completionTokens();
-            }
-            security.audit(caller.user(), chat ? "inference.chat" : "inference.completion", models.modelId(),
-                    "n=" + n + " prompt_tokens=" + prompt.length + " completion_tokens=" + completionTokens, ip);
-            ObjectNode usage = json.createObjectNode().put("prompt_tokens", prompt.length)
-                    .put("completion_tokens", completionTokens).put("total_tokens", prompt.length + completionTokens);
+            for (GenerationResult r : results) completionTokens += r.completionTokens();
+            int promptTokens = p.prompt().length;
+            ObjectNode usage = json.createObjectNode().put("prompt_tokens", promptTokens)
+                    .put("completion_tokens", completionTokens).put("total_tokens", promptTokens + completionTokens);
             if (stream) {
                 for (int i = 0; i < n; i++) {
-                    if (chat && !roleSent[i]) sendEvent(response, choiceChunk(object, id, created, i, true, null, null));
-                    sendEvent(response, choiceChunk(object, id, created, i, false, chat ? null : "", results.get(i).finishReason().openAiName));
+                    if (chat && !roleSent[i]) sendEvent(response, choiceChunk(object, id, created, modelId, i, true, null, null));
+                    sendEvent(response, choiceChunk(object, id, created, modelId, i, false, chat ? null : "", results.get(i).finishReason().openAiName));
                 }
-                endStream(response, object, id, created, params.includeUsage() ? usage : null, citations);
+                endStream(response, object, id, created, modelId, params.includeUsage() ? usage : null, p.citations());
             } else {
-                ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
+                ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created, modelId);
                 var choices = out.putArray("choices");
                 for (int i = 0; i < n; i++) {
                     ObjectNode c = choices.addObject().put("index", i);
                     if (chat) c.putObject("message").put("role", "assistant").put("content", results.get(i).text());
                     else c.put("text", results.get(i).text());
-                    if (params.topLogprobs() >= 0) c.set("logprobs", logprobs(chat, logprobs.get(i)));
+                    if (params.topLogprobs() >= 0) c.set("logprobs", logprobs(chat, logprobs.get(i), tok));
                     else c.putNull("logprobs");
                     c.put("finish_reason", results.get(i).finishReason().openAiName);
                 }
                 out.set("usage", usage);
-                if (citations != null) out.putObject("enclave").set("citations", citations);
+                if (p.citations() != null) out.putObject("enclave").set("citations", p.citations());
                 sendJson(ctx, 200, out);
             }
         });
     }
 
     /** One streamed chunk of choice {@code index}: the role opener, a piece of text, or the final finish reason. */
-    private ObjectNode choiceChunk(String object, String id, long created, int index, boolean role, String text, String finish) {
-        ObjectNode chunk = envelope(object, id, created);
+    private ObjectNode choiceChunk(String object, String id, long created, String modelId, int index, boolean role, String text, String finish) {
+        ObjectNode chunk = envelope(object, id, created, modelId);
         ObjectNode c = chunk.putArray("choices").addObject().put("index", index);
         boolean chat = object.startsWith("chat");
         if (chat) {
@@ -432,15 +343,15 @@ public class OpenAiRoutes {
         return chunk;
     }
 
-    private void respond(RoutingContext ctx, boolean chat, String id, long created, GenerationResult r, Throwable failure,
-                         List<TokenLogprobs> logprobs, List<String> toolNames,
-                         com.fasterxml.jackson.databind.node.ArrayNode citations) {
+    private void respond(RoutingContext ctx, boolean chat, String id, long created, String modelId, GenerationResult r,
+                         Throwable failure, List<TokenLogprobs> logprobs, List<String> toolNames, ArrayNode citations,
+                         Tokenizer tok) {
         if (failure != null || r == null) {
             LOG.error("generation failed", failure);
-            sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed: " + (failure == null ? "no result" : failure.getMessage())));
+            sendError(ctx, new ApiException(500, "server_error", null, null, "generation failed"));
             return;
         }
-        ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created);
+        ObjectNode out = envelope(chat ? "chat.completion" : "text_completion", id, created, modelId);
         ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
         String finish = r.finishReason().openAiName;
         if (chat) {
@@ -457,7 +368,7 @@ public class OpenAiRoutes {
         } else {
             choice.put("text", r.text());
         }
-        if (logprobs != null) choice.set("logprobs", logprobs(chat, logprobs));
+        if (logprobs != null) choice.set("logprobs", logprobs(chat, logprobs, tok));
         else choice.putNull("logprobs");
         choice.put("finish_reason", finish);
         out.set("usage", usage(r));
@@ -465,17 +376,16 @@ public class OpenAiRoutes {
         sendJson(ctx, 200, out);
     }
 
-    private void finishStream(HttpServerResponse response, boolean chat, String id, long created, CompletionParams params,
-                              GenerationResult r, Throwable failure, AtomicBoolean roleSent, List<String> bufferedTools,
-                              com.fasterxml.jackson.databind.node.ArrayNode citations) {
+    private void finishStream(HttpServerResponse response, boolean chat, String id, long created, String modelId,
+                              CompletionParams params, GenerationResult r, Throwable failure, AtomicBoolean roleSent,
+                              List<String> bufferedTools, ArrayNode citations) {
         if (response.closed() || response.ended()) return;
         String object = chat ? "chat.completion.chunk" : "text_completion";
-        if (chat && failure == null && r != null) sendRoleOnce(response, roleSent, object, id, created);
+        if (chat && failure == null && r != null) sendRoleOnce(response, roleSent, object, id, created, modelId);
         if (failure != null || r == null) {
             LOG.error("streamed generation failed", failure);
             ObjectNode err = json.createObjectNode();
-            err.putObject("error").put("message", "generation failed: " + (failure == null ? "no result" : failure.getMessage()))
-                    .put("type", "server_error");
+            err.putObject("error").put("message", "generation failed").put("type", "server_error");
             sendEvent(response, err);
             response.end("data: [DONE]\n\n");
             return;
@@ -484,7 +394,7 @@ public class OpenAiRoutes {
         if (bufferedTools != null) {
             // the whole answer was held back: send it as one content delta, or as tool-call deltas
             ToolCallParser.Parsed parsed = ToolCallParser.parse(r.text(), bufferedTools);
-            ObjectNode chunk = envelope(object, id, created);
+            ObjectNode chunk = envelope(object, id, created, modelId);
             ObjectNode delta = chunk.putArray("choices").addObject().put("index", 0).putObject("delta");
             if (!parsed.calls().isEmpty()) {
                 if (!parsed.content().isEmpty()) delta.put("content", parsed.content());
@@ -496,24 +406,24 @@ public class OpenAiRoutes {
             ((ObjectNode) chunk.get("choices").get(0)).putNull("logprobs").putNull("finish_reason");
             sendEvent(response, chunk);
         }
-        sendEvent(response, choiceChunk(object, id, created, 0, false, chat ? null : "", finish));
-        endStream(response, object, id, created, params.includeUsage() ? usage(r) : null, citations);
+        sendEvent(response, choiceChunk(object, id, created, modelId, 0, false, chat ? null : "", finish));
+        endStream(response, object, id, created, modelId, params.includeUsage() ? usage(r) : null, citations);
     }
 
     /**
      * The end of every stream: the usage chunk when asked for, then (grounded chat) the sources the answer was given,
      * each as a chunk with no choices, then [DONE].
      */
-    private void endStream(HttpServerResponse response, String object, String id, long created, ObjectNode usage,
-                           com.fasterxml.jackson.databind.node.ArrayNode citations) {
+    private void endStream(HttpServerResponse response, String object, String id, long created, String modelId,
+                           ObjectNode usage, ArrayNode citations) {
         if (usage != null) {
-            ObjectNode u = envelope(object, id, created);
+            ObjectNode u = envelope(object, id, created, modelId);
             u.putArray("choices");
             u.set("usage", usage);
             sendEvent(response, u);
         }
         if (citations != null) {
-            ObjectNode cit = envelope(object, id, created);
+            ObjectNode cit = envelope(object, id, created, modelId);
             cit.putArray("choices");
             cit.putObject("enclave").set("citations", citations);
             sendEvent(response, cit);
@@ -534,8 +444,7 @@ public class OpenAiRoutes {
     }
 
     /** OpenAI's logprobs object: chat ({@code content} entries with bytes and alternatives) or legacy completions. */
-    private ObjectNode logprobs(boolean chat, List<TokenLogprobs> lps) {
-        Tokenizer tok = models.model().tokenizer();
+    private ObjectNode logprobs(boolean chat, List<TokenLogprobs> lps, Tokenizer tok) {
         ObjectNode out = json.createObjectNode();
         if (chat) {
             var content = out.putArray("content");
@@ -575,10 +484,11 @@ public class OpenAiRoutes {
     }
 
     /** The first chat chunk carries the assistant role; it is written once, before any content. */
-    private void sendRoleOnce(HttpServerResponse response, AtomicBoolean sent, String object, String id, long created) {
+    private void sendRoleOnce(HttpServerResponse response, AtomicBoolean sent, String object, String id, long created,
+                              String modelId) {
         synchronized (sent) {
             if (sent.get()) return;
-            ObjectNode first = envelope(object, id, created);
+            ObjectNode first = envelope(object, id, created, modelId);
             ObjectNode c = first.putArray("choices").addObject().put("index", 0);
             c.putObject("delta").put("role", "assistant").put("content", "");
             c.putNull("logprobs");
@@ -586,40 +496,6 @@ public class OpenAiRoutes {
             sendEvent(response, first);
             sent.set(true);
         }
-    }
-
-    private int[] promptTokens(JsonNode prompt, Tokenizer tok) {
-        if (prompt == null || prompt.isNull()) {
-            throw ApiException.invalid("prompt", "prompt is required");
-        }
-        if (prompt.isTextual()) {
-            return tok.encode(prompt.asText(), true, false);
-        }
-        if (prompt.isArray() && prompt.size() == 1 && prompt.get(0).isTextual()) {
-            return tok.encode(prompt.get(0).asText(), true, false);
-        }
-        if (prompt.isArray() && !prompt.isEmpty() && prompt.get(0).isIntegralNumber()) {
-            int[] ids = new int[prompt.size()];
-            for (int i = 0; i < ids.length; i++) {
-                JsonNode t = prompt.get(i);
-                if (!t.isIntegralNumber() || t.asLong() < 0 || t.asLong() >= tok.vocabularySize()) {
-                    throw ApiException.invalid("prompt", "prompt token " + i + " is not a token id in [0, " + tok.vocabularySize() + ")");
-                }
-                ids[i] = t.asInt();
-            }
-            return ids;
-        }
-        if (prompt.isArray() && prompt.size() > 1) {
-            throw ApiException.invalid("prompt", "batched prompts are not supported; send one prompt per request");
-        }
-        throw ApiException.invalid("prompt", "prompt must be a string or an array of token ids");
-    }
-
-    private static ApiException contextExceeded(int promptTokens, int maxTokens, int ctxLen) {
-        return new ApiException(400, "invalid_request_error", "context_length_exceeded", "messages",
-                "This model's maximum context length is " + ctxLen + " tokens. However, you requested "
-                        + (promptTokens + maxTokens) + " tokens (" + promptTokens + " in the prompt, " + maxTokens
-                        + " for the completion). Please reduce the prompt or the completion length.");
     }
 
     // ---- plumbing ----
@@ -645,12 +521,12 @@ public class OpenAiRoutes {
         }
     }
 
-    private ObjectNode envelope(String object, String id, long created) {
+    private ObjectNode envelope(String object, String id, long created, String modelId) {
         return json.createObjectNode()
                 .put("id", id)
                 .put("object", object)
                 .put("created", created)
-                .put("model", models.modelId())
+                .put("model", modelId)
                 .put("system_fingerprint", "enclave");
     }
 
@@ -681,6 +557,7 @@ public class OpenAiRoutes {
     }
 
     private void sendError(RoutingContext ctx, ApiException e) {
+        if (e.status == 429) ctx.response().putHeader("Retry-After", "1");
         ObjectNode err = json.createObjectNode();
         ObjectNode inner = err.putObject("error").put("message", e.getMessage()).put("type", e.type);
         if (e.param != null) inner.put("param", e.param); else inner.putNull("param");
@@ -694,7 +571,7 @@ public class OpenAiRoutes {
             sendError(ctx, new ApiException(413, "invalid_request_error", "request_too_large", null,
                     "the request body is larger than " + MAX_BODY_BYTES + " bytes"));
         } else if (ctx.failure() instanceof ContextLengthExceededException c) {
-            sendError(ctx, contextExceeded(c.requested, 0, c.contextLength));
+            sendError(ctx, ApiException.contextExceeded(c.requested, 0, c.contextLength));
         } else if (status >= 400 && status < 500) {
             sendError(ctx, new ApiException(status, "invalid_request_error", null, null, "request failed with status " + status));
         } else {

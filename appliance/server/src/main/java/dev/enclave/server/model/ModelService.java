@@ -6,7 +6,7 @@ import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.serve.ContinuousBatchScheduler;
 import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.model.TransformerModel;
-import dev.enclave.server.api.AnswerTokens;
+import dev.enclave.server.inference.AnswerTokens;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.Startup;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -29,11 +29,7 @@ public class ModelService {
     private static final Logger LOG = Logger.getLogger(ModelService.class);
 
     /** What is being served; replaced as a whole when an operator switches models. */
-    private record Loaded(TransformerModel model, ContinuousBatchScheduler scheduler, Optional<ChatTemplate> chatTemplate,
-                          long createdEpochSeconds, AnswerTokens answers) {
-    }
-
-    private volatile Loaded loaded;
+    private volatile ServedModel loaded;
     private final ContinuousBatchScheduler.Settings settings;
 
     public ModelService(@ConfigProperty(name = "enclave.model") Optional<String> modelPath,
@@ -63,21 +59,37 @@ public class ModelService {
         }
     }
 
-    private Loaded load(TransformerModel model) {
+    /** Validates everything about the model first (its chat template included); only then creates its scheduler. */
+    private ServedModel load(TransformerModel model) {
         LOG.infof("loaded model %s (%s, %d layers, dim %d, vocab %d, context %d)", model.name(),
                 model.config().architecture(), model.config().blockCount(), model.config().embeddingLength(),
                 model.config().vocabularySize(), model.config().contextLength());
-        ContinuousBatchScheduler scheduler = new ContinuousBatchScheduler(model, settings);
-        LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
-                settings.maxActive(), settings.maxQueue(), settings.tokenBudget(), scheduler.pool().blocks, settings.blockSize());
         Optional<ChatTemplate> template;
         try {
             template = ChatTemplate.fromGGUF(model.gguf(), model.tokenizer());
-        } catch (TemplateException e) {
-            LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text", e.getMessage());
+        } catch (TemplateException | StackOverflowError e) {
+            LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text",
+                    e instanceof StackOverflowError ? "nested too deeply" : e.getMessage());
             template = Optional.empty();
         }
-        return new Loaded(model, scheduler, template, System.currentTimeMillis() / 1000, new AnswerTokens(model.tokenizer()));
+        ContinuousBatchScheduler scheduler = new ContinuousBatchScheduler(model, settings);
+        LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
+                settings.maxActive(), settings.maxQueue(), settings.tokenBudget(), scheduler.pool().blocks, settings.blockSize());
+        return new ServedModel(model, scheduler, template, System.currentTimeMillis() / 1000, new AnswerTokens(model.tokenizer()));
+    }
+
+    /** The model served now, as one snapshot: a request takes it once and uses nothing else. */
+    public ServedModel current() {
+        return loaded;
+    }
+
+    /** Most sequences decoded at once, and requests that may wait beyond them (embeddings are admitted alike). */
+    public int maxActive() {
+        return settings.maxActive();
+    }
+
+    public int maxQueue() {
+        return settings.maxQueue();
     }
 
     /**
@@ -86,8 +98,13 @@ public class ModelService {
      */
     public synchronized String switchTo(java.nio.file.Path file) throws IOException {
         TransformerModel next = ModelLoader.open(file.toString());
-        Loaded old = loaded;
-        loaded = load(next);
+        ServedModel old = loaded;
+        try {
+            loaded = load(next);
+        } catch (RuntimeException | Error e) {
+            next.close(); // nothing of a model that failed to load stays mapped or running
+            throw e;
+        }
         Thread.ofVirtual().name("model-drain").start(() -> {
             try {
                 while (old.scheduler().metrics().active() + old.scheduler().metrics().queued() > 0) Thread.sleep(200);
@@ -131,16 +148,6 @@ public class ModelService {
         return loaded.model();
     }
 
-    /** The served model's recent answers and the tokens they were generated as (see {@code AnswerTokens}). */
-    public AnswerTokens answerTokens() {
-        return loaded.answers();
-    }
-
-    /** The model's chat template, when it has one that parses. */
-    public Optional<ChatTemplate> chatTemplate() {
-        return loaded.chatTemplate();
-    }
-
     public String modelId() {
         return loaded.model().name();
     }
@@ -149,23 +156,12 @@ public class ModelService {
         return loaded.createdEpochSeconds();
     }
 
-    /** Queues a generation; throws QueueFullException when too many wait. Listener calls come from the scheduler thread. */
-    public ContinuousBatchScheduler.Handle submit(GenerationRequest request, TokenListener listener) {
-        return loaded.scheduler().submit(request, listener);
-    }
-
-    /** n choices of one prompt: read once, forked with copy-on-write KV blocks. */
-    public java.util.List<ContinuousBatchScheduler.Handle> submitAll(java.util.List<GenerationRequest> requests,
-                                                                     java.util.List<TokenListener> listeners) {
-        return loaded.scheduler().submitAll(requests, listeners);
-    }
-
     public ContinuousBatchScheduler.Metrics metrics() {
         return loaded.scheduler().metrics();
     }
 
     void shutdown(@Observes ShutdownEvent ev) {
-        Loaded l = loaded;
+        ServedModel l = loaded;
         l.scheduler().close();
         l.model().close();
     }

@@ -16,7 +16,10 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
-/** One sequence at a time and a queue of one: the third concurrent request is refused at once with 429. */
+/**
+ * One sequence at a time and a queue of one: the third concurrent request is refused at once with 429, and so is
+ * every other computing request (embeddings, Ollama) while the queue is full.
+ */
 @QuarkusTest
 @TestProfile(BackpressureTest.Tiny.class)
 class BackpressureTest {
@@ -56,6 +59,17 @@ class BackpressureTest {
         assertTrue(refused.body().contains("queue_full"), refused.body());
         assertTrue(ms < 500, "refusal took " + ms + " ms");
         System.out.println("429 after " + ms + " ms");
+        // everything that computes is admitted the same way, whichever protocol: embeddings and Ollama too
+        String base = completions.toString().replace("/v1/completions", "");
+        for (String[] call : new String[][] {{"/v1/embeddings", "{\"model\":\"stories260K\",\"input\":\"Lily\"}"},
+                {"/api/embed", "{\"model\":\"stories260K\",\"input\":\"Lily\"}"},
+                {"/api/generate", "{\"prompt\":\"Hello\",\"options\":{\"num_predict\":4}}"}}) {
+            HttpResponse<String> busy = client.send(HttpRequest.newBuilder(URI.create(base + call[0]))
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(call[1])).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(429, busy.statusCode(), call[0] + ": " + busy.body());
+            assertTrue(busy.headers().firstValue("Retry-After").isPresent(), call[0]);
+        }
         first.body().close(); // the client goes away: its sequence is cancelled and the queued request runs
         assertEquals(200, queued.get().statusCode());
     }

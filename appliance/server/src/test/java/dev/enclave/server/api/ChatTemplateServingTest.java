@@ -17,9 +17,9 @@ import org.junit.jupiter.api.Test;
 /** A chat model (Qwen2.5 template in its GGUF) served over the API: the prompt goes through its chat template. */
 @QuarkusTest
 @TestProfile(ChatTemplateServingTest.QwenProfile.class)
-class ChatTemplateServingTest {
+public class ChatTemplateServingTest {
 
-    static Path qwen() {
+    public static Path qwen() {
         return Path.of(System.getProperty("enclave.shared.dir", "../../../shared"), "fixtures/models/syn-qwen2-bpe-F32.gguf").toAbsolutePath();
     }
 

@@ -1,4 +1,4 @@
-package dev.enclave.server.api;
+package dev.enclave.server.inference;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -12,14 +12,14 @@ import java.util.regex.Pattern;
  * ({@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>}, any number), Llama 3.x (the whole answer is
  * {@code {"name": ..., "parameters": {...}}}) and Mistral ({@code [TOOL_CALLS] [{"name": ..., "arguments": ...}]}).
  */
-final class ToolCallParser {
+public final class ToolCallParser {
 
     /** One call: the function name and its arguments as a JSON text. */
-    record Call(String name, String argumentsJson) {
+    public record Call(String name, String argumentsJson) {
     }
 
     /** The calls found and the text around them. */
-    record Parsed(List<Call> calls, String content) {
+    public record Parsed(List<Call> calls, String content) {
     }
 
     private static final Pattern HERMES = Pattern.compile("<tool_call>\\s*(\\{.*?\\})\\s*</tool_call>", Pattern.DOTALL);
@@ -28,7 +28,7 @@ final class ToolCallParser {
     private ToolCallParser() {
     }
 
-    static Parsed parse(String text, List<String> knownTools) {
+    public static Parsed parse(String text, List<String> knownTools) {
         List<Call> calls = new ArrayList<>();
         Matcher m = HERMES.matcher(text);
         StringBuilder rest = new StringBuilder();

@@ -1,4 +1,4 @@
-package dev.enclave.server.api;
+package dev.enclave.server.inference;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.enclave.runtime.constrain.JsonSchema;

@@ -1,4 +1,4 @@
-package dev.enclave.server.api;
+package dev.enclave.server.inference;
 
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.tokenizer.Tokenizer;

@@ -1,4 +1,4 @@
-package dev.enclave.server.api;
+package dev.enclave.server.inference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -26,7 +26,7 @@ class AnswerTokensTest {
 
     @Test
     void aKnownAnswerIsSplicedAsItsGeneratedTokens() throws Exception {
-        try (TransformerModel m = TransformerModel.load(ChatTemplateServingTest.qwen())) {
+        try (TransformerModel m = TransformerModel.load(dev.enclave.server.api.ChatTemplateServingTest.qwen())) {
             Tokenizer tok = m.tokenizer();
             Optional<ChatTemplate> template = ChatTemplate.fromGGUF(m.gguf(), tok);
             assertTrue(template.isPresent());
@@ -87,8 +87,8 @@ class AnswerTokensTest {
 
     @Test
     void anotherModelsTokensAreIgnored() throws Exception {
-        try (TransformerModel a = TransformerModel.load(ChatTemplateServingTest.qwen());
-             TransformerModel b = TransformerModel.load(ChatTemplateServingTest.qwen())) {
+        try (TransformerModel a = TransformerModel.load(dev.enclave.server.api.ChatTemplateServingTest.qwen());
+             TransformerModel b = TransformerModel.load(dev.enclave.server.api.ChatTemplateServingTest.qwen())) {
             AnswerTokens answers = new AnswerTokens(a.tokenizer());
             int[] t = a.tokenizer().encode("Hello there", false, false);
             answers.record(new GenerationResult(t, "Hello there", FinishReason.LENGTH, 3, 0, 0), b.tokenizer());
@@ -102,7 +102,7 @@ class AnswerTokensTest {
     /** Many or long answers: the oldest go first, within both the count and the byte budget. */
     @Test
     void theOldestAnswersGoFirst() throws Exception {
-        try (TransformerModel m = TransformerModel.load(ChatTemplateServingTest.qwen())) {
+        try (TransformerModel m = TransformerModel.load(dev.enclave.server.api.ChatTemplateServingTest.qwen())) {
             Tokenizer tok = m.tokenizer();
             AnswerTokens answers = new AnswerTokens(tok);
             for (int i = 0; i < 1500; i++) {

@@ -1,4 +1,4 @@
-package dev.enclave.server.api;
+package dev.enclave.server.inference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

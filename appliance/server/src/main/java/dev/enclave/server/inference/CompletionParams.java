@@ -1,4 +1,4 @@
-package dev.enclave.server.api;
+package dev.enclave.server.inference;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.enclave.runtime.sampling.SamplingParams;
@@ -7,12 +7,15 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.List;
 
-/** Sampling and stopping parameters shared by /v1/completions and /v1/chat/completions, validated. */
-record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs,
+/**
+ * Sampling and stopping parameters of every generating request, validated by this one table whichever protocol
+ * sent them (the Ollama adapter renames its options to these fields before they get here).
+ */
+public record CompletionParams(int maxTokens, SamplingParams sampling, List<String> stop, boolean stream, boolean includeUsage, int topLogprobs,
                         boolean jsonObject, int n, dev.enclave.runtime.constrain.JsonSchema jsonSchema) {
 
     /** The sampler for one choice: the sampling chain, constrained to the requested JSON shape if any. */
-    dev.enclave.runtime.sampling.Sampler sampler(long seed, dev.enclave.runtime.tokenizer.Tokenizer tok) {
+    public dev.enclave.runtime.sampling.Sampler sampler(long seed, dev.enclave.runtime.tokenizer.Tokenizer tok) {
         dev.enclave.runtime.sampling.Sampler s = dev.enclave.runtime.sampling.Sampler.of(sampling.withSeed(seed));
         if (jsonSchema != null) return new dev.enclave.runtime.constrain.JsonSchemaSampler(s, tok, jsonSchema);
         if (jsonObject) return new dev.enclave.runtime.constrain.JsonObjectSampler(s, tok);
@@ -21,8 +24,10 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
 
     /** Most choices one request may ask for (each is a sequence in the running batch). */
     static final int MAX_N = 8;
+    /** Stop strings a request may give, and the longest one (each is searched for after every token). */
+    static final int MAX_STOP = 16, MAX_STOP_CHARS = 256;
 
-    static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize, boolean chat) {
+    public static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize, boolean chat) {
         int maxTokens = defaultMaxTokens;
         for (String key : new String[] {"max_completion_tokens", "max_tokens"}) {
             JsonNode v = body.get(key);
@@ -54,7 +59,7 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
         JsonNode nNode = body.get("n");
         int n = 1;
         if (nNode != null && !nNode.isNull()) {
-            if (!nNode.isIntegralNumber() || nNode.asInt() < 1 || nNode.asInt() > MAX_N) {
+            if (!nNode.isIntegralNumber() || !nNode.canConvertToInt() || nNode.asInt() < 1 || nNode.asInt() > MAX_N) {
                 throw ApiException.invalid("n", "n must be an integer between 1 and " + MAX_N);
             }
             n = nNode.asInt();
@@ -62,16 +67,19 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
         List<String> stop = new ArrayList<>();
         JsonNode st = body.get("stop");
         if (st != null && !st.isNull()) {
+            String rule = "stop must be a string or an array of up to " + MAX_STOP + " strings of at most " + MAX_STOP_CHARS + " characters";
             if (st.isTextual()) {
                 stop.add(st.asText());
-            } else if (st.isArray() && st.size() <= 4) {
+            } else if (st.isArray() && st.size() <= MAX_STOP) {
                 for (JsonNode e : st) {
-                    if (!e.isTextual()) throw ApiException.invalid("stop", "stop must be a string or an array of up to 4 strings");
+                    if (!e.isTextual()) throw ApiException.invalid("stop", rule);
                     stop.add(e.asText());
                 }
             } else {
-                throw ApiException.invalid("stop", "stop must be a string or an array of up to 4 strings");
+                throw ApiException.invalid("stop", rule);
             }
+            for (String x : stop) if (x.length() > MAX_STOP_CHARS) throw ApiException.invalid("stop", rule);
+            stop.removeIf(String::isEmpty);
         }
         boolean stream = bool(body, "stream");
         boolean includeUsage = false;
@@ -85,12 +93,10 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
         float repeatPenalty = number(body, "repeat_penalty", 1.0, 0.01, 10.0);
         float frequency = number(body, "frequency_penalty", 0.0, -2.0, 2.0);
         float presence = number(body, "presence_penalty", 0.0, -2.0, 2.0);
-        int topK = 0;
-        JsonNode tk = body.get("top_k");
-        if (tk != null && !tk.isNull()) {
-            if (!tk.isIntegralNumber() || tk.asInt() < 0) throw ApiException.invalid("top_k", "top_k must be a non-negative integer");
-            topK = tk.asInt();
-        }
+        int topK = integer(body, "top_k", 0, 0, vocabularySize);
+        // -1 is Ollama's "the whole context"; the penalty window is an array of this many tokens
+        int repeatLastN = integer(body, "repeat_last_n", 64, -1, contextLength);
+        if (repeatLastN == -1) repeatLastN = contextLength;
         Map<Integer, Float> bias = new HashMap<>();
         JsonNode lb = body.get("logit_bias");
         if (lb != null && !lb.isNull()) {
@@ -110,7 +116,7 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
                 bias.put(id, (float) e.getValue().asDouble());
             }
         }
-        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, 64,
+        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, repeatLastN,
                 frequency, presence, bias, seed);
         int topLogprobs = -1;
         JsonNode lp = body.get("logprobs");
@@ -148,6 +154,15 @@ record CompletionParams(int maxTokens, SamplingParams sampling, List<String> sto
             }
         }
         return new CompletionParams(maxTokens, sampling, stop, stream, includeUsage, topLogprobs, jsonObject, n, jsonSchema);
+    }
+
+    private static int integer(JsonNode body, String key, int dflt, int min, int max) {
+        JsonNode v = body.get(key);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() < min || v.asInt() > max) {
+            throw ApiException.invalid(key, key + " must be an integer between " + min + " and " + max + ", got " + v);
+        }
+        return v.asInt();
     }
 
     private static float number(JsonNode body, String key, double dflt, double min, double max) {
