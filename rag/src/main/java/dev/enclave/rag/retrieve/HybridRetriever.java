@@ -75,10 +75,10 @@ public final class HybridRetriever {
             return out;
         }
         for (String n : names) {
-            Catalog.CollectionRow c = catalog.collection(n)
-                    .orElseThrow(() -> new IllegalArgumentException("no collection named '" + n + "'"));
-            if (!c.readableBy(principal)) throw new AccessDeniedException(principal.user(), n);
-            out.put(c.id(), c.name());
+            var c = catalog.collection(n);
+            // unknown and unreadable read alike, so a caller cannot learn which names exist
+            if (c.isEmpty() || !c.get().readableBy(principal)) throw new AccessDeniedException(principal.user(), n, c.isPresent());
+            out.put(c.get().id(), c.get().name());
         }
         return out;
     }
@@ -184,10 +184,20 @@ public final class HybridRetriever {
         }
     }
 
-    /** Thrown when a principal names a collection it may not read. */
+    /**
+     * Thrown when a principal names a collection it may not read, or one that does not exist: the message is the
+     * same for both; {@link #exists} tells the server which it was (for its audit log, not for the caller).
+     */
     public static final class AccessDeniedException extends RuntimeException {
-        public AccessDeniedException(String user, String collection) {
-            super("user '" + user + "' may not read collection '" + collection + "'");
+        public final String user;
+        public final String collection;
+        public final boolean exists;
+
+        public AccessDeniedException(String user, String collection, boolean exists) {
+            super("no collection named '" + collection + "'");
+            this.user = user;
+            this.collection = collection;
+            this.exists = exists;
         }
     }
 }

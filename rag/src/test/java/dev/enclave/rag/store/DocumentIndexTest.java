@@ -133,8 +133,14 @@ class DocumentIndexTest {
             assertTrue(r.search(bob, everywhere).stream().noneMatch(h -> h.collection().equals("hr")));
             assertTrue(r.search(alice, everywhere).stream().anyMatch(h -> h.collection().equals("hr")));
             assertTrue(r.search(carol, everywhere).stream().anyMatch(h -> h.collection().equals("hr")));
-            assertThrows(HybridRetriever.AccessDeniedException.class, () -> r.search(bob,
+            var denied = assertThrows(HybridRetriever.AccessDeniedException.class, () -> r.search(bob,
                     new HybridRetriever.Query("salary", List.of("hr"), 10, HybridRetriever.Mode.HYBRID)));
+            var unknown = assertThrows(HybridRetriever.AccessDeniedException.class, () -> r.search(bob,
+                    new HybridRetriever.Query("salary", List.of("hx"), 10, HybridRetriever.Mode.HYBRID)));
+            // the caller cannot tell an unreadable collection from a missing one; the server can
+            assertEquals(denied.getMessage().replace("hr", "hx"), unknown.getMessage());
+            assertTrue(denied.exists);
+            assertFalse(unknown.exists);
         }
     }
 

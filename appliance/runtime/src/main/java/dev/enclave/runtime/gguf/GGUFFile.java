@@ -47,6 +47,16 @@ public final class GGUFFile implements AutoCloseable {
     private final int alignment;
     private final long dataStart;
 
+    /** Whether {@code file} starts with GGUF's magic bytes (read without mapping or parsing the rest). */
+    public static boolean hasMagic(java.nio.file.Path file) {
+        try (var in = java.nio.file.Files.newInputStream(file)) {
+            byte[] b = in.readNBytes(4);
+            return b.length == 4 && b[0] == 'G' && b[1] == 'G' && b[2] == 'U' && b[3] == 'F';
+        } catch (java.io.IOException e) {
+            return false;
+        }
+    }
+
     // parse cursor, only used while constructing
     private long pos;
 

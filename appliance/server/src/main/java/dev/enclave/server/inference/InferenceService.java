@@ -140,10 +140,6 @@ public class InferenceService {
         } catch (ApiException e) {
             refused(r.caller, r.ip, r.protocol, r.kind.auditAction, e);
             throw e;
-        } catch (HybridRetriever.AccessDeniedException e) {
-            ApiException a = new ApiException(403, "permission_error", null, "enclave", e.getMessage());
-            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, a);
-            throw a;
         } catch (StackOverflowError e) {
             ApiException a = ApiException.invalid("messages", "the request is nested too deeply to render");
             refused(r.caller, r.ip, r.protocol, r.kind.auditAction, a);
@@ -174,8 +170,12 @@ public class InferenceService {
             Grounding.Grounded g;
             try {
                 g = grounding.ground(m, body, r.caller.principal());
-            } catch (ApiException | HybridRetriever.AccessDeniedException e) {
+            } catch (ApiException e) {
                 throw e;
+            } catch (HybridRetriever.AccessDeniedException e) {
+                // unknown and unreadable collections answer alike; the server's log tells them apart
+                if (e.exists) security.audit(r.caller.user(), "access.denied", "collection/" + e.collection, "grounded chat", r.ip);
+                throw ApiException.invalid("enclave", e.getMessage());
             } catch (IllegalArgumentException e) {
                 throw ApiException.invalid("enclave", e.getMessage());
             } catch (Exception e) {

@@ -81,7 +81,10 @@ public class PanelRoutes {
     private final Map<String, String> shownKeys = new ConcurrentHashMap<>(); // session -> key shown once
 
     public PanelRoutes(SecurityService security, ModelService model, RagService rag, ObjectMapper json,
-                       @ConfigProperty(name = "enclave.models-dir", defaultValue = "models") Path modelsDir) {
+                       @ConfigProperty(name = "enclave.models-dir", defaultValue = "models") Path modelsDir,
+                       @ConfigProperty(name = "enclave.data-dir", defaultValue = "data") Path dataDir,
+                       @ConfigProperty(name = "enclave.models.import-roots") Optional<List<String>> importRoots) {
+        this.importRoots = new dev.enclave.server.rag.AllowedRoots(importRoots.orElse(List.of()), dataDir, "enclave.models.import-roots");
         this.security = security;
         this.model = model;
         this.rag = rag;
@@ -393,6 +396,8 @@ public class PanelRoutes {
         return m;
     }
 
+    private final dev.enclave.server.rag.AllowedRoots importRoots;
+
     private void importModel(RoutingContext ctx) {
         Caller c = AuthHandler.caller(ctx);
         String message;
@@ -401,8 +406,18 @@ public class PanelRoutes {
                 ctx.response().setStatusCode(403).end();
                 return;
             }
-            Path src = Path.of(ctx.request().getFormAttribute("path"));
-            String want = ctx.request().getFormAttribute("sha256").toLowerCase(Locale.ROOT);
+            String asked = String.valueOf(ctx.request().getFormAttribute("path"));
+            Path src;
+            try {
+                // only below the configured import roots (removable media), and only a GGUF file, before any hashing
+                src = importRoots.check(asked, false);
+                if (!GGUFFile.hasMagic(src)) throw new dev.enclave.server.rag.AllowedRoots.NotAllowed("not a GGUF file: " + asked);
+            } catch (dev.enclave.server.rag.AllowedRoots.NotAllowed e) {
+                security.audit(c.user(), "model.import.refused", asked, e.getMessage(), AuthHandler.ip(ctx));
+                page(ctx, models, "models", modelsData("Refused: " + e.getMessage()));
+                return;
+            }
+            String want = String.valueOf(ctx.request().getFormAttribute("sha256")).toLowerCase(Locale.ROOT);
             String got = sha256(src);
             if (!got.equals(want)) {
                 message = "Refused: SHA-256 of " + src + " is " + got + ", not the expected value.";

@@ -89,7 +89,12 @@ public class RagRoutes {
         try {
             h.handle(ctx);
         } catch (HybridRetriever.AccessDeniedException e) {
-            error(ctx, 403, e.getMessage());
+            // a collection the caller may not read answers as one that does not exist; the denial is audited
+            if (e.exists) audit(ctx, "access.denied", "collection/" + e.collection, ctx.request().method() + " " + ctx.normalizedPath());
+            error(ctx, 404, e.getMessage());
+        } catch (NoSuchDocument e) {
+            if (e.denied) audit(ctx, "access.denied", "document/" + e.id, ctx.request().method() + " " + ctx.normalizedPath());
+            error(ctx, 404, e.getMessage());
         } catch (IllegalArgumentException e) {
             error(ctx, e.getMessage() != null && e.getMessage().startsWith("no ") ? 404 : 400, e.getMessage());
         } catch (IllegalStateException e) {
@@ -133,6 +138,7 @@ public class RagRoutes {
     }
 
     private void deleteCollection(RoutingContext ctx) throws Exception {
+        readable(ctx, rag.index());
         rag.index().deleteCollection(ctx.pathParam("name"));
         audit(ctx, "collection.delete", ctx.pathParam("name"), "");
         ctx.response().setStatusCode(204).end();
@@ -155,15 +161,34 @@ public class RagRoutes {
         send(ctx, 200, out);
     }
 
+    /**
+     * The collection named in the path, when the caller may read it. Writing needs reading too: a technician cannot
+     * overwrite, re-index or delete in a collection they cannot see, nor learn from the answer that it exists.
+     */
     private Catalog.CollectionRow readable(RoutingContext ctx, DocumentIndex idx) throws Exception {
-        Catalog.CollectionRow c = idx.collection(ctx.pathParam("name"));
-        if (!c.readableBy(principal(ctx))) throw new HybridRetriever.AccessDeniedException(principal(ctx).user(), c.name());
-        return c;
+        String name = ctx.pathParam("name");
+        var c = idx.catalog().collection(name);
+        if (c.isEmpty() || !c.get().readableBy(principal(ctx))) {
+            throw new HybridRetriever.AccessDeniedException(principal(ctx).user(), name, c.isPresent());
+        }
+        return c.get();
+    }
+
+    /** A document id the caller may not reach: unknown and unreadable answer alike. */
+    static final class NoSuchDocument extends RuntimeException {
+        final long id;
+        final boolean denied;
+
+        NoSuchDocument(long id, boolean denied) {
+            super("no document " + id, null, false, false);
+            this.id = id;
+            this.denied = denied;
+        }
     }
 
     private void upload(RoutingContext ctx) throws Exception {
         DocumentIndex idx = rag.index();
-        Catalog.CollectionRow c = idx.collection(ctx.pathParam("name"));
+        Catalog.CollectionRow c = readable(ctx, idx);
         List<FileUpload> files = ctx.fileUploads();
         if (files.isEmpty()) throw new IllegalArgumentException("no file in the multipart body (field 'file')");
         List<DocumentIndex.Source> sources = new ArrayList<>();
@@ -198,7 +223,14 @@ public class RagRoutes {
         JsonNode body = body(ctx);
         String path = body.path("path").asText("");
         if (path.isBlank()) throw new IllegalArgumentException("'path' (a directory on this machine) is required");
-        long job = rag.startCrawl(ctx.pathParam("name"), Path.of(path));
+        readable(ctx, rag.index());
+        long job;
+        try {
+            job = rag.startCrawl(ctx.pathParam("name"), path);
+        } catch (AllowedRoots.NotAllowed e) {
+            audit(ctx, "crawl.refused", ctx.pathParam("name"), "path=" + path + " " + e.getMessage());
+            throw e;
+        }
         audit(ctx, "crawl.start", ctx.pathParam("name"), "path=" + path + " job=" + job);
         send(ctx, 202, json.createObjectNode().put("job", job).put("state", "running"));
     }
@@ -218,32 +250,40 @@ public class RagRoutes {
     }
 
     private void stopCrawl(RoutingContext ctx) throws Exception {
-        boolean stopped = rag.stopCrawl(ctx.pathParam("name"));
+        Catalog.CollectionRow c = readable(ctx, rag.index());
+        boolean stopped = rag.stopCrawl(c.name());
+        if (stopped) audit(ctx, "crawl.stop", c.name(), "");
         send(ctx, stopped ? 202 : 404, json.createObjectNode().put("stopping", stopped));
     }
 
     private void deleteDocument(RoutingContext ctx) throws Exception {
-        long id = documentId(ctx);
-        String source = rag.index().catalog().document(id).map(Catalog.DocumentRow::source).orElse("");
-        rag.index().deleteDocument(id);
-        audit(ctx, "document.delete", source, "id=" + id);
+        Catalog.DocumentRow d = document(ctx);
+        rag.index().deleteDocument(d.id());
+        audit(ctx, "document.delete", d.source(), "id=" + d.id());
         ctx.response().setStatusCode(204).end();
     }
 
     private void reindex(RoutingContext ctx) throws Exception {
-        rag.index().reindex(documentId(ctx));
+        Catalog.DocumentRow d = document(ctx);
+        rag.index().reindex(d.id());
+        audit(ctx, "document.reindex", d.source(), "id=" + d.id());
         send(ctx, 202, json.createObjectNode().put("reindexed", true));
     }
 
-    private long documentId(RoutingContext ctx) throws Exception {
+    /** The document named in the path, when it is in a collection the caller may read (writing needs reading). */
+    private Catalog.DocumentRow document(RoutingContext ctx) throws Exception {
         long id;
         try {
             id = Long.parseLong(ctx.pathParam("id"));
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("document id must be a number");
         }
-        if (rag.index().catalog().document(id).isEmpty()) throw new IllegalArgumentException("no document " + id);
-        return id;
+        Catalog catalog = rag.index().catalog();
+        var d = catalog.document(id);
+        if (d.isEmpty()) throw new NoSuchDocument(id, false);
+        var c = catalog.collection(d.get().collectionId());
+        if (c.isEmpty() || !c.get().readableBy(principal(ctx))) throw new NoSuchDocument(id, true);
+        return d.get();
     }
 
     private void search(RoutingContext ctx) throws Exception {

@@ -44,6 +44,7 @@ public class RagService {
     private final Map<Long, FolderCrawler.Progress> live = new ConcurrentHashMap<>();
 
     private final int chunkTokens;
+    private final AllowedRoots crawlRoots;
     private volatile DocumentIndex index;
     private OnnxEmbedder embedder;
 
@@ -51,8 +52,10 @@ public class RagService {
                       @ConfigProperty(name = "enclave.rag.embedder", defaultValue = "minilm") String embedderName,
                       @ConfigProperty(name = "enclave.rag.threads") Optional<Integer> threads,
                       @ConfigProperty(name = "enclave.rag.max-upload-mb", defaultValue = "64") int maxUploadMb,
-                      @ConfigProperty(name = "enclave.rag.chunk-tokens", defaultValue = "254") int chunkTokens) {
+                      @ConfigProperty(name = "enclave.rag.chunk-tokens", defaultValue = "254") int chunkTokens,
+                      @ConfigProperty(name = "enclave.rag.crawl-roots") Optional<List<String>> crawlRoots) {
         this.chunkTokens = chunkTokens;
+        this.crawlRoots = new AllowedRoots(crawlRoots.orElse(List.of()), dataDir, "enclave.rag.crawl-roots");
         this.dataDir = dataDir.toAbsolutePath();
         this.embedderName = embedderName;
         this.threads = threads.orElse(Math.max(1, Runtime.getRuntime().availableProcessors()));
@@ -106,15 +109,18 @@ public class RagService {
         return new HybridRetriever(index()).search(principal, q);
     }
 
-    /** Starts a crawl of {@code root} into {@code collection} in the background; returns its job id. */
-    public synchronized long startCrawl(String collection, Path root) throws Exception {
+    /**
+     * Starts a crawl of {@code path} into {@code collection} in the background; returns its job id. The folder must
+     * be below a configured crawl root ({@link AllowedRoots}); its real path is what is crawled.
+     */
+    public synchronized long startCrawl(String collection, String path) throws Exception {
         DocumentIndex idx = index();
         var col = idx.collection(collection);
         if (running.containsKey(col.id())) {
             throw new IllegalStateException("a crawl of collection '" + collection + "' is already running");
         }
-        if (!Files.isDirectory(root)) throw new IllegalArgumentException("not a directory: " + root);
-        long job = idx.catalog().startJob(col.id(), "crawl", root.toAbsolutePath().normalize().toString());
+        Path root = crawlRoots.check(path, true);
+        long job = idx.catalog().startJob(col.id(), "crawl", root.toString());
         FolderCrawler crawler = new FolderCrawler(idx, maxUploadBytes);
         running.put(col.id(), crawler);
         crawls.submit(() -> {

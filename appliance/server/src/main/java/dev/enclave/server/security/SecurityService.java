@@ -44,12 +44,21 @@ public class SecurityService {
     private final Map<String, Session> sessions = new ConcurrentHashMap<>();
     private final Map<String, long[]> attempts = new ConcurrentHashMap<>(); // ip -> {windowStart, count}
 
+    /** Outside the container (tests): the audit key beside the database. */
+    public SecurityService(boolean enabled, Path dataDir, String host, Optional<Path> adminPasswordFile, boolean logPrompts,
+                           Optional<String> tlsCertificate) {
+        this(enabled, dataDir, host, adminPasswordFile, logPrompts, tlsCertificate, Optional.empty());
+    }
+
+    @jakarta.inject.Inject
     public SecurityService(@ConfigProperty(name = "enclave.auth.enabled", defaultValue = "true") boolean enabled,
                            @ConfigProperty(name = "enclave.data-dir", defaultValue = "data") Path dataDir,
                            @ConfigProperty(name = "quarkus.http.host", defaultValue = "127.0.0.1") String host,
                            @ConfigProperty(name = "enclave.auth.admin-password-file") Optional<Path> adminPasswordFile,
                            @ConfigProperty(name = "enclave.audit.log-prompts", defaultValue = "false") boolean logPrompts,
-                           @ConfigProperty(name = "quarkus.http.ssl.certificate.files") Optional<String> tlsCertificate) {
+                           @ConfigProperty(name = "quarkus.http.ssl.certificate.files") Optional<String> tlsCertificate,
+                           @ConfigProperty(name = "enclave.audit.key-file") Optional<Path> auditKey) {
+        this.auditKey = auditKey.map(Path::toAbsolutePath);
         this.enabled = enabled;
         this.dataDir = dataDir.toAbsolutePath();
         this.host = host;
@@ -59,6 +68,7 @@ public class SecurityService {
     }
 
     private final boolean tls;
+    private final Optional<Path> auditKey;
 
     void onStart(@Observes StartupEvent e) throws Exception {
         open();
@@ -89,7 +99,7 @@ public class SecurityService {
 
     synchronized void open() throws Exception {
         if (users == null) users = new UserStore(dataDir.resolve("security.sqlite"));
-        if (audit == null) audit = new AuditLog(dataDir.resolve("audit.sqlite"));
+        if (audit == null) audit = new AuditLog(dataDir.resolve("audit.sqlite"), auditKey.orElse(dataDir.resolve("audit.key")));
     }
 
     static boolean isLoopback(String host) {
