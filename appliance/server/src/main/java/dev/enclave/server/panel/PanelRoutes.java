@@ -558,8 +558,15 @@ public class PanelRoutes {
         Caller c = AuthHandler.caller(ctx);
         try {
             String user = ctx.request().getFormAttribute("user");
-            int days = Integer.parseInt(Optional.ofNullable(ctx.request().getFormAttribute("days")).orElse("90"));
-            long expires = days <= 0 ? 0 : System.currentTimeMillis() + days * 86_400_000L;
+            int days;
+            try {
+                days = Integer.parseInt(Optional.ofNullable(ctx.request().getFormAttribute("days")).orElse("90").strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("expiry must be a whole number of days");
+            }
+            // 0 is an explicit "never"; a negative count once made a key that never expired
+            if (days < 0 || days > 3650) throw new IllegalArgumentException("expiry must be 0 (never) to 3650 days");
+            long expires = days == 0 ? 0 : System.currentTimeMillis() + days * 86_400_000L;
             String[] key = security.users().createKey(user, ctx.request().getFormAttribute("scopes"), expires);
             security.audit(c.user(), "key.create", key[0], "for " + user + ", expires in " + days + " days", AuthHandler.ip(ctx));
             if (c.session() != null) shownKeys.put(c.session().id(), key[1]);

@@ -86,6 +86,13 @@ public class AuthHandler {
             deny(ctx, 403, path);
             return;
         }
+        if (caller.apiKeyId() != null && !KeyScopes.allows(caller.scopes(), ctx.request().method().name(), path)) {
+            security.audit(caller.user(), "access.denied", ctx.request().method() + " " + path,
+                    "key=" + caller.apiKeyId() + " scopes=" + caller.scopes(), ip(ctx));
+            ctx.response().setStatusCode(403).putHeader("Content-Type", "application/json")
+                    .end("{\"error\":{\"message\":\"this API key's scopes do not allow this request\",\"type\":\"permission_error\"}}");
+            return;
+        }
         if (caller.session() != null && changesState(ctx.request().method()) && !csrfOk(ctx, caller.session())) {
             security.audit(caller.user(), "csrf.rejected", ctx.request().method() + " " + path, "", ip(ctx));
             ctx.response().setStatusCode(403).putHeader("Content-Type", "application/json")
@@ -100,7 +107,7 @@ public class AuthHandler {
         String auth = ctx.request().getHeader("Authorization");
         if (auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7)) {
             Optional<UserStore.ApiKey> key = security.users().authenticateKey(auth.substring(7).trim(), now);
-            return key.map(k -> new Caller(k.user(), k.role(), null, k.id())).orElse(null);
+            return key.map(k -> new Caller(k.user(), k.role(), null, k.id(), k.scopes())).orElse(null);
         }
         Cookie c = ctx.request().getCookie(COOKIE);
         if (c == null) return null;

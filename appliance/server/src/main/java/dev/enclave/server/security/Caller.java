@@ -4,7 +4,11 @@ import dev.enclave.rag.store.Principal;
 import java.util.Set;
 
 /** Who made the current request and how: by session (browser) or API key. */
-public record Caller(String user, Role role, Session session, String apiKeyId) {
+public record Caller(String user, Role role, Session session, String apiKeyId, String scopes) {
+
+    public Caller(String user, Role role, Session session, String apiKeyId) {
+        this(user, role, session, apiKeyId, null);
+    }
 
     public static final String KEY = "enclave.caller";
 

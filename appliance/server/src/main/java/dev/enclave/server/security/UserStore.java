@@ -193,6 +193,9 @@ public final class UserStore implements AutoCloseable {
 
     /** Creates a key; returns {@code [key id, full key shown once]}. */
     public synchronized String[] createKey(String userName, String scopes, long expiresAt) throws SQLException {
+        if (expiresAt < 0) throw new IllegalArgumentException("an API key's expiry must be in the future (or 0: never)");
+        if (expiresAt != 0 && expiresAt <= System.currentTimeMillis()) throw new IllegalArgumentException("an API key's expiry must be in the future");
+        scopes = KeyScopes.normalize(scopes);
         User u = find(userName).orElseThrow(() -> new IllegalArgumentException("no user '" + userName + "'"));
         byte[] idBytes = new byte[6];
         byte[] secret = new byte[32];
@@ -205,7 +208,7 @@ public final class UserStore implements AutoCloseable {
             p.setString(1, id);
             p.setLong(2, u.id());
             p.setString(3, sha256(secretText));
-            p.setString(4, scopes == null || scopes.isBlank() ? "api" : scopes);
+            p.setString(4, scopes);
             p.setLong(5, expiresAt);
             p.setLong(6, System.currentTimeMillis());
             p.executeUpdate();

@@ -39,8 +39,12 @@ class SecurityTest {
     }
 
     static String newKey(String session, String user) {
+        return newKey(session, user, "api", "30");
+    }
+
+    static String newKey(String session, String user, String scopes, String days) {
         given().cookie(AuthHandler.COOKIE, session).redirects().follow(false).formParam("user", user)
-                .formParam("scopes", "api").formParam("days", "30")
+                .formParam("scopes", scopes).formParam("days", days)
                 .post("/admin/keys?_csrf=" + Admin.csrf(session)).then().statusCode(303);
         String html = given().cookie(AuthHandler.COOKIE, session).get("/admin/users").then().statusCode(200).extract().asString();
         Matcher m = Pattern.compile("id=\"key-value\">(ek_[A-Za-z0-9_-]+)<").matcher(html);
@@ -48,6 +52,34 @@ class SecurityTest {
         String again = given().cookie(AuthHandler.COOKIE, session).get("/admin/users").then().extract().asString();
         assertTrue(!again.contains(m.group(1)), "and only once");
         return m.group(1);
+    }
+
+    @Test
+    void apiKeyScopesAreEnforcedAndExpiryValidated() {
+        String admin = Admin.login("admin", Admin.PASSWORD);
+        String tech = newUser(admin, "technician");
+        String reader = newKey(admin, tech, "rag:read", "30");
+        given().header("Authorization", "Bearer " + reader).get("/rag/collections").then().statusCode(200);
+        given().header("Authorization", "Bearer " + reader).contentType(ContentType.JSON).body("{\"query\":\"x\"}")
+                .post("/rag/search").then().statusCode(200);
+        given().header("Authorization", "Bearer " + reader).get("/v1/models").then().statusCode(403);
+        given().header("Authorization", "Bearer " + reader).contentType(ContentType.JSON)
+                .body("{\"name\":\"scoped" + System.nanoTime() + "\"}").post("/rag/collections").then().statusCode(403);
+        String inference = newKey(admin, "admin", "inference", "1");
+        given().header("Authorization", "Bearer " + inference).get("/v1/models").then().statusCode(200);
+        given().header("Authorization", "Bearer " + inference).get("/rag/collections").then().statusCode(403);
+        // a key never opens panel pages, even an admin's with every scope
+        String all = newKey(admin, "admin", "api", "1");
+        given().header("Authorization", "Bearer " + all).redirects().follow(false).get("/admin/users").then().statusCode(403);
+        given().header("Authorization", "Bearer " + all).get("/q/metrics").then().statusCode(200);
+        // refused at creation: a negative expiry (once: never expires) and an unknown scope
+        for (String[] bad : new String[][] {{"api", "-5"}, {"everything", "30"}, {"api", "99999"}}) {
+            String page = given().cookie(AuthHandler.COOKIE, admin).formParam("user", tech).formParam("scopes", bad[0])
+                    .formParam("days", bad[1]).post("/admin/keys?_csrf=" + Admin.csrf(admin)).then().statusCode(200)
+                    .extract().asString();
+            assertTrue(page.contains("expiry must be") || page.contains("unknown API key scope"), bad[0] + "/" + bad[1]);
+            assertTrue(!page.contains("id=\"key-value\""), "no key was made for " + bad[0] + "/" + bad[1]);
+        }
     }
 
     @Test
