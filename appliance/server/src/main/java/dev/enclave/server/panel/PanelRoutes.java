@@ -152,15 +152,23 @@ public class PanelRoutes {
                 html(ctx, 429, login.data("setup", false).data("message", "Too many attempts. Wait a minute."));
                 return;
             }
+            // locked per (name, address), known names and unknown alike: the answer tells nothing about the name
+            long locked = security.throttle().lockedFor(user, ip, now);
+            if (locked > 0) {
+                security.audit(user == null ? "" : user, "auth.locked", "login", "locked from this address", ip);
+                html(ctx, 423, login.data("setup", false).data("message", lockedMessage(locked)));
+                return;
+            }
             UserStore.Login r = security.users().login(user, password, now);
             if (r != UserStore.Login.OK) {
                 security.recordFailure(ip, now);
+                long lock = security.throttle().failure(user, ip, now);
                 security.audit(user == null ? "" : user, "auth.failure", "login", r.name().toLowerCase(Locale.ROOT), ip);
-                String msg = r == UserStore.Login.LOCKED ? "This account is locked for 15 minutes after repeated failures."
-                        : "Wrong user name or password.";
-                html(ctx, r == UserStore.Login.LOCKED ? 423 : 401, login.data("setup", false).data("message", msg));
+                html(ctx, lock > 0 ? 423 : 401, login.data("setup", false)
+                        .data("message", lock > 0 ? lockedMessage(lock) : "Wrong user name or password."));
                 return;
             }
+            security.throttle().success(user, ip);
             UserStore.User u = security.users().find(user).orElseThrow();
             var session = security.startSession(u);
             security.audit(u.name(), "auth.login", "session", "role=" + u.role().id(), ip);
@@ -169,6 +177,12 @@ public class PanelRoutes {
         } catch (Exception e) {
             ctx.fail(e);
         }
+    }
+
+    private static String lockedMessage(long millis) {
+        long minutes = Math.max(1, (millis + 59_999) / 60_000);
+        return "Too many failed sign-ins for this name from this address: try again in " + minutes
+                + (minutes == 1 ? " minute." : " minutes.") + " An admin can unlock it.";
     }
 
     private void setup(RoutingContext ctx) {
@@ -534,8 +548,14 @@ public class PanelRoutes {
                     security.audit(c.user(), "user.role", name, before + " -> " + role.id(), AuthHandler.ip(ctx));
                     msg = name + " is now " + role.id() + ".";
                 }
+                case "unlock" -> {
+                    security.throttle().unlock(name);
+                    security.audit(c.user(), "user.unlock", name, "failed sign-ins forgotten", AuthHandler.ip(ctx));
+                    msg = "Unlocked " + name + ".";
+                }
                 case "reset" -> {
                     security.users().setPassword(name, ctx.request().getFormAttribute("password"));
+                    security.throttle().unlock(name);
                     security.endSessionsOf(name);
                     security.audit(c.user(), "user.password.reset", name, "sessions ended", AuthHandler.ip(ctx));
                     msg = "New password set for " + name + ".";

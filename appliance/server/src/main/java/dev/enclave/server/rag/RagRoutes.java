@@ -92,6 +92,8 @@ public class RagRoutes {
             // a collection the caller may not read answers as one that does not exist; the denial is audited
             if (e.exists) audit(ctx, "access.denied", "collection/" + e.collection, ctx.request().method() + " " + ctx.normalizedPath());
             error(ctx, 404, e.getMessage());
+        } catch (UnsupportedMediaType e) {
+            error(ctx, 415, "Content-Type must be application/json");
         } catch (NoSuchDocument e) {
             if (e.denied) audit(ctx, "access.denied", "document/" + e.id, ctx.request().method() + " " + ctx.normalizedPath());
             error(ctx, 404, e.getMessage());
@@ -172,6 +174,13 @@ public class RagRoutes {
             throw new HybridRetriever.AccessDeniedException(principal(ctx).user(), name, c.isPresent());
         }
         return c.get();
+    }
+
+    /** A JSON route was sent something else (a cross-site form can send text/plain without asking first). */
+    static final class UnsupportedMediaType extends RuntimeException {
+        UnsupportedMediaType() {
+            super("Content-Type must be application/json", null, false, false);
+        }
     }
 
     /** A document id the caller may not reach: unknown and unreadable answer alike. */
@@ -312,6 +321,10 @@ public class RagRoutes {
     }
 
     private JsonNode body(RoutingContext ctx) {
+        String ct = ctx.request().getHeader("Content-Type");
+        if (ct == null || !ct.toLowerCase(Locale.ROOT).startsWith("application/json")) {
+            throw new UnsupportedMediaType();
+        }
         if (ctx.body() == null || ctx.body().length() == 0) throw new IllegalArgumentException("the request body is empty; expected a JSON object");
         try {
             JsonNode n = json.readTree(ctx.body().buffer().getBytes());

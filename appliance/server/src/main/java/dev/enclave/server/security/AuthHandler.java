@@ -41,6 +41,28 @@ public class AuthHandler {
                 .set("Cross-Origin-Opener-Policy", "same-origin");
         if (ctx.request().isSSL()) headers.set("Strict-Transport-Security", "max-age=31536000");
         String path = ctx.normalizedPath();
+        boolean firstStart;
+        try {
+            firstStart = !security.enabled() || security.needsSetup();
+        } catch (Exception e) {
+            ctx.fail(500, e);
+            return;
+        }
+        // before an admin exists (or with authentication off) the box answers the local operator only: a page on
+        // another site that rebinds its name to 127.0.0.1 still sends its own name as Host
+        if (firstStart && !loopbackHost(ctx.request().getHeader("Host"))) {
+            refuse(ctx, path, "this appliance answers only on a loopback name (127.0.0.1, localhost) until its admin password is set");
+            return;
+        }
+        // a browser marks a request another site made it send: nothing that changes state is taken from one,
+        // signed in or not (login CSRF, first-start setup, uploads)
+        if (changesState(ctx.request().method()) && crossSite(ctx)) {
+            Caller who = ctx.get(Caller.KEY);
+            security.audit(who == null ? "" : who.user(), "csrf.rejected", ctx.request().method() + " " + path,
+                    "cross-site request, Origin " + ctx.request().getHeader("Origin"), ip(ctx));
+            refuse(ctx, path, "cross-site request refused");
+            return;
+        }
         if (!security.enabled()) {
             ctx.put(Caller.KEY, Caller.LOCAL);
             ctx.next();
@@ -50,14 +72,7 @@ public class AuthHandler {
             ctx.next();
             return;
         }
-        boolean setup;
-        try {
-            setup = security.needsSetup();
-        } catch (Exception e) {
-            ctx.fail(500, e);
-            return;
-        }
-        if (setup) {
+        if (firstStart) {
             // loopback only (the server refuses to start elsewhere without an admin): the API serves the local
             // operator so a fresh checkout answers at once; the panel first asks for the admin password
             if (AccessRules.isApi(path)) {
@@ -112,6 +127,41 @@ public class AuthHandler {
         Cookie c = ctx.request().getCookie(COOKIE);
         if (c == null) return null;
         return security.session(c.getValue(), now).map(s -> new Caller(s.user(), s.role(), s, null)).orElse(null);
+    }
+
+    /** Whether a Host header names this machine's loopback interface (with or without a port). */
+    static boolean loopbackHost(String host) {
+        if (host == null || host.isBlank()) return false;
+        String h = host.strip().toLowerCase(java.util.Locale.ROOT);
+        if (h.startsWith("[")) {
+            int end = h.indexOf(']');
+            return end > 0 && h.substring(1, end).equals("::1");
+        }
+        int colon = h.lastIndexOf(':');
+        if (colon >= 0) h = h.substring(0, colon);
+        if (h.endsWith(".")) h = h.substring(0, h.length() - 1);
+        if (h.equals("localhost")) return true;
+        return h.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
+    }
+
+    /** A browser says another origin made this request: its Origin is not ours, or its fetch metadata says so. */
+    static boolean crossSite(RoutingContext ctx) {
+        String site = ctx.request().getHeader("Sec-Fetch-Site");
+        if (site != null && (site.equalsIgnoreCase("cross-site") || site.equalsIgnoreCase("same-site"))) return true;
+        String origin = ctx.request().getHeader("Origin");
+        if (origin == null) return false;
+        if (origin.equals("null")) return true;
+        try {
+            String host = ctx.request().getHeader("Host");
+            return host == null || !host.equalsIgnoreCase(URI.create(origin).getRawAuthority());
+        } catch (IllegalArgumentException e) {
+            return true;
+        }
+    }
+
+    private static void refuse(RoutingContext ctx, String path, String message) {
+        ctx.response().setStatusCode(403).putHeader("Content-Type", AccessRules.isApi(path) ? "application/json" : "text/plain; charset=utf-8")
+                .end(AccessRules.isApi(path) ? "{\"error\":{\"message\":\"" + message + "\",\"type\":\"permission_error\"}}" : message + "\n");
     }
 
     private static boolean changesState(HttpMethod m) {

@@ -146,6 +146,13 @@ public class SecurityService {
         }
     }
 
+    private final LoginThrottle throttle = new LoginThrottle();
+
+    /** Failed sign-ins per (user, address), with backoff. */
+    public LoginThrottle throttle() {
+        return throttle;
+    }
+
     /** False when this address failed too often in the last minute (password spraying across names). */
     public boolean allowAttempt(String ip, long now) {
         if (attempts.size() > 10_000) attempts.values().removeIf(x -> now - x[0] > 60_000); // forget old windows

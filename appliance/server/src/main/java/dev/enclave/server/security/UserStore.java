@@ -20,13 +20,10 @@ import java.util.Optional;
 /**
  * Users and API keys in SQLite ({@code security.sqlite}). Passwords are Argon2id hashes; an API key is shown once
  * at creation ({@code ek_<id>_<secret>}) and stored as the SHA-256 of its 256-bit secret (a fast hash is right for
- * a random secret; slow hashes are for guessable passwords). Failed sign-ins count per user and lock the account
- * for a while after {@link #MAX_FAILURES}.
+ * a random secret; slow hashes are for guessable passwords). Failed sign-ins are counted by {@link LoginThrottle}.
  */
 public final class UserStore implements AutoCloseable {
 
-    public static final int MAX_FAILURES = 5;
-    public static final long LOCK_MILLIS = 15 * 60_000L;
 
     public record User(long id, String name, Role role, boolean disabled, int failures, long lockedUntil) {
     }
@@ -131,7 +128,7 @@ public final class UserStore implements AutoCloseable {
     }
 
     /** Outcome of a sign-in attempt. */
-    public enum Login { OK, BAD_CREDENTIALS, LOCKED, DISABLED }
+    public enum Login { OK, BAD_CREDENTIALS, DISABLED }
 
     /**
      * Checks a password. Unknown users cost the same Argon2 work as known ones, so timing does not reveal which
@@ -151,18 +148,9 @@ public final class UserStore implements AutoCloseable {
         }
         boolean match = PasswordHasher.verify(password == null ? "" : password,
                 stored != null ? stored : DUMMY_HASH);
-        if (u.isEmpty()) return Login.BAD_CREDENTIALS;
-        User user = u.get();
-        if (user.lockedUntil() > now) return Login.LOCKED;
-        if (!match) {
-            int failures = user.failures() + 1;
-            long lock = failures >= MAX_FAILURES ? now + LOCK_MILLIS : 0;
-            exec("UPDATE users SET failures = ?, locked_until = ? WHERE id = ?", failures >= MAX_FAILURES ? 0 : failures,
-                    lock, user.id());
-            return lock > 0 ? Login.LOCKED : Login.BAD_CREDENTIALS;
-        }
-        if (user.disabled()) return Login.DISABLED;
-        exec("UPDATE users SET failures = 0, locked_until = 0 WHERE id = ?", user.id());
+        // locking is per (user, address) in LoginThrottle, for known and unknown names alike
+        if (u.isEmpty() || !match) return Login.BAD_CREDENTIALS;
+        if (u.get().disabled()) return Login.DISABLED;
         return Login.OK;
     }
 

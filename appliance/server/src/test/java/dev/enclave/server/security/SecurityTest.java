@@ -151,21 +151,39 @@ class SecurityTest {
                 .post("/rag/collections").then().statusCode(403);
     }
 
+    private static RawHttp.Response login(String from, String user, String password) throws Exception {
+        int port = io.restassured.RestAssured.port;
+        return RawHttp.send(from, port, "POST", "/login", "127.0.0.1:" + port, "application/x-www-form-urlencoded",
+                "user=" + java.net.URLEncoder.encode(user, java.nio.charset.StandardCharsets.UTF_8)
+                        + "&password=" + java.net.URLEncoder.encode(password, java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    /**
+     * Failures lock a (name, address) pair, known names and unknown alike: an attacker cannot lock a user out of
+     * another address, nor tell real names from the answers; an admin can unlock.
+     */
     @Test
-    void bruteForceLocksTheAccount() {
+    void bruteForceLocksTheNameFromThatAddressOnly() throws Exception {
         String admin = Admin.login("admin", Admin.PASSWORD);
         String victim = newUser(admin, "technician");
-        int locked = 0;
-        for (int i = 0; i < UserStore.MAX_FAILURES; i++) {
-            int s = given().redirects().follow(false).formParam("user", victim).formParam("password", "wrong password " + i)
-                    .post("/login").statusCode();
-            if (s == 423) locked++;
-            else assertEquals(401, s);
+        String ghost = "nobody" + System.nanoTime();
+        for (String name : List.of(victim, ghost)) {
+            List<Integer> codes = new java.util.ArrayList<>();
+            for (int i = 0; i < LoginThrottle.FREE_FAILURES; i++) codes.add(login("127.0.0.3", name, "wrong password " + i).status());
+            assertEquals(List.of(401, 401, 401, 401, 423), codes, name);
         }
-        assertEquals(1, locked, "the fifth failure locks");
-        // even the right password is refused while locked
-        given().redirects().follow(false).formParam("user", victim).formParam("password", "a long enough password")
-                .post("/login").then().statusCode(423);
+        // the same answer, word for word, for the real name and the made-up one
+        RawHttp.Response real = login("127.0.0.3", victim, "a long enough password");
+        RawHttp.Response fake = login("127.0.0.3", ghost, "a long enough password");
+        assertEquals(423, real.status());
+        assertEquals(fake.status(), real.status());
+        assertEquals(fake.body(), real.body());
+        // the user signs in from their own address all the same
+        assertEquals(303, login("127.0.0.4", victim, "a long enough password").status());
+        // an admin unlocks the pair
+        given().cookie(AuthHandler.COOKIE, admin).post("/admin/users/" + victim + "/unlock?_csrf=" + Admin.csrf(admin))
+                .then().statusCode(200).body(containsString("Unlocked"));
+        assertEquals(303, login("127.0.0.3", victim, "a long enough password").status());
     }
 
     @Test
