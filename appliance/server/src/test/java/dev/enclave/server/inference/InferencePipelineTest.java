@@ -60,6 +60,18 @@ class InferencePipelineTest {
     }
 
     @Test
+    void aSchemaBombIsRefusedWithTheLimitNamed() {
+        String bomb = SchemaCompilerTest.fanOut(12, 4, true);
+        given().contentType(ContentType.JSON).body("{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":4,"
+                        + "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"b\",\"schema\":" + bomb + "}}}")
+                .post("/v1/chat/completions").then().statusCode(400).body("error.param", equalTo("response_format"))
+                .body("error.message", containsString("limit"));
+        // Ollama's format takes a schema too: the same compiler, the same refusal
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"Hi\",\"stream\":false,\"format\":" + bomb + "}")
+                .post("/api/generate").then().statusCode(400).body("error", containsString("limit"));
+    }
+
+    @Test
     void everyProtocolsInferenceAndRefusalIsAudited() throws Exception {
         long before = last();
         ollama("/api/generate", "{\"prompt\":\"Once\",\"stream\":false,\"options\":{\"num_predict\":2}}", 200);
