@@ -161,9 +161,16 @@ public final class JinjaTemplate {
 
     // ===================================================================== parser
 
+    /** Limits that keep a GGUF's template (untrusted input) from hanging or crashing the server. */
+    static final int MAX_PARSE_DEPTH = 64;
+    static final int MAX_BLOCK_DEPTH = 64;
+    static final int MAX_RENDER_DEPTH = 256;
+    static final long MAX_RENDER_STEPS = 2_000_000;
+
     private static final class Parser {
         final List<JinjaLexer.Segment> segments;
         int pos;
+        int depth;
 
         Parser(List<JinjaLexer.Segment> segments) {
             this.segments = segments;
@@ -171,6 +178,17 @@ public final class JinjaTemplate {
 
         /** Parses nodes until a statement whose first word is in {@code stops} (not consumed) or the end. */
         List<Node> block(String... stops) {
+            if (++depth > MAX_BLOCK_DEPTH) {
+                throw new TemplateException("statements nested deeper than " + MAX_BLOCK_DEPTH + " levels (limit)");
+            }
+            try {
+                return blockBody(stops);
+            } finally {
+                depth--;
+            }
+        }
+
+        private List<Node> blockBody(String... stops) {
             List<Node> nodes = new ArrayList<>();
             while (pos < segments.size()) {
                 JinjaLexer.Segment s = segments.get(pos);
@@ -430,7 +448,19 @@ public final class JinjaTemplate {
             return e;
         }
 
+        private int depth;
+
+        /** Every nested expression passes here: a bounded depth, so a hostile template cannot overflow the stack. */
         Expr ternary() {
+            deeper();
+            try {
+                return ternaryBody();
+            } finally {
+                depth--;
+            }
+        }
+
+        private Expr ternaryBody() {
             Expr e = or();
             if (peekName("if")) {
                 next();
@@ -466,9 +496,18 @@ public final class JinjaTemplate {
         Expr not() {
             if (peekName("not")) {
                 next();
-                return new Unary("not", not());
+                deeper();
+                try {
+                    return new Unary("not", not());
+                } finally {
+                    depth--;
+                }
             }
             return compare();
+        }
+
+        private void deeper() {
+            if (++depth > MAX_PARSE_DEPTH) throw error("expression nested deeper than " + MAX_PARSE_DEPTH + " levels (limit)");
         }
 
         Expr compare() {
@@ -538,13 +577,14 @@ public final class JinjaTemplate {
         }
 
         Expr unary() {
-            if (peek("-")) {
-                next();
-                return new Unary("-", unary());
-            }
-            if (peek("+")) {
-                next();
-                return unary();
+            if (peek("-") || peek("+")) {
+                boolean minus = next().equals("-");
+                deeper();
+                try {
+                    return minus ? new Unary("-", unary()) : unary();
+                } finally {
+                    depth--;
+                }
             }
             return filtered();
         }
@@ -676,12 +716,33 @@ public final class JinjaTemplate {
 
     // ===================================================================== evaluation
 
+    /** One render's work: steps (each node executed, each expression evaluated) and nesting, both bounded. */
+    private static final class Budget {
+        long steps;
+        int depth;
+
+        void enter() {
+            if (++steps > MAX_RENDER_STEPS) {
+                throw new TemplateException("the chat template took more than " + MAX_RENDER_STEPS + " steps to render (limit)");
+            }
+            if (++depth > MAX_RENDER_DEPTH) {
+                throw new TemplateException("the chat template nests deeper than " + MAX_RENDER_DEPTH + " levels while rendering (limit)");
+            }
+        }
+
+        void leave() {
+            depth--;
+        }
+    }
+
     private static final class Scope {
         final Scope parent;
         final Map<String, Object> vars = new HashMap<>();
+        final Budget budget;
 
         Scope(Scope parent) {
             this.parent = parent;
+            this.budget = parent == null ? new Budget() : parent.budget;
         }
 
         Object lookup(String name) {
@@ -704,7 +765,18 @@ public final class JinjaTemplate {
     private static final int MAX_OUTPUT = 16 << 20;
 
     private void exec(List<Node> nodes, Scope scope, StringBuilder out) {
+        scope.budget.enter();
+        try {
+            execBody(nodes, scope, out);
+        } finally {
+            scope.budget.leave();
+        }
+    }
+
+    private void execBody(List<Node> nodes, Scope scope, StringBuilder out) {
         for (Node n : nodes) {
+            scope.budget.enter(); // a step per node, so loops that print nothing still spend the budget
+            scope.budget.leave();
             switch (n) {
                 case Text t -> out.append(t.text());
                 case Output o -> out.append(str(eval(o.expr(), scope)));
@@ -752,6 +824,12 @@ public final class JinjaTemplate {
             }
             if (out.length() > MAX_OUTPUT) throw new TemplateException("template output exceeds " + MAX_OUTPUT + " characters");
         }
+    }
+
+    /** Joined strings, bounded like the output (doubling a string in a loop would otherwise exhaust the heap). */
+    private static String concat(String a, String b) {
+        if ((long) a.length() + b.length() > MAX_OUTPUT) throw new TemplateException("a string in the chat template grew past " + MAX_OUTPUT + " characters (limit)");
+        return a + b;
     }
 
     private void execFor(For f, Scope scope, StringBuilder out) {
@@ -814,6 +892,15 @@ public final class JinjaTemplate {
     }
 
     private Object eval(Expr e, Scope scope) {
+        scope.budget.enter();
+        try {
+            return evalBody(e, scope);
+        } finally {
+            scope.budget.leave();
+        }
+    }
+
+    private Object evalBody(Expr e, Scope scope) {
         return switch (e) {
             case Literal l -> l.value();
             case Name n -> scope.lookup(n.name());
@@ -890,15 +977,16 @@ public final class JinjaTemplate {
             case "<=" -> compareValues(l, r) <= 0;
             case ">=" -> compareValues(l, r) >= 0;
             case "in" -> contains(r, l);
-            case "~" -> str(l) + str(r);
+            case "~" -> concat(str(l), str(r));
             case "+" -> {
                 if (l instanceof List<?> a && r instanceof List<?> c) {
+                    if ((long) a.size() + c.size() > MAX_OUTPUT) throw new TemplateException("a list in the chat template grew past " + MAX_OUTPUT + " items (limit)");
                     List<Object> s = new ArrayList<>(a);
                     s.addAll(c);
                     yield s;
                 }
                 if (isNumber(l) && isNumber(r)) yield arith('+', l, r);
-                yield str(l) + str(r);
+                yield concat(str(l), str(r));
             }
             case "-", "*", "/", "//", "%" -> {
                 if (op.equals("*") && l instanceof String s && r instanceof Long n) yield s.repeat((int) Math.max(0, Math.min(n, 1 << 20)));

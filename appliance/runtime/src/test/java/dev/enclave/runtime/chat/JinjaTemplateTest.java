@@ -56,4 +56,24 @@ class JinjaTemplateTest {
         assertThrows(TemplateException.class, () -> render("{{ x|nosuchfilter }}", Map.of("x", 1L)));
         assertThrows(TemplateException.class, () -> JinjaTemplate.parse("{% frobnicate %}"));
     }
+
+    /**
+     * A GGUF's template is untrusted input: loops that print nothing, deep nesting, runaway recursion and string
+     * doubling each fail with a TemplateException naming the limit, never hang or overflow the stack. (The time
+     * limit only catches a hang.)
+     */
+    @Test
+    void hostileTemplatesFailWithTheLimitNamed() {
+        String quiet = "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}{% endfor %}{% endfor %}{% endfor %}";
+        String parens = "{{ " + "(".repeat(20_000) + "1" + ")".repeat(20_000) + " }}";
+        String blocks = "{% if true %}".repeat(10_000) + "x" + "{% endif %}".repeat(10_000);
+        String recursion = "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}";
+        String doubling = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}";
+        String nots = "{{ " + "not ".repeat(20_000) + "true }}";
+        for (String t : List.of(quiet, parens, blocks, recursion, doubling, nots)) {
+            TemplateException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(30),
+                    () -> assertThrows(TemplateException.class, () -> render(t, Map.of())));
+            assertTrue(e.getMessage().contains("limit"), e.getMessage());
+        }
+    }
 }

@@ -77,9 +77,11 @@ public final class InstallerCommands {
         }
     }
 
-    @Command(name = "create", mixinStandardHelpOptions = true,
+    // no standard --version here: this command's --version names the bundle's (the mixin's took it and broke --help)
+    @Command(name = "create",
             description = "Make one signed bundle: the application, a jlink'ed Java runtime, models, configuration, device profiles, SBOM, install.sh.")
     public static class Create implements Callable<Integer> {
+        @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help message and exit.") boolean help;
         @Option(names = "--out", required = true, paramLabel = "FILE") Path out;
         @Option(names = "--key", required = true, paramLabel = "FILE", description = "Ed25519 private key (bundle keygen).") Path key;
         @Option(names = "--version", description = "Bundle version (default: this build's).") String version;

@@ -15,4 +15,9 @@ public class ModelOptions {
     TransformerModel open() throws IOException {
         return ModelLoader.open(model == null ? null : model.toString());
     }
+
+    /** The file's tokenizer only (a vocabulary-only GGUF has no weights). */
+    ModelLoader.Vocabulary openVocabulary() throws IOException {
+        return ModelLoader.openVocabulary(model == null ? null : model.toString());
+    }
 }

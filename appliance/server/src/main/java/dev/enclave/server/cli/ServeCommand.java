@@ -46,11 +46,26 @@ public class ServeCommand implements Callable<Integer> {
                 System.err.println("enclave: model file not found: " + model.toAbsolutePath());
                 return 2;
             }
+            if (!dev.enclave.runtime.gguf.GGUFFile.hasMagic(model)) {
+                System.err.println("enclave: not a GGUF model file: " + model.toAbsolutePath());
+                return 2;
+            }
             System.setProperty("enclave.model", model.toAbsolutePath().toString());
         }
         if (port < 0 || port > 65535) {
             System.err.println("enclave: --port must be between 0 and 65535");
             return 2;
+        }
+        if (port != 0) {
+            // said plainly now, rather than as a failed start later
+            try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+                probe.setReuseAddress(true);
+                probe.bind(new java.net.InetSocketAddress(host, port));
+            } catch (java.io.IOException e) {
+                System.err.println("enclave: cannot listen on " + host + ":" + port + ": " + e.getMessage()
+                        + " (another server there? choose --port)");
+                return 1;
+            }
         }
         System.setProperty("quarkus.http.host", host);
         System.setProperty("quarkus.http.port", Integer.toString(port));
@@ -79,8 +94,26 @@ public class ServeCommand implements Callable<Integer> {
             System.setProperty("quarkus.http.insecure-requests", "disabled");
         }
         int[] exit = {0};
-        Quarkus.run(Server.class, (code, failure) -> exit[0] = code);
+        Quarkus.run(Server.class, (code, failure) -> {
+            exit[0] = code;
+            if (failure != null) {
+                System.err.println("enclave: cannot start: " + startFailure(failure));
+                if (exit[0] == 0) exit[0] = 1;
+            }
+        });
         return exit[0];
+    }
+
+    /** The reason a start failed, in one line (Quarkus wraps it in several layers). */
+    static String startFailure(Throwable failure) {
+        Throwable t = failure;
+        String msg = failure.toString();
+        while (t != null) {
+            if (t.getMessage() != null && !t.getMessage().isBlank()) msg = t.getMessage();
+            if (t.getCause() == null || t.getCause() == t) break;
+            t = t.getCause();
+        }
+        return msg.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 
     /** The running server: waits until the process is asked to stop. */

@@ -1,6 +1,5 @@
 package dev.enclave.server.cli;
 
-import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -32,8 +31,9 @@ public class TokenizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (TransformerModel model = modelOptions.open()) {
-            Tokenizer tok = model.tokenizer();
+        // the vocabulary alone: tokenizing needs no weights, and llama.cpp's vocabulary files have none
+        try (var vocabulary = modelOptions.openVocabulary()) {
+            Tokenizer tok = vocabulary.tokenizer();
             int[] ids = tok.encode(text, !noSpecial, parseSpecial);
             if (json) {
                 out.println("{\"tokens\":" + Json.ints(ids) + "}");

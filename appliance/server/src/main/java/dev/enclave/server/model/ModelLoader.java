@@ -63,6 +63,34 @@ public final class ModelLoader {
         System.setProperty(TransformerModel.VOCABULARY_INT8, Boolean.toString(maxActiveSequences >= 4));
     }
 
+    /** A GGUF file's tokenizer alone: enough for a vocabulary-only file (as llama.cpp ships), no weights touched. */
+    public record Vocabulary(dev.enclave.runtime.tokenizer.Tokenizer tokenizer, GGUFFile gguf) implements AutoCloseable {
+        @Override
+        public void close() {
+            gguf.close();
+        }
+    }
+
+    public static Vocabulary openVocabulary(String path) throws IOException {
+        GGUFFile gguf;
+        if (path == null || path.isBlank()) {
+            try (InputStream in = ModelLoader.class.getClassLoader().getResourceAsStream(BUNDLED_RESOURCE)) {
+                if (in == null) throw new IllegalStateException("the bundled model " + BUNDLED_RESOURCE + " is missing from the application");
+                gguf = GGUFFile.read(in.readAllBytes());
+            }
+        } else {
+            Path p = Path.of(path);
+            if (!Files.isRegularFile(p)) throw new IOException("model file not found: " + p.toAbsolutePath());
+            gguf = GGUFFile.open(p);
+        }
+        try {
+            return new Vocabulary(dev.enclave.runtime.tokenizer.Tokenizer.fromGGUF(gguf), gguf);
+        } catch (RuntimeException e) {
+            gguf.close();
+            throw e;
+        }
+    }
+
     public static TransformerModel openBundled() {
         try (InputStream in = ModelLoader.class.getClassLoader().getResourceAsStream(BUNDLED_RESOURCE)) {
             if (in == null) {

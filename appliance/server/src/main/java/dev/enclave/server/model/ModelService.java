@@ -67,6 +67,12 @@ public class ModelService {
         Optional<ChatTemplate> template;
         try {
             template = ChatTemplate.fromGGUF(model.gguf(), model.tokenizer());
+            // a template that cannot render a short conversation within its budget is not used at all
+            if (template.isPresent()) {
+                template.get().render(java.util.List.of(java.util.Map.of("role", "user", "content", "Hello"),
+                        java.util.Map.of("role", "assistant", "content", "Hi."), java.util.Map.of("role", "user", "content", "Tell me more.")),
+                        null, true);
+            }
         } catch (TemplateException | StackOverflowError e) {
             LOG.warnf("the model's chat template cannot be used (%s); chat falls back to plain text",
                     e instanceof StackOverflowError ? "nested too deeply" : e.getMessage());

@@ -33,7 +33,7 @@ class CliContractTest {
         try {
             System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
             System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = new CommandLine(new EnclaveCommand()).execute(args);
+            int code = dev.enclave.server.EnclaveMain.run(args);
             return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
         } finally {
             System.setOut(oldOut);
@@ -89,10 +89,20 @@ class CliContractTest {
     }
 
     @Test
-    void clearErrors() {
+    void clearErrors() throws Exception {
         Run missing = run("generate", "--model", "/nonexistent/model.gguf", "--prompt", "x");
         assertTrue(missing.code() != 0);
         assertTrue(missing.err().contains("model file not found"), missing.err());
+        // one line, no stack trace; the trace with --verbose
+        assertEquals(1, missing.err().strip().lines().count(), missing.err());
+        assertTrue(missing.err().startsWith("enclave: "), missing.err());
+        Path notGguf = Files.writeString(Files.createTempFile("not", ".gguf"), "# a README, not a model\n");
+        Run bad = run("generate", "--model", notGguf.toString(), "--prompt", "x");
+        assertTrue(bad.code() != 0);
+        assertEquals(1, bad.err().strip().lines().count(), bad.err());
+        assertTrue(bad.err().contains("not a GGUF file"), bad.err());
+        Run verbose = run("generate", "--model", notGguf.toString(), "--prompt", "x", "--verbose");
+        assertTrue(verbose.err().contains("\tat "), "stack trace with --verbose: " + verbose.err());
         Run badToken = run("logits", "--tokens", "1,99999", "--json");
         assertEquals(2, badToken.code());
         assertTrue(badToken.err().contains("outside the vocabulary"), badToken.err());
@@ -101,6 +111,62 @@ class CliContractTest {
         for (String cmd : new String[] {"serve", "generate", "tokenize", "logits"}) {
             assertTrue(help.out().contains(cmd), help.out());
             assertEquals(0, run(cmd, "--help").code());
+        }
+    }
+
+    /** serve says why it cannot start, in one line, before booting anything: a non-GGUF model, a taken port. */
+    @Test
+    void serveRefusesPlainly() throws Exception {
+        Path notGguf = Files.writeString(Files.createTempFile("not", ".gguf"), "# a README, not a model\n");
+        Run bad = run("serve", "--model", notGguf.toString());
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("not a GGUF model file"), bad.err());
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            Run busy = run("serve", "--port", Integer.toString(taken.getLocalPort()));
+            assertEquals(1, busy.code());
+            assertTrue(busy.err().contains("cannot listen on 127.0.0.1:" + taken.getLocalPort()), busy.err());
+            assertEquals(1, busy.err().strip().lines().count(), busy.err());
+        }
+    }
+
+    /** A vocabulary-only GGUF (as llama.cpp ships them) tokenizes as llama.cpp does: no weights needed. */
+    @Test
+    void tokenizeTakesAVocabularyOnlyFile() throws Exception {
+        Path vocab = Path.of(System.getProperty("enclave.shared.dir", "../../../shared")).resolve("fixtures/vocab/ggml-vocab-llama-bpe.gguf");
+        // llama.cpp's own reference tokenization of the same text, from its test files
+        String[] inputs = Files.readString(Path.of(vocab + ".inp")).split("\n__ggml_vocab_test__\n", -1);
+        java.util.List<String> outputs = Files.readAllLines(Path.of(vocab + ".out"));
+        int i = java.util.Arrays.asList(inputs).indexOf("Hello world");
+        assertTrue(i >= 0);
+        Run r = run("tokenize", "--model", vocab.toString(), "--text", "Hello world", "--no-special", "--json");
+        assertEquals(0, r.code(), r.err());
+        StringBuilder got = new StringBuilder();
+        for (JsonNode t : JSON.readTree(r.out()).get("tokens")) got.append(got.isEmpty() ? "" : " ").append(t.asInt());
+        assertEquals(outputs.get(i).strip(), got.toString());
+    }
+
+    /** Every command and subcommand answers --help with its usage and exit 0 (required options notwithstanding). */
+    @Test
+    void everyCommandHasAWorkingHelp() {
+        java.util.List<java.util.List<String>> paths = new java.util.ArrayList<>();
+        collect(new CommandLine(new EnclaveCommand()), new java.util.ArrayList<>(), paths);
+        assertTrue(paths.size() > 20, paths.toString());
+        for (var path : paths) {
+            java.util.List<String> args = new java.util.ArrayList<>(path);
+            args.add("--help");
+            Run r = run(args.toArray(String[]::new));
+            assertEquals(0, r.code(), path + ": " + r.err());
+            assertTrue(r.out().contains("Usage:"), path + ": " + r.out());
+        }
+    }
+
+    private static void collect(CommandLine cl, java.util.List<String> prefix, java.util.List<java.util.List<String>> out) {
+        for (var e : cl.getSubcommands().entrySet()) {
+            if (e.getKey().equals("help")) continue;
+            var path = new java.util.ArrayList<>(prefix);
+            path.add(e.getKey());
+            out.add(path);
+            collect(e.getValue(), path, out);
         }
     }
 }
