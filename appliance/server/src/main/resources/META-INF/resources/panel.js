@@ -89,7 +89,8 @@ function chat() {
     $("#question").value = "";
     const out = show("assistant", "");
     const collections = $$("#collections option").filter((o) => o.selected).map((o) => o.value);
-    const body = { messages, stream: true, max_tokens: parseInt($("#max_tokens").value, 10) || 128 };
+    // the model the page shows: if another was loaded meanwhile, the server says so instead of answering with it
+    const body = { model: $("#chat-model").value, messages, stream: true, max_tokens: parseInt($("#max_tokens").value, 10) || 128 };
     if (collections.length) body.enclave = { collections, top_k: 5 };
     controller = new AbortController();
     $("#send").disabled = true;

@@ -103,7 +103,7 @@ public class ModelService {
      * the old one finish there (its scheduler drains, then closes and unmaps the file).
      */
     public synchronized String switchTo(java.nio.file.Path file) throws IOException {
-        TransformerModel next = ModelLoader.open(file.toString());
+        TransformerModel next = ModelLoader.open(file == null ? null : file.toString()); // null: the bundled model
         ServedModel old = loaded;
         try {
             loaded = load(next);

@@ -306,7 +306,7 @@ public class PanelRoutes {
                 List<Map<String, Object>> docs = new ArrayList<>();
                 for (Catalog.DocumentRow d : idx.catalog().documents(c.id())) {
                     docs.add(Map.of("id", d.id(), "title", d.title(), "source", d.source(), "type", d.mediaType(),
-                            "size", human(d.size(), "B"), "version", d.version(), "state", d.state()));
+                            "bytes", human(d.size(), "B"), "version", d.version(), "state", d.state()));
                 }
                 List<Map<String, Object>> errors = new ArrayList<>();
                 for (Catalog.ErrorRow e : idx.catalog().errors(c.id())) errors.add(Map.of("source", e.source(), "reason", e.reason()));
@@ -375,6 +375,7 @@ public class PanelRoutes {
 
     private Map<String, Object> modelsData(String message) {
         List<Map<String, Object>> list = new ArrayList<>();
+        list.add(bundled());
         if (Files.isDirectory(modelsDir)) {
             try (DirectoryStream<Path> ds = Files.newDirectoryStream(modelsDir, "*.gguf")) {
                 for (Path p : ds) list.add(describe(p));
@@ -390,6 +391,34 @@ public class PanelRoutes {
         return m;
     }
 
+    static final String BUNDLED_ROW = dev.enclave.server.model.ModelLoader.BUNDLED_NAME + " (bundled)";
+
+    /** The model inside the application (served when no other is configured). */
+    private Map<String, Object> bundled() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("file", BUNDLED_ROW);
+        try (var in = PanelRoutes.class.getClassLoader().getResourceAsStream(dev.enclave.server.model.ModelLoader.BUNDLED_RESOURCE)) {
+            byte[] bytes = in == null ? new byte[0] : in.readAllBytes();
+            try (GGUFFile g = GGUFFile.read(bytes)) {
+                m.put("arch", g.getString("general.architecture", "?"));
+                m.put("params", human(parameterCount(g), ""));
+                m.put("type", fileType(g));
+                m.put("context", g.getInt(g.getString("general.architecture", "llama") + ".context_length", 0));
+            }
+            m.put("bytes", human(bytes.length, "B"));
+            m.put("sha", HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes)));
+        } catch (Exception e) {
+            m.put("arch", "unreadable: " + e.getMessage());
+            m.put("params", "");
+            m.put("type", "");
+            m.put("context", "");
+            m.put("bytes", "");
+            m.put("sha", "");
+        }
+        m.put("bundled", true);
+        return m;
+    }
+
     private Map<String, Object> describe(Path p) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("file", p.getFileName().toString());
@@ -398,13 +427,13 @@ public class PanelRoutes {
             m.put("params", human(parameterCount(g), ""));
             m.put("type", fileType(g));
             m.put("context", g.getInt(g.getString("general.architecture", "llama") + ".context_length", 0));
-            m.put("size", human(Files.size(p), "B"));
+            m.put("bytes", human(Files.size(p), "B"));
         } catch (Exception e) {
             m.put("arch", "unreadable: " + e.getMessage());
             m.put("params", "");
             m.put("type", "");
             m.put("context", "");
-            m.put("size", "");
+            m.put("bytes", "");
         }
         m.put("sha", Sha256Cache.of(p));
         return m;
@@ -460,8 +489,17 @@ public class PanelRoutes {
             return;
         }
         String name = Optional.ofNullable(ctx.request().getFormAttribute("file")).orElse("");
-        Path file = modelsDir.resolve(name).normalize();
-        if (name.isBlank() || !file.getParent().equals(modelsDir) || !Files.isRegularFile(file)) {
+        Path file = name.equals(BUNDLED_ROW) ? null : modelsDir.resolve(name).normalize();
+        if (file == null && name.equals(BUNDLED_ROW)) {
+            try {
+                String from = model.modelId();
+                String to = model.switchTo(null);
+                security.audit(c.user(), "model.switch", to, "from " + from + " (bundled)", AuthHandler.ip(ctx));
+                message = "Now serving " + to + " (was " + from + ").";
+            } catch (Exception e) {
+                message = "Could not load the bundled model: " + e.getMessage();
+            }
+        } else if (name.isBlank() || !file.getParent().equals(modelsDir) || !Files.isRegularFile(file)) {
             message = "No model named '" + name + "' in " + modelsDir + ".";
         } else {
             try {
@@ -690,9 +728,13 @@ public class PanelRoutes {
         return Map.of("settings", list);
     }
 
+    /** Settings whose value is a secret or names where one is kept; matched on whole words of the key. */
+    private static final java.util.regex.Pattern SECRET = java.util.regex.Pattern.compile(
+            "(^|[.\\-])(password|passwords|secret|secrets|token|tokens|credential|credentials|key|keys|key-file|key-files|private)([.\\-]file)?$"
+                    + "|(^|[.\\-])(password|secret|credential|private)([.\\-]|$)");
+
     static String redact(String key, String value) {
-        String k = key.toLowerCase(Locale.ROOT);
-        return k.contains("password") || k.contains("secret") || k.contains("token") || k.contains("key") ? "(hidden)" : value;
+        return SECRET.matcher(key.toLowerCase(Locale.ROOT)).find() ? "(hidden)" : value;
     }
 
     private void diagnostics(RoutingContext ctx) {
