@@ -63,6 +63,13 @@ public final class Catalog implements AutoCloseable {
             id INTEGER PRIMARY KEY, job_id INTEGER, collection_id INTEGER NOT NULL, source TEXT NOT NULL,
             reason TEXT NOT NULL, at INTEGER NOT NULL);
         """,
+        // 2: document ids are never reused (a deleted document's citations must not come to name another):
+        // allocated from an AUTOINCREMENT sequence, which survives deletion, starting above every id in use
+        """
+        CREATE TABLE document_ids (id INTEGER PRIMARY KEY AUTOINCREMENT);
+        INSERT INTO document_ids(id) SELECT id FROM documents ORDER BY id DESC LIMIT 1;
+        DELETE FROM document_ids;
+        """,
     };
 
     public record CollectionRow(long id, String name, String description, List<String> readRoles,
@@ -321,26 +328,31 @@ public final class Catalog implements AutoCloseable {
                 }
             }
             if (id < 0) {
-                try (PreparedStatement p = c.prepareStatement("""
-                        INSERT INTO documents(collection_id, source, title, media_type, size, mtime, sha256, version,
-                                              state, metadata, created_at, updated_at)
-                        VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?)""", Statement.RETURN_GENERATED_KEYS)) {
-                    p.setLong(1, collectionId);
-                    p.setString(2, source);
-                    p.setString(3, title);
-                    p.setString(4, mediaType);
-                    p.setLong(5, size);
-                    p.setLong(6, mtime);
-                    p.setString(7, sha256);
-                    p.setInt(8, version);
-                    p.setString(9, metadataJson);
-                    p.setLong(10, now);
-                    p.setLong(11, now);
-                    p.executeUpdate();
-                    try (ResultSet keys = p.getGeneratedKeys()) {
+                try (Statement seq = c.createStatement()) {
+                    seq.executeUpdate("INSERT INTO document_ids DEFAULT VALUES");
+                    try (ResultSet keys = seq.executeQuery("SELECT last_insert_rowid()")) {
                         keys.next();
                         id = keys.getLong(1);
                     }
+                    seq.executeUpdate("DELETE FROM document_ids"); // the sequence keeps its high-water mark
+                }
+                try (PreparedStatement p = c.prepareStatement("""
+                        INSERT INTO documents(id, collection_id, source, title, media_type, size, mtime, sha256, version,
+                                              state, metadata, created_at, updated_at)
+                        VALUES (?,?,?,?,?,?,?,?,?,'pending',?,?,?)""")) {
+                    p.setLong(1, id);
+                    p.setLong(2, collectionId);
+                    p.setString(3, source);
+                    p.setString(4, title);
+                    p.setString(5, mediaType);
+                    p.setLong(6, size);
+                    p.setLong(7, mtime);
+                    p.setString(8, sha256);
+                    p.setInt(9, version);
+                    p.setString(10, metadataJson);
+                    p.setLong(11, now);
+                    p.setLong(12, now);
+                    p.executeUpdate();
                 }
             } else {
                 try (PreparedStatement p = c.prepareStatement("""

@@ -21,6 +21,15 @@ public final class SqliteFiles {
     public static Connection open(Path file) throws SQLException {
         try {
             Files.createDirectories(file.toAbsolutePath().getParent());
+            // owner only: SQLite gives its WAL and shared-memory files the database file's permissions
+            if (!Files.exists(file)) {
+                try {
+                    Files.createFile(file, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+                } catch (UnsupportedOperationException | java.nio.file.FileAlreadyExistsException ignored) {
+                    // not a POSIX file system, or made meanwhile: SQLite creates or opens it as usual
+                }
+            }
         } catch (java.io.IOException e) {
             throw new SQLException("cannot create " + file.getParent(), e);
         }

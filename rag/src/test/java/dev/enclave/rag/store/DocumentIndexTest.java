@@ -79,6 +79,31 @@ class DocumentIndexTest {
         }
     }
 
+    /** A deleted document's id is never given to another (its citations would then name that one), across reopening. */
+    @Test
+    void documentIdsAreNeverReusedAndTheCatalogIsTheOwnersAlone() throws Exception {
+        long deleted;
+        try (DocumentIndex index = DocumentIndex.open(dir, TestEmbedder.get())) {
+            index.createCollection("c", "", List.of(), List.of());
+            index.ingest("c", text("a.txt", "Gloves are changed between patients."));
+            deleted = index.ingest("c", text("b.txt", "Masks are worn in the isolation rooms.")).documentId();
+            index.deleteDocument(deleted);
+            long next = index.ingest("c", text("c.txt", "Aprons are single use.")).documentId();
+            assertTrue(next > deleted, next + " after deleting " + deleted);
+            index.deleteDocument(next);
+            deleted = next;
+        }
+        try (DocumentIndex index = DocumentIndex.open(dir, TestEmbedder.get())) {
+            long next = index.ingest("c", text("d.txt", "Hands are washed for twenty seconds.")).documentId();
+            assertTrue(next > deleted, next + " after deleting " + deleted + " and reopening");
+        }
+        try (var files = java.nio.file.Files.list(dir)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().startsWith("catalog.sqlite")).toList()) {
+                assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(java.nio.file.Files.getPosixFilePermissions(f)), f.toString());
+            }
+        }
+    }
+
     @Test
     void unchangedContentIsSkippedAndChangedContentReplaced() throws Exception {
         try (DocumentIndex index = DocumentIndex.open(dir, TestEmbedder.get())) {

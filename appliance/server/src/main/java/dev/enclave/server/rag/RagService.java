@@ -62,6 +62,44 @@ public class RagService {
         this.maxUploadBytes = (long) maxUploadMb << 20;
     }
 
+    /**
+     * At start: upload bodies a killed process left behind (plaintext documents) are deleted, and when an index
+     * exists it is opened in the background, which resumes crawls a crash or reboot interrupted, without waiting
+     * for someone to use the document API first.
+     */
+    void onStart(@jakarta.enterprise.event.Observes io.quarkus.runtime.StartupEvent e) {
+        Path uploads = uploadsDir();
+        try {
+            Files.createDirectories(uploads);
+            try {
+                Files.setPosixFilePermissions(uploads, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+            } catch (UnsupportedOperationException ignored) {
+                // not a POSIX file system
+            }
+            try (var left = Files.list(uploads)) {
+                for (Path p : left.toList()) {
+                    if (Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) Files.deleteIfExists(p);
+                }
+            }
+        } catch (java.io.IOException ex) {
+            LOG.warnf("cannot clean the upload directory %s: %s", uploads, ex.getMessage());
+        }
+        if (Files.isRegularFile(dataDir.resolve("rag").resolve("catalog.sqlite"))) {
+            Thread.ofPlatform().daemon().name("rag-open").start(() -> {
+                try {
+                    index();
+                } catch (RuntimeException ex) {
+                    LOG.errorf("the document index could not be opened at start: %s", ex.getMessage());
+                }
+            });
+        }
+    }
+
+    /** Whether the index is open (without opening it). */
+    boolean isOpen() {
+        return index != null;
+    }
+
     /** Model id of the configured document embedder, without loading it. */
     public String embedderId() {
         return EmbeddingModel.named(embedderName).id;
@@ -98,6 +136,16 @@ public class RagService {
 
     private void resumeCrawls() {
         try {
+            // a root the operator has since taken off the list is not read again
+            for (var j : index.catalog().jobsInState("running")) {
+                if (!j.kind().equals("crawl")) continue;
+                try {
+                    crawlRoots.check(j.root(), true);
+                } catch (AllowedRoots.NotAllowed e) {
+                    index.catalog().recordError(j.id(), j.collectionId(), j.root(), "not resumed: " + e.getMessage());
+                    index.catalog().updateJob(j.id(), "failed", 0, 0, 0, 0, 1);
+                }
+            }
             FolderCrawler crawler = new FolderCrawler(index, maxUploadBytes);
             crawler.resumeInterrupted(p -> live.put(p.jobId(), p));
         } catch (Exception e) {
