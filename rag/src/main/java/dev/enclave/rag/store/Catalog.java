@@ -101,8 +101,10 @@ public final class Catalog implements AutoCloseable {
     }
 
     private final Connection db;
+    private final Path file;
 
     public Catalog(Path file) throws SQLException {
+        this.file = file.toAbsolutePath();
         db = SqliteFiles.open(file);
         migrate();
     }
@@ -140,18 +142,49 @@ public final class Catalog implements AutoCloseable {
     }
 
     /** Runs {@code work} in one transaction. */
+    /**
+     * SQLite rolls a transaction back by itself when a write fails for want of space, and what follows only says
+     * "no transaction is active": say what happened instead when the disk is (nearly) full.
+     */
+    private SQLException explained(SQLException e) {
+        long free = -1;
+        try {
+            free = java.nio.file.Files.getFileStore(file).getUsableSpace();
+        } catch (java.io.IOException | RuntimeException ignored) {
+            // unknown
+        }
+        if (free < 0 || free >= (1 << 20)) return e;
+        return new SQLException("the catalog " + file + " could not be written: No space left on device (" + free
+                + " bytes free)", e);
+    }
+
     public synchronized <T> T transaction(SqlWork<T> work) throws SQLException {
         db.setAutoCommit(false);
+        T r;
         try {
-            T r = work.run(db);
+            r = work.run(db);
             db.commit();
-            return r;
         } catch (SQLException | RuntimeException e) {
-            db.rollback();
-            throw e;
-        } finally {
-            db.setAutoCommit(true);
+            try {
+                db.rollback();
+            } catch (SQLException rb) {
+                // SQLite may have rolled back already (a full disk does): the first error is the one to tell
+                e.addSuppressed(rb);
+            }
+            try {
+                db.setAutoCommit(true);
+            } catch (SQLException ac) {
+                e.addSuppressed(ac);
+            }
+            if (e instanceof SQLException q) throw explained(q);
+            throw (RuntimeException) e;
         }
+        try {
+            db.setAutoCommit(true);
+        } catch (SQLException e) {
+            throw explained(e);
+        }
+        return r;
     }
 
     @FunctionalInterface

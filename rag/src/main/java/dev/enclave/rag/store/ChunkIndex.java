@@ -59,12 +59,46 @@ public final class ChunkIndex implements AutoCloseable {
 
     private final Analyzer analyzer = new EnglishAnalyzer();
     private final FSDirectory directory;
-    private final IndexWriter writer;
-    private final SearcherManager searchers;
+    private volatile IndexWriter writer;
+    private volatile SearcherManager searchers;
     private final BM25Similarity similarity = new BM25Similarity(K1, B);
 
     public ChunkIndex(Path dir) throws IOException {
         directory = FSDirectory.open(dir);
+        writer = new IndexWriter(directory, config());
+        searchers = new SearcherManager(writer, null);
+    }
+
+    /**
+     * False after a write failed so badly (a full disk during a flush, say) that Lucene closed its writer: nothing
+     * can be written until {@link #reopen}.
+     */
+    public boolean writable() {
+        return writer.isOpen() && writer.getTragicException() == null;
+    }
+
+    /**
+     * A new writer on the last commit (what was not committed is dropped; the catalog still has it as pending and
+     * replays it). Searches go on meanwhile on the reader they hold.
+     */
+    public synchronized void reopen() throws IOException {
+        SearcherManager oldSearchers = searchers;
+        IndexWriter old = writer;
+        try {
+            if (old.isOpen()) old.rollback();
+        } catch (IOException | RuntimeException ignored) {
+            // it failed already; the new writer starts from the last commit either way
+        }
+        writer = new IndexWriter(directory, config());
+        searchers = new SearcherManager(writer, null);
+        try {
+            oldSearchers.close();
+        } catch (IOException | RuntimeException ignored) {
+            // readers of a closed writer
+        }
+    }
+
+    private IndexWriterConfig config() {
         IndexWriterConfig config = new IndexWriterConfig(analyzer);
         config.setSimilarity(similarity);
         config.setRAMBufferSizeMB(64);
@@ -77,8 +111,7 @@ public final class ChunkIndex implements AutoCloseable {
             }
         });
         config.setCommitOnClose(false); // only explicit commits count: they carry the catalog's promises
-        writer = new IndexWriter(directory, config);
-        searchers = new SearcherManager(writer, null);
+        return config;
     }
 
     /** Replaces every chunk of {@code documentId} atomically (delete + add in one operation). */

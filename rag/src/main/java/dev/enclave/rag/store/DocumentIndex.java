@@ -111,6 +111,26 @@ public final class DocumentIndex implements AutoCloseable {
 
     // ---- recovery
 
+    /** Set while a write is under way and left set when it failed: its changes wait in the catalog as pending. */
+    private volatile boolean writeFailed;
+
+    /** False while the index cannot be written, or a failed write's changes wait (see {@link #ensureWritable}). */
+    public boolean writable() {
+        return lucene.writable() && !writeFailed;
+    }
+
+    /**
+     * Before every write: when an earlier write left Lucene's writer closed (a full disk), a new writer is opened
+     * on the last commit and the catalog's pending changes are replayed, so the index works again once space is
+     * back, without a restart. Throws when that is not possible yet.
+     */
+    public synchronized void ensureWritable() throws IOException, SQLException {
+        if (lucene.writable() && !writeFailed) return;
+        if (!lucene.writable()) lucene.reopen();
+        recover();
+        writeFailed = false;
+    }
+
     /** Replays interrupted changes; returns how many documents were repaired. */
     synchronized int recover() throws IOException, SQLException {
         List<Catalog.DocumentRow> pending = catalog.documentsInState("pending");
@@ -206,12 +226,15 @@ public final class DocumentIndex implements AutoCloseable {
 
     public synchronized void deleteCollection(String name) throws SQLException, IOException {
         Catalog.CollectionRow c = collection(name);
+        ensureWritable();
+        writeFailed = true; // until this write is complete
         List<Long> ids = catalog.documents(c.id()).stream().map(Catalog.DocumentRow::id).toList();
         catalog.markState(ids, "deleting");
         lucene.deleteCollection(c.id());
         lucene.commit(Map.of("deleted-collection", name));
         catalog.purge(ids);
         catalog.deleteCollectionRow(c.id());
+        writeFailed = false;
     }
 
     // ---- ingestion
@@ -344,11 +367,13 @@ public final class DocumentIndex implements AutoCloseable {
     /** Second half of {@link #ingest}: waits for the batch's embeddings, stores it and commits. Once only. */
     public synchronized List<Outcome> store(PreparedBatch batch) throws SQLException, IOException {
         if (batch.stored) throw new IllegalStateException("batch already stored");
+        ensureWritable();
         batch.stored = true;
         Outcome[] outcomes = batch.outcomes;
         List<PreparedBatch.Prepared> prepared = batch.prepared;
         if (prepared.isEmpty()) return List.of(outcomes);
         List<Long> ids = new ArrayList<>();
+        writeFailed = true; // until this write is complete
         for (int k = 0; k < prepared.size(); k++) {
             PreparedBatch.Prepared p = prepared.get(k);
             List<float[]> vectors;
@@ -375,6 +400,7 @@ public final class DocumentIndex implements AutoCloseable {
         }
         lucene.commit(Map.of("batch", Integer.toString(ids.size())));
         catalog.markState(ids, "indexed");
+        writeFailed = false;
         return List.of(outcomes);
     }
 
@@ -383,18 +409,24 @@ public final class DocumentIndex implements AutoCloseable {
     }
 
     public synchronized void deleteDocument(long documentId) throws SQLException, IOException {
+        ensureWritable();
+        writeFailed = true; // until this write is complete
         catalog.markState(List.of(documentId), "deleting");
         lucene.delete(documentId);
         lucene.commit(Map.of("deleted", Long.toString(documentId)));
         catalog.purge(List.of(documentId));
+        writeFailed = false;
     }
 
     public synchronized void deleteDocuments(List<Long> documentIds) throws SQLException, IOException {
         if (documentIds.isEmpty()) return;
+        ensureWritable();
+        writeFailed = true; // until this write is complete
         catalog.markState(documentIds, "deleting");
         for (long id : documentIds) lucene.delete(id);
         lucene.commit(Map.of("deleted", Integer.toString(documentIds.size())));
         catalog.purge(documentIds);
+        writeFailed = false;
     }
 
     /** Same content under a new name: only the catalog changes. */
@@ -404,10 +436,13 @@ public final class DocumentIndex implements AutoCloseable {
 
     /** Re-reads nothing: rebuilds a document's Lucene entries from the catalog (the "re-index" action). */
     public synchronized void reindex(long documentId) throws SQLException, IOException {
+        ensureWritable();
+        writeFailed = true; // until this write is complete
         Catalog.DocumentRow d = catalog.document(documentId)
                 .orElseThrow(() -> new IllegalArgumentException("no document " + documentId));
         catalog.markState(List.of(d.id()), "pending");
         recover();
+        writeFailed = false;
     }
 
     /**

@@ -75,6 +75,15 @@ public class RagRoutes {
         });
     }
 
+    /** The no-space message in an error's chain, if that is what it is. */
+    static String diskFull(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            String m = t.getMessage();
+            if (m != null && (m.contains("No space left on device") || m.contains("SQLITE_FULL") || m.contains("database or disk is full"))) return m;
+        }
+        return null;
+    }
+
     @FunctionalInterface
     interface Handler {
         void handle(RoutingContext ctx) throws Exception;
@@ -101,6 +110,15 @@ public class RagRoutes {
             error(ctx, e.getMessage() != null && e.getMessage().startsWith("no ") ? 404 : 400, e.getMessage());
         } catch (IllegalStateException e) {
             error(ctx, 409, e.getMessage());
+        } catch (java.io.IOException | java.sql.SQLException e) {
+            String why = diskFull(e);
+            if (why != null) {
+                LOG.errorf("document index write failed: %s", why);
+                error(ctx, 507, "the appliance's disk is full: nothing was lost, but nothing more can be stored until space is freed (" + why + ")");
+            } else {
+                LOG.error("rag request failed", e);
+                error(ctx, 500, "the document index failed: " + e.getMessage());
+            }
         } catch (Exception e) {
             LOG.error("rag request failed", e);
             error(ctx, 500, "internal error: " + e.getMessage());

@@ -95,6 +95,22 @@ public class RagService {
         }
     }
 
+    /**
+     * Null when the index is writable (or not open yet); else why not, after one attempt to recover it (a new
+     * Lucene writer and the catalog's pending changes replayed).
+     */
+    public String writeProblem() {
+        DocumentIndex i = index;
+        if (i == null || i.writable()) return null;
+        try {
+            i.ensureWritable();
+            LOG.info("the document index is writable again");
+            return null;
+        } catch (Exception e) {
+            return "the document index cannot be written: " + e.getMessage();
+        }
+    }
+
     /** Whether the index is open (without opening it). */
     boolean isOpen() {
         return index != null;
