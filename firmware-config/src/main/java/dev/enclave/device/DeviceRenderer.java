@@ -73,6 +73,8 @@ public final class DeviceRenderer {
 
     static String nftables(Properties raw) {
         String port = raw.getProperty("https.port", "8443");
+        // open connections one address may hold (a slowloris client holds many, each trickling its headers)
+        int perAddress = Integer.parseInt(raw.getProperty("https.max-connections-per-address", "32").trim());
         List<String> v4 = new ArrayList<>(), v6 = new ArrayList<>();
         for (String r : raw.getProperty("lan.ranges", "192.168.0.0/16").split(",")) {
             String t = r.trim();
@@ -82,10 +84,13 @@ public final class DeviceRenderer {
         StringBuilder sb = new StringBuilder("""
                 #!/usr/sbin/nft -f
                 # Enclave: nothing leaves the box. All egress is dropped (loopback and replies to admitted connections
-                # excepted); inbound, only HTTPS from the LAN ranges and established traffic.
+                # excepted); inbound, only HTTPS from the LAN ranges and established traffic, and at most
+                # https.max-connections-per-address open connections from one address.
                 table inet enclave
                 delete table inet enclave
                 table inet enclave {
+                  set conn_v4 { type ipv4_addr; size 65535; flags dynamic; }
+                  set conn_v6 { type ipv6_addr; size 65535; flags dynamic; }
                   chain input {
                     type filter hook input priority filter; policy drop;
                     iif "lo" accept
@@ -93,6 +98,10 @@ public final class DeviceRenderer {
                     ct state invalid drop
                     meta l4proto ipv6-icmp icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept
                 """);
+        sb.append("    tcp dport ").append(port).append(" ct state new add @conn_v4 { ip saddr ct count over ").append(perAddress)
+                .append(" } reject with tcp reset\n");
+        sb.append("    tcp dport ").append(port).append(" ct state new add @conn_v6 { ip6 saddr ct count over ").append(perAddress)
+                .append(" } reject with tcp reset\n");
         if (!v4.isEmpty()) sb.append("    ip saddr { ").append(String.join(", ", v4)).append(" } tcp dport ").append(port).append(" accept\n");
         if (!v6.isEmpty()) sb.append("    ip6 saddr { ").append(String.join(", ", v6)).append(" } tcp dport ").append(port).append(" accept\n");
         sb.append("""

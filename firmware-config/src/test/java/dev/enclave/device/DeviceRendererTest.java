@@ -43,6 +43,8 @@ class DeviceRendererTest {
             assertTrue(files.contains("nftables/enclave.nft"));
             String rules = Files.readString(out.resolve("nftables/enclave.nft"));
             assertTrue(rules.contains("chain output") && rules.contains("policy drop"), rules);
+            assertTrue(rules.contains("ip saddr ct count over 32") && rules.contains("ip6 saddr ct count over 32"),
+                    "a per-address connection cap (slowloris): " + rules);
             run("nft", "-c", "-f", out.resolve("nftables/enclave.nft").toString());
             Properties app = new Properties();
             app.load(new StringReader(Files.readString(out.resolve("enclave/application.properties"))));

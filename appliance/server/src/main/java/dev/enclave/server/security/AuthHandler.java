@@ -50,7 +50,7 @@ public class AuthHandler {
         }
         // before an admin exists (or with authentication off) the box answers the local operator only: a page on
         // another site that rebinds its name to 127.0.0.1 still sends its own name as Host
-        if (firstStart && !loopbackHost(ctx.request().getHeader("Host"))) {
+        if (firstStart && !loopbackHost(host(ctx))) {
             refuse(ctx, path, "this appliance answers only on a loopback name (127.0.0.1, localhost) until its admin password is set");
             return;
         }
@@ -129,6 +129,16 @@ public class AuthHandler {
         return security.session(c.getValue(), now).map(s -> new Caller(s.user(), s.role(), s, null)).orElse(null);
     }
 
+    /** The host the client asked for: HTTP/1.1's Host header, or HTTP/2's :authority (browsers use it over TLS). */
+    static String host(RoutingContext ctx) {
+        String h = ctx.request().getHeader("Host");
+        if (h != null) return h;
+        var authority = ctx.request().authority();
+        if (authority == null) return null;
+        String host = authority.host().contains(":") && !authority.host().startsWith("[") ? "[" + authority.host() + "]" : authority.host();
+        return authority.port() < 0 ? host : host + ":" + authority.port();
+    }
+
     /** Whether a Host header names this machine's loopback interface (with or without a port). */
     static boolean loopbackHost(String host) {
         if (host == null || host.isBlank()) return false;
@@ -152,7 +162,7 @@ public class AuthHandler {
         if (origin == null) return false;
         if (origin.equals("null")) return true;
         try {
-            String host = ctx.request().getHeader("Host");
+            String host = host(ctx);
             return host == null || !host.equalsIgnoreCase(URI.create(origin).getRawAuthority());
         } catch (IllegalArgumentException e) {
             return true;
@@ -173,7 +183,7 @@ public class AuthHandler {
         String origin = ctx.request().getHeader("Origin");
         if (origin != null && !origin.equals("null")) {
             try {
-                String host = ctx.request().getHeader("Host");
+                String host = host(ctx);
                 if (host == null || !host.equalsIgnoreCase(URI.create(origin).getRawAuthority())) return false;
             } catch (IllegalArgumentException e) {
                 return false;

@@ -32,6 +32,8 @@ import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
 import org.bouncycastle.asn1.x509.Extension;
 import org.bouncycastle.asn1.x509.GeneralName;
 import org.bouncycastle.asn1.x509.GeneralNames;
+import org.bouncycastle.asn1.x509.GeneralSubtree;
+import org.bouncycastle.asn1.x509.NameConstraints;
 import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.bouncycastle.asn1.x509.KeyUsage;
 import org.bouncycastle.cert.X509CertificateHolder;
@@ -75,11 +77,19 @@ public final class LocalCertificateAuthority {
         if (Files.exists(caCert) && Files.exists(caKey)) {
             caCertificate = readCert(caCert);
             ca = new KeyPair(caCertificate.getPublicKey(), readKey(caKey));
+            for (String n : names) {
+                if (!permits(caCertificate, n)) {
+                    throw new IllegalStateException("the local CA (" + caCert + ") may only vouch for local names and "
+                            + "private addresses and the names it was made for, not '" + n + "': give the server a "
+                            + "certificate of your own (--tls-cert/--tls-key), or remove " + dir + " to make a new CA "
+                            + "(browsers must then trust the new ca.pem)");
+                }
+            }
         } else {
             ca = ecKeyPair();
             // self-signed: subject equals issuer; a random suffix tells boxes' CAs apart
             X500Name self = new X500Name("CN=Enclave local CA " + Long.toHexString(RANDOM.nextLong() >>> 1));
-            caCertificate = sign(self, self, ca, ca.getPrivate(), null, Duration.ofDays(3650), true, List.of());
+            caCertificate = sign(self, self, ca, ca.getPrivate(), null, Duration.ofDays(3650), true, new ArrayList<>(names));
             writeSecret(caKey, pem(ca.getPrivate()));
             write(caCert, pem(caCertificate));
         }
@@ -139,6 +149,7 @@ public final class LocalCertificateAuthority {
         b.addExtension(Extension.subjectKeyIdentifier, false, ext.createSubjectKeyIdentifier(subjectKeys.getPublic()));
         if (isCa) {
             b.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign));
+            b.addExtension(Extension.nameConstraints, true, constraints(names));
         } else {
             b.addExtension(Extension.authorityKeyIdentifier, false, ext.createAuthorityKeyIdentifier(issuerCert));
             b.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature | KeyUsage.keyAgreement));
@@ -150,6 +161,55 @@ public final class LocalCertificateAuthority {
         ContentSigner signer = new JcaContentSignerBuilder("SHA256withECDSA").build(issuerKey);
         X509CertificateHolder holder = b.build(signer);
         return new JcaX509CertificateConverter().getCertificate(holder);
+    }
+
+    /** Local DNS names an appliance may go by, whatever names the operator adds later under them. */
+    static final List<String> LOCAL_DOMAINS = List.of("localhost", "local", "lan", "internal", "intranet", "home.arpa");
+    /** Loopback, private and link-local address ranges. */
+    static final List<String> LOCAL_RANGES = List.of("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+            "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10");
+
+    /**
+     * What the CA may vouch for: local names and private addresses, and the names it was made for. A trusted
+     * ca.pem whose key leaked then cannot be used to impersonate any public site to the operators' browsers.
+     */
+    static NameConstraints constraints(List<String> names) {
+        List<GeneralSubtree> permitted = new ArrayList<>();
+        Set<String> dns = new LinkedHashSet<>(LOCAL_DOMAINS);
+        Set<String> ips = new LinkedHashSet<>(LOCAL_RANGES);
+        for (String n : names) {
+            if (isIp(n)) ips.add(n + (n.contains(":") ? "/128" : "/32"));
+            else dns.add(n.toLowerCase(java.util.Locale.ROOT));
+        }
+        for (String d : dns) permitted.add(new GeneralSubtree(new GeneralName(GeneralName.dNSName, d)));
+        for (String r : ips) permitted.add(new GeneralSubtree(new GeneralName(GeneralName.iPAddress, r)));
+        return new NameConstraints(permitted.toArray(GeneralSubtree[]::new), null);
+    }
+
+    /** Whether a CA's name constraints (if any: CAs of earlier versions have none) allow {@code name}. */
+    static boolean permits(X509Certificate ca, String name) throws Exception {
+        byte[] ext = ca.getExtensionValue(Extension.nameConstraints.getId());
+        if (ext == null) return true;
+        NameConstraints nc = NameConstraints.getInstance(org.bouncycastle.asn1.ASN1OctetString.getInstance(ext).getOctets());
+        if (nc.getPermittedSubtrees() == null) return true;
+        boolean ip = isIp(name);
+        byte[] addr = ip ? InetAddress.getByName(name).getAddress() : null;
+        String dns = name.toLowerCase(java.util.Locale.ROOT);
+        for (GeneralSubtree t : nc.getPermittedSubtrees()) {
+            GeneralName g = t.getBase();
+            if (!ip && g.getTagNo() == GeneralName.dNSName) {
+                String d = g.getName().toString().toLowerCase(java.util.Locale.ROOT);
+                if (dns.equals(d) || dns.endsWith("." + d)) return true;
+            } else if (ip && g.getTagNo() == GeneralName.iPAddress) {
+                byte[] b = org.bouncycastle.asn1.ASN1OctetString.getInstance(g.getName()).getOctets();
+                int len = b.length / 2;
+                if (len != addr.length) continue;
+                boolean in = true;
+                for (int i = 0; i < len && in; i++) in = (addr[i] & b[len + i]) == (b[i] & b[len + i]);
+                if (in) return true;
+            }
+        }
+        return false;
     }
 
     private static String pem(Object o) throws IOException {

@@ -66,6 +66,53 @@ class TlsTest {
                 Files.getPosixFilePermissions(TlsProfile.DIR.resolve("tls/ca-key.pem")));
     }
 
+    /** TLS 1.2 with CBC or SHA-1 suites is refused; TLS 1.2 with AEAD and TLS 1.3 are served. */
+    @Test
+    void onlyModernCipherSuites() throws Exception {
+        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+        ks.load(null, null);
+        ks.setCertificateEntry("enclave-ca", LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem")));
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(ks);
+        SSLContext ssl = SSLContext.getInstance("TLS");
+        ssl.init(null, tmf.getTrustManagers(), null);
+        for (String[] attempt : new String[][] {
+                {"TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "refused"},
+                {"TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "refused"},
+                {"TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "served"},
+                {"TLSv1.3", "TLS_AES_256_GCM_SHA384", "served"}}) {
+            try (javax.net.ssl.SSLSocket sock = (javax.net.ssl.SSLSocket) ssl.getSocketFactory().createSocket(https.getHost(), https.getPort())) {
+                sock.setEnabledProtocols(new String[] {attempt[0]});
+                sock.setEnabledCipherSuites(new String[] {attempt[1]});
+                sock.setSoTimeout(5000);
+                boolean served;
+                try {
+                    sock.startHandshake();
+                    served = true;
+                } catch (javax.net.ssl.SSLException e) {
+                    served = false;
+                }
+                assertEquals(attempt[2].equals("served"), served, attempt[0] + " " + attempt[1]);
+            }
+        }
+    }
+
+    /** The CA vouches for local names and private addresses only: a leaked key cannot impersonate public sites. */
+    @Test
+    void theLocalCaIsNameConstrained() throws Exception {
+        X509Certificate ca = LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem"));
+        assertTrue(ca.getCriticalExtensionOIDs().contains("2.5.29.30"), "critical name constraints");
+        for (String ok : List.of("localhost", "enclave.ward.local", "box.lan", "127.0.0.1", "192.168.4.20", "10.1.2.3", "::1")) {
+            assertTrue(LocalCertificateAuthority.permits(ca, ok), ok);
+        }
+        for (String no : List.of("google.com", "login.microsoftonline.com", "8.8.8.8", "local.evil.com")) {
+            assertTrue(!LocalCertificateAuthority.permits(ca, no), no);
+        }
+        var refused = assertThrows(IllegalStateException.class,
+                () -> LocalCertificateAuthority.ensure(TlsProfile.DIR.resolve("tls"), List.of("portal.hospital.example.com")));
+        assertTrue(refused.getMessage().contains("portal.hospital.example.com"), refused.getMessage());
+    }
+
     @Test
     void sessionCookiesAreSecureUnderTls() throws Exception {
         HttpClient client = trusting(true);
