@@ -48,10 +48,18 @@ public final class KvPool {
 
     /** A pool sized to a memory budget in bytes (keys and values, all layers). */
     public static KvPool forBudget(int layers, int kvDim, int blockSize, long bytes) {
+        return new KvPool(layers, kvDim, blockSize, blocksForBudget(layers, kvDim, blockSize, bytes));
+    }
+
+    /** The bytes {@link #forBudget} allocates for the keys and values. */
+    public static long bytesForBudget(int layers, int kvDim, int blockSize, long bytes) {
+        return (long) blocksForBudget(layers, kvDim, blockSize, bytes) * 2L * layers * blockSize * kvDim * Float.BYTES;
+    }
+
+    private static int blocksForBudget(int layers, int kvDim, int blockSize, long bytes) {
         long perBlock = 2L * layers * blockSize * kvDim * Float.BYTES;
         int n = (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / perBlock));
-        n = (int) Math.min(n, (Integer.MAX_VALUE - 16L) / ((long) blockSize * kvDim));
-        return new KvPool(layers, kvDim, blockSize, n);
+        return (int) Math.min(n, (Integer.MAX_VALUE - 16L) / ((long) blockSize * kvDim));
     }
 
     public void setEvictor(Evictor evictor) {

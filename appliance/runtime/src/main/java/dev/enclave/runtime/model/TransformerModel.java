@@ -377,6 +377,11 @@ public final class TransformerModel implements AutoCloseable {
         return KvPool.forBudget(config.blockCount(), config.kvDim(), blockSize, bytes);
     }
 
+    /** What {@link #newKvPool} would allocate for this budget, in bytes, without allocating it. */
+    public long newKvPoolBytes(int blockSize, long bytes) {
+        return KvPool.bytesForBudget(config.blockCount(), config.kvDim(), blockSize, bytes);
+    }
+
     /** Tokens per prompt-processing step: each weight row is decoded once per step and used for all of them. */
     static final int PREFILL_CHUNK = 64;
     /**

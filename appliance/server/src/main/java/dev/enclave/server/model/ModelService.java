@@ -78,10 +78,31 @@ public class ModelService {
                     e instanceof StackOverflowError ? "nested too deeply" : e.getMessage());
             template = Optional.empty();
         }
-        ContinuousBatchScheduler scheduler = new ContinuousBatchScheduler(model, settings);
+        ContinuousBatchScheduler scheduler = newScheduler(model);
         LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
                 settings.maxActive(), settings.maxQueue(), settings.tokenBudget(), scheduler.pool().blocks, settings.blockSize());
         return new ServedModel(model, scheduler, template, System.currentTimeMillis() / 1000, new AnswerTokens(model.tokenizer()));
+    }
+
+    /**
+     * The scheduler and its KV pool, which lives on the Java heap: a pool larger than the heap can still take is
+     * refused with what to change, instead of an OutOfMemoryError that ends the process without a word.
+     */
+    private ContinuousBatchScheduler newScheduler(TransformerModel model) {
+        Runtime rt = Runtime.getRuntime();
+        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        long wanted = Math.min(settings.kvBytes(), model.newKvPoolBytes(settings.blockSize(), settings.kvBytes()));
+        String advice = "lower enclave.scheduler.kv-memory-mb (now " + (settings.kvBytes() >> 20) + ") or give Java a larger heap "
+                + "(ENCLAVE_JAVA_OPTS=-Xmx...; now " + (rt.maxMemory() >> 20) + " MiB)";
+        if (wanted > free * 9 / 10) {
+            throw new IllegalStateException("the KV cache needs " + (wanted >> 20) + " MiB but the Java heap has about "
+                    + (free >> 20) + " MiB left: " + advice);
+        }
+        try {
+            return new ContinuousBatchScheduler(model, settings);
+        } catch (OutOfMemoryError e) {
+            throw new IllegalStateException("out of memory while making the KV cache: " + advice, e);
+        }
     }
 
     /** The model served now, as one snapshot: a request takes it once and uses nothing else. */
