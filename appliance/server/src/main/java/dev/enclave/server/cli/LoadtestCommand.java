@@ -35,8 +35,12 @@ public class LoadtestCommand implements Callable<Integer> {
     @Option(names = "--url", defaultValue = "http://127.0.0.1:8080", description = "Server base URL (default: ${DEFAULT-VALUE}).")
     String url;
 
-    @Option(names = "--workload", defaultValue = "concurrent", description = "single, concurrent or prefix-heavy (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--workload", defaultValue = "concurrent",
+            description = "single, concurrent, prefix-heavy, or grounded (Enclave only: chats answered from --collection, 4 turns each) (default: ${DEFAULT-VALUE}).")
     String workload;
+
+    @Option(names = "--collection", description = "Document collection the grounded workload's questions are answered from.")
+    String collection;
 
     @Option(names = "--clients", description = "Concurrent clients (default: 1 for single, 4 for concurrent, 8 for prefix-heavy).")
     Integer clients;
@@ -72,8 +76,12 @@ public class LoadtestCommand implements Callable<Integer> {
             case "prefix-heavy" -> 8;
             default -> 4;
         };
-        if (!List.of("single", "concurrent", "prefix-heavy").contains(workload) || n < 1 || requests < 1 || maxTokens < 1) {
-            System.err.println("enclave: --workload must be single, concurrent or prefix-heavy; counts must be positive");
+        if (!List.of("single", "concurrent", "prefix-heavy", "grounded").contains(workload) || n < 1 || requests < 1 || maxTokens < 1) {
+            System.err.println("enclave: --workload must be single, concurrent, prefix-heavy or grounded; counts must be positive");
+            return 2;
+        }
+        if (workload.equals("grounded") && (collection == null || collection.isBlank())) {
+            System.err.println("enclave: the grounded workload needs --collection NAME (a collection with documents)");
             return 2;
         }
         if (model == null) model = firstModel();
@@ -84,7 +92,17 @@ public class LoadtestCommand implements Callable<Integer> {
             for (int c = 0; c < n; c++) {
                 int client = c;
                 fs.add(pool.submit(() -> {
-                    if (workload.equals("prefix-heavy")) {
+                    if (workload.equals("grounded")) {
+                        // a conversation of 4 questions, each answered from the collection: the follow-ups are timed
+                        ArrayNode conv = JSON.createArrayNode();
+                        conv.addObject().put("role", "system").put("content", "You answer the ward's questions.");
+                        for (int turn = 0; turn < 4; turn++) {
+                            conv.addObject().put("role", "user").put("content", "Question " + client + "." + turn + ": what is said about "
+                                    + words(6, 500 * client + turn) + "?");
+                            String answer = chat(conv, turn > 0);
+                            conv.addObject().put("role", "assistant").put("content", answer);
+                        }
+                    } else if (workload.equals("prefix-heavy")) {
                         ArrayNode conv = JSON.createArrayNode();
                         conv.addObject().put("role", "system").put("content", system);
                         conv.addObject().put("role", "user").put("content", "Document " + client + ": " + words(220, 100 + client) + "\nSummarize it.");
@@ -111,7 +129,7 @@ public class LoadtestCommand implements Callable<Integer> {
                 .put("output_tokens", outputTokens.get()).put("wall_s", round(wall)).put("tok_s", round(outputTokens.get() / wall))
                 .put("ttft_p50_ms", round(pct(ttft, 50))).put("ttft_p99_ms", round(pct(ttft, 99)))
                 .put("itl_p50_ms", round(pct(itl, 50))).put("itl_p99_ms", round(pct(itl, 99)));
-        if (workload.equals("prefix-heavy")) {
+        if (workload.equals("prefix-heavy") || workload.equals("grounded")) {
             out.put("followup_ttft_p50_ms", round(pct(followupTtft, 50))).put("followup_ttft_p99_ms", round(pct(followupTtft, 99)));
         }
         if (json) {
@@ -127,6 +145,7 @@ public class LoadtestCommand implements Callable<Integer> {
         ObjectNode body = JSON.createObjectNode().put("model", model).put("stream", true).put("max_tokens", maxTokens).put("temperature", 0.7);
         body.set("messages", messages);
         body.putObject("stream_options").put("include_usage", true);
+        if (workload.equals("grounded")) body.putObject("enclave").put("top_k", 3).putArray("collections").add(collection);
         StringBuilder text = new StringBuilder();
         try {
             HttpRequest req = HttpRequest.newBuilder(URI.create(url + "/v1/chat/completions"))

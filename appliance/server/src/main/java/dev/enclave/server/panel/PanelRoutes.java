@@ -25,6 +25,7 @@ import io.vertx.ext.web.handler.BodyHandler;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.InputStream;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
@@ -395,39 +396,49 @@ public class PanelRoutes {
 
     /** The model inside the application (served when no other is configured). */
     private Map<String, Object> bundled() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("file", BUNDLED_ROW);
+        byte[] bytes = new byte[0];
         try (var in = PanelRoutes.class.getClassLoader().getResourceAsStream(dev.enclave.server.model.ModelLoader.BUNDLED_RESOURCE)) {
-            byte[] bytes = in == null ? new byte[0] : in.readAllBytes();
-            try (GGUFFile g = GGUFFile.read(bytes)) {
-                m.put("arch", g.getString("general.architecture", "?"));
-                m.put("params", human(parameterCount(g), ""));
-                m.put("type", fileType(g));
-                m.put("context", g.getInt(g.getString("general.architecture", "llama") + ".context_length", 0));
-            }
-            m.put("bytes", human(bytes.length, "B"));
+            if (in != null) bytes = in.readAllBytes();
+        } catch (IOException e) {
+            LOG.warn("reading the bundled model", e);
+        }
+        byte[] file = bytes;
+        Map<String, Object> m = describe(BUNDLED_ROW, () -> GGUFFile.read(file), file.length);
+        try {
             m.put("sha", HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes)));
-        } catch (Exception e) {
-            m.put("arch", "unreadable: " + e.getMessage());
-            m.put("params", "");
-            m.put("type", "");
-            m.put("context", "");
-            m.put("bytes", "");
+        } catch (java.security.NoSuchAlgorithmException e) {
             m.put("sha", "");
         }
-        m.put("bundled", true);
         return m;
     }
 
     private Map<String, Object> describe(Path p) {
+        long size;
+        try {
+            size = Files.size(p);
+        } catch (IOException e) {
+            size = -1;
+        }
+        Map<String, Object> m = describe(p.getFileName().toString(), () -> GGUFFile.open(p), size);
+        m.put("sha", Sha256Cache.of(p));
+        return m;
+    }
+
+    @FunctionalInterface
+    private interface GgufSource {
+        GGUFFile open() throws Exception;
+    }
+
+    /** A row of the models table: what the file's metadata says, or why it cannot be read. */
+    private static Map<String, Object> describe(String name, GgufSource source, long size) {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("file", p.getFileName().toString());
-        try (GGUFFile g = GGUFFile.open(p)) {
+        m.put("file", name);
+        try (GGUFFile g = source.open()) {
             m.put("arch", g.getString("general.architecture", "?"));
             m.put("params", human(parameterCount(g), ""));
             m.put("type", fileType(g));
             m.put("context", g.getInt(g.getString("general.architecture", "llama") + ".context_length", 0));
-            m.put("bytes", human(Files.size(p), "B"));
+            m.put("bytes", size < 0 ? "" : human(size, "B"));
         } catch (Exception e) {
             m.put("arch", "unreadable: " + e.getMessage());
             m.put("params", "");
@@ -435,7 +446,6 @@ public class PanelRoutes {
             m.put("context", "");
             m.put("bytes", "");
         }
-        m.put("sha", Sha256Cache.of(p));
         return m;
     }
 
