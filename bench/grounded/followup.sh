@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Grounded-chat follow-up TTFT, two builds alternated on the same model and documents:
-#   bench/grounded/followup.sh MODEL.gguf JAR_A JAR_B [ROUNDS]
+#   bench/grounded/followup.sh MODEL.gguf JAR_A JAR_B [ROUNDS] [TOKENS]
 # Each round starts a fresh server from each jar (quarkus-run.jar), uploads the TinyStories validation stories from
 # ../shared as 40 documents into one collection, runs `./enclave loadtest --workload grounded` (2 clients, 4 turns
-# each, 16 tokens per answer) and prints its JSON. The load generator is JAR_B's own `loadtest` (JAR_A may be a
+# each, TOKENS per answer, default 64) and prints its JSON. The load generator is JAR_B's own `loadtest` (JAR_A may be a
 # build from before the grounded workload existed).
 set -euo pipefail
-model=$1; jar_a=$2; jar_b=$3; rounds=${4:-2}
+model=$1; jar_a=$2; jar_b=$3; rounds=${4:-2}; tokens=${5:-64}
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
 docs=$(mktemp -d)
@@ -25,7 +25,7 @@ for r in $(seq 1 "$rounds"); do
     curl -sf "http://127.0.0.1:$port/rag/collections/stories/documents" "${args[@]}" >/dev/null
     echo -n "$jar round $r: "
     "$java" -jar "$jar_b" loadtest --url "http://127.0.0.1:$port" --workload grounded --collection stories --clients 2 \
-      --max-tokens 16 --json
+      --max-tokens "$tokens" --json
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$data"
   done

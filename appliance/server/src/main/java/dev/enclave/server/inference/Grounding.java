@@ -9,7 +9,6 @@ import dev.enclave.rag.retrieve.SearchHit;
 import dev.enclave.rag.store.Principal;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import dev.enclave.server.model.ServedModel;
-import java.util.LinkedHashMap;
 import dev.enclave.server.rag.RagService;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.util.ArrayList;
@@ -23,33 +22,24 @@ import java.util.List;
  * (document, page, snippet).
  *
  * <p>Why the last user message and not the system message: the conversation before the newest question then stays
- * the same from turn to turn, so the scheduler's prefix cache serves it and a follow-up computes only its new turn.
- * For that the earlier turns must read as they were computed: an earlier grounded question, sent back by the client
- * as its plain text before the answer it got, is given its sources again ({@link #remember}).
+ * the same from turn to turn, so the scheduler's prefix cache serves it, and a follow-up computes only the previous
+ * answer (its question came back without sources), its own question and its sources. Earlier turns keep no sources:
+ * a conversation's context then grows by its questions and answers, not by every turn's sources, which would soon
+ * leave no room for new ones (measured: with them kept, follow-ups were slower, not faster).
  */
 @ApplicationScoped
 public class Grounding {
 
-    /**
-     * The request with its sources in place, the citations, and the newest question as sent and as grounded (kept
-     * with the answer for the next turn).
-     */
-    public record Grounded(ObjectNode body, ArrayNode citations, String question, String groundedContent) {
+    /** The request with its sources in place, and the citations. */
+    public record Grounded(ObjectNode body, ArrayNode citations) {
     }
 
     static final String INSTRUCTIONS = "Answer the question using only the numbered sources below. "
             + "Cite every fact with the number of its source in square brackets, like [1]. "
             + "If the sources do not contain the answer, say that you do not know.";
 
-    /** Grounded turns remembered for follow-ups, and the characters they may hold. */
-    private static final int TURNS = 256;
-    private static final long TURN_CHARS = 4L << 20;
-
     private final RagService rag;
     private final ObjectMapper json;
-    /** answer text -> {question as sent, question with its sources}; oldest evicted first */
-    private final LinkedHashMap<String, String[]> turns = new LinkedHashMap<>(64, 0.75f, true);
-    private long turnChars;
 
     public Grounding(RagService rag, ObjectMapper json) {
         this.rag = rag;
@@ -79,7 +69,7 @@ public class Grounding {
         if (last < 0) throw ApiException.invalid("messages", "grounded chat needs a user message to search with");
         String question = text(messages.get(last));
         if (question.isBlank()) throw ApiException.invalid("messages", "grounded chat needs a user message to search with");
-        ArrayNode history = restoreEarlierSources(messages);
+        ArrayNode history = (ArrayNode) messages.deepCopy();
 
         List<SearchHit> hits = rag.search(principal,
                 new HybridRetriever.Query(question, collections, topK, HybridRetriever.Mode.HYBRID));
@@ -109,52 +99,13 @@ public class Grounding {
             String t = h.text().strip();
             c.put("snippet", t.length() > 300 ? t.substring(0, 300) + "…" : t);
         }
-        String grounded = INSTRUCTIONS + "\n\nSources:\n\n" + (n == 0 ? "(no relevant source found)\n\n" : sources)
-                + "Question: " + question;
+        // the question first: the next turn sends it back as plain text, and the cache then still matches it
+        String grounded = question + "\n\n" + INSTRUCTIONS + "\n\nSources:\n\n" + (n == 0 ? "(no relevant source found)\n" : sources.toString().strip() + "\n");
         ObjectNode out = body.deepCopy();
         out.remove("enclave");
         ((ObjectNode) history.get(last)).put("content", grounded);
         out.set("messages", history);
-        return new Grounded(out, citations, question, grounded);
-    }
-
-    /**
-     * The messages with each earlier grounded question given the sources it was answered from, where the answer
-     * that follows it is one this server gave (else as sent).
-     */
-    private ArrayNode restoreEarlierSources(JsonNode messages) {
-        ArrayNode out = json.createArrayNode();
-        for (JsonNode m : messages) out.add(m.deepCopy());
-        for (int i = 1; i < out.size(); i++) {
-            JsonNode a = out.get(i);
-            if (!"assistant".equals(a.path("role").asText()) || !a.path("content").isTextual()) continue;
-            String[] turn;
-            synchronized (turns) {
-                turn = turns.get(a.get("content").asText());
-            }
-            JsonNode q = out.get(i - 1);
-            if (turn != null && q.isObject() && "user".equals(q.path("role").asText()) && text(q).equals(turn[0])) {
-                ((ObjectNode) q).put("content", turn[1]);
-            }
-        }
-        return out;
-    }
-
-    /** Keeps a grounded turn (the answer, the question as sent, the question with its sources) for the next turn. */
-    void remember(String answer, String question, String groundedContent) {
-        if (answer == null || answer.isEmpty()) return;
-        long size = answer.length() + question.length() + groundedContent.length();
-        if (size > TURN_CHARS) return;
-        synchronized (turns) {
-            String[] old = turns.put(answer, new String[] {question, groundedContent});
-            turnChars += size - (old == null ? 0 : answer.length() + old[0].length() + old[1].length());
-            var it = turns.entrySet().iterator();
-            while ((turns.size() > TURNS || turnChars > TURN_CHARS) && it.hasNext()) {
-                var e = it.next();
-                turnChars -= e.getKey().length() + e.getValue()[0].length() + e.getValue()[1].length();
-                it.remove();
-            }
-        }
+        return new Grounded(out, citations);
     }
 
     /** The document embedder's model id: embeddings requests naming it use it instead of the LLM. */

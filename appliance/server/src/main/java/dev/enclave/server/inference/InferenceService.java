@@ -57,7 +57,7 @@ public class InferenceService {
 
     /** A request that passed every check: what it will run on and with. */
     public record Prepared(Request request, ServedModel model, int[] prompt, CompletionParams params, ArrayNode citations,
-                           List<String> toolNames, String groundedQuestion, String groundedContent) {
+                           List<String> toolNames) {
 
         public boolean chat() {
             return request.kind == Kind.CHAT;
@@ -163,7 +163,6 @@ public class InferenceService {
         Tokenizer tok = m.tokenizer();
         int ctxLen = m.contextLength();
         ArrayNode citations = null;
-        String question = null, groundedContent = null;
         JsonNode ext = body.get("enclave");
         if (ext != null && !ext.isNull()) {
             if (!chat) throw ApiException.invalid("enclave", "grounding (enclave.collections) is for chat requests");
@@ -183,8 +182,6 @@ public class InferenceService {
             }
             body = g.body();
             citations = g.citations();
-            question = g.question();
-            groundedContent = g.groundedContent();
         }
         List<String> toolNames = new ArrayList<>();
         JsonNode tools = body.get("tools");
@@ -209,7 +206,7 @@ public class InferenceService {
                 tok.vocabularySize(), chat);
         if (prompt.length + params.maxTokens() > ctxLen) throw ApiException.contextExceeded(prompt.length, params.maxTokens(), ctxLen);
         if (params.n() > 1 && !toolNames.isEmpty()) throw ApiException.invalid("n", "n > 1 cannot be combined with tools");
-        return new Prepared(r, m, prompt, params, citations, toolNames, question, groundedContent);
+        return new Prepared(r, m, prompt, params, citations, toolNames);
     }
 
     /**
@@ -254,7 +251,6 @@ public class InferenceService {
         if (failure == null && p.chat() && results.size() == 1 && p.toolNames.isEmpty()) {
             GenerationResult res = results.get(0);
             p.model.answers().record(res, p.tokenizer());
-            if (p.groundedContent != null) grounding.remember(res.text(), p.groundedQuestion, p.groundedContent);
         }
         StringBuilder d = new StringBuilder("protocol=").append(r.protocol);
         if (failure != null) {

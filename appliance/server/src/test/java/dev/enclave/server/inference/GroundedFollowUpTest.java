@@ -1,6 +1,7 @@
 package dev.enclave.server.inference;
 
 import static io.restassured.RestAssured.given;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -15,8 +16,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A grounded conversation's follow-up reads its earlier turns from the prefix cache: the sources go with the newest
- * question (not into the system message, which would change the prompt's beginning every turn), and an earlier
- * grounded question sent back as plain text is given its sources again.
+ * question (with the sources in the system message, every turn's prompt differed from the first source on, and a
+ * follow-up recomputed the whole conversation).
  */
 @QuarkusTest
 class GroundedFollowUpTest {
@@ -26,8 +27,13 @@ class GroundedFollowUpTest {
     @Inject
     ModelService models;
 
+    private JsonNode ask(ObjectNode request) throws Exception {
+        return JSON.readTree(given().contentType(ContentType.JSON).body(request.toString())
+                .post("/v1/chat/completions").then().statusCode(200).extract().asString());
+    }
+
     @Test
-    void aFollowUpReusesTheWholeEarlierTurn() throws Exception {
+    void aFollowUpReusesTheEarlierTurns() throws Exception {
         String col = "followup-" + System.nanoTime();
         given().contentType(ContentType.JSON).body("{\"name\":\"" + col + "\"}").post("/rag/collections").then().statusCode(201);
         // two documents, one source per turn: each turn is given other sources
@@ -37,30 +43,32 @@ class GroundedFollowUpTest {
                         + "adult; flowers are not allowed on the intensive care ward.").getBytes(), "text/plain")
                 .post("/rag/collections/" + col + "/documents").then().statusCode(201);
 
-        ObjectNode turn1 = JSON.createObjectNode().put("max_tokens", 12).put("temperature", 0);
-        ArrayNode messages = turn1.putArray("messages");
-        messages.addObject().put("role", "system").put("content", "You are the ward's assistant.");
-        messages.addObject().put("role", "user").put("content", "What does the infusion pump alarm mean?");
-        turn1.putObject("enclave").put("top_k", 1).putArray("collections").add(col);
-        JsonNode a1 = JSON.readTree(given().contentType(ContentType.JSON).body(turn1.toString())
-                .post("/v1/chat/completions").then().statusCode(200).extract().asString());
-        int prompt1 = a1.at("/usage/prompt_tokens").asInt();
-        assertTrue(a1.at("/enclave/citations").size() >= 1, a1.toString());
-
-        ObjectNode turn2 = turn1.deepCopy();
-        ArrayNode m2 = (ArrayNode) turn2.get("messages");
-        m2.addObject().put("role", "assistant").put("content", a1.at("/choices/0/message/content").asText());
-        m2.addObject().put("role", "user").put("content", "When do visiting hours end?");
-        long cachedBefore = models.metrics().cachedPromptTokens();
-        JsonNode a2 = JSON.readTree(given().contentType(ContentType.JSON).body(turn2.toString())
-                .post("/v1/chat/completions").then().statusCode(200).extract().asString());
-        long cached = models.metrics().cachedPromptTokens() - cachedBefore;
-        int prompt2 = a2.at("/usage/prompt_tokens").asInt();
-        System.out.printf("grounded follow-up: %d of %d prompt tokens cached; turn 1 had %d%n", cached, prompt2, prompt1);
-        // the first turn, sources and all, came from the cache (less at most a block where its last token was
-        // re-tokenized); only the new turn was computed. With the sources in the system message, every turn's
-        // prompt differed from the first source on.
-        assertTrue(cached >= prompt1 - 16, "cached " + cached + " of " + prompt2 + " prompt tokens; turn 1 had " + prompt1);
-        assertTrue(a2.at("/enclave/citations/0/source").asText().equals("visits.txt"), a2.toString());
+        ObjectNode request = JSON.createObjectNode().put("max_tokens", 32).put("temperature", 0);
+        ArrayNode messages = request.putArray("messages");
+        messages.addObject().put("role", "system").put("content", "You are the ward's assistant. You answer nurses, "
+                + "doctors and technicians on the night shift, briefly and plainly, and you say when you do not know.");
+        request.putObject("enclave").put("top_k", 1).putArray("collections").add(col);
+        String[] questions = {"What does the infusion pump alarm mean?", "When do visiting hours end?", "Who may visit children?"};
+        long cached = 0;
+        int prompt = 0;
+        for (int turn = 0; turn < 3; turn++) {
+            messages.addObject().put("role", "user").put("content", questions[turn]);
+            long before = models.metrics().cachedPromptTokens();
+            JsonNode answer = ask(request);
+            cached = models.metrics().cachedPromptTokens() - before;
+            prompt = answer.at("/usage/prompt_tokens").asInt();
+            assertEquals(turn == 1 ? "visits.txt" : turn == 0 ? "pump.txt" : "visits.txt",
+                    answer.at("/enclave/citations/0/source").asText(), answer.toString());
+            messages.addObject().put("role", "assistant").put("content", answer.at("/choices/0/message/content").asText());
+        }
+        // what the third turn shares with the second: system message, first question and answer, second question
+        ArrayNode shared = JSON.createArrayNode();
+        for (int i = 0; i < 4; i++) shared.add(messages.get(i));
+        var m = models.current();
+        int sharedTokens = ChatPrompt.tokens(shared, null, m.chatTemplate(), m.tokenizer(), m.answers()).length;
+        System.out.printf("grounded follow-up: %d of %d prompt tokens cached; %d tokens of conversation before the "
+                + "previous answer%n", cached, prompt, sharedTokens);
+        assertTrue(cached >= sharedTokens - 16, "cached " + cached + " of " + prompt + " prompt tokens; the conversation "
+                + "up to the previous answer has " + sharedTokens + " (less at most a block where tokens join differently)");
     }
 }
