@@ -63,9 +63,9 @@ public class RagService {
     }
 
     /**
-     * At start: upload bodies a killed process left behind (plaintext documents) are deleted, and when an index
-     * exists it is opened in the background, which resumes crawls a crash or reboot interrupted, without waiting
-     * for someone to use the document API first.
+     * At start: upload bodies a killed process left behind (plaintext documents) are deleted, and when crawls were
+     * interrupted (a crash, a reboot) the index is opened in the background, which resumes them, without waiting
+     * for someone to use the document API first. Otherwise the index (and its embedder) opens on first use.
      */
     void onStart(@jakarta.enterprise.event.Observes io.quarkus.runtime.StartupEvent e) {
         Path uploads = uploadsDir();
@@ -84,7 +84,7 @@ public class RagService {
         } catch (java.io.IOException ex) {
             LOG.warnf("cannot clean the upload directory %s: %s", uploads, ex.getMessage());
         }
-        if (Files.isRegularFile(dataDir.resolve("rag").resolve("catalog.sqlite"))) {
+        if (interruptedCrawls()) {
             Thread.ofPlatform().daemon().name("rag-open").start(() -> {
                 try {
                     index();
@@ -108,6 +108,18 @@ public class RagService {
             return null;
         } catch (Exception e) {
             return "the document index cannot be written: " + e.getMessage();
+        }
+    }
+
+    /** Whether the catalog (if any) has crawls a stop interrupted; read without loading the embedder. */
+    private boolean interruptedCrawls() {
+        Path catalog = dataDir.resolve("rag").resolve("catalog.sqlite");
+        if (!Files.isRegularFile(catalog)) return false;
+        try (var c = new dev.enclave.rag.store.Catalog(catalog)) {
+            return c.jobsInState("running").stream().anyMatch(j -> j.kind().equals("crawl"));
+        } catch (Exception e) {
+            LOG.warnf("cannot read the document catalog at start: %s", e.getMessage());
+            return false;
         }
     }
 
