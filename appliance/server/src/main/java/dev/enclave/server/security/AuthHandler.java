@@ -154,10 +154,15 @@ public class AuthHandler {
         return h.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
     }
 
-    /** A browser says another origin made this request: its Origin is not ours, or its fetch metadata says so. */
+    /**
+     * A browser says another origin made this request: its fetch metadata says so, or (a browser without it) its
+     * Origin is not ours or is opaque.
+     */
     static boolean crossSite(RoutingContext ctx) {
+        // fetch metadata first: with this server's Referrer-Policy no-referrer a browser sends "Origin: null" even
+        // for its own same-origin form posts, and says "Sec-Fetch-Site: same-origin" beside it
         String site = ctx.request().getHeader("Sec-Fetch-Site");
-        if (site != null && (site.equalsIgnoreCase("cross-site") || site.equalsIgnoreCase("same-site"))) return true;
+        if (site != null) return site.equalsIgnoreCase("cross-site") || site.equalsIgnoreCase("same-site");
         String origin = ctx.request().getHeader("Origin");
         if (origin == null) return false;
         if (origin.equals("null")) return true;

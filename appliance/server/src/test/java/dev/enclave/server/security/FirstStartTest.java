@@ -46,6 +46,8 @@ class FirstStartTest {
         assertEquals(403, call("POST", "/rag/collections", local, "application/json", collection, "Origin: http://evil.example").status());
         assertEquals(403, call("POST", "/rag/collections", local, "application/json", collection, "Origin: null").status());
         assertEquals(403, call("POST", "/rag/collections", local, "application/json", collection, "Sec-Fetch-Site: cross-site").status());
+        assertEquals(403, call("POST", "/rag/collections", local, "application/json", collection, "Sec-Fetch-Site: same-site",
+                "Origin: http://127.0.0.1:3000").status());
         // a JSON route takes JSON only (text/plain is what a form can send without asking)
         assertEquals(415, call("POST", "/rag/collections", local, "text/plain", collection).status());
         // nothing of that happened
@@ -58,8 +60,9 @@ class FirstStartTest {
         // login CSRF: a cross-site sign-in into the attacker's account is refused
         assertEquals(403, call("POST", "/login", local, "application/x-www-form-urlencoded",
                 "user=admin&password=the+operator%27s+password", "Origin: http://evil.example").status());
+        // what a browser sends for its own form under Referrer-Policy: no-referrer
         assertEquals(303, call("POST", "/login", local, "application/x-www-form-urlencoded",
-                "user=admin&password=the+operator%27s+password").status());
+                "user=admin&password=the+operator%27s+password", "Origin: null", "Sec-Fetch-Site: same-origin").status());
         // once the admin exists, a LAN name is fine (the server then demands sign-in)
         assertEquals(401, call("GET", "/v1/models", "appliance.lan:" + RestAssured.port, null, null).status());
     }
