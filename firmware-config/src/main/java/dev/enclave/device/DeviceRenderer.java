@@ -57,6 +57,9 @@ public final class DeviceRenderer {
             sb.append("enclave.battery-saver.threads=").append(raw.getProperty("battery.threads")).append('\n');
             sb.append("enclave.battery-saver.max-tokens-per-s=").append(raw.getProperty("battery.max-tokens-per-s", "8")).append('\n');
         }
+        // where technicians may point crawls and admins imports: mounted shares and removable media, nothing else
+        sb.append("enclave.rag.crawl-roots=").append(raw.getProperty("files.crawl-roots", "/srv/enclave/shares,/mnt").trim()).append('\n');
+        sb.append("enclave.models.import-roots=").append(raw.getProperty("files.import-roots", "/media,/mnt").trim()).append('\n');
         sb.append("quarkus.http.host=0.0.0.0\n");
         sb.append("quarkus.http.port=").append(raw.getProperty("https.port", "8443")).append('\n');
         return sb.toString();

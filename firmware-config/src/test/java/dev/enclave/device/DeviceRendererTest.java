@@ -49,6 +49,8 @@ class DeviceRendererTest {
             Properties app = new Properties();
             app.load(new StringReader(Files.readString(out.resolve("enclave/application.properties"))));
             assertTrue(Integer.parseInt(app.getProperty("enclave.threads")) >= 1);
+            assertEquals("/srv/enclave/shares,/mnt", app.getProperty("enclave.rag.crawl-roots"), "crawls off the data directory");
+            assertEquals("/media,/mnt", app.getProperty("enclave.models.import-roots"));
             String dropIn = Files.readString(out.resolve("systemd/enclave.service.d/10-device-profile.conf"));
             assertTrue(dropIn.contains("MemoryMax=") && dropIn.contains("IOWeight="));
         }
