@@ -160,7 +160,10 @@ public class OllamaRoutes {
 
     private void generate(RoutingContext ctx, boolean chat) {
         JsonNode body = body(ctx);
-        if (body == null) return;
+        if (body == null) {
+            refusedBeforePipeline(ctx, chat ? "inference.chat" : "inference.completion");
+            return;
+        }
         Caller caller = AuthHandler.caller(ctx);
         String ip = AuthHandler.ip(ctx);
         InferenceService.Kind kind = chat ? InferenceService.Kind.CHAT : InferenceService.Kind.COMPLETION;
@@ -174,7 +177,7 @@ public class OllamaRoutes {
             request = translate(body, chat);
         } catch (ApiException e) {
             security.audit(caller.user(), "inference.refused", chat ? "inference.chat" : "inference.completion",
-                    "protocol=ollama status=400 reason=" + e.getMessage(), ip);
+                    "protocol=ollama status=" + e.status + " reason=" + e.getMessage(), ip);
             error(ctx, e);
             return;
         }
@@ -239,7 +242,10 @@ public class OllamaRoutes {
 
     private void embed(RoutingContext ctx) {
         JsonNode body = body(ctx);
-        if (body == null) return;
+        if (body == null) {
+            refusedBeforePipeline(ctx, "inference.embeddings");
+            return;
+        }
         try {
             JsonNode model = body.get("model");
             if (model != null && !model.isNull() && !model.isTextual()) throw ApiException.invalid("model", "model must be a string");
@@ -258,6 +264,12 @@ public class OllamaRoutes {
         } catch (InferenceService.Cancelled e) {
             // the client went away
         }
+    }
+
+    /** A body that is not a JSON object never reaches the pipeline; it is audited all the same. */
+    private void refusedBeforePipeline(RoutingContext ctx, String action) {
+        security.audit(AuthHandler.caller(ctx).user(), "inference.refused", action, "protocol=ollama status=400 reason=malformed body",
+                AuthHandler.ip(ctx));
     }
 
     private ObjectNode base(ServedModel m) {

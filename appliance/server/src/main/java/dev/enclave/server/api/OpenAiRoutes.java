@@ -95,9 +95,16 @@ public class OpenAiRoutes {
 
     private void embeddings(RoutingContext ctx) {
         try {
-            JsonNode body = parseBody(ctx);
-            JsonNode model = body.get("model");
-            if (model != null && !model.isNull() && !model.isTextual()) throw ApiException.invalid("model", "model must be a string");
+            JsonNode body;
+            JsonNode model;
+            try {
+                body = parseBody(ctx);
+                model = body.get("model");
+                if (model != null && !model.isNull() && !model.isTextual()) throw ApiException.invalid("model", "model must be a string");
+            } catch (ApiException e) {
+                refusedBeforePipeline(ctx, "inference.embeddings", e);
+                throw e;
+            }
             var e = inference.embed(new InferenceService.EmbedRequest("openai", model == null || model.isNull() ? null : model.asText(),
                     body.get("input"), AuthHandler.caller(ctx), AuthHandler.ip(ctx), () -> ctx.response().closed()));
             ObjectNode out = json.createObjectNode().put("object", "list").put("model", e.model());
@@ -122,7 +129,7 @@ public class OpenAiRoutes {
         try {
             parsed = parseBody(ctx);
         } catch (ApiException e) {
-            refusedBeforePipeline(ctx, chat, e);
+            refusedBeforePipeline(ctx, chat ? "inference.chat" : "inference.completion", e);
             sendError(ctx, e);
             return;
         }
@@ -141,10 +148,10 @@ public class OpenAiRoutes {
         });
     }
 
-    /** A body that is not JSON never reaches the pipeline; it is audited all the same. */
-    private void refusedBeforePipeline(RoutingContext ctx, boolean chat, ApiException e) {
+    /** A body that is not a JSON object never reaches the pipeline; it is audited all the same. */
+    private void refusedBeforePipeline(RoutingContext ctx, String action, ApiException e) {
         var caller = AuthHandler.caller(ctx);
-        security.audit(caller.user(), "inference.refused", chat ? "inference.chat" : "inference.completion",
+        security.audit(caller.user(), "inference.refused", action,
                 "protocol=openai status=" + e.status + " reason=" + e.getMessage(), AuthHandler.ip(ctx));
     }
 
