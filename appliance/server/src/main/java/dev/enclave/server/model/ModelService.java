@@ -2,9 +2,7 @@ package dev.enclave.server.model;
 
 import dev.enclave.runtime.chat.ChatTemplate;
 import dev.enclave.runtime.chat.TemplateException;
-import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.serve.ContinuousBatchScheduler;
-import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.server.inference.AnswerTokens;
 import io.quarkus.runtime.ShutdownEvent;
