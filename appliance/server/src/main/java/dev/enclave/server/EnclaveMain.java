@@ -42,8 +42,8 @@ public class EnclaveMain {
         return cl;
     }
 
-    /** What went wrong, in one line: the innermost message that says something. */
-    static String oneLine(Throwable ex) {
+    /** What went wrong, in one line: the innermost message that says something (Quarkus wraps a failed start). */
+    public static String oneLine(Throwable ex) {
         Throwable t = ex;
         String msg = null;
         while (t != null) {

@@ -97,23 +97,11 @@ public class ServeCommand implements Callable<Integer> {
         Quarkus.run(Server.class, (code, failure) -> {
             exit[0] = code;
             if (failure != null) {
-                System.err.println("enclave: cannot start: " + startFailure(failure));
+                System.err.println("enclave: cannot start: " + dev.enclave.server.EnclaveMain.oneLine(failure));
                 if (exit[0] == 0) exit[0] = 1;
             }
         });
         return exit[0];
-    }
-
-    /** The reason a start failed, in one line (Quarkus wraps it in several layers). */
-    static String startFailure(Throwable failure) {
-        Throwable t = failure;
-        String msg = failure.toString();
-        while (t != null) {
-            if (t.getMessage() != null && !t.getMessage().isBlank()) msg = t.getMessage();
-            if (t.getCause() == null || t.getCause() == t) break;
-            t = t.getCause();
-        }
-        return msg.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 
     /** The running server: waits until the process is asked to stop. */
