@@ -12,7 +12,6 @@ import dev.enclave.server.inference.InferenceService;
 import dev.enclave.server.model.ServedModel;
 import dev.enclave.server.security.AuthHandler;
 import dev.enclave.server.security.Caller;
-import dev.enclave.server.security.SecurityService;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -36,12 +35,9 @@ public class OllamaRoutes {
 
     private final InferenceService inference;
     private final ObjectMapper json;
-    private final SecurityService security;
-
-    public OllamaRoutes(InferenceService inference, ObjectMapper json, SecurityService security) {
+    public OllamaRoutes(InferenceService inference, ObjectMapper json) {
         this.inference = inference;
         this.json = json;
-        this.security = security;
     }
 
     void register(@Observes Router router) {
@@ -160,7 +156,7 @@ public class OllamaRoutes {
     private void generate(RoutingContext ctx, boolean chat) {
         JsonNode body = body(ctx);
         if (body == null) {
-            refusedBeforePipeline(ctx, chat ? "inference.chat" : "inference.completion");
+            refusedUnread(ctx, chat ? "inference.chat" : "inference.completion");
             return;
         }
         Caller caller = AuthHandler.caller(ctx);
@@ -175,8 +171,7 @@ public class OllamaRoutes {
         try {
             request = translate(body, chat);
         } catch (ApiException e) {
-            security.audit(caller.user(), "inference.refused", chat ? "inference.chat" : "inference.completion",
-                    "protocol=ollama status=" + e.status + " reason=" + e.getMessage(), ip);
+            inference.refusedUnread("ollama", chat ? "inference.chat" : "inference.completion", caller, ip, e);
             error(ctx, e);
             return;
         }
@@ -242,7 +237,7 @@ public class OllamaRoutes {
     private void embed(RoutingContext ctx) {
         JsonNode body = body(ctx);
         if (body == null) {
-            refusedBeforePipeline(ctx, "inference.embeddings");
+            refusedUnread(ctx, "inference.embeddings");
             return;
         }
         try {
@@ -265,10 +260,10 @@ public class OllamaRoutes {
         }
     }
 
-    /** A body that is not a JSON object never reaches the pipeline; it is audited all the same. */
-    private void refusedBeforePipeline(RoutingContext ctx, String action) {
-        security.audit(AuthHandler.caller(ctx).user(), "inference.refused", action, "protocol=ollama status=400 reason=malformed body",
-                AuthHandler.ip(ctx));
+    /** A body that is not a JSON object (answered by {@link #body}) is still audited by the pipeline. */
+    private void refusedUnread(RoutingContext ctx, String action) {
+        inference.refusedUnread("ollama", action, AuthHandler.caller(ctx), AuthHandler.ip(ctx),
+                ApiException.invalid(null, "the request body must be a JSON object"));
     }
 
     private ObjectNode base(ServedModel m) {

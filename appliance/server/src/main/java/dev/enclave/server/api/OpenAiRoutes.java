@@ -16,7 +16,6 @@ import dev.enclave.server.inference.InferenceService;
 import dev.enclave.server.inference.ToolCallParser;
 import dev.enclave.server.model.ServedModel;
 import dev.enclave.server.security.AuthHandler;
-import dev.enclave.server.security.SecurityService;
 import java.util.ArrayList;
 import java.util.List;
 import io.vertx.core.http.HttpServerResponse;
@@ -45,12 +44,9 @@ public class OpenAiRoutes {
 
     private final InferenceService inference;
     private final ObjectMapper json;
-    private final SecurityService security;
-
-    public OpenAiRoutes(InferenceService inference, ObjectMapper json, SecurityService security) {
+    public OpenAiRoutes(InferenceService inference, ObjectMapper json) {
         this.inference = inference;
         this.json = json;
-        this.security = security;
     }
 
     void register(@Observes Router router) {
@@ -102,7 +98,7 @@ public class OpenAiRoutes {
                 model = body.get("model");
                 if (model != null && !model.isNull() && !model.isTextual()) throw ApiException.invalid("model", "model must be a string");
             } catch (ApiException e) {
-                refusedBeforePipeline(ctx, "inference.embeddings", e);
+                inference.refusedUnread("openai", "inference.embeddings", AuthHandler.caller(ctx), AuthHandler.ip(ctx), e);
                 throw e;
             }
             var e = inference.embed(new InferenceService.EmbedRequest("openai", model == null || model.isNull() ? null : model.asText(),
@@ -129,7 +125,8 @@ public class OpenAiRoutes {
         try {
             parsed = parseBody(ctx);
         } catch (ApiException e) {
-            refusedBeforePipeline(ctx, chat ? "inference.chat" : "inference.completion", e);
+            inference.refusedUnread("openai", chat ? "inference.chat" : "inference.completion", AuthHandler.caller(ctx),
+                    AuthHandler.ip(ctx), e);
             sendError(ctx, e);
             return;
         }
@@ -146,13 +143,6 @@ public class OpenAiRoutes {
                 else generate(ctx, ar.result());
             }
         });
-    }
-
-    /** A body that is not a JSON object never reaches the pipeline; it is audited all the same. */
-    private void refusedBeforePipeline(RoutingContext ctx, String action, ApiException e) {
-        var caller = AuthHandler.caller(ctx);
-        security.audit(caller.user(), "inference.refused", action,
-                "protocol=openai status=" + e.status + " reason=" + e.getMessage(), AuthHandler.ip(ctx));
     }
 
     private void generate(RoutingContext ctx, InferenceService.Prepared p) {

@@ -368,6 +368,14 @@ public class InferenceService {
         }
     }
 
+    /**
+     * A request the adapter could not even hand over (a body that is not a JSON object, fields its protocol spells
+     * wrongly): audited here like every other refusal.
+     */
+    public void refusedUnread(String protocol, String action, Caller caller, String ip, ApiException e) {
+        refused(caller, ip, protocol, action, e);
+    }
+
     /** Every refusal is audited, whichever protocol and whatever the reason. */
     private void refused(Caller caller, String ip, String protocol, String action, ApiException e) {
         String reason = e.getMessage() == null ? "" : e.getMessage();
