@@ -85,7 +85,7 @@ public class PanelRoutes {
                        @ConfigProperty(name = "enclave.models-dir", defaultValue = "models") Path modelsDir,
                        @ConfigProperty(name = "enclave.data-dir", defaultValue = "data") Path dataDir,
                        @ConfigProperty(name = "enclave.models.import-roots") Optional<List<String>> importRoots) {
-        this.importRoots = new dev.enclave.server.rag.AllowedRoots(importRoots.orElse(List.of()), dataDir, "enclave.models.import-roots");
+        this.importRoots = new dev.enclave.server.security.AllowedRoots(importRoots.orElse(List.of()), dataDir, "enclave.models.import-roots");
         this.security = security;
         this.model = model;
         this.rag = rag;
@@ -449,7 +449,7 @@ public class PanelRoutes {
         return m;
     }
 
-    private final dev.enclave.server.rag.AllowedRoots importRoots;
+    private final dev.enclave.server.security.AllowedRoots importRoots;
 
     private void importModel(RoutingContext ctx) {
         Caller c = AuthHandler.caller(ctx);
@@ -464,8 +464,8 @@ public class PanelRoutes {
             try {
                 // only below the configured import roots (removable media), and only a GGUF file, before any hashing
                 src = importRoots.check(asked, false);
-                if (!GGUFFile.hasMagic(src)) throw new dev.enclave.server.rag.AllowedRoots.NotAllowed("not a GGUF file: " + asked);
-            } catch (dev.enclave.server.rag.AllowedRoots.NotAllowed e) {
+                if (!GGUFFile.hasMagic(src)) throw new dev.enclave.server.security.AllowedRoots.NotAllowed("not a GGUF file: " + asked);
+            } catch (dev.enclave.server.security.AllowedRoots.NotAllowed e) {
                 security.audit(c.user(), "model.import.refused", asked, e.getMessage(), AuthHandler.ip(ctx));
                 page(ctx, models, "models", modelsData("Refused: " + e.getMessage()));
                 return;

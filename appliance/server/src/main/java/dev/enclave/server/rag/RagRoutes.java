@@ -11,6 +11,7 @@ import dev.enclave.rag.retrieve.SearchHit;
 import dev.enclave.rag.store.Catalog;
 import dev.enclave.rag.store.DocumentIndex;
 import dev.enclave.rag.store.Principal;
+import dev.enclave.server.security.AllowedRoots;
 import io.vertx.ext.web.FileUpload;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;

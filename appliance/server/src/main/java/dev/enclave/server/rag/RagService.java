@@ -7,6 +7,7 @@ import dev.enclave.rag.retrieve.HybridRetriever;
 import dev.enclave.rag.retrieve.SearchHit;
 import dev.enclave.rag.store.DocumentIndex;
 import dev.enclave.rag.store.Principal;
+import dev.enclave.server.security.AllowedRoots;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.nio.file.Files;

@@ -1,4 +1,4 @@
-package dev.enclave.server.rag;
+package dev.enclave.server.security;
 
 import java.io.IOException;
 import java.nio.file.Files;
