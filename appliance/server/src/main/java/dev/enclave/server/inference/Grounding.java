@@ -69,7 +69,9 @@ public class Grounding {
         if (last < 0) throw ApiException.invalid("messages", "grounded chat needs a user message to search with");
         String question = text(messages.get(last));
         if (question.isBlank()) throw ApiException.invalid("messages", "grounded chat needs a user message to search with");
-        ArrayNode history = (ArrayNode) messages.deepCopy();
+        ObjectNode out = body.deepCopy(); // the request as the model will see it: the copy gets the sources
+        out.remove("enclave");
+        ArrayNode history = (ArrayNode) out.get("messages");
 
         List<SearchHit> hits = rag.search(principal,
                 new HybridRetriever.Query(question, collections, topK, HybridRetriever.Mode.HYBRID));
@@ -100,11 +102,9 @@ public class Grounding {
             c.put("snippet", t.length() > 300 ? t.substring(0, 300) + "…" : t);
         }
         // the question first: the next turn sends it back as plain text, and the cache then still matches it
-        String grounded = question + "\n\n" + INSTRUCTIONS + "\n\nSources:\n\n" + (n == 0 ? "(no relevant source found)\n" : sources.toString().strip() + "\n");
-        ObjectNode out = body.deepCopy();
-        out.remove("enclave");
+        String grounded = question + "\n\n" + INSTRUCTIONS + "\n\nSources:\n\n"
+                + (n == 0 ? "(no relevant source found)" : sources.toString().strip()) + "\n";
         ((ObjectNode) history.get(last)).put("content", grounded);
-        out.set("messages", history);
         return new Grounded(out, citations);
     }
 
