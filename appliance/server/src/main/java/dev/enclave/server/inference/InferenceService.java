@@ -135,20 +135,18 @@ public class InferenceService {
      * call it off the event loop. A refusal is audited and thrown as an {@link ApiException}.
      */
     public Prepared prepare(Request r) {
+        ApiException refusal;
         try {
             return prepareChecked(r);
         } catch (ApiException e) {
-            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, e);
-            throw e;
+            refusal = e;
         } catch (StackOverflowError e) {
-            ApiException a = ApiException.invalid("messages", "the request is nested too deeply to render");
-            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, a);
-            throw a;
+            refusal = ApiException.invalid("messages", "the request is nested too deeply to render");
         } catch (IllegalArgumentException e) {
-            ApiException a = ApiException.invalid(null, e.getMessage());
-            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, a);
-            throw a;
+            refusal = ApiException.invalid(null, e.getMessage());
         }
+        refused(r.caller, r.ip, r.protocol, r.kind.auditAction, refusal);
+        throw refusal;
     }
 
     private Prepared prepareChecked(Request r) {
@@ -225,14 +223,11 @@ public class InferenceService {
         try {
             handles = requests.size() == 1 ? List.of(p.model.submit(requests.get(0), listeners.get(0)))
                     : p.model.submitAll(requests, listeners);
-        } catch (QueueFullException e) {
-            ApiException a = ApiException.busy();
-            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, a);
-            throw a;
-        } catch (ContextLengthExceededException e) {
-            ApiException a = ApiException.contextExceeded(e.requested, 0, e.contextLength);
-            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, a);
-            throw a;
+        } catch (QueueFullException | ContextLengthExceededException e) {
+            ApiException refusal = e instanceof ContextLengthExceededException c
+                    ? ApiException.contextExceeded(c.requested, 0, c.contextLength) : ApiException.busy();
+            refused(r.caller, r.ip, r.protocol, r.kind.auditAction, refusal);
+            throw refusal;
         }
         CompletableFuture<?>[] each = handles.stream().map(ContinuousBatchScheduler.Handle::result).toArray(CompletableFuture[]::new);
         CompletableFuture<List<GenerationResult>> results = CompletableFuture.allOf(each).handle((v, failure) -> {
