@@ -107,4 +107,14 @@ public record DeviceProfile(String name, int schemaVersion, String description, 
             return -1;
         }
     }
+
+    /**
+     * The order in the runtime's backend names ({@code --backend}): the SNPE runtimes are the NPU engine's, CUDA's
+     * OpenCL is OpenCL; repeated names collapse.
+     */
+    public List<String> runtimeBackendOrder() {
+        java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
+        for (String b : backendOrder()) names.add(b.startsWith("snpe") ? "npu" : b.equals("cuda-opencl") ? "opencl" : b);
+        return List.copyOf(names);
+    }
 }

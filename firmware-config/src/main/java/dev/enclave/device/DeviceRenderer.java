@@ -42,7 +42,7 @@ public final class DeviceRenderer {
         int threads = p.inferenceCores().isEmpty() ? p.cores() : p.inferenceCores().size();
         StringBuilder sb = new StringBuilder("# Rendered from device profile '" + p.name() + "' (schema " + p.schemaVersion() + ")\n");
         sb.append("enclave.threads=").append(threads).append('\n');
-        sb.append("enclave.backend.order=").append(String.join(",", p.backendOrder())).append('\n');
+        sb.append("enclave.backend.order=").append(String.join(",", p.runtimeBackendOrder())).append('\n');
         // the model gets what the KV cache does not: a quarter of the budget for KV, at most 4 GiB
         long kv = Math.min(4096, p.memoryBudgetMiB() / 4);
         sb.append("enclave.scheduler.kv-memory-mb=").append(kv).append('\n');

@@ -91,6 +91,11 @@ public final class BlockTable {
         truncate(0);
     }
 
+    /** The storage slot of position {@code pos} ({@code block * blockSize + offset in the block}). */
+    public int slot(int pos) {
+        return (blocks[pos >> pool.blockShift] << pool.blockShift) + (pos & (pool.blockSize - 1));
+    }
+
     /** Float offset of position {@code pos} in a layer's key/value array. */
     public int offset(int pos) {
         return pool.offset(blocks[pos >> pool.blockShift], pos & (pool.blockSize - 1));

@@ -1,13 +1,16 @@
 package dev.enclave.runtime.kv;
 
+import dev.enclave.runtime.backend.HostKvStorage;
+import dev.enclave.runtime.backend.KvStorage;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The paged KV cache: one preallocated pool of fixed-size blocks (each holds the keys and values of
  * {@link #blockSize} positions in every layer), shared by all sequences. A sequence maps its positions to blocks
  * through its own block table; blocks are reference-counted so that a prefix computed once can be read by many
- * sequences. Keys of block {@code b}, position slot {@code s}, layer {@code l} start at
- * {@code keys[l][(b * blockSize + s) * kvDim]}.
+ * sequences. The keys and values themselves live in each layer's {@link KvStorage}, in the memory of the backend
+ * that runs the layer; slot {@code b * blockSize + s} holds position s of block b. This class only names blocks.
  */
 public final class KvPool {
 
@@ -15,8 +18,7 @@ public final class KvPool {
     public final int blockShift;
     public final int blocks;
     public final int kvDim;
-    public final float[][] keys;
-    public final float[][] values;
+    private final KvStorage[] layers;
     private final int[] refs;
     private final int[] freeList;
     private int freeCount;
@@ -28,22 +30,54 @@ public final class KvPool {
         boolean evict(int wanted);
     }
 
+    /** A pool whose layers live in the heap (float32). */
     public KvPool(int layers, int kvDim, int blockSize, int blocks) {
+        this(hostLayers(layers, kvDim, blockSize, blocks), kvDim, blockSize, blocks);
+    }
+
+    /** A pool over layers' storage that backends allocated, each {@code blocks * blockSize} slots. */
+    public KvPool(List<KvStorage> layers, int kvDim, int blockSize, int blocks) {
         if (Integer.bitCount(blockSize) != 1) throw new IllegalArgumentException("block size must be a power of two");
-        long floats = (long) blocks * blockSize * kvDim;
-        if (floats > Integer.MAX_VALUE - 16) {
-            throw new IllegalArgumentException("KV pool of " + blocks + " blocks is too large for one array per layer");
+        for (KvStorage l : layers) {
+            if (l.kvDim() != kvDim || l.positions() != blocks * blockSize) throw new IllegalArgumentException("a layer's KV storage does not fit the pool");
         }
         this.blockSize = blockSize;
         this.blockShift = Integer.numberOfTrailingZeros(blockSize);
         this.blocks = blocks;
         this.kvDim = kvDim;
-        this.keys = new float[layers][(int) floats];
-        this.values = new float[layers][(int) floats];
+        this.layers = layers.toArray(KvStorage[]::new);
         this.refs = new int[blocks];
         this.freeList = new int[blocks];
         for (int i = 0; i < blocks; i++) freeList[i] = blocks - 1 - i;
         this.freeCount = blocks;
+    }
+
+    private static List<KvStorage> hostLayers(int layers, int kvDim, int blockSize, int blocks) {
+        checkSize(kvDim, blockSize, blocks);
+        KvStorage[] l = new KvStorage[layers];
+        for (int i = 0; i < layers; i++) l[i] = new HostKvStorage(kvDim, blocks * blockSize);
+        return List.of(l);
+    }
+
+    /** Refuses a pool whose layers would not fit one array each. */
+    public static void checkSize(int kvDim, int blockSize, int blocks) {
+        if ((long) blocks * blockSize * kvDim > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("KV pool of " + blocks + " blocks is too large for one array per layer");
+        }
+    }
+
+    /** Layer {@code l}'s keys and values. */
+    public KvStorage layer(int l) {
+        return layers[l];
+    }
+
+    public int layerCount() {
+        return layers.length;
+    }
+
+    /** Slots per layer: {@code blocks * blockSize}. */
+    public int positions() {
+        return blocks * blockSize;
     }
 
     /** A pool sized to a memory budget in bytes (keys and values, all layers). */
@@ -56,7 +90,7 @@ public final class KvPool {
         return (long) blocksForBudget(layers, kvDim, blockSize, bytes) * 2L * layers * blockSize * kvDim * Float.BYTES;
     }
 
-    private static int blocksForBudget(int layers, int kvDim, int blockSize, long bytes) {
+    public static int blocksForBudget(int layers, int kvDim, int blockSize, long bytes) {
         long perBlock = 2L * layers * blockSize * kvDim * Float.BYTES;
         int n = (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / perBlock));
         return (int) Math.min(n, (Integer.MAX_VALUE - 16L) / ((long) blockSize * kvDim));
@@ -108,17 +142,17 @@ public final class KvPool {
 
     /** Copies every layer's keys and values of block {@code from} into block {@code to} (copy-on-write). */
     public void copyBlock(int from, int to) {
-        int span = blockSize * kvDim;
-        int a = offset(from, 0), b = offset(to, 0);
-        for (int l = 0; l < keys.length; l++) {
-            System.arraycopy(keys[l], a, keys[l], b, span);
-            System.arraycopy(values[l], a, values[l], b, span);
-        }
+        for (KvStorage l : layers) l.copySlots(from << blockShift, to << blockShift, blockSize);
     }
 
     /** Float offset of position slot {@code slot} of {@code block} in a layer's key or value array. */
     public int offset(int block, int slot) {
         return ((block << blockShift) + slot) * kvDim;
+    }
+
+    /** The storage slot of position slot {@code slot} of {@code block}. */
+    public int slot(int block, int slot) {
+        return (block << blockShift) + slot;
     }
 
     @Override

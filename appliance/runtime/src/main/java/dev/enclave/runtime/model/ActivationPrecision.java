@@ -1,5 +1,7 @@
 package dev.enclave.runtime.model;
 
+import java.util.Locale;
+
 /**
  * What matrix products do with the activations on the CPU.
  * <ul>
@@ -9,17 +11,17 @@ package dev.enclave.runtime.model;
  *   <li>{@link #FLOAT}: keep them float32 for every type: slower, agrees with an exact float64 forward pass to
  *       within float rounding.</li>
  * </ul>
- * The default is {@code Q8}; {@code -Denclave.activations=float} selects the other.
+ * Chosen per load in {@link dev.enclave.runtime.RuntimeOptions}; the server's key is {@code enclave.activations}.
  */
 public enum ActivationPrecision {
     FLOAT, Q8;
 
-    public static ActivationPrecision fromSystemProperty() {
-        String v = System.getProperty("enclave.activations", "q8");
-        return switch (v.toLowerCase(java.util.Locale.ROOT)) {
+    /** "q8", or "float" (also "f32"). */
+    public static ActivationPrecision parse(String v) {
+        return switch (v.strip().toLowerCase(Locale.ROOT)) {
             case "q8" -> Q8;
             case "float", "f32" -> FLOAT;
-            default -> throw new IllegalArgumentException("enclave.activations must be q8 or float, not " + v);
+            default -> throw new IllegalArgumentException("activations must be q8 or float, not " + v);
         };
     }
 }

@@ -32,7 +32,7 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>One thread runs the loop and owns all sequence and cache state; other threads only submit and cancel.
  */
-public final class ContinuousBatchScheduler implements AutoCloseable {
+public final class ContinuousBatchScheduler implements InferenceEngine {
 
     /**
      * @param maxActive    sequences decoded together
@@ -57,7 +57,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
     private long throttleUntil; // battery saver: the loop sleeps until then after a step
 
     /** A submitted request; cancel() stops it at the next step and frees its blocks. */
-    public static final class Handle {
+    public static final class Handle implements GenerationHandle {
         final GenerationRequest request;
         final TokenListener listener;
         final CompletableFuture<GenerationResult> result = new CompletableFuture<>();
@@ -71,10 +71,12 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             this.listener = listener;
         }
 
+        @Override
         public void cancel() {
             cancelled = true;
         }
 
+        @Override
         public CompletableFuture<GenerationResult> result() {
             return result;
         }
@@ -112,6 +114,8 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final Settings settings;
     private final KvPool pool;
+    /** The step's memory: this engine's, whichever sequences run. */
+    private final dev.enclave.runtime.model.Workspace workspace;
     private final PrefixCache cache;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition work = lock.newCondition();
@@ -134,11 +138,13 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         this.tokenizer = model.tokenizer();
         this.settings = settings;
         this.pool = model.newKvPool(settings.blockSize(), settings.kvBytes());
+        this.workspace = model.newWorkspace(settings.tokenBudget() + settings.maxActive(), settings.maxActive());
         this.cache = new PrefixCache(pool);
         this.loop = Thread.ofPlatform().daemon().name("enclave-scheduler").start(this::run);
     }
 
     /** Queues a request; throws {@link QueueFullException} when too many are waiting. */
+    @Override
     public Handle submit(GenerationRequest request, TokenListener listener) {
         int ctx = model.config().contextLength();
         if (request.promptTokens().length >= ctx) {
@@ -166,6 +172,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
      * prompt is read once; then the sequence forks — the n sequences share its KV blocks, and a block is copied only
      * when a sequence writes into one it shares (copy-on-write). Handles come back in the order of the requests.
      */
+    @Override
     public List<Handle> submitAll(List<GenerationRequest> requests, List<TokenListener> listeners) {
         if (requests.isEmpty() || requests.size() != listeners.size()) throw new IllegalArgumentException("one listener per request");
         int[] prompt = requests.getFirst().promptTokens();
@@ -366,13 +373,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
         if (m == 0) return;
         InferenceState[] states = new InferenceState[m];
         for (int i = 0; i < m; i++) states[i] = batch.get(i).state;
-        if (total >= TransformerModel.BATCH_MIN) {
-            model.forwardBatch(states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m));
-        } else {
-            for (int i = 0; i < m; i++) {
-                for (int k = 0; k < count[i]; k++) model.forward(states[i], tokens[i][from[i] + k]);
-            }
-        }
+        model.forward(workspace, states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m));
         for (int i = 0; i < m; i++) {
             Seq s = batch.get(i);
             if (!s.decoding()) {
@@ -507,12 +508,13 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
 
     // ---- metrics ----
 
-    public record Metrics(int queued, int active, int kvBlocksUsed, int kvBlocksFree, int kvBlocksCached, double prefixHitRate,
-                          long promptTokens, long cachedPromptTokens, long generatedTokens, long completed, long steps,
-                          double lastTtftMillis, double lastInterTokenMillis) {
+    @Override
+    public dev.enclave.runtime.backend.Placement placement() {
+        return model.placement();
     }
 
-    public Metrics metrics() {
+    @Override
+    public EngineMetrics metrics() {
         int queued;
         lock.lock();
         try {
@@ -521,7 +523,7 @@ public final class ContinuousBatchScheduler implements AutoCloseable {
             lock.unlock();
         }
         long prompt = promptTokens.get();
-        return new Metrics(queued, active.size(), pool.usedBlocks(), pool.freeBlocks(), cache.cachedBlocks(),
+        return new EngineMetrics(queued, active.size(), pool.usedBlocks(), pool.freeBlocks(), cache.cachedBlocks(),
                 prompt == 0 ? 0 : (double) cachedPromptTokens.get() / prompt, prompt, cachedPromptTokens.get(),
                 generatedTokens.get(), completed.get(), steps.get(), lastTtftMillis, lastItlMillis);
     }

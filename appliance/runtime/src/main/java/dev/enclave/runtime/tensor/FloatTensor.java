@@ -10,7 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
  * memory-mapped GGUF file). Each encoding is a small subclass with its block layout and its dot product side by
  * side. Elements are addressed flat, in ggml order (row-major, row length = innermost dimension).
  */
-public abstract class FloatTensor {
+public abstract class FloatTensor implements dev.enclave.runtime.backend.Weight {
 
     static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
 

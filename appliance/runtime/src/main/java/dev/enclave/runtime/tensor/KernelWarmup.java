@@ -20,7 +20,8 @@ import java.util.Set;
  */
 public final class KernelWarmup {
 
-    private static final boolean LOG = Boolean.getBoolean("enclave.warmupLog");
+    /** The warm-up's progress at DEBUG (under the server: quarkus.log.category."dev.enclave.runtime.warmup".level=DEBUG). */
+    private static final System.Logger LOG = System.getLogger("dev.enclave.runtime.warmup");
     /** Warm-ups whose four-token kernels are not compiled yet; batches wait for none of them. */
     private static final java.util.concurrent.atomic.AtomicInteger BATCH_WARMING = new java.util.concurrent.atomic.AtomicInteger();
 
@@ -251,7 +252,7 @@ public final class KernelWarmup {
     }
 
     private static void log(String what) {
-        if (LOG) System.err.printf("[warmup] %s at %d ms%n", what, java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime());
+        if (LOG.isLoggable(System.Logger.Level.DEBUG)) LOG.log(System.Logger.Level.DEBUG, "{0} at {1} ms", what, java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime());
     }
 
     /**

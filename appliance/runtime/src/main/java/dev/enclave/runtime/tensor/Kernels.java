@@ -17,7 +17,7 @@ final class Kernels {
     static final VectorSpecies<Short> S16L = ShortVector.SPECIES_256;
     static final VectorSpecies<Integer> I16L = IntVector.SPECIES_512;
     /** Whether the CPU runs 512-bit float vectors natively (otherwise the wide kernels would be emulated, slowly). */
-    static final boolean WIDE = FloatVector.SPECIES_PREFERRED.length() >= 16 && !Boolean.getBoolean("enclave.narrow");
+    static final boolean WIDE = FloatVector.SPECIES_PREFERRED.length() >= 16;
 
     /**
      * The CPU's own float vector (16 lanes on AVX-512, 8 on AVX2, 4 on NEON) and the narrower integer vectors that
@@ -32,7 +32,7 @@ final class Kernels {
     static final VectorSpecies<Byte> BP = FP.length() == 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
     /** Float vectors per {@link #BP} vector (2 on NEON, whose 8 bytes widen to two vectors of 4 floats). */
     static final int BP_PARTS = BP.length() / FP.length();
-    static final boolean NATIVE = FP.length() >= 4 && IP.length() == FP.length() && !Boolean.getBoolean("enclave.narrow");
+    static final boolean NATIVE = FP.length() >= 4 && IP.length() == FP.length();
 
     private Kernels() {
     }

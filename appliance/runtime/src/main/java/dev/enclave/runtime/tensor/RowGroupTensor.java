@@ -36,7 +36,7 @@ public abstract class RowGroupTensor extends FloatTensor {
     static final VectorSpecies<Float> FLOATS = FloatVector.SPECIES_PREFERRED;
     /** Whether the integer kernels run on this CPU: vectors of at least 8 shorts, all four species the same width. */
     public static final boolean AVAILABLE = R >= 8 && INTS.vectorBitSize() == SHORTS.vectorBitSize()
-            && FLOATS.vectorBitSize() == SHORTS.vectorBitSize() && !Boolean.getBoolean("enclave.narrow");
+            && FLOATS.vectorBitSize() == SHORTS.vectorBitSize();
 
     protected final int rows;
     protected final int cols;

@@ -40,7 +40,7 @@ class DecodeAllocationTest {
     void decodeStepsDoNotAllocate(String file) throws Exception {
         ThreadMXBean mx = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         CpuBackend backend = new CpuBackend(1);
-        try (TransformerModel m = TransformerModel.load(SharedData.model(file), backend)) {
+        try (TransformerModel m = TransformerModel.load(SharedData.model(file), dev.enclave.runtime.RuntimeOptions.defaults(), java.util.List.of(backend))) {
             InferenceState s = m.newState(512);
             int token = 1;
             for (int i = 0; i < 3000; i++) { // warm up until the kernels are compiled

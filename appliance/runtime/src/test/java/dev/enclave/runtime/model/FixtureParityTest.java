@@ -41,7 +41,7 @@ class FixtureParityTest {
         double tol = f32 ? 1e-4 : 2e-3;
         double llamaCppTol = f32 ? 0.02 : 0.5;
         try (TransformerModel model = TransformerModel.load(SharedData.model(ref.get("model").asText()),
-                dev.enclave.runtime.backend.cpu.CpuBackend.instance(), ActivationPrecision.FLOAT)) {
+                dev.enclave.runtime.RuntimeOptions.defaults().withActivations(ActivationPrecision.FLOAT))) {
             int[] prompt = model.tokenizer().encode(ref.get("prompt").asText(), true, false);
             assertArrayEquals(SharedData.ints(ref.get("prompt_tokens")), prompt, "prompt tokens");
 
@@ -116,7 +116,7 @@ class FixtureParityTest {
         JsonNode llamaCpp = ref.get("kv_f32");
         double floatGap = maxAbs(toFloats(ref.get("f64_reference").get("last_logits")), llamaCpp.get("last_logits"));
         try (TransformerModel model = TransformerModel.load(SharedData.model(ref.get("model").asText()),
-                dev.enclave.runtime.backend.cpu.CpuBackend.instance(), ActivationPrecision.Q8)) {
+                dev.enclave.runtime.RuntimeOptions.defaults().withActivations(ActivationPrecision.Q8))) {
             int[] prompt = SharedData.ints(ref.get("prompt_tokens"));
             InferenceState s = model.newState(prompt.length + 40);
             float[] logits = null;

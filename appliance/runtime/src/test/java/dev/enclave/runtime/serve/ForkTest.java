@@ -77,7 +77,7 @@ class ForkTest {
         BlockTable parent = new BlockTable(pool);
         assertTrue(parent.ensure(6)); // blocks: [full][partial]
         int b0 = parent.block(0), b1 = parent.block(1);
-        pool.keys[1][pool.offset(b1, 1) + 2] = 42f;
+        dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(1)).keys[pool.offset(b1, 1) + 2] = 42f;
         BlockTable child = new BlockTable(pool);
         child.forkFrom(parent);
         assertEquals(2, pool.refCount(b1));
@@ -85,7 +85,7 @@ class ForkTest {
         int c1 = child.block(1);
         assertTrue(c1 != b1, "the child got its own copy");
         assertEquals(b0, child.block(0), "untouched blocks stay shared");
-        assertEquals(42f, pool.keys[1][pool.offset(c1, 1) + 2], "the copy carries the parent's keys");
+        assertEquals(42f, dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(1)).keys[pool.offset(c1, 1) + 2], "the copy carries the parent's keys");
         assertEquals(1, pool.refCount(b1));
         assertTrue(parent.makeWritable(6, 7));
         assertEquals(b1, parent.block(1), "the last owner writes in place");

@@ -79,12 +79,18 @@ public class OpenAiRoutes {
         sendJson(ctx, 200, modelObject(m));
     }
 
+    /** OpenAI's model object, with where it runs: {@code backend}, and {@code layers} per backend. */
     private ObjectNode modelObject(ServedModel m) {
-        return json.createObjectNode()
+        ObjectNode o = json.createObjectNode()
                 .put("id", m.id())
                 .put("object", "model")
                 .put("created", m.createdEpochSeconds())
                 .put("owned_by", "enclave");
+        dev.enclave.runtime.backend.Placement where = m.engine().placement();
+        o.put("backend", where.backend());
+        ObjectNode layers = o.putObject("layers");
+        where.layers().forEach(layers::put);
+        return o;
     }
 
     // ---- embeddings: the document embedder or pooled from the served model ----

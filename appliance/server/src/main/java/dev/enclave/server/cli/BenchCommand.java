@@ -34,6 +34,9 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object.")
     boolean json;
 
+    @picocli.CommandLine.Mixin
+    BackendOption backendOption;
+
     @Override
     public Integer call() throws Exception {
         if (!Files.isRegularFile(model)) {
@@ -46,24 +49,28 @@ public class BenchCommand implements Callable<Integer> {
             return 2;
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        CpuBackend backend = new CpuBackend(t);
-        dev.enclave.server.model.ModelLoader.useRepackCache();
-        try (TransformerModel m = TransformerModel.load(model, backend)) {
-            Benchmark.Result r = new Benchmark(m, backend).run(prompt, gen, reps);
+        dev.enclave.runtime.RuntimeOptions options = backendOption.options(1).withThreads(t);
+        try (TransformerModel m = TransformerModel.load(model, options)) {
+            Benchmark.Result r = new Benchmark(m, CpuBackend.shared(t)).run(prompt, gen, reps);
+            dev.enclave.runtime.backend.Placement where = m.placement();
             if (json) {
-                out.printf("{\"model\":%s,\"model_bytes\":%d,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"pp_tok_s\":%.3f,\"pp_stddev\":%.3f,"
+                StringBuilder layers = new StringBuilder();
+                if (where.split()) {
+                    layers.append(",\"layers\":{");
+                    where.layers().forEach((k, v) -> layers.append(layers.charAt(layers.length() - 1) == '{' ? "" : ",").append(Json.string(k)).append(':').append(v));
+                    layers.append('}');
+                }
+                out.printf("{\"model\":%s,\"model_bytes\":%d,\"backend\":%s%s,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"pp_tok_s\":%.3f,\"pp_stddev\":%.3f,"
                                 + "\"tg_tok_s\":%.3f,\"tg_stddev\":%.3f,\"bandwidth_gb_s\":%.2f,\"bytes_per_token\":%d,\"tg_bandwidth_pct\":%.1f}%n",
-                        Json.string(m.name()), Files.size(model), t, prompt, gen, r.ppTokS(), r.ppStd(), r.tgTokS(), r.tgStd(),
-                        r.bandwidthGBs(), r.bytesPerToken(), r.tgBandwidthPercent());
+                        Json.string(m.name()), Files.size(model), Json.string(where.backend()), layers, t, prompt, gen, r.ppTokS(), r.ppStd(),
+                        r.tgTokS(), r.tgStd(), r.bandwidthGBs(), r.bytesPerToken(), r.tgBandwidthPercent());
             } else {
-                out.printf("| model | size | threads | test | t/s | %% of bandwidth limit |%n|---|---|---|---|---|---|%n");
+                out.printf("| model | size | backend | threads | test | t/s | %% of bandwidth limit |%n|---|---|---|---|---|---|---|%n");
                 String size = String.format("%.2f GiB", Files.size(model) / 1073741824.0);
-                if (prompt > 0) out.printf("| %s | %s | %d | pp%d | %.2f ± %.2f | |%n", m.name(), size, t, prompt, r.ppTokS(), r.ppStd());
-                if (gen > 0) out.printf("| %s | %s | %d | tg%d | %.2f ± %.2f | %.0f%% of %.1f t/s (%.1f GB/s read) |%n", m.name(), size, t, gen,
+                if (prompt > 0) out.printf("| %s | %s | %s | %d | pp%d | %.2f ± %.2f | |%n", m.name(), size, where, t, prompt, r.ppTokS(), r.ppStd());
+                if (gen > 0) out.printf("| %s | %s | %s | %d | tg%d | %.2f ± %.2f | %.0f%% of %.1f t/s (%.1f GB/s read) |%n", m.name(), size, where, t, gen,
                         r.tgTokS(), r.tgStd(), r.tgBandwidthPercent(), r.bandwidthLimitTokS(), r.bandwidthGBs());
             }
-        } finally {
-            backend.pool().close();
         }
         return 0;
     }

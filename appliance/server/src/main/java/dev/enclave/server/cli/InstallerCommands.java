@@ -355,9 +355,20 @@ public final class InstallerCommands {
             } catch (IllegalArgumentException e) {
                 return fail(e.getMessage());
             }
+            // where a model's layers would run here under this profile's order
+            List<String> order = DeviceProfile.builtIn(name).runtimeBackendOrder();
+            dev.enclave.runtime.RuntimeOptions options = dev.enclave.runtime.RuntimeOptions.defaults().withBackendOrder(order);
+            List<String> available = dev.enclave.runtime.backend.Backends.available(options).stream().map(dev.enclave.runtime.backend.Backend::name).toList();
+            List<String> chosen = dev.enclave.runtime.backend.Backends.order(options).stream().map(dev.enclave.runtime.backend.Backend::name).toList();
+            List<String> missing = order.stream().filter(b -> !available.contains(b)).toList();
+            checks = new java.util.ArrayList<>(checks);
+            checks.add(new DeviceDoctor.Check("inference backend", missing.isEmpty() ? DeviceDoctor.Result.PASS : DeviceDoctor.Result.WARN,
+                    chosen.getFirst() + " (profile order " + String.join(", ", order) + "; available " + String.join(", ", available)
+                            + (missing.isEmpty() ? "" : "; not here: " + String.join(", ", missing) + ", their layers run on the next") + ")"));
             boolean ok = checks.stream().noneMatch(c -> c.result() == DeviceDoctor.Result.FAIL);
             if (json) {
-                StringBuilder sb = new StringBuilder("{\"profile\":" + Json.string(name) + ",\"ok\":" + ok + ",\"checks\":[");
+                StringBuilder sb = new StringBuilder("{\"profile\":" + Json.string(name) + ",\"ok\":" + ok + ",\"backend\":" + Json.string(chosen.getFirst())
+                        + ",\"backend_order\":" + strings(order) + ",\"backends_available\":" + strings(available) + ",\"checks\":[");
                 for (int i = 0; i < checks.size(); i++) {
                     DeviceDoctor.Check c = checks.get(i);
                     sb.append(i > 0 ? "," : "").append("{\"name\":").append(Json.string(c.name())).append(",\"result\":")
@@ -369,6 +380,10 @@ public final class InstallerCommands {
                 for (DeviceDoctor.Check c : checks) System.out.printf("  %-4s  %-28s %s%n", c.result(), c.name(), c.detail());
             }
             return ok ? 0 : 1;
+        }
+
+        private static String strings(List<String> values) {
+            return "[" + String.join(",", values.stream().map(Json::string).toList()) + "]";
         }
     }
 }

@@ -17,6 +17,9 @@ public class LogitsCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
+    @Mixin
+    BackendOption backendOption;
+
     @Option(names = "--tokens", required = true, split = ",", paramLabel = "ID", description = "Comma-separated token ids, e.g. 1,403,407.")
     int[] tokens;
 
@@ -26,7 +29,7 @@ public class LogitsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (TransformerModel model = modelOptions.open()) {
+        try (TransformerModel model = modelOptions.open(backendOption)) {
             int vocab = model.config().vocabularySize();
             for (int t : tokens) {
                 if (t < 0 || t >= vocab) {

@@ -12,8 +12,8 @@ public class ModelOptions {
     @Option(names = "--model", paramLabel = "FILE", description = "GGUF model file (default: the bundled stories260K).")
     Path model;
 
-    TransformerModel open() throws IOException {
-        return ModelLoader.open(model == null ? null : model.toString());
+    TransformerModel open(BackendOption backend) throws IOException {
+        return ModelLoader.open(model == null ? null : model.toString(), () -> backend.options(1));
     }
 
     /** The file's tokenizer only (a vocabulary-only GGUF has no weights). */

@@ -16,6 +16,10 @@ public class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "FILE", description = "GGUF model file (default: the bundled stories260K).")
     Path model;
 
+    @Option(names = "--backend", paramLabel = "NAME",
+            description = "Where the layers run: cpu, opencl, npu or auto (default: enclave.backend, else auto: the device profile's order).")
+    String backend;
+
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default: ${DEFAULT-VALUE}).")
     String host;
 
@@ -66,6 +70,15 @@ public class ServeCommand implements Callable<Integer> {
                         + " (another server there? choose --port)");
                 return 1;
             }
+        }
+        if (backend != null) {
+            try {
+                dev.enclave.runtime.backend.Backends.order(dev.enclave.runtime.RuntimeOptions.defaults().withBackend(backend));
+            } catch (IllegalArgumentException e) {
+                System.err.println("enclave: " + e.getMessage());
+                return 2;
+            }
+            System.setProperty("enclave.backend", backend);
         }
         System.setProperty("quarkus.http.host", host);
         System.setProperty("quarkus.http.port", Integer.toString(port));

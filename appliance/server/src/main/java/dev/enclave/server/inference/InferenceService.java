@@ -8,7 +8,7 @@ import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.TokenListener;
-import dev.enclave.runtime.serve.ContinuousBatchScheduler;
+import dev.enclave.runtime.serve.GenerationHandle;
 import dev.enclave.runtime.serve.QueueFullException;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import dev.enclave.server.model.ModelService;
@@ -70,17 +70,17 @@ public class InferenceService {
 
     /** A running generation (one sequence per choice). */
     public static final class Generation {
-        private final List<ContinuousBatchScheduler.Handle> handles;
+        private final List<? extends GenerationHandle> handles;
         private final CompletableFuture<List<GenerationResult>> results;
 
-        Generation(List<ContinuousBatchScheduler.Handle> handles, CompletableFuture<List<GenerationResult>> results) {
+        Generation(List<? extends GenerationHandle> handles, CompletableFuture<List<GenerationResult>> results) {
             this.handles = handles;
             this.results = results;
         }
 
         /** Stops every choice at the next step and frees its KV blocks (the client went away). */
         public void cancel() {
-            handles.forEach(ContinuousBatchScheduler.Handle::cancel);
+            handles.forEach(GenerationHandle::cancel);
         }
 
         /** The choices' results in order, after the audit entry is written. */
@@ -219,7 +219,7 @@ public class InferenceService {
             requests.add(new GenerationRequest(p.prompt, p.params.maxTokens(),
                     p.params.sampler(p.params.sampling().seed() + i, p.tokenizer()), p.params.stop(), false, p.params.topLogprobs()));
         }
-        List<ContinuousBatchScheduler.Handle> handles;
+        List<? extends GenerationHandle> handles;
         try {
             handles = requests.size() == 1 ? List.of(p.model.submit(requests.get(0), listeners.get(0)))
                     : p.model.submitAll(requests, listeners);
@@ -229,7 +229,7 @@ public class InferenceService {
             refused(r.caller, r.ip, r.protocol, r.kind.auditAction, refusal);
             throw refusal;
         }
-        CompletableFuture<?>[] each = handles.stream().map(ContinuousBatchScheduler.Handle::result).toArray(CompletableFuture[]::new);
+        CompletableFuture<?>[] each = handles.stream().map(GenerationHandle::result).toArray(CompletableFuture[]::new);
         CompletableFuture<List<GenerationResult>> results = CompletableFuture.allOf(each).handle((v, failure) -> {
             List<GenerationResult> out = new ArrayList<>();
             if (failure == null) for (var h : handles) out.add(h.result().join());
@@ -345,7 +345,7 @@ public class InferenceService {
      * like a generation when the scheduler's queue is already full, since both compete for the same cores.
      */
     private void admitEmbedding(ServedModel m, BooleanSupplier cancelled) {
-        if (m.scheduler().metrics().queued() >= models.maxQueue()) throw ApiException.busy();
+        if (m.engine().metrics().queued() >= models.maxQueue()) throw ApiException.busy();
         if (embedding.tryAcquire()) return;
         if (embedWaiting.incrementAndGet() > models.maxQueue()) {
             embedWaiting.decrementAndGet();

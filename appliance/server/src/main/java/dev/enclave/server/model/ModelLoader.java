@@ -1,5 +1,6 @@
 package dev.enclave.server.model;
 
+import dev.enclave.runtime.RuntimeOptions;
 import dev.enclave.runtime.gguf.GGUFFile;
 import dev.enclave.runtime.model.TransformerModel;
 import java.io.IOException;
@@ -18,10 +19,18 @@ public final class ModelLoader {
     private ModelLoader() {
     }
 
-    /** {@code path} null or blank means the bundled default model. */
+    /** {@code path} null or blank means the bundled default model; options as the configuration gives them for one sequence. */
     public static TransformerModel open(String path) throws IOException {
+        return open(path, () -> RuntimeConfig.options(1));
+    }
+
+    /**
+     * {@code path} null or blank means the bundled default model. The options are made (the configuration read) on
+     * another thread while the file's metadata is parsed.
+     */
+    public static TransformerModel open(String path, java.util.function.Supplier<RuntimeOptions> options) throws IOException {
         if (path == null || path.isBlank()) {
-            return openBundled();
+            return openBundled(options.get());
         }
         Path p = Path.of(path);
         if (!Files.isRegularFile(p)) {
@@ -31,36 +40,17 @@ public final class ModelLoader {
         // ~0.15 s): the kernels' warm-up, which the first token waits for, starts that much sooner. A thread of its
         // own, not the common pool: it inherits this thread's context class loader, which the configuration is
         // looked up by (the application's, under Quarkus's runner)
-        java.util.concurrent.CompletableFuture<Void> cacheDir = java.util.concurrent.CompletableFuture.runAsync(ModelLoader::useRepackCache,
+        java.util.concurrent.CompletableFuture<RuntimeOptions> made = java.util.concurrent.CompletableFuture.supplyAsync(options,
                 task -> Thread.ofPlatform().daemon().name("enclave-config").start(task));
         GGUFFile gguf = GGUFFile.open(p);
+        RuntimeOptions o;
         try {
-            cacheDir.join();
+            o = made.join();
         } catch (java.util.concurrent.CompletionException e) {
             gguf.close();
             throw e.getCause() instanceof RuntimeException r ? r : e;
         }
-        return TransformerModel.load(p, gguf);
-    }
-
-    /**
-     * Points the runtime's cache of repacked tensors at {@code DATA_DIR/cache} (unless {@code -Denclave.repack-cache}
-     * names another place): the second start maps them instead of repacking.
-     */
-    public static void useRepackCache() {
-        if (System.getProperty("enclave.repack-cache") != null) return;
-        String dataDir = org.eclipse.microprofile.config.ConfigProvider.getConfig().getOptionalValue("enclave.data-dir", String.class).orElse("data");
-        System.setProperty("enclave.repack-cache", Path.of(dataDir, "cache").toAbsolutePath().toString());
-    }
-
-    /**
-     * Holds the vocabulary-sized Q6_K matrix as int8 when the scheduler decodes 4 or more sequences at once (batch
-     * products ~1.4x faster, ~5% of the 8-client throughput, for 65 MB on a 1B model), at 6 bits otherwise (less
-     * memory, a little faster for one sequence); {@code -Denclave.vocabulary-int8} set explicitly wins.
-     */
-    public static void useVocabularyLayout(int maxActiveSequences) {
-        if (System.getProperty(TransformerModel.VOCABULARY_INT8) != null) return;
-        System.setProperty(TransformerModel.VOCABULARY_INT8, Boolean.toString(maxActiveSequences >= 4));
+        return TransformerModel.load(p, gguf, o);
     }
 
     /** A GGUF file's tokenizer alone: enough for a vocabulary-only file (as llama.cpp ships), no weights touched. */
@@ -91,13 +81,13 @@ public final class ModelLoader {
         }
     }
 
-    public static TransformerModel openBundled() {
+    public static TransformerModel openBundled(RuntimeOptions options) {
         try (InputStream in = ModelLoader.class.getClassLoader().getResourceAsStream(BUNDLED_RESOURCE)) {
             if (in == null) {
                 throw new IllegalStateException("the bundled model " + BUNDLED_RESOURCE + " is missing from the application");
             }
             // Small enough to hold in memory; real models are memory-mapped from disk instead.
-            return TransformerModel.load(BUNDLED_NAME, GGUFFile.read(in.readAllBytes()));
+            return TransformerModel.load(BUNDLED_NAME, GGUFFile.read(in.readAllBytes()), options);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

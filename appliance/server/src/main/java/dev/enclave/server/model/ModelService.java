@@ -3,6 +3,8 @@ package dev.enclave.server.model;
 import dev.enclave.runtime.chat.ChatTemplate;
 import dev.enclave.runtime.chat.TemplateException;
 import dev.enclave.runtime.serve.ContinuousBatchScheduler;
+import dev.enclave.runtime.serve.EngineProvider;
+import dev.enclave.runtime.serve.InferenceEngine;
 import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.server.inference.AnswerTokens;
 import io.quarkus.runtime.ShutdownEvent;
@@ -43,25 +45,31 @@ public class ModelService {
                         @ConfigProperty(name = "enclave.battery-saver.max-tokens-per-s", defaultValue = "8") double batteryTokensPerSecond) {
         boolean saving = batterySaver.equals("true") || (batterySaver.equals("auto") && onBattery());
         int t = saving ? batteryThreads : threads.orElse(0);
-        // the CPU backend is made on first use: its thread count must be set before the model loads
-        if (t > 0 && System.getProperty("enclave.threads") == null) System.setProperty("enclave.threads", Integer.toString(t));
+        this.threads = t;
         this.tokensPerSecondCap = saving ? batteryTokensPerSecond : 0;
         if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
         this.settings = new ContinuousBatchScheduler.Settings(maxActive, queueLength, tokenBudget, blockSize,
                 kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap);
-        ModelLoader.useVocabularyLayout(maxActive);
         try {
-            this.loaded = load(ModelLoader.open(modelPath.orElse(null)));
+            this.loaded = load(ModelLoader.open(modelPath.orElse(null), this::runtimeOptions));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
     }
 
+    private final int threads;
+
+    /** The runtime's options from the configuration, with the battery saver's thread count. */
+    private dev.enclave.runtime.RuntimeOptions runtimeOptions() {
+        dev.enclave.runtime.RuntimeOptions o = RuntimeConfig.options(settings.maxActive());
+        return threads > 0 ? o.withThreads(threads) : o;
+    }
+
     /** Validates everything about the model first (its chat template included); only then creates its scheduler. */
     private ServedModel load(TransformerModel model) {
-        LOG.infof("loaded model %s (%s, %d layers, dim %d, vocab %d, context %d)", model.name(),
+        LOG.infof("loaded model %s (%s, %d layers, dim %d, vocab %d, context %d) on %s", model.name(),
                 model.config().architecture(), model.config().blockCount(), model.config().embeddingLength(),
-                model.config().vocabularySize(), model.config().contextLength());
+                model.config().vocabularySize(), model.config().contextLength(), model.placement());
         Optional<ChatTemplate> template;
         try {
             template = ChatTemplate.fromGGUF(model.gguf(), model.tokenizer());
@@ -76,17 +84,22 @@ public class ModelService {
                     e instanceof StackOverflowError ? "nested too deeply" : e.getMessage());
             template = Optional.empty();
         }
-        ContinuousBatchScheduler scheduler = newScheduler(model);
-        LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
-                settings.maxActive(), settings.maxQueue(), settings.tokenBudget(), scheduler.pool().blocks, settings.blockSize());
-        return new ServedModel(model, scheduler, template, System.currentTimeMillis() / 1000, new AnswerTokens(model.tokenizer()));
+        InferenceEngine engine = newEngine(model);
+        return new ServedModel(model, engine, template, System.currentTimeMillis() / 1000, new AnswerTokens(model.tokenizer()));
     }
 
     /**
-     * The scheduler and its KV pool, which lives on the Java heap: a pool larger than the heap can still take is
-     * refused with what to change, instead of an OutOfMemoryError that ends the process without a word.
+     * The engine that runs {@code model}: a whole-model engine when one runs it ({@link EngineProvider}, e.g. a Genie
+     * dialog on the NPU), else the scheduler over the runtime's forward pass, whose KV pool lives on the Java heap: a pool
+     * larger than the heap can still take is refused with what to change, instead of an OutOfMemoryError that ends the
+     * process without a word.
      */
-    private ContinuousBatchScheduler newScheduler(TransformerModel model) {
+    private InferenceEngine newEngine(TransformerModel model) {
+        Optional<InferenceEngine> own = EngineProvider.find(model, model.options());
+        if (own.isPresent()) return own.get();
+        if (dev.enclave.runtime.backend.Backends.isEngine(model.options().backend())) {
+            throw new IllegalStateException("backend '" + model.options().backend() + "' cannot run " + model.name() + " on this machine");
+        }
         Runtime rt = Runtime.getRuntime();
         long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
         long wanted = Math.min(settings.kvBytes(), model.newKvPoolBytes(settings.blockSize(), settings.kvBytes()));
@@ -97,7 +110,10 @@ public class ModelService {
                     + (free >> 20) + " MiB left: " + advice);
         }
         try {
-            return new ContinuousBatchScheduler(model, settings);
+            ContinuousBatchScheduler scheduler = new ContinuousBatchScheduler(model, settings);
+            LOG.infof("scheduler: %d sequences at once, queue %d, %d tokens per step, KV pool %d blocks of %d positions",
+                    settings.maxActive(), settings.maxQueue(), settings.tokenBudget(), scheduler.pool().blocks, settings.blockSize());
+            return scheduler;
         } catch (OutOfMemoryError e) {
             throw new IllegalStateException("out of memory while making the KV cache: " + advice, e);
         }
@@ -122,7 +138,7 @@ public class ModelService {
      * the old one finish there (its scheduler drains, then closes and unmaps the file).
      */
     public synchronized String switchTo(java.nio.file.Path file) throws IOException {
-        TransformerModel next = ModelLoader.open(file == null ? null : file.toString()); // null: the bundled model
+        TransformerModel next = ModelLoader.open(file == null ? null : file.toString(), this::runtimeOptions); // null: the bundled model
         ServedModel old = loaded;
         try {
             loaded = load(next);
@@ -132,11 +148,11 @@ public class ModelService {
         }
         Thread.ofVirtual().name("model-drain").start(() -> {
             try {
-                while (old.scheduler().metrics().active() + old.scheduler().metrics().queued() > 0) Thread.sleep(200);
+                while (old.engine().metrics().active() + old.engine().metrics().queued() > 0) Thread.sleep(200);
             } catch (InterruptedException ignored) {
                 Thread.currentThread().interrupt();
             }
-            old.scheduler().close();
+            old.engine().close();
             old.model().close();
             LOG.infof("model %s unloaded", old.model().name());
         });
@@ -181,13 +197,13 @@ public class ModelService {
         return loaded.createdEpochSeconds();
     }
 
-    public ContinuousBatchScheduler.Metrics metrics() {
-        return loaded.scheduler().metrics();
+    public dev.enclave.runtime.serve.EngineMetrics metrics() {
+        return loaded.engine().metrics();
     }
 
     void shutdown(@Observes ShutdownEvent ev) {
         ServedModel l = loaded;
-        l.scheduler().close();
+        l.engine().close();
         l.model().close();
     }
 }

@@ -28,6 +28,11 @@ public class SchedulerMetrics {
             FunctionCounter.builder("enclave.tokens.prompt", models, m -> m.metrics().promptTokens()).description("prompt tokens received").register(r);
             FunctionCounter.builder("enclave.tokens.prompt.cached", models, m -> m.metrics().cachedPromptTokens()).description("prompt tokens reused from the prefix cache").register(r);
             FunctionCounter.builder("enclave.requests.completed", models, m -> m.metrics().completed()).description("requests finished").register(r);
+            for (String backend : dev.enclave.runtime.backend.Backends.KNOWN) {
+                if (backend.equals("auto")) continue;
+                Gauge.builder("enclave.backend.layers", models, m -> m.current().engine().placement().layers().getOrDefault(backend, 0))
+                        .tag("backend", backend).description("model layers running on this backend").register(r);
+            }
             FunctionCounter.builder("enclave.scheduler.steps", models, m -> m.metrics().steps()).description("batched forward steps").register(r);
         };
     }

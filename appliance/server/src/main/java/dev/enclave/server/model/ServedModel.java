@@ -4,17 +4,18 @@ import dev.enclave.runtime.chat.ChatTemplate;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.model.TransformerModel;
-import dev.enclave.runtime.serve.ContinuousBatchScheduler;
+import dev.enclave.runtime.serve.GenerationHandle;
+import dev.enclave.runtime.serve.InferenceEngine;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import dev.enclave.server.inference.AnswerTokens;
 import java.util.List;
 import java.util.Optional;
 
 /**
- * One loaded model as a whole: weights, tokenizer, chat template, scheduler and recent answers. A request takes one
+ * One loaded model as a whole: weights, tokenizer, chat template, the engine that runs it and recent answers. A request takes one
  * snapshot and uses only it, so a model switch mid-request cannot send one model's token ids to another.
  */
-public record ServedModel(TransformerModel model, ContinuousBatchScheduler scheduler, Optional<ChatTemplate> chatTemplate,
+public record ServedModel(TransformerModel model, InferenceEngine engine, Optional<ChatTemplate> chatTemplate,
                           long createdEpochSeconds, AnswerTokens answers) {
 
     public String id() {
@@ -30,12 +31,12 @@ public record ServedModel(TransformerModel model, ContinuousBatchScheduler sched
     }
 
     /** Queues a generation; throws QueueFullException when too many wait. Listener calls come from the scheduler thread. */
-    public ContinuousBatchScheduler.Handle submit(GenerationRequest request, TokenListener listener) {
-        return scheduler.submit(request, listener);
+    public GenerationHandle submit(GenerationRequest request, TokenListener listener) {
+        return engine.submit(request, listener);
     }
 
     /** n choices of one prompt: read once, forked with copy-on-write KV blocks. */
-    public List<ContinuousBatchScheduler.Handle> submitAll(List<GenerationRequest> requests, List<TokenListener> listeners) {
-        return scheduler.submitAll(requests, listeners);
+    public List<? extends GenerationHandle> submitAll(List<GenerationRequest> requests, List<TokenListener> listeners) {
+        return engine.submitAll(requests, listeners);
     }
 }

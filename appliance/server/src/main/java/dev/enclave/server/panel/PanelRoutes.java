@@ -249,7 +249,7 @@ public class PanelRoutes {
         m.put("modelType", cfg.architecture() + " · " + fileType(model.model().gguf()));
         m.put("params", human(parameterCount(model.model().gguf()), ""));
         m.put("context", cfg.contextLength());
-        m.put("backend", "CPU");
+        m.put("backend", model.model().placement().toString());
         m.put("cpu", Runtime.getRuntime().availableProcessors() + " cores · " + System.getProperty("os.arch"));
         m.put("queued", m.get("queued"));
         m.put("kvUsed", m.get("kv"));

@@ -28,7 +28,9 @@ class OpenAiApiTest {
         given().get("/v1/models").then().statusCode(200)
                 .body("object", equalTo("list"))
                 .body("data[0].id", equalTo("stories260K"))
-                .body("data[0].object", equalTo("model"));
+                .body("data[0].object", equalTo("model"))
+                .body("data[0].backend", equalTo("cpu"))
+                .body("data[0].layers.cpu", equalTo(5));
         given().get("/v1/models/stories260K").then().statusCode(200).body("id", equalTo("stories260K"));
         given().get("/v1/models/nope").then().statusCode(404).body("error.code", equalTo("model_not_found"));
     }
@@ -229,6 +231,8 @@ class OpenAiApiTest {
             assertTrue(metrics.contains(name), "missing " + name);
         }
         assertTrue(metrics.lines().anyMatch(l -> l.startsWith("enclave_tokens_generated_total") && !l.endsWith(" 0.0")), "no tokens counted");
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("enclave_backend_layers{backend=\"cpu\"") && l.endsWith(" 5.0")), "layers on the CPU");
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("enclave_backend_layers{backend=\"opencl\"") && l.endsWith(" 0.0")), "none on OpenCL");
     }
 
     @Test

@@ -129,6 +129,32 @@ class CliContractTest {
         }
     }
 
+    /**
+     * {@code --backend}: the chosen backend and the layer split are reported ({@code bench --json}, {@code device doctor
+     * --json}); a backend this machine lacks is refused in one line naming those it has.
+     */
+    @Test
+    void backendSelectionIsReportedAndAnAbsentOneRefused() throws Exception {
+        Run bench = run("bench", "--model", shared("stories260K.gguf").toString(), "--backend", "cpu", "-p", "8", "-n", "4", "-r", "1", "--json");
+        assertEquals(0, bench.code(), bench.err());
+        JsonNode b = JSON.readTree(bench.out());
+        assertEquals("cpu", b.get("backend").asText());
+        assertTrue(b.get("layers") == null, "one backend, no split: " + bench.out());
+        for (String[] args : new String[][] {{"generate", "--backend", "opencl", "--prompt", "x", "-n", "1"},
+                {"logits", "--backend", "npu", "--tokens", "1,2"}, {"serve", "--backend", "opencl", "--port", "0"}}) {
+            Run refused = run(args);
+            assertTrue(refused.code() != 0, String.join(" ", args));
+            assertTrue(refused.err().contains("backend '" + args[2] + "' is not available on this machine (available: cpu"), refused.err());
+            assertEquals(1, refused.err().strip().lines().count(), refused.err());
+        }
+        Run doctor = run("device", "doctor", "--profile", "qcs6490", "--json");
+        JsonNode d = JSON.readTree(doctor.out());
+        assertEquals("cpu", d.get("backend").asText(), doctor.out());
+        assertEquals("[\"npu\",\"opencl\",\"cpu\"]", d.get("backend_order").toString());
+        assertEquals("[\"cpu\"]", d.get("backends_available").toString());
+        assertTrue(doctor.out().contains("not here: npu, opencl"), doctor.out());
+    }
+
     /** A vocabulary-only GGUF (as llama.cpp ships them) tokenizes as llama.cpp does: no weights needed. */
     @Test
     void tokenizeTakesAVocabularyOnlyFile() throws Exception {

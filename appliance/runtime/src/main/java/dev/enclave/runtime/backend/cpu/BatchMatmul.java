@@ -19,6 +19,7 @@ final class BatchMatmul implements WorkerPool.Job {
     private final float[][] rowBuffers; // one per pool thread
     FloatTensor w;
     float[] x;
+    int xOff;
     int xStride;
     float[] out;
     int outOff;
@@ -31,9 +32,10 @@ final class BatchMatmul implements WorkerPool.Job {
         rowBuffers = new float[threads][];
     }
 
-    void set(FloatTensor w, float[] x, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
+    void set(FloatTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
         this.w = w;
         this.x = x;
+        this.xOff = xOff;
         this.xStride = xStride;
         this.out = out;
         this.outOff = outOff;
@@ -72,7 +74,7 @@ final class BatchMatmul implements WorkerPool.Job {
                 for (; t < tokens; t++) tile4x1(buf, r0, t);
             } else {
                 for (int k = 0; k < nr; k++) {
-                    for (int t = 0; t < tokens; t++) out[outOff + t * outStride + r0 + k] = dot(buf, k * cols, x, t * xStride, cols);
+                    for (int t = 0; t < tokens; t++) out[outOff + t * outStride + r0 + k] = dot(buf, k * cols, x, xOff + t * xStride, cols);
                 }
             }
         }
@@ -85,15 +87,15 @@ final class BatchMatmul implements WorkerPool.Job {
             long off = (long) r * cols;
             int t = 0;
             for (; t + 4 <= tokens; t += 4) {
-                w.dot4(off, x, t * xStride, (t + 1) * xStride, (t + 2) * xStride, (t + 3) * xStride, cols, out, outOff + t * outStride + r, outStride);
+                w.dot4(off, x, xOff + t * xStride, xOff + (t + 1) * xStride, xOff + (t + 2) * xStride, xOff + (t + 3) * xStride, cols, out, outOff + t * outStride + r, outStride);
             }
-            for (; t < tokens; t++) out[outOff + t * outStride + r] = w.dot(off, x, t * xStride, cols);
+            for (; t < tokens; t++) out[outOff + t * outStride + r] = w.dot(off, x, xOff + t * xStride, cols);
         }
     }
 
     private void tile4x4(float[] b, int r0, int t) {
         int c = cols;
-        int x0 = t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+        int x0 = xOff + t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -140,7 +142,7 @@ final class BatchMatmul implements WorkerPool.Job {
 
     private void tile4x1(float[] b, int r0, int t) {
         int o = outOff + t * outStride + r0;
-        for (int k = 0; k < ROWS; k++) out[o + k] = dot(b, k * cols, x, t * xStride, cols);
+        for (int k = 0; k < ROWS; k++) out[o + k] = dot(b, k * cols, x, xOff + t * xStride, cols);
     }
 
     private static float dot(float[] a, int ao, float[] b, int bo, int n) {

@@ -1,19 +1,35 @@
 package dev.enclave.runtime.backend.cpu;
 
+import dev.enclave.runtime.RuntimeOptions;
+import dev.enclave.runtime.backend.Backend;
+import dev.enclave.runtime.backend.DeviceBuffer;
+import dev.enclave.runtime.backend.HostBuffer;
+import dev.enclave.runtime.backend.HostKvStorage;
+import dev.enclave.runtime.backend.KvStorage;
+import dev.enclave.runtime.backend.Op;
+import dev.enclave.runtime.backend.StepBatch;
+import dev.enclave.runtime.backend.Weight;
+import dev.enclave.runtime.backend.WeightPreparer;
+import dev.enclave.runtime.gguf.GGMLType;
+import dev.enclave.runtime.gguf.GGUFFile;
+import dev.enclave.runtime.kv.BlockTable;
 import dev.enclave.runtime.tensor.VectorMath;
-import dev.enclave.runtime.backend.KernelBackend;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.RowGroupTensor;
 import dev.enclave.runtime.tensor.Q8Activations;
+import java.nio.file.Path;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Kernels on the CPU. The per-type dot products (Vector API) live in the tensor classes; this backend splits
- * matrix rows statically across a {@link WorkerPool}. Small products stay on the calling thread, where handing
- * off would cost more than it saves.
+ * The CPU: weights stay in the memory-mapped file or are repacked at load ({@link CpuWeights}), activations and
+ * the KV pool are heap arrays. The per-type dot products (Vector API) live in the tensor classes; this backend splits
+ * matrix rows statically across a {@link WorkerPool}, attention by (token, KV head). Small products stay on the
+ * calling thread, where handing off would cost more than it saves.
  */
-public final class CpuBackend implements KernelBackend {
+public final class CpuBackend implements Backend {
 
-    private static volatile CpuBackend instance;
+    /** One backend per thread count, shared by the models of a process (their products take turns). */
+    private static final ConcurrentHashMap<Integer, CpuBackend> SHARED = new ConcurrentHashMap<>();
     /** Below this many multiply-adds a matmul stays on one thread. */
     private static final long PARALLEL_THRESHOLD = 1L << 15;
 
@@ -28,16 +44,14 @@ public final class CpuBackend implements KernelBackend {
         this.batch = new BatchMatmul(threads);
     }
 
-    /** The shared backend: {@code -Denclave.threads=N} threads (the device profile's inference cores), else one per processor. */
+    /** The process's backend with {@code threads} workers (made on first use, never closed). */
+    public static CpuBackend shared(int threads) {
+        return SHARED.computeIfAbsent(Math.max(1, threads), CpuBackend::new);
+    }
+
+    /** The process's backend with one worker per processor. */
     public static CpuBackend instance() {
-        CpuBackend b = instance;
-        if (b == null) {
-            synchronized (CpuBackend.class) {
-                b = instance;
-                if (b == null) instance = b = new CpuBackend(Math.max(1, Integer.getInteger("enclave.threads", Runtime.getRuntime().availableProcessors())));
-            }
-        }
-        return b;
+        return shared(Runtime.getRuntime().availableProcessors());
     }
 
     public int threads() {
@@ -58,7 +72,7 @@ public final class CpuBackend implements KernelBackend {
         return true;
     }
 
-    @Override
+    /** One input vector: {@code out[outOff + r] = dot(w row r, x[xOff ..])}. */
     public void matmul(FloatTensor w, float[] x, int xOff, float[] out, int outOff, int rows, int cols) {
         if (w instanceof RowGroupTensor q) {
             grouped(q, x, xOff, cols, out, outOff, 0, rows, cols, 1);
@@ -75,16 +89,16 @@ public final class CpuBackend implements KernelBackend {
         }
     }
 
-    @Override
-    public void matmulBatch(FloatTensor w, float[] x, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
+    /** Several input vectors {@code x[xOff + t * xStride ..]}: each weight row is read once for all of them. */
+    public void matmulBatch(FloatTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride, int rows, int cols, int tokens) {
         if (w instanceof RowGroupTensor q) {
-            grouped(q, x, 0, xStride, out, outOff, outStride, rows, cols, tokens);
+            grouped(q, x, xOff, xStride, out, outOff, outStride, rows, cols, tokens);
             return;
         }
         synchronized (batch) {
-            batch.set(w, x, xStride, out, outOff, outStride, rows, cols, tokens);
+            batch.set(w, x, xOff, xStride, out, outOff, outStride, rows, cols, tokens);
             pool.run(batch.groups(), batch);
-            batch.set(null, null, 0, null, 0, 0, 0, 0, 0);
+            batch.set(null, null, 0, 0, null, 0, 0, 0, 0, 0);
         }
     }
 
@@ -195,13 +209,12 @@ public final class CpuBackend implements KernelBackend {
         }
     }
 
-    @Override
+    /** Runs {@code job} over [0, size), split across the worker threads. */
     public void parallel(int size, dev.enclave.runtime.backend.RangeJob job) {
         pool.run(size, job);
     }
 
-    @Override
-    public void rmsnorm(float[] out, int outOff, float[] x, int xOff, FloatTensor weight, int n, float eps) {
+    static void rmsnorm(float[] out, int outOff, float[] x, int xOff, FloatTensor weight, int n, float eps) {
         // ggml accumulates the sum of squares in double; so do we, for parity on long rows.
         double ss = 0;
         for (int i = 0; i < n; i++) {
@@ -214,10 +227,223 @@ public final class CpuBackend implements KernelBackend {
         }
     }
 
-    @Override
-    public void softmax(float[] x, int off, int n) {
+    static void softmax(float[] x, int off, int n) {
         float max = VectorMath.max(x, off, n);
         double sum = VectorMath.expShifted(x, off, x, off, n, max, 1f);
         VectorMath.scale(x, off, n, (float) (1.0 / sum));
+    }
+
+    // ---- the Backend interface ----
+
+    @Override
+    public boolean supportsOp(Op op, GGMLType type) {
+        return type == null || CpuWeights.SUPPORTED.contains(type);
+    }
+
+    @Override
+    public WeightPreparer weights(GGUFFile gguf, Path file, RuntimeOptions options) {
+        return new CpuWeights(this, gguf, file, options);
+    }
+
+    @Override
+    public DeviceBuffer allocate(int floats) {
+        return new HostBuffer(floats);
+    }
+
+    @Override
+    public KvStorage allocateKv(int kvDim, int positions) {
+        return new HostKvStorage(kvDim, positions);
+    }
+
+    @Override
+    public void upload(float[] src, int srcOff, DeviceBuffer dst, int dstOff, int n) {
+        System.arraycopy(src, srcOff, HostBuffer.of(dst), dstOff, n);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, int srcOff, float[] dst, int dstOff, int n) {
+        System.arraycopy(HostBuffer.of(src), srcOff, dst, dstOff, n);
+    }
+
+    @Override
+    public void embed(Weight table, StepBatch step, DeviceBuffer out, int outStride, int dim, float scale) {
+        FloatTensor t = (FloatTensor) table;
+        float[] o = HostBuffer.of(out);
+        for (int j = 0; j < step.tokens; j++) {
+            int off = j * outStride;
+            t.copyTo((long) step.token[j] * dim, o, off, dim);
+            if (scale != 1f) for (int i = 0; i < dim; i++) o[off + i] *= scale;
+        }
+    }
+
+    @Override
+    public void rmsnorm(DeviceBuffer out, int outOff, int outStride, DeviceBuffer x, int xOff, int xStride, Weight weight,
+                        int tokens, int heads, int n, float eps) {
+        float[] o = HostBuffer.of(out), in = HostBuffer.of(x);
+        FloatTensor w = (FloatTensor) weight;
+        for (int t = 0; t < tokens; t++) {
+            for (int h = 0; h < heads; h++) rmsnorm(o, outOff + t * outStride + h * n, in, xOff + t * xStride + h * n, w, n, eps);
+        }
+    }
+
+    @Override
+    public void matmul(Weight w, DeviceBuffer x, int xOff, int xStride, DeviceBuffer out, int outOff, int outStride,
+                       int rows, int cols, int tokens) {
+        FloatTensor t = (FloatTensor) w;
+        if (tokens == 1) matmul(t, HostBuffer.of(x), xOff, HostBuffer.of(out), outOff, rows, cols);
+        else matmulBatch(t, HostBuffer.of(x), xOff, xStride, HostBuffer.of(out), outOff, outStride, rows, cols, tokens);
+    }
+
+    @Override
+    public void addBias(DeviceBuffer x, int off, int stride, Weight bias, int n, int tokens) {
+        float[] v = HostBuffer.of(x);
+        FloatTensor b = (FloatTensor) bias;
+        for (int t = 0; t < tokens; t++) {
+            int o = off + t * stride;
+            for (int i = 0; i < n; i++) v[o + i] += b.getFloat(i);
+        }
+    }
+
+    @Override
+    public void rope(DeviceBuffer x, int off, int stride, int heads, int headDim, StepBatch step, float[] invFreq, boolean neox) {
+        float[] v = HostBuffer.of(x);
+        int half = invFreq.length;
+        for (int t = 0; t < step.tokens; t++) {
+            int pos = step.pos[t];
+            for (int h = 0; h < heads; h++) {
+                int o = off + t * stride + h * headDim;
+                for (int i = 0; i < half; i++) {
+                    double theta = pos * (double) invFreq[i];
+                    float cos = (float) Math.cos(theta);
+                    float sin = (float) Math.sin(theta);
+                    int i0 = neox ? o + i : o + 2 * i;
+                    int i1 = neox ? o + i + half : o + 2 * i + 1;
+                    float a = v[i0];
+                    float b = v[i1];
+                    v[i0] = a * cos - b * sin;
+                    v[i1] = a * sin + b * cos;
+                }
+            }
+        }
+    }
+
+    @Override
+    public void kvWrite(KvStorage kv, DeviceBuffer k, int kOff, int kStride, DeviceBuffer v, int vOff, int vStride, int kvDim,
+                        StepBatch step) {
+        HostKvStorage s = HostKvStorage.of(kv);
+        float[] ks = HostBuffer.of(k), vs = HostBuffer.of(v);
+        for (int t = 0; t < step.tokens; t++) {
+            int at = step.slot[t] * kvDim;
+            System.arraycopy(ks, kOff + t * kStride, s.keys, at, kvDim);
+            System.arraycopy(vs, vOff + t * vStride, s.values, at, kvDim);
+        }
+    }
+
+    private final AttentionJob attention = new AttentionJob();
+    /** Scratch for scores and KV rows on whichever worker runs an attention slice, grown on demand. */
+    private final ThreadLocal<float[][]> scoreScratch = ThreadLocal.withInitial(() -> new float[1][0]);
+    private final ThreadLocal<int[][]> rowScratch = ThreadLocal.withInitial(() -> new int[1][0]);
+
+    @Override
+    public void attention(KvStorage kv, DeviceBuffer q, int qOff, int qStride, DeviceBuffer out, int outOff, int outStride,
+                          StepBatch step, int heads, int kvHeads, int headDim, float scale, float cap, int window) {
+        synchronized (attention) {
+            int longest = 0;
+            for (int t = 0; t < step.tokens; t++) longest = Math.max(longest, step.pos[t] + 1);
+            attention.set(HostKvStorage.of(kv), HostBuffer.of(q), qOff, qStride, HostBuffer.of(out), outOff, outStride, step,
+                    heads / kvHeads, headDim, scale, cap, window, longest);
+            // every (token, KV head) pair is independent: split by KV head, so each thread gets every token (a prompt
+            // chunk's later tokens attend over more positions than its first ones) and reads its heads' rows only
+            pool.run(step.tokens * kvHeads, attention);
+            attention.set(null, null, 0, 0, null, 0, 0, null, 0, 0, 0, 0, 0, 0);
+        }
+    }
+
+    /** The attention of a step over (token, KV head) pairs; index i is KV head i / tokens of token i % tokens. */
+    private final class AttentionJob implements WorkerPool.Job {
+        HostKvStorage kv;
+        float[] q, out;
+        int qOff, qStride, outOff, outStride, groups, headDim, window, longest;
+        float scale, cap;
+        StepBatch step;
+
+        void set(HostKvStorage kv, float[] q, int qOff, int qStride, float[] out, int outOff, int outStride, StepBatch step,
+                 int groups, int headDim, float scale, float cap, int window, int longest) {
+            this.kv = kv;
+            this.q = q;
+            this.qOff = qOff;
+            this.qStride = qStride;
+            this.out = out;
+            this.outOff = outOff;
+            this.outStride = outStride;
+            this.step = step;
+            this.groups = groups;
+            this.headDim = headDim;
+            this.scale = scale;
+            this.cap = cap;
+            this.window = window;
+            this.longest = longest;
+        }
+
+        @Override
+        public void run(int from, int to) {
+            float[][] sHolder = scoreScratch.get();
+            if (sHolder[0].length < longest * groups) sHolder[0] = new float[Math.max(longest * groups, 2 * sHolder[0].length)];
+            int[][] rHolder = rowScratch.get();
+            if (rHolder[0].length < longest) rHolder[0] = new int[Math.max(longest, 2 * rHolder[0].length)];
+            float[] scores = sHolder[0];
+            int[] rows = rHolder[0];
+            int total = step.tokens;
+            for (int i = from; i < to; i++) {
+                int j = i % total;
+                int g = i / total;
+                int h = g * groups;
+                BlockTable table = step.tables[step.sequence[j]];
+                int pos = step.pos[j];
+                int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
+                GroupedAttention.attend(CpuBackend.this, kv.keys, kv.values, table, g * headDim, q, qOff + j * qStride + h * headDim,
+                        out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
+            }
+        }
+    }
+
+    @Override
+    public void gatedActivation(DeviceBuffer gate, int gOff, int gStride, DeviceBuffer up, int uOff, int uStride, int n,
+                                int tokens, boolean gelu) {
+        float[] g = HostBuffer.of(gate), u = HostBuffer.of(up);
+        for (int t = 0; t < tokens; t++) {
+            int go = gOff + t * gStride, uo = uOff + t * uStride;
+            if (gelu) {
+                for (int i = 0; i < n; i++) g[go + i] = gelu(g[go + i]) * u[uo + i];
+            } else {
+                VectorMath.siluMul(g, go, u, uo, n);
+            }
+        }
+    }
+
+    /** GELU, tanh approximation (as ggml). */
+    static float gelu(float x) {
+        return (float) (0.5 * x * (1.0 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    }
+
+    @Override
+    public void add(DeviceBuffer x, int xOff, int xStride, DeviceBuffer y, int yOff, int yStride, int n, int tokens) {
+        float[] a = HostBuffer.of(x), b = HostBuffer.of(y);
+        for (int t = 0; t < tokens; t++) {
+            int ao = xOff + t * xStride, bo = yOff + t * yStride;
+            for (int i = 0; i < n; i++) a[ao + i] += b[bo + i];
+        }
+    }
+
+    @Override
+    public void gatherRows(DeviceBuffer src, int srcStride, int[] rows, int count, DeviceBuffer dst, int dstStride, int n) {
+        float[] s = HostBuffer.of(src), d = HostBuffer.of(dst);
+        for (int i = 0; i < count; i++) System.arraycopy(s, rows[i] * srcStride, d, i * dstStride, n);
+    }
+
+    @Override
+    public void softmax(DeviceBuffer x, int off, int stride, int n, int rows) {
+        float[] v = HostBuffer.of(x);
+        for (int r = 0; r < rows; r++) softmax(v, off + r * stride, n);
     }
 }

@@ -1,4 +1,4 @@
-package dev.enclave.runtime.model;
+package dev.enclave.runtime.backend.cpu;
 
 import dev.enclave.runtime.gguf.GGMLType;
 import dev.enclave.runtime.tensor.RowGroupTensor;
@@ -24,8 +24,8 @@ import java.util.zip.CRC32C;
  * The tensors a model repacks at load ({@link RowGroupTensor}), kept on disk so that the next start maps them
  * instead of repacking them (a second or more of both cores for a 1B model, on the way to the first token).
  *
- * <p>One file per model file, in the directory named by {@code -Denclave.repack-cache} (the server sets it to
- * {@code DATA_DIR/cache}; unset, nothing is cached). The header names the model file's path, size and modification
+ * <p>One file per model file, in the directory {@link dev.enclave.runtime.RuntimeOptions#repackCacheDir} (the server
+ * sets it to {@code DATA_DIR/cache}; null, nothing is cached). The header names the model file's path, size and modification
  * time and every tensor's kind, type, shape and segments, and ends with a CRC32C of itself; segments are page-aligned
  * raw memory. A load that repacked anything writes the file in the background to a temporary name, forces it to disk
  * and renames it into place, so a crash leaves either the old file or none. A header that does not match, or any
@@ -37,7 +37,6 @@ import java.util.zip.CRC32C;
  */
 final class RepackCache {
 
-    static final String PROPERTY = "enclave.repack-cache";
     /**
      * The format's version, bumped whenever a kind's layout changes (the kind names a class and group size, not a
      * layout): 3 interleaves the rows of Q8_0's lines; 4 may hold a tensor under several kinds. An older file is
@@ -71,13 +70,12 @@ final class RepackCache {
     }
 
     /** The cache for {@code model}, its stored tensors mapped into {@code arena}; null when caching is off. */
-    static RepackCache open(Path model, Arena arena) {
-        String dir = System.getProperty(PROPERTY);
-        if (dir == null || dir.isBlank() || model == null) return null;
+    static RepackCache open(Path dir, Path model, Arena arena) {
+        if (dir == null || model == null) return null;
         try {
             Path abs = model.toAbsolutePath().normalize();
             String key = Integer.toHexString(abs.toString().hashCode()) + "-" + abs.getFileName();
-            RepackCache c = new RepackCache(Path.of(dir).resolve(key + ".repack"), model);
+            RepackCache c = new RepackCache(dir.resolve(key + ".repack"), model);
             c.load(arena);
             return c;
         } catch (IOException | RuntimeException e) {

@@ -1,6 +1,6 @@
-package dev.enclave.runtime.model;
+package dev.enclave.runtime.backend.cpu;
 
-import dev.enclave.runtime.backend.KernelBackend;
+
 import dev.enclave.runtime.kv.BlockTable;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -30,7 +30,7 @@ final class GroupedAttention {
      * @param att    scratch for scores: head h of the group at {@code attOff + h * attStride}, n floats each
      * @param rows   scratch for the n positions' offsets in the KV arrays
      */
-    static void attend(KernelBackend ops, float[] kc, float[] vc, BlockTable table, int kvHeadOff, float[] q, int qOff,
+    static void attend(CpuBackend ops, float[] kc, float[] vc, BlockTable table, int kvHeadOff, float[] q, int qOff,
                        float[] out, int outOff, int heads, int headDim, int first, int pos, float scale, float cap,
                        float[] att, int attOff, int attStride, int[] rows) {
         int n = pos - first + 1;
@@ -44,7 +44,7 @@ final class GroupedAttention {
         for (; h < heads; h++) {
             scores1(kc, rows, n, q, qOff + h * headDim, headDim, scale, cap, att, attOff + h * attStride);
         }
-        for (h = 0; h < heads; h++) ops.softmax(att, attOff + h * attStride, n);
+        for (h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
         for (h = 0; h + 4 <= heads; h += 4) {
             values4(vc, rows, n, headDim, att, attOff + h * attStride, attStride, out, outOff + h * headDim);
         }

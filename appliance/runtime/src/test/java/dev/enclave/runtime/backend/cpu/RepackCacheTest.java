@@ -1,4 +1,8 @@
-package dev.enclave.runtime.model;
+package dev.enclave.runtime.backend.cpu;
+
+import dev.enclave.runtime.RuntimeOptions;
+import dev.enclave.runtime.model.InferenceState;
+import dev.enclave.runtime.model.TransformerModel;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -7,7 +11,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.enclave.runtime.SharedData;
-import dev.enclave.runtime.backend.cpu.CpuBackend;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
@@ -23,16 +26,12 @@ class RepackCacheTest {
     @TempDir
     Path dir;
 
-    @AfterEach
-    void off() {
-        System.clearProperty(RepackCache.PROPERTY);
-        System.clearProperty(TransformerModel.VOCABULARY_INT8);
-    }
+    private RuntimeOptions options;
 
     @Test
     void secondLoadMapsTheCacheAndDamageIsIgnored() throws Exception {
         assumeTrue(dev.enclave.runtime.tensor.RowGroupTensor.AVAILABLE, "the repacked route needs vectors of 8 shorts or more");
-        System.setProperty(RepackCache.PROPERTY, dir.toString());
+        options = RuntimeOptions.defaults().withRepackCacheDir(dir);
         Path model = SharedData.model("syn-llama3-bpe-Q4_K_M.gguf");
 
         float[] first = logits(model, true);
@@ -63,25 +62,26 @@ class RepackCacheTest {
     @Test
     void vocabularyLayoutSwitchRepacksAndKeepsTheLogits() throws Exception {
         assumeTrue(dev.enclave.runtime.tensor.RowGroupTensor.AVAILABLE, "the repacked route needs vectors of 8 shorts or more");
-        System.setProperty(RepackCache.PROPERTY, dir.toString());
+        options = RuntimeOptions.defaults().withRepackCacheDir(dir);
         Path model = SharedData.model("syn-llama3-bpe-Q4_K_M.gguf");
-        System.setProperty(TransformerModel.VOCABULARY_INT8, "false");
+        options = options.withVocabularyInt8(false);
         float[] sixBits = logits(model, true);
-        System.setProperty(TransformerModel.VOCABULARY_INT8, "true");
+        options = options.withVocabularyInt8(true);
         assertArrayEquals(sixBits, logits(model, true), "logits with the vocabulary matrix as int8");
         assertArrayEquals(sixBits, logits(model, false), "logits from the cache holding the int8 form");
-        System.setProperty(TransformerModel.VOCABULARY_INT8, "false");
+        options = options.withVocabularyInt8(false);
         assertArrayEquals(sixBits, logits(model, false), "6-bit form mapped again after an int8 load");
-        System.setProperty(TransformerModel.VOCABULARY_INT8, "true");
+        options = options.withVocabularyInt8(true);
         assertArrayEquals(sixBits, logits(model, false), "int8 form mapped again after a 6-bit load");
     }
 
     /** Loads, reads the prompt, returns the last logits; checks whether this load had to write the cache. */
-    private static float[] logits(Path model, boolean expectWrite) throws Exception {
-        try (TransformerModel m = TransformerModel.load(model, CpuBackend.instance(), ActivationPrecision.Q8)) {
+    private float[] logits(Path model, boolean expectWrite) throws Exception {
+        CpuBackend cpu = CpuBackend.instance();
+        try (TransformerModel m = TransformerModel.load(model, options, java.util.List.of(cpu))) {
             InferenceState s = m.newState(64);
             float[] out = m.ingest(s, m.tokenizer().encode("The quick brown fox jumps over the lazy dog.", true, false)).clone();
-            Thread writer = m.cacheWriter();
+            Thread writer = ((CpuWeights) m.preparer(cpu)).cacheWriter();
             if (expectWrite) {
                 assertNotNull(writer, "this load repacked and writes the cache");
                 writer.join();

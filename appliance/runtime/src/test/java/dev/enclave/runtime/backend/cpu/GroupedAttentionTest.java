@@ -1,4 +1,4 @@
-package dev.enclave.runtime.model;
+package dev.enclave.runtime.backend.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -32,8 +32,8 @@ class GroupedAttentionTest {
                 for (int t = 0; t < positions; t++) {
                     int off = table.offset(t);
                     for (int i = 0; i < kvDim; i++) {
-                        pool.keys[0][off + i] = (float) rnd.nextGaussian();
-                        pool.values[0][off + i] = (float) rnd.nextGaussian();
+                        dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).keys[off + i] = (float) rnd.nextGaussian();
+                        dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).values[off + i] = (float) rnd.nextGaussian();
                     }
                 }
                 int g = 1; // the second KV head: offsets inside the rows matter
@@ -46,11 +46,11 @@ class GroupedAttentionTest {
                 int stride = positions + 11;
 
                 float[] grouped = new float[heads * headDim];
-                GroupedAttention.attend(ops, pool.keys[0], pool.values[0], table, g * headDim, q, qOff, grouped, 0,
+                GroupedAttention.attend(ops, dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).keys, dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).values, table, g * headDim, q, qOff, grouped, 0,
                         heads, headDim, first, pos, scale, 0f, new float[heads * stride], 0, stride, new int[positions]);
                 float[] single = new float[heads * headDim];
                 for (int h = 0; h < heads; h++) {
-                    GroupedAttention.attend(ops, pool.keys[0], pool.values[0], table, g * headDim, q, qOff + h * headDim,
+                    GroupedAttention.attend(ops, dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).keys, dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).values, table, g * headDim, q, qOff + h * headDim,
                             single, h * headDim, 1, headDim, first, pos, scale, 0f, new float[stride], 0, stride, new int[positions]);
                 }
                 for (int i = 0; i < grouped.length; i++) {
@@ -62,7 +62,7 @@ class GroupedAttentionTest {
                     double max = Double.NEGATIVE_INFINITY;
                     for (int t = first; t <= pos; t++) {
                         double s = 0;
-                        for (int i = 0; i < headDim; i++) s += (double) q[qOff + h * headDim + i] * pool.keys[0][table.offset(t) + g * headDim + i];
+                        for (int i = 0; i < headDim; i++) s += (double) q[qOff + h * headDim + i] * dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).keys[table.offset(t) + g * headDim + i];
                         w[t - first] = s * scale;
                         max = Math.max(max, w[t - first]);
                     }
@@ -70,7 +70,7 @@ class GroupedAttentionTest {
                     for (int k = 0; k < w.length; k++) sum += w[k] = Math.exp(w[k] - max);
                     for (int i = 0; i < headDim; i++) {
                         double o = 0;
-                        for (int t = first; t <= pos; t++) o += w[t - first] / sum * pool.values[0][table.offset(t) + g * headDim + i];
+                        for (int t = first; t <= pos; t++) o += w[t - first] / sum * dev.enclave.runtime.backend.HostKvStorage.of(pool.layer(0)).values[table.offset(t) + g * headDim + i];
                         assertEquals(o, grouped[h * headDim + i], 1e-4, "heads " + heads + ", head size " + headDim);
                     }
                 }

@@ -1,0 +1,85 @@
+package dev.enclave.runtime.model;
+
+import dev.enclave.runtime.backend.Backend;
+import dev.enclave.runtime.backend.DeviceBuffer;
+import dev.enclave.runtime.backend.StepBatch;
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * The memory of one forward step, owned by whoever runs steps (the engine, or a single sequence's convenience
+ * calls), never by a sequence of a batch: the step's descriptor and, on each backend the model's layers use, its
+ * activation buffers. Grown when a step needs more room, reused otherwise: steady decoding allocates nothing.
+ */
+public final class Workspace {
+
+    /** One backend's activations, token t's row at {@code t * width}. */
+    static final class Activations {
+        final DeviceBuffer x, xb, xb2, q, k, v, qkv, hb, hb2;
+        DeviceBuffer hidden, logits; // per sequence: made on the backend of the output only
+
+        Activations(Backend b, ModelConfig c, int tokens) {
+            int dim = c.embeddingLength();
+            x = b.allocate(tokens * dim);
+            xb = b.allocate(tokens * Math.max(dim, c.qDim()));
+            xb2 = b.allocate(tokens * dim);
+            q = b.allocate(tokens * c.qDim());
+            k = b.allocate(tokens * c.kvDim());
+            v = b.allocate(tokens * c.kvDim());
+            qkv = b.allocate(tokens * (c.qDim() + 2 * c.kvDim()));
+            hb = b.allocate(tokens * 2 * c.feedForwardLength());
+            hb2 = b.allocate(tokens * c.feedForwardLength());
+        }
+    }
+
+    private final ModelConfig config;
+    private final Map<Backend, Activations> acts = new IdentityHashMap<>();
+    private int tokens;
+    private int sequences;
+    StepBatch step;
+    /** The hidden state crossing from one backend to the next at a split. */
+    float[] transfer = new float[0];
+    /** The arguments of a single sequence's one-token step, kept so that such a step allocates nothing. */
+    final InferenceState[] single = new InferenceState[1];
+    final int[][] singleToken = {new int[1]};
+    final int[] zero = {0};
+    final int[] one = {1};
+
+    Workspace(ModelConfig config, int tokens, int sequences) {
+        this.config = config;
+        this.tokens = Math.max(1, tokens);
+        this.sequences = Math.max(1, sequences);
+        this.step = new StepBatch(this.tokens, this.sequences);
+    }
+
+    /** Makes room for a step of {@code tokens} tokens from {@code sequences} sequences. */
+    void ensure(int tokens, int sequences) {
+        if (tokens > this.tokens || sequences > this.sequences) {
+            this.tokens = Math.max(tokens, this.tokens);
+            this.sequences = Math.max(sequences, this.sequences);
+            step = new StepBatch(this.tokens, this.sequences);
+            acts.clear();
+        }
+    }
+
+    Activations on(Backend b) {
+        Activations a = acts.get(b);
+        if (a == null) acts.put(b, a = new Activations(b, config, tokens));
+        return a;
+    }
+
+    /** The output buffers (final hidden state and logits per sequence) on {@code b}. */
+    Activations output(Backend b) {
+        Activations a = on(b);
+        if (a.logits == null) {
+            a.hidden = b.allocate(sequences * config.embeddingLength());
+            a.logits = b.allocate(sequences * config.vocabularySize());
+        }
+        return a;
+    }
+
+    float[] transfer(int floats) {
+        if (transfer.length < floats) transfer = new float[floats];
+        return transfer;
+    }
+}
