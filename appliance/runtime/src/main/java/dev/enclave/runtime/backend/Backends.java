@@ -17,7 +17,7 @@ import java.util.ServiceLoader;
 public final class Backends {
 
     /** The names {@code --backend} takes besides a discovered backend's own. */
-    public static final List<String> KNOWN = List.of("auto", "cpu", "opencl", "npu");
+    public static final List<String> KNOWN = List.of("auto", "cpu", "cpu-java", "opencl", "npu");
 
     private Backends() {
     }
@@ -29,7 +29,10 @@ public final class Backends {
             if (!(b instanceof CpuBackend) && b.isAvailable()) found.add(b);
         }
         found.sort(Comparator.comparingInt(Backend::priority).reversed());
-        found.addFirst(CpuBackend.shared(options.effectiveThreads()));
+        // the CPU: with its native kernels where a library exists for it, unless the Java kernels are asked for, or
+        // float activations (the native kernels quantize them)
+        boolean java = options.backend().equals("cpu-java") || options.activations() == dev.enclave.runtime.model.ActivationPrecision.FLOAT;
+        found.addFirst(java ? CpuBackend.sharedJava(options.effectiveThreads()) : CpuBackend.shared(options.effectiveThreads()));
         return List.copyOf(found);
     }
 
@@ -75,6 +78,7 @@ public final class Backends {
     }
 
     private static Backend find(List<Backend> backends, String name) {
+        if (name.equals("cpu") || name.equals("cpu-java")) return backends.getFirst(); // the CPU, whichever kernels it runs
         for (Backend b : backends) if (b.name().equals(name)) return b;
         return null;
     }

@@ -28,8 +28,12 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 public final class CpuBackend implements Backend {
 
-    /** One backend per thread count, shared by the models of a process (their products take turns). */
+    /** One backend per thread count and kernel kind, shared by the models of a process (their products take turns). */
     private static final ConcurrentHashMap<Integer, CpuBackend> SHARED = new ConcurrentHashMap<>();
+    private static final ConcurrentHashMap<Integer, CpuBackend> SHARED_JAVA = new ConcurrentHashMap<>();
+    /** The native library's kernels, loaded once per process; null where there is none for this CPU. */
+    private static volatile NativeKernels loadedNatives;
+    private static volatile boolean nativesLooked;
     /** Below this many multiply-adds a matmul stays on one thread. */
     private static final long PARALLEL_THRESHOLD = 1L << 15;
 
@@ -39,14 +43,57 @@ public final class CpuBackend implements Backend {
     private final GroupMatmul groups = new GroupMatmul();
     private final QuantizeJob quantize = new QuantizeJob();
 
+    private final NativeKernels natives;
+    private final boolean javaOnly;
+
+    /** The CPU with the native kernels where a library exists for it. */
     public CpuBackend(int threads) {
+        this(threads, false);
+    }
+
+    /** {@code javaOnly}: the Java (Vector API) kernels only, named "cpu-java" (the fallback, and the reference). */
+    public CpuBackend(int threads, boolean javaOnly) {
         this.pool = new WorkerPool(threads);
         this.batch = new BatchMatmul(threads);
+        this.javaOnly = javaOnly;
+        this.natives = javaOnly ? null : natives();
+    }
+
+    private static NativeKernels natives() {
+        if (!nativesLooked) {
+            synchronized (CpuBackend.class) {
+                if (!nativesLooked) {
+                    try {
+                        loadedNatives = NativeKernels.load();
+                    } catch (RuntimeException | LinkageError e) {
+                        System.getLogger(CpuBackend.class.getName()).log(System.Logger.Level.WARNING,
+                                "the native CPU kernels could not be loaded ({0}); the Java kernels run", e.toString());
+                    }
+                    nativesLooked = true;
+                }
+            }
+        }
+        return loadedNatives;
     }
 
     /** The process's backend with {@code threads} workers (made on first use, never closed). */
     public static CpuBackend shared(int threads) {
         return SHARED.computeIfAbsent(Math.max(1, threads), CpuBackend::new);
+    }
+
+    /** The process's Java-only backend with {@code threads} workers. */
+    public static CpuBackend sharedJava(int threads) {
+        return SHARED_JAVA.computeIfAbsent(Math.max(1, threads), t -> new CpuBackend(t, true));
+    }
+
+    /** The native kernels this backend uses, or null. */
+    public NativeKernels nativeKernels() {
+        return natives;
+    }
+
+    /** Whether the native kernels multiply this tensor (as it is stored in the file: those are not repacked). */
+    boolean runsNatively(FloatTensor w) {
+        return natives != null && (w instanceof NativeRepackedTensor || !(w instanceof RowGroupTensor) && natives.supports(w.type()));
     }
 
     /** The process's backend with one worker per processor. */
@@ -64,7 +111,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String name() {
-        return "cpu";
+        return javaOnly ? "cpu-java" : "cpu";
     }
 
     @Override
@@ -233,6 +280,68 @@ public final class CpuBackend implements Backend {
         VectorMath.scale(x, off, n, (float) (1.0 / sum));
     }
 
+    // ---- the native kernels ----
+
+    /** The repacking of a matrix for the native kernels, its row groups split across the workers. */
+    void nativeRepack(FloatTensor w, int rows, int cols, java.lang.foreign.MemorySegment dst) {
+        dev.enclave.runtime.backend.RangeJob job = (from, to) -> natives.repack(w.type(), w.data(), cols, from, to, dst);
+        pool.run(rows / NativeKernels.GROUP, job);
+    }
+
+    private final NativeJob nativeJob = new NativeJob();
+
+    /**
+     * The product through the native library: the inputs are copied to native memory and quantized once, then the
+     * rows are split across the workers, each calling the library for its range; the outputs are copied back.
+     * Buffers grow when a product needs more and are reused otherwise: no allocation per step.
+     */
+    private void nativeMatmul(FloatTensor w, float[] x, int xOff, int xStride, float[] out, int outOff, int outStride,
+                              int rows, int cols, int tokens) {
+        synchronized (nativeJob) {
+            NativeJob j = nativeJob;
+            j.ensure(natives, cols, rows, tokens);
+            for (int t = 0; t < tokens; t++) {
+                java.lang.foreign.MemorySegment.copy(x, xOff + t * xStride, j.x, java.lang.foreign.ValueLayout.JAVA_FLOAT, (long) t * cols * Float.BYTES, cols);
+            }
+            natives.quantize(j.x, cols, tokens, j.xq);
+            j.set(w, cols, rows, tokens);
+            int units = w instanceof NativeRepackedTensor ? rows / NativeKernels.GROUP : rows;
+            if ((long) rows * cols * tokens < PARALLEL_THRESHOLD || pool.threads() == 1) j.run(0, units);
+            else pool.run(units, j);
+            j.w = null;
+            for (int t = 0; t < tokens; t++) {
+                java.lang.foreign.MemorySegment.copy(j.out, java.lang.foreign.ValueLayout.JAVA_FLOAT, (long) t * rows * Float.BYTES, out, outOff + t * outStride, rows);
+            }
+        }
+    }
+
+    /** The reusable native product job and its native buffers. */
+    private final class NativeJob implements WorkerPool.Job {
+        java.lang.foreign.MemorySegment x = java.lang.foreign.MemorySegment.NULL, xq = x, out = x;
+        FloatTensor w;
+        int cols, rows, tokens;
+
+        void ensure(NativeKernels k, int cols, int rows, int tokens) {
+            long xBytes = (long) cols * tokens * Float.BYTES, qBytes = k.activationBytes(cols, tokens), oBytes = (long) rows * tokens * Float.BYTES;
+            if (x.byteSize() < xBytes) x = java.lang.foreign.Arena.ofAuto().allocate(xBytes, 64);
+            if (xq.byteSize() < qBytes) xq = java.lang.foreign.Arena.ofAuto().allocate(qBytes, 64);
+            if (out.byteSize() < oBytes) out = java.lang.foreign.Arena.ofAuto().allocate(oBytes, 64);
+        }
+
+        void set(FloatTensor w, int cols, int rows, int tokens) {
+            this.w = w;
+            this.cols = cols;
+            this.rows = rows;
+            this.tokens = tokens;
+        }
+
+        @Override
+        public void run(int from, int to) {
+            if (w instanceof NativeRepackedTensor p) natives.matmulRepacked(w.type(), p.packed, cols, from, to, xq, tokens, out, rows);
+            else natives.matmul(w.type(), w.data(), cols, from, to, xq, tokens, out, rows);
+        }
+    }
+
     // ---- the Backend interface ----
 
     @Override
@@ -290,7 +399,8 @@ public final class CpuBackend implements Backend {
     public void matmul(Weight w, DeviceBuffer x, int xOff, int xStride, DeviceBuffer out, int outOff, int outStride,
                        int rows, int cols, int tokens) {
         FloatTensor t = (FloatTensor) w;
-        if (tokens == 1) matmul(t, HostBuffer.of(x), xOff, HostBuffer.of(out), outOff, rows, cols);
+        if (runsNatively(t)) nativeMatmul(t, HostBuffer.of(x), xOff, xStride, HostBuffer.of(out), outOff, outStride, rows, cols, tokens);
+        else if (tokens == 1) matmul(t, HostBuffer.of(x), xOff, HostBuffer.of(out), outOff, rows, cols);
         else matmulBatch(t, HostBuffer.of(x), xOff, xStride, HostBuffer.of(out), outOff, outStride, rows, cols, tokens);
     }
 

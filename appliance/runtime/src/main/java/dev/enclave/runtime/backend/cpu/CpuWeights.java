@@ -43,6 +43,7 @@ final class CpuWeights implements WeightPreparer {
 
     private final GGUFFile gguf;
     private final RuntimeOptions options;
+    private final CpuBackend backend;
     private final boolean grouped;
     /** Memory for tensors repacked at load; freed with the model. */
     private final Arena arena = Arena.ofShared();
@@ -53,6 +54,7 @@ final class CpuWeights implements WeightPreparer {
     CpuWeights(CpuBackend backend, GGUFFile gguf, Path file, RuntimeOptions options) {
         this.gguf = gguf;
         this.options = options;
+        this.backend = backend;
         this.grouped = options.activations() == ActivationPrecision.Q8;
         // compile the kernels on the second core while this one reads the vocabulary and repacks tensors
         this.warmup = options.warmup() ? startWarmup(backend) : null;
@@ -63,7 +65,9 @@ final class CpuWeights implements WeightPreparer {
         Set<GGMLType> types = EnumSet.noneOf(GGMLType.class);
         Map<GGMLType, MemorySegment> samples = new EnumMap<>(GGMLType.class);
         boolean sixBits = false, int8 = false;
+        NativeKernels natives = backend.nativeKernels();
         for (GGUFTensorInfo t : gguf.tensors().values()) {
+            if (natives != null && natives.supports(t.type())) continue; // native code: nothing for the JIT to warm
             types.add(t.type());
             samples.putIfAbsent(t.type(), gguf.tensorData(t));
             if (t.type() == GGMLType.Q6_K && t.dims().length == 2) {
@@ -103,6 +107,14 @@ final class CpuWeights implements WeightPreparer {
 
     @Override
     public Weight prepare(String name, FloatTensor tensor, int rows, int cols) {
+        if (backend.runsNatively(tensor)) {
+            NativeKernels k = backend.nativeKernels();
+            long bytes = rows > 1 ? k.repackedBytes(tensor.type(), rows, cols) : 0;
+            if (bytes == 0) return tensor; // the native kernels read the file's own layout
+            java.lang.foreign.MemorySegment packed = arena.allocate(bytes, 64);
+            backend.nativeRepack(tensor, rows, cols, packed);
+            return new NativeRepackedTensor(tensor, packed, rows, cols);
+        }
         boolean matrix = rows > 1;
         boolean group = grouped && matrix && (Q4RowGroupTensor.supports(tensor, rows, cols)
                 || Q6RowGroupTensor.supports(tensor, rows, cols) // Q6_K: either form

@@ -1,0 +1,54 @@
+package dev.enclave.runtime.backend.cpu;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import java.lang.foreign.MemorySegment;
+import java.util.ServiceLoader;
+
+/**
+ * Products the CPU's int8 dot-product instructions compute (x86 VNNI, AVX2, Arm dotprod), which the Vector API
+ * cannot emit: a native library called through {@code java.lang.foreign} (module cpu-backend), found with
+ * {@link ServiceLoader}. Weights stay in ggml's block layout in the mapped file; activations are quantized once per
+ * product to int8 blocks of 32. Where no library exists for this CPU, the Java kernels run instead, and they are the
+ * reference the native ones are tested against ({@code BackendConformanceTest}).
+ */
+public interface NativeKernels {
+
+    /** The instruction set in use: "avx512-vnni", "avx2", "neon-dotprod", "neon" or "baseline". */
+    String isa();
+
+    /** Whether {@link #matmul} takes weights of this type. */
+    boolean supports(GGMLType type);
+
+    /** Bytes {@link #quantize} writes for {@code tokens} vectors of {@code cols} values. */
+    long activationBytes(int cols, int tokens);
+
+    /** Quantizes {@code tokens} float vectors ({@code x}, {@code cols} apart) into {@code dst}. */
+    void quantize(MemorySegment x, int cols, int tokens, MemorySegment dst);
+
+    /**
+     * {@code out[t * outStride + r] = dot(w row r, token t)} for rows [r0, r1) and every token: {@code w} the whole
+     * matrix in ggml's layout, {@code xq} what {@link #quantize} wrote.
+     */
+    void matmul(GGMLType type, MemorySegment w, int cols, int r0, int r1, MemorySegment xq, int tokens, MemorySegment out, int outStride);
+
+    /**
+     * Bytes of {@code type}'s matrix repacked for this CPU's fastest product (rows across the vector lanes, 16 rows to a
+     * group), or 0 when this CPU has no such product or the shape does not fit.
+     */
+    long repackedBytes(GGMLType type, int rows, int cols);
+
+    /** Repacks row groups [g0, g1) of {@code w} into {@code dst} (of {@link #repackedBytes}). */
+    void repack(GGMLType type, MemorySegment w, int cols, int g0, int g1, MemorySegment dst);
+
+    /** As {@link #matmul}, on a repacked matrix, for row groups [g0, g1) (16 rows each). */
+    void matmulRepacked(GGMLType type, MemorySegment p, int cols, int g0, int g1, MemorySegment xq, int tokens, MemorySegment out, int outStride);
+
+    /** Rows per group of a repacked matrix. */
+    int GROUP = 16;
+
+    /** The library for this CPU, or null when there is none (then the Java kernels run). */
+    static NativeKernels load() {
+        for (NativeKernels k : ServiceLoader.load(NativeKernels.class)) return k;
+        return null;
+    }
+}

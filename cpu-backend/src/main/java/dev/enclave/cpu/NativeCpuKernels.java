@@ -1,0 +1,201 @@
+package dev.enclave.cpu;
+
+import dev.enclave.runtime.backend.cpu.NativeKernels;
+import dev.enclave.runtime.gguf.GGMLType;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Locale;
+
+/**
+ * The native kernels (src/main/c/enclave_cpu.c) through {@code java.lang.foreign} downcalls: the library for this
+ * machine's architecture is carried in the jar, copied once to a private temporary file and loaded; weights and
+ * activations are passed as memory segments (the mapped file, the backend's native buffers), nothing is copied.
+ * Found by the runtime's CPU backend with {@link java.util.ServiceLoader}.
+ */
+public final class NativeCpuKernels implements NativeKernels {
+
+    private static final ValueLayout.OfLong J = ValueLayout.JAVA_LONG;
+    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
+    private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
+
+    private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported;
+    private final boolean q4, q8;
+
+    public NativeCpuKernels() {
+        this(library());
+    }
+
+    NativeCpuKernels(Path library) {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup lib = SymbolLookup.libraryLookup(library, Arena.global());
+        isa = linker.downcallHandle(find(lib, "enclave_isa"), FunctionDescriptor.of(I));
+        setIsa = linker.downcallHandle(find(lib, "enclave_set_isa"), FunctionDescriptor.of(I, I));
+        stride = linker.downcallHandle(find(lib, "enclave_act_stride"), FunctionDescriptor.of(J, J));
+        quantize = linker.downcallHandle(find(lib, "enclave_quantize"), FunctionDescriptor.ofVoid(P, J, J, J, P));
+        matmul = linker.downcallHandle(find(lib, "enclave_matmul"), FunctionDescriptor.ofVoid(I, P, J, J, J, P, J, P, J));
+        repackedBytes = linker.downcallHandle(find(lib, "enclave_repacked_bytes"), FunctionDescriptor.of(J, I, J, J));
+        repack = linker.downcallHandle(find(lib, "enclave_repack"), FunctionDescriptor.ofVoid(I, P, J, J, J, P));
+        matmulRepacked = linker.downcallHandle(find(lib, "enclave_matmul_repacked"), FunctionDescriptor.ofVoid(I, P, J, J, J, P, J, P, J));
+        repackedSupported = linker.downcallHandle(find(lib, "enclave_repacked_supported"), FunctionDescriptor.of(I));
+        MethodHandle supports = linker.downcallHandle(find(lib, "enclave_supports"), FunctionDescriptor.of(I, I));
+        try {
+            q4 = (int) supports.invokeExact(GGMLType.Q4_0.id) != 0;
+            q8 = (int) supports.invokeExact(GGMLType.Q8_0.id) != 0;
+        } catch (Throwable t) {
+            throw new IllegalStateException("the native CPU kernels do not answer", t);
+        }
+    }
+
+    private static MemorySegment find(SymbolLookup lib, String name) {
+        return lib.find(name).orElseThrow(() -> new IllegalStateException("the native CPU library lacks " + name));
+    }
+
+    /** The jar's library for this machine, copied to a temporary file (a library loads from a file). */
+    static Path library() {
+        String arch = switch (System.getProperty("os.arch", "").toLowerCase(Locale.ROOT)) {
+            case "amd64", "x86_64" -> "x86_64";
+            case "aarch64", "arm64" -> "aarch64";
+            default -> throw new UnsupportedOperationException("no native CPU kernels for " + System.getProperty("os.arch"));
+        };
+        String resource = "native/linux-" + arch + "/libenclave_cpu.so";
+        try (InputStream in = NativeCpuKernels.class.getClassLoader().getResourceAsStream(resource)) {
+            if (in == null || !System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux")) {
+                throw new UnsupportedOperationException("no native CPU kernels in this build for " + arch);
+            }
+            Path dir = Files.createTempDirectory("enclave-cpu");
+            Path file = dir.resolve("libenclave_cpu.so");
+            Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
+            file.toFile().deleteOnExit();
+            dir.toFile().deleteOnExit();
+            return file;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot unpack the native CPU kernels", e);
+        }
+    }
+
+    @Override
+    public String isa() {
+        return isaName(isaCode());
+    }
+
+    int isaCode() {
+        try {
+            return (int) isa.invokeExact();
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    static String isaName(int code) {
+        return switch (code) {
+            case 1 -> "avx2";
+            case 2 -> "avx512-vnni";
+            case 3 -> "neon";
+            case 4 -> "neon-dotprod";
+            default -> "baseline";
+        };
+    }
+
+    /** Forces a slower instruction set for tests (0 baseline, 1 AVX2, 2 AVX-512 VNNI); returns the one in effect. */
+    int useIsa(int code) {
+        try {
+            return (int) setIsa.invokeExact(code);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public boolean supports(GGMLType type) {
+        return type == GGMLType.Q4_0 ? q4 : type == GGMLType.Q8_0 && q8;
+    }
+
+    @Override
+    public long activationBytes(int cols, int tokens) {
+        try {
+            return (long) stride.invokeExact((long) cols) * tokens;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void quantize(MemorySegment x, int cols, int tokens, MemorySegment dst) {
+        if (cols % 32 != 0) throw new IllegalArgumentException(cols + " columns: not a multiple of 32");
+        if (x.byteSize() < (long) cols * tokens * Float.BYTES || dst.byteSize() < activationBytes(cols, tokens)) {
+            throw new IllegalArgumentException("buffers too small for " + tokens + " x " + cols);
+        }
+        try {
+            quantize.invokeExact(x, (long) cols, (long) cols, (long) tokens, dst);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void matmul(GGMLType type, MemorySegment w, int cols, int r0, int r1, MemorySegment xq, int tokens, MemorySegment out, int outStride) {
+        // bounds are checked here, once per call: the C code trusts them
+        if (!supports(type) || cols % 32 != 0 || r0 < 0 || r1 < r0 || tokens < 0
+                || w.byteSize() < type.byteSize((long) r1 * cols)
+                || xq.byteSize() < activationBytes(cols, tokens)
+                || tokens > 0 && r1 > r0 && out.byteSize() < ((long) (tokens - 1) * outStride + r1) * Float.BYTES) {
+            throw new IllegalArgumentException("native " + type + " product out of bounds: rows [" + r0 + ", " + r1 + "), " + cols
+                    + " columns, " + tokens + " tokens");
+        }
+        try {
+            matmul.invokeExact(type.id, w, (long) cols, (long) r0, (long) r1, xq, (long) tokens, out, (long) outStride);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public long repackedBytes(GGMLType type, int rows, int cols) {
+        if (!supports(type) || rows % GROUP != 0 || cols % 32 != 0 || rows == 0) return 0;
+        try {
+            if ((int) repackedSupported.invokeExact() == 0) return 0;
+            return (long) repackedBytes.invokeExact(type.id, (long) rows, (long) cols);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void repack(GGMLType type, MemorySegment w, int cols, int g0, int g1, MemorySegment dst) {
+        long rows = (long) g1 * GROUP;
+        if (!supports(type) || g0 < 0 || g1 < g0 || w.byteSize() < type.byteSize(rows * cols) || dst.byteSize() < repackedBytes(type, g1 * GROUP, cols)) {
+            throw new IllegalArgumentException("native repack of " + type + " out of bounds: groups [" + g0 + ", " + g1 + "), " + cols + " columns");
+        }
+        try {
+            repack.invokeExact(type.id, w, (long) cols, (long) g0, (long) g1, dst);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void matmulRepacked(GGMLType type, MemorySegment p, int cols, int g0, int g1, MemorySegment xq, int tokens, MemorySegment out, int outStride) {
+        if (g0 < 0 || g1 < g0 || tokens < 0 || p.byteSize() < repackedBytes(type, g1 * GROUP, cols)
+                || xq.byteSize() < activationBytes(cols, tokens)
+                || tokens > 0 && g1 > g0 && out.byteSize() < ((long) (tokens - 1) * outStride + (long) g1 * GROUP) * Float.BYTES) {
+            throw new IllegalArgumentException("native repacked " + type + " product out of bounds: groups [" + g0 + ", " + g1 + "), " + cols
+                    + " columns, " + tokens + " tokens");
+        }
+        try {
+            matmulRepacked.invokeExact(type.id, p, (long) cols, (long) g0, (long) g1, xq, (long) tokens, out, (long) outStride);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+package dev.enclave.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import dev.enclave.runtime.quant.Quantizer;
+import dev.enclave.runtime.tensor.FloatTensor;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The native products against a plain Java computation of the same thing: the activations as the library quantized
+ * them (read back from its buffer), the weights as ggml's decoders read them, sums in double. The integer sums are
+ * exact on every path, so only float rounding separates the two (1e-5 of the row's scale). Every instruction set this
+ * CPU has runs (baseline, AVX2, AVX-512 VNNI); the aarch64 library runs the same cases under qemu-aarch64.
+ */
+class NativeKernelsTest {
+
+    private static final NativeCpuKernels K = new NativeCpuKernels();
+    private final Arena arena = Arena.ofAuto();
+
+    record Case(GGMLType type, int rows, int cols, int tokens, byte[] weights, float[] x) {
+    }
+
+    static List<Case> cases() {
+        SplittableRandom rnd = new SplittableRandom(21);
+        List<Case> all = new ArrayList<>();
+        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0}) {
+            // one block, an odd number of blocks (the AVX-512 tail), a 1B layer's width; 1 to 9 tokens (the 4-token groups' tails)
+            int[][] shapes = {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 160, 5}, {48, 96, 1}};
+            for (int[] s : shapes) {
+                float[] w = new float[s[0] * s[1]];
+                for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
+                float[] x = new float[s[2] * s[1]];
+                for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextGaussian() * (i % 97 == 0 ? 8 : 1)); // outliers
+                all.add(new Case(type, s[0], s[1], s[2], Quantizer.quantize(type, w, w.length), x));
+            }
+        }
+        return all;
+    }
+
+    @Test
+    void everyInstructionSetMatchesTheReference() {
+        int best = K.isaCode();
+        assertTrue(K.supports(GGMLType.Q4_0) && K.supports(GGMLType.Q8_0));
+        try {
+            for (int isa = 0; isa <= best; isa++) {
+                if (best >= 3 && isa > 0 && isa < 3) continue; // Arm: the x86 codes run the baseline
+                assertEquals(isa, K.useIsa(isa));
+                for (Case c : cases()) {
+                    float[] got = run(c);
+                    float[] want = reference(c);
+                    compare(want, got, c + " on " + NativeCpuKernels.isaName(isa));
+                    if (K.repackedBytes(c.type, c.rows, c.cols) > 0) {
+                        compare(want, runRepacked(c), c + " repacked, on " + NativeCpuKernels.isaName(isa));
+                        repacked++;
+                    }
+                }
+            }
+        } finally {
+            K.useIsa(best);
+        }
+        assertEquals(best, K.isaCode());
+        if (best == 2) assertTrue(repacked >= 4, "the VNNI repacked products ran: " + repacked);
+    }
+
+    private int repacked;
+
+    /** The repacked layout's product, its row groups in two calls as the workers split them. */
+    private float[] runRepacked(Case c) {
+        MemorySegment w = arena.allocate(c.weights.length, 64);
+        MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
+        MemorySegment p = arena.allocate(K.repackedBytes(c.type, c.rows, c.cols), 64);
+        int groups = c.rows / NativeCpuKernels.GROUP;
+        K.repack(c.type, w, c.cols, 0, groups / 2, p);
+        K.repack(c.type, w, c.cols, groups / 2, groups, p);
+        MemorySegment out = arena.allocate((long) c.rows * c.tokens * 4, 64);
+        K.matmulRepacked(c.type, p, c.cols, 0, groups / 2, lastQuantized, c.tokens, out, c.rows);
+        K.matmulRepacked(c.type, p, c.cols, groups / 2, groups, lastQuantized, c.tokens, out, c.rows);
+        float[] r = new float[c.rows * c.tokens];
+        MemorySegment.copy(out, ValueLayout.JAVA_FLOAT, 0, r, 0, r.length);
+        return r;
+    }
+
+    @Test
+    void thisMachineGetsItsBestInstructions() {
+        String flags;
+        try {
+            flags = Files.readString(Path.of("/proc/cpuinfo"));
+        } catch (IOException e) {
+            flags = "";
+        }
+        if (flags.contains("avx512_vnni") && flags.contains("avx512bw")) assertEquals("avx512-vnni", K.isa());
+        else if (flags.contains(" avx2")) assertEquals("avx2", K.isa());
+    }
+
+    @Test
+    void outOfBoundsCallsAreRefusedBeforeTheyReachC() {
+        MemorySegment w = arena.allocate(18 * 2), xq = arena.allocate(K.activationBytes(64, 1)), out = arena.allocate(8);
+        assertThrows(IllegalArgumentException.class, () -> K.matmul(GGMLType.Q4_0, w, 64, 0, 2, xq, 1, out, 2), "weights of 2 rows of 64 need 72 bytes");
+        assertThrows(IllegalArgumentException.class, () -> K.matmul(GGMLType.Q4_K, w, 32, 0, 1, xq, 1, out, 1));
+        assertThrows(IllegalArgumentException.class, () -> K.quantize(arena.allocate(4 * 40), 40, 1, xq));
+    }
+
+    private float[] run(Case c) {
+        MemorySegment w = arena.allocate(c.weights.length, 64);
+        MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
+        MemorySegment x = arena.allocate((long) c.x.length * 4, 64);
+        MemorySegment.copy(c.x, 0, x, ValueLayout.JAVA_FLOAT, 0, c.x.length);
+        MemorySegment xq = arena.allocate(K.activationBytes(c.cols, c.tokens), 64);
+        K.quantize(x, c.cols, c.tokens, xq);
+        lastQuantized = xq;
+        MemorySegment out = arena.allocate((long) c.rows * c.tokens * 4, 64);
+        // two calls over halves of the rows: the row range is what the worker threads split
+        K.matmul(c.type, w, c.cols, 0, c.rows / 2, xq, c.tokens, out, c.rows);
+        K.matmul(c.type, w, c.cols, c.rows / 2, c.rows, xq, c.tokens, out, c.rows);
+        float[] r = new float[c.rows * c.tokens];
+        MemorySegment.copy(out, ValueLayout.JAVA_FLOAT, 0, r, 0, r.length);
+        return r;
+    }
+
+    private MemorySegment lastQuantized;
+
+    /** The activations as quantized (ggml's Q8_0 rounding, checked here too), times the weights as ggml decodes them. */
+    private float[] reference(Case c) {
+        int nb = c.cols / 32;
+        long stride = K.activationBytes(c.cols, 1);
+        MemorySegment w = arena.allocate(c.weights.length, 64);
+        MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
+        FloatTensor t = FloatTensor.of(c.type, w, (long) c.rows * c.cols);
+        float[] row = new float[c.cols];
+        double[] xd = new double[c.tokens * c.cols];
+        for (int k = 0; k < c.tokens; k++) {
+            for (int b = 0; b < nb; b++) {
+                float d = lastQuantized.get(ValueLayout.JAVA_FLOAT_UNALIGNED, k * stride + c.cols + 4L * b);
+                float amax = 0;
+                for (int i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(c.x[k * c.cols + b * 32 + i]));
+                assertEquals(Float.float16ToFloat(Float.floatToFloat16(amax / 127f)), d, 0f, "block scale as ggml stores it");
+                for (int i = 0; i < 32; i++) {
+                    byte q = lastQuantized.get(ValueLayout.JAVA_BYTE, k * stride + b * 32 + i);
+                    assertEquals(Math.round(c.x[k * c.cols + b * 32 + i] * (amax == 0 ? 0 : 127f / amax)), q, 1, "quantized value");
+                    xd[k * c.cols + b * 32 + i] = (double) d * q;
+                }
+            }
+        }
+        float[] r = new float[c.rows * c.tokens];
+        for (int i = 0; i < c.rows; i++) {
+            t.copyTo((long) i * c.cols, row, 0, c.cols);
+            for (int k = 0; k < c.tokens; k++) {
+                double s = 0;
+                for (int j = 0; j < c.cols; j++) s += row[j] * xd[k * c.cols + j];
+                r[k * c.rows + i] = (float) s;
+            }
+        }
+        return r;
+    }
+
+    private static void compare(float[] want, float[] got, String what) {
+        double scale = 1e-3;
+        for (float v : want) scale = Math.max(scale, Math.abs(v));
+        for (int i = 0; i < want.length; i++) {
+            if (!(Math.abs(want[i] - got[i]) <= 1e-5 * scale)) {
+                fail(what + ": element " + i + " is " + got[i] + ", the reference " + want[i]);
+            }
+        }
+    }
+
+    /**
+     * The aarch64 library (NEON, dotprod) on the same cases, run by its conformance driver under qemu-aarch64: where CI
+     * installs Debian's gcc-aarch64-linux-gnu and qemu-user, this must run; elsewhere it is skipped.
+     */
+    @Test
+    void theAarch64LibraryUnderQemu(@TempDir Path dir) throws Exception {
+        Path driver = Path.of("target/native-test/linux-aarch64/conformance");
+        boolean qemu = new ProcessBuilder("sh", "-c", "command -v qemu-aarch64").start().waitFor() == 0;
+        if ("true".equals(System.getenv("CI"))) {
+            assertTrue(Files.isExecutable(driver) && qemu, "CI must build the aarch64 library and run it under qemu-aarch64");
+        }
+        assumeTrue(Files.isExecutable(driver) && qemu, "no aarch64 cross build or qemu-aarch64 here");
+        List<Case> cases = cases();
+        Path in = dir.resolve("cases.bin"), out = dir.resolve("out.bin");
+        try (DataOutputStream o = new DataOutputStream(Files.newOutputStream(in))) {
+            o.write(le(cases.size()));
+            for (Case c : cases) {
+                for (int v : new int[] {c.type.id, c.rows, c.cols, c.tokens}) o.write(le(v));
+                o.write(c.weights);
+                ByteBuffer b = ByteBuffer.allocate(c.x.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                for (float f : c.x) b.putFloat(f);
+                o.write(b.array());
+            }
+        }
+        Process p = new ProcessBuilder("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", driver.toString(), in.toString(), out.toString())
+                .redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS) && p.exitValue() == 0, "qemu run failed: " + log);
+        ByteBuffer r = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);
+        int runs = 0;
+        for (Case c : cases) {
+            run(c); // this machine's quantization of the same inputs, for the reference
+            float[] want = reference(c);
+            while (r.hasRemaining()) {
+                int isa = r.getInt();
+                float[] got = new float[c.rows * c.tokens];
+                for (int i = 0; i < got.length; i++) got[i] = r.getFloat();
+                compare(want, got, c + " on aarch64 " + NativeCpuKernels.isaName(isa));
+                runs++;
+                if (isa >= 3) break; // the best set closes each case (baseline first when there are two)
+            }
+        }
+        assertTrue(runs >= cases.size(), runs + " runs");
+    }
+
+    private static byte[] le(int v) {
+        return ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(v).array();
+    }
+}
