@@ -410,7 +410,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
 }
 
 // ---- AVX-512 VNNI on weights repacked 16 rows to a group, the rows across the lanes ----
-// Per group and block: float scale[16], then the 32 values of the 16 rows in vpdpbusd's shape: quad q (columns
+// Per group and block: the 16 rows' float16 scales (32 bytes, as the file stores them), then the 32 values of the 16 rows in vpdpbusd's shape: quad q (columns
 // 4q..4q+3) of row r is 32-bit lane r. Q4_0: 4 registers of 64 bytes, register k holding quad 2k in the low nibbles and
 // quad 2k+1 in the high ones (values + 8, as stored); Q8_0: 8 registers, value + 128 as unsigned bytes. A product then
 // broadcasts 4 activation bytes per quad and needs no horizontal sum: lane r accumulates row r.
@@ -419,7 +419,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
 
 int64_t enclave_repacked_bytes(int type, int64_t rows, int64_t cols) {
     int64_t nb = cols / QK, groups = rows / R16;
-    return groups * nb * (64 + (type == TYPE_Q4_0 ? 256 : 512));
+    return groups * nb * (32 + (type == TYPE_Q4_0 ? 256 : 512));
 }
 
 /** Repacks row groups [g0, g1) of w (rows / 16 groups in all) into dst, the whole repacked matrix. */
@@ -427,13 +427,13 @@ void enclave_repack(int type, const uint8_t *w, int64_t cols, int64_t g0, int64_
     int64_t nb = cols / QK, blockBytes = type == TYPE_Q4_0 ? 18 : 34, body = type == TYPE_Q4_0 ? 256 : 512;
     for (int64_t g = g0; g < g1; g++) {
         for (int64_t b = 0; b < nb; b++) {
-            uint8_t *out = dst + (g * nb + b) * (64 + body);
-            float *scale = (float *) out;
-            uint8_t *v = out + 64;
+            uint8_t *out = dst + (g * nb + b) * (32 + body);
+            uint16_t *scale = (uint16_t *) out;
+            uint8_t *v = out + 32;
             memset(v, 0, body);
             for (int r = 0; r < R16; r++) {
                 const uint8_t *blk = w + ((g * R16 + r) * nb + b) * blockBytes;
-                scale[r] = half_to_float(load_u16(blk));
+                scale[r] = load_u16(blk);
                 for (int c = 0; c < QK; c++) {
                     int quad = c / 4, i = c % 4;
                     if (type == TYPE_Q4_0) {
@@ -456,22 +456,22 @@ static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64
     const __m512i low = _mm512_set1_epi8(0x0f);
     const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
     for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *base = p + g * nb * (64 + body);
+        const uint8_t *base = p + g * nb * (32 + body);
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
             int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
             __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = base + b * (64 + body);
-                __m512 ws = _mm512_loadu_ps((const float *) blk);
+                const uint8_t *blk = base + b * (32 + body);
+                __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
                 __m512i v[8];
                 if (type == TYPE_Q4_0) {
                     for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 64 + 64 * k));
+                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
                         v[2 * k] = _mm512_and_si512(raw, low);
                         v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
                     }
                 } else {
-                    for (int k = 0; k < 8; k++) v[k] = _mm512_loadu_si512((const void *) (blk + 64 + 64 * k));
+                    for (int k = 0; k < 8; k++) v[k] = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
                 }
                 for (int k = 0; k < n; k++) {
                     const uint8_t *xr = xq + (t0 + k) * stride;
