@@ -1,7 +1,7 @@
 package dev.enclave.runtime.backend.cpu;
 
 import dev.enclave.runtime.RuntimeOptions;
-import dev.enclave.runtime.backend.Backend;
+import dev.enclave.runtime.backend.HostBackend;
 import dev.enclave.runtime.backend.DeviceBuffer;
 import dev.enclave.runtime.backend.HostBuffer;
 import dev.enclave.runtime.backend.HostKvStorage;
@@ -26,7 +26,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * matrix rows statically across a {@link WorkerPool}, attention by (token, KV head). Small products stay on the
  * calling thread, where handing off would cost more than it saves.
  */
-public final class CpuBackend implements Backend {
+public final class CpuBackend extends HostBackend {
 
     /** One backend per thread count and kernel kind, shared by the models of a process (their products take turns). */
     private static final ConcurrentHashMap<Integer, CpuBackend> SHARED = new ConcurrentHashMap<>();
@@ -352,26 +352,6 @@ public final class CpuBackend implements Backend {
     @Override
     public WeightPreparer weights(GGUFFile gguf, Path file, RuntimeOptions options) {
         return new CpuWeights(this, gguf, file, options);
-    }
-
-    @Override
-    public DeviceBuffer allocate(int floats) {
-        return new HostBuffer(floats);
-    }
-
-    @Override
-    public KvStorage allocateKv(int kvDim, int positions) {
-        return new HostKvStorage(kvDim, positions);
-    }
-
-    @Override
-    public void upload(float[] src, int srcOff, DeviceBuffer dst, int dstOff, int n) {
-        System.arraycopy(src, srcOff, HostBuffer.of(dst), dstOff, n);
-    }
-
-    @Override
-    public void download(DeviceBuffer src, int srcOff, float[] dst, int dstOff, int n) {
-        System.arraycopy(HostBuffer.of(src), srcOff, dst, dstOff, n);
     }
 
     @Override

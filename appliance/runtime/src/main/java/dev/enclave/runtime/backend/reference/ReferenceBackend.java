@@ -1,7 +1,7 @@
 package dev.enclave.runtime.backend.reference;
 
 import dev.enclave.runtime.RuntimeOptions;
-import dev.enclave.runtime.backend.Backend;
+import dev.enclave.runtime.backend.HostBackend;
 import dev.enclave.runtime.backend.DeviceBuffer;
 import dev.enclave.runtime.backend.HostBuffer;
 import dev.enclave.runtime.backend.HostKvStorage;
@@ -24,7 +24,7 @@ import java.util.Set;
  * ({@link FloatTensor#copyTo}). Slow and plain on purpose: {@code BackendConformanceTest} holds every backend against
  * it. It can be limited to some weight types, which makes it a second device for tests of layer-by-layer placement.
  */
-public final class ReferenceBackend implements Backend {
+public final class ReferenceBackend extends HostBackend {
 
     private final Set<GGMLType> types;
 
@@ -65,26 +65,6 @@ public final class ReferenceBackend implements Backend {
             public void close() {
             }
         };
-    }
-
-    @Override
-    public DeviceBuffer allocate(int floats) {
-        return new HostBuffer(floats);
-    }
-
-    @Override
-    public KvStorage allocateKv(int kvDim, int positions) {
-        return new HostKvStorage(kvDim, positions);
-    }
-
-    @Override
-    public void upload(float[] src, int srcOff, DeviceBuffer dst, int dstOff, int n) {
-        System.arraycopy(src, srcOff, HostBuffer.of(dst), dstOff, n);
-    }
-
-    @Override
-    public void download(DeviceBuffer src, int srcOff, float[] dst, int dstOff, int n) {
-        System.arraycopy(HostBuffer.of(src), srcOff, dst, dstOff, n);
     }
 
     @Override
