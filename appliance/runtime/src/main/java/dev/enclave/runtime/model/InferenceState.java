@@ -6,12 +6,13 @@ import dev.enclave.runtime.kv.KvPool;
 /**
  * One sequence: its place in the paged KV cache (a block table over a pool, shared between sequences or private),
  * how many positions it holds, and what the last step left for it on the host: the logits of its last position and
- * its final-normed hidden state. Activations belong to the step ({@link Workspace}), not to a sequence.
+ * (for embeddings) its final-normed hidden state. Activations belong to the step ({@link Workspace}), not to a sequence.
  */
 public final class InferenceState {
 
     final int contextLength;
-    final float[] x;       // final-normed hidden state of the last position
+    final float[] x;       // final-normed hidden state of the last position, when keepHidden
+    boolean keepHidden;    // embeddings read it; generation needs only the logits
     final KvPool pool;     // where the keys and values live (shared between sequences, or private)
     final BlockTable table; // this sequence's positions -> pool blocks
     final float[] logits;

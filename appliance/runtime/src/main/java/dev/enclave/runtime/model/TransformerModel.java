@@ -503,7 +503,7 @@ public final class TransformerModel implements AutoCloseable {
             InferenceState st = states[i];
             st.position += count[i];
             on.download(a.logits, i * vocab, st.logits, 0, vocab);
-            on.download(a.hidden, i * dim, st.x, 0, dim);
+            if (st.keepHidden) on.download(a.hidden, i * dim, st.x, 0, dim);
             finishSoftcapAndCheck(st);
         }
         for (int i = 0; i < n; i++) step.tables[i] = null;
@@ -603,6 +603,7 @@ public final class TransformerModel implements AutoCloseable {
     public float[] embed(int[] tokens) {
         if (tokens.length == 0) throw new IllegalArgumentException("nothing to embed");
         InferenceState s = newState(tokens.length);
+        s.keepHidden = true;
         int dim = config.embeddingLength();
         double[] sum = new double[dim];
         for (int t : tokens) {
