@@ -8,7 +8,7 @@ import picocli.CommandLine.Option;
 public class BackendOption {
 
     @Option(names = "--backend", paramLabel = "NAME",
-            description = "Where the layers run: cpu, opencl, npu or auto (default: the configuration's enclave.backend, "
+            description = "Where the layers run: cpu, cpu-java (the Java kernels only), opencl, npu or auto (default: the configuration's enclave.backend, "
                     + "else auto: the device profile's order, then what this machine has; the CPU takes what others cannot run).")
     String backend;
 

@@ -17,7 +17,7 @@ public class ServeCommand implements Callable<Integer> {
     Path model;
 
     @Option(names = "--backend", paramLabel = "NAME",
-            description = "Where the layers run: cpu, opencl, npu or auto (default: enclave.backend, else auto: the device profile's order).")
+            description = "Where the layers run: cpu, cpu-java, opencl, npu or auto (default: enclave.backend, else auto: the device profile's order).")
     String backend;
 
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default: ${DEFAULT-VALUE}).")
