@@ -109,30 +109,19 @@ void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tok
 
 // ---- baseline (any CPU) ----
 
-static void q4_0_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), rowBytes = nb * 18;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = w + r * rowBytes;
-        for (int64_t t = 0; t < tokens; t++) {
-            const int8_t *q = (const int8_t *) (xq + t * stride);
-            const float *d = (const float *) (xq + t * stride + cols);
-            float acc = 0;
-            for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = wr + b * 18;
-                int sum = 0;
-                for (int i = 0; i < 16; i++) {
-                    sum += ((blk[2 + i] & 0xf) - 8) * q[b * QK + i];
-                    sum += ((blk[2 + i] >> 4) - 8) * q[b * QK + 16 + i];
-                }
-                acc += half_to_float(load_u16(blk)) * d[b] * (float) sum;
-            }
-            out[t * outStride + r] = acc;
-        }
+/** One block's integer dot product, as stored in the file: Q4_0 nibbles are value + 8, Q8_0 bytes are the value. */
+static inline int block_dot(int q4, const uint8_t *blk, const int8_t *q) {
+    int sum = 0;
+    if (q4) {
+        for (int i = 0; i < 16; i++) sum += ((blk[2 + i] & 0xf) - 8) * q[i] + ((blk[2 + i] >> 4) - 8) * q[16 + i];
+    } else {
+        for (int i = 0; i < QK; i++) sum += (int8_t) blk[2 + i] * q[i];
     }
+    return sum;
 }
 
-static void q8_0_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), rowBytes = nb * 34;
+static void baseline(int q4, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nb = cols / QK, stride = enclave_act_stride(cols), blockBytes = q4 ? 18 : 34, rowBytes = nb * blockBytes;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + r * rowBytes;
         for (int64_t t = 0; t < tokens; t++) {
@@ -140,10 +129,8 @@ static void q8_0_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1
             const float *d = (const float *) (xq + t * stride + cols);
             float acc = 0;
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = wr + b * 34;
-                int sum = 0;
-                for (int i = 0; i < QK; i++) sum += (int8_t) blk[2 + i] * q[b * QK + i];
-                acc += half_to_float(load_u16(blk)) * d[b] * (float) sum;
+                const uint8_t *blk = wr + b * blockBytes;
+                acc += half_to_float(load_u16(blk)) * d[b] * (float) block_dot(q4, blk, q + b * QK);
             }
             out[t * outStride + r] = acc;
         }
@@ -218,99 +205,9 @@ static void q8_0_avx2(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, co
     }
 }
 
-// ---- AVX-512 VNNI: vpdpbusd (u8 x s8, four products summed into s32 per lane); two blocks per 512-bit register ----
+// ---- AVX-512 VNNI: only on the repacked layout (below); the file's layout runs the AVX2 kernels there ----
 
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c"
-
-__attribute__((target(VNNI_TARGET)))
-static inline __m512 scale2(float a, float b) {
-    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
-
-__attribute__((target(VNNI_TARGET)))
-static void q4_0_vnni(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), rowBytes = nb * 18;
-    const __m512i low = _mm512_set1_epi8(0x0f);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = w + r * rowBytes;
-        for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
-            int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-            float off[4] = {0, 0, 0, 0};
-            int64_t b = 0;
-            for (; b + 2 <= nb; b += 2) {
-                const uint8_t *ba = wr + b * 18, *bb = ba + 18;
-                __m256i raw = _mm256_set_m128i(_mm_loadu_si128((const __m128i *) (bb + 2)), _mm_loadu_si128((const __m128i *) (ba + 2)));
-                __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1); // [A.lo B.lo A.hi B.hi]
-                __m512i wq = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), low); // [A.lo A.hi B.lo B.hi]
-                float da = _cvtsh_ss(load_u16(ba)), db = _cvtsh_ss(load_u16(bb));
-                for (int k = 0; k < n; k++) {
-                    const uint8_t *xr = xq + (t0 + k) * stride;
-                    const float *d = (const float *) (xr + cols);
-                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, _mm512_loadu_si512((const void *) (xr + b * QK)));
-                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(da * d[b], db * d[b + 1]), acc[k]);
-                    off[k] += da * d[nb + b] + db * d[nb + b + 1];
-                }
-            }
-            for (; b < nb; b++) { // an odd last block: one block in 256 bits
-                const uint8_t *ba = wr + b * 18;
-                __m128i raw = _mm_loadu_si128((const __m128i *) (ba + 2));
-                __m256i wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
-                float da = _cvtsh_ss(load_u16(ba));
-                for (int k = 0; k < n; k++) {
-                    const uint8_t *xr = xq + (t0 + k) * stride;
-                    const float *d = (const float *) (xr + cols);
-                    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wq, _mm256_loadu_si256((const __m256i *) (xr + b * QK)));
-                    acc[k] = _mm512_add_ps(acc[k], _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(da * d[b]))));
-                    off[k] += da * d[nb + b];
-                }
-            }
-            for (int k = 0; k < n; k++) out[(t0 + k) * outStride + r] = _mm512_reduce_add_ps(acc[k]) - 8.0f * off[k];
-        }
-    }
-}
-
-__attribute__((target(VNNI_TARGET)))
-static void q8_0_vnni(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), rowBytes = nb * 34;
-    const __m512i bias = _mm512_set1_epi8((char) 0x80);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = w + r * rowBytes;
-        for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
-            int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-            float off[4] = {0, 0, 0, 0};
-            int64_t b = 0;
-            for (; b + 2 <= nb; b += 2) {
-                const uint8_t *ba = wr + b * 34, *bb = ba + 34;
-                __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) (ba + 2))),
-                        _mm256_loadu_si256((const __m256i *) (bb + 2)), 1);
-                wq = _mm512_xor_si512(wq, bias); // w + 128 as unsigned
-                float da = _cvtsh_ss(load_u16(ba)), db = _cvtsh_ss(load_u16(bb));
-                for (int k = 0; k < n; k++) {
-                    const uint8_t *xr = xq + (t0 + k) * stride;
-                    const float *d = (const float *) (xr + cols);
-                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, _mm512_loadu_si512((const void *) (xr + b * QK)));
-                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(da * d[b], db * d[b + 1]), acc[k]);
-                    off[k] += da * d[nb + b] + db * d[nb + b + 1];
-                }
-            }
-            for (; b < nb; b++) {
-                const uint8_t *ba = wr + b * 34;
-                __m256i wq = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (ba + 2)), _mm256_set1_epi8((char) 0x80));
-                float da = _cvtsh_ss(load_u16(ba));
-                for (int k = 0; k < n; k++) {
-                    const uint8_t *xr = xq + (t0 + k) * stride;
-                    const float *d = (const float *) (xr + cols);
-                    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wq, _mm256_loadu_si256((const __m256i *) (xr + b * QK)));
-                    acc[k] = _mm512_add_ps(acc[k], _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(da * d[b]))));
-                    off[k] += da * d[nb + b];
-                }
-            }
-            for (int k = 0; k < n; k++) out[(t0 + k) * outStride + r] = _mm512_reduce_add_ps(acc[k]) - 128.0f * off[k];
-        }
-    }
-}
 
 #endif
 
@@ -387,12 +284,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
                     float *out, int64_t outStride) {
     int i = enclave_isa();
 #if defined(__x86_64__)
-    if (i == ISA_AVX512_VNNI) {
-        if (type == TYPE_Q4_0) q4_0_vnni(w, cols, r0, r1, xq, tokens, out, outStride);
-        else q8_0_vnni(w, cols, r0, r1, xq, tokens, out, outStride);
-        return;
-    }
-    if (i == ISA_AVX2) {
+    if (i == ISA_AVX2 || i == ISA_AVX512_VNNI) { // VNNI's own product needs the repacked layout
         if (type == TYPE_Q4_0) q4_0_avx2(w, cols, r0, r1, xq, tokens, out, outStride);
         else q8_0_avx2(w, cols, r0, r1, xq, tokens, out, outStride);
         return;
@@ -405,8 +297,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
     }
 #endif
     (void) i;
-    if (type == TYPE_Q4_0) q4_0_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
-    else q8_0_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
+    baseline(type == TYPE_Q4_0, w, cols, r0, r1, xq, tokens, out, outStride);
 }
 
 // ---- AVX-512 VNNI on weights repacked 16 rows to a group, the rows across the lanes ----

@@ -31,6 +31,8 @@ public final class NativeCpuKernels implements NativeKernels {
 
     private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported;
     private final boolean q4, q8;
+    /** Whether the repacked layout's product runs here (AVX-512 VNNI); a test may force a slower set. */
+    private volatile boolean repacked;
 
     public NativeCpuKernels() {
         this(library());
@@ -52,9 +54,30 @@ public final class NativeCpuKernels implements NativeKernels {
         try {
             q4 = (int) supports.invokeExact(GGMLType.Q4_0.id) != 0;
             q8 = (int) supports.invokeExact(GGMLType.Q8_0.id) != 0;
+            repacked = (int) repackedSupported.invokeExact() != 0;
+            // the sizes are computed here without a call per product: they must be the library's
+            for (long cols : new long[] {32, 96, 2048, 8192}) {
+                if ((long) stride.invokeExact(cols) != actStride(cols)
+                        || (long) repackedBytes.invokeExact(GGMLType.Q4_0.id, 32L, cols) != packedBytes(GGMLType.Q4_0, 32, cols)
+                        || (long) repackedBytes.invokeExact(GGMLType.Q8_0.id, 32L, cols) != packedBytes(GGMLType.Q8_0, 32, cols)) {
+                    throw new IllegalStateException("the native CPU library's layout is not this class's");
+                }
+            }
+        } catch (IllegalStateException e) {
+            throw e;
         } catch (Throwable t) {
             throw new IllegalStateException("the native CPU kernels do not answer", t);
         }
+    }
+
+    /** enclave_act_stride: a token's int8 values, block scales and scaled sums, 64-byte aligned. */
+    private static long actStride(long cols) {
+        return (cols + 8 * (cols / 32) + 63) & ~63L;
+    }
+
+    /** enclave_repacked_bytes: per 16 rows and block, 16 float16 scales and the values (Q4_0 nibbles, Q8_0 bytes). */
+    private static long packedBytes(GGMLType type, long rows, long cols) {
+        return rows / GROUP * (cols / 32) * (32 + (type == GGMLType.Q4_0 ? 256 : 512));
     }
 
     private static MemorySegment find(SymbolLookup lib, String name) {
@@ -110,7 +133,9 @@ public final class NativeCpuKernels implements NativeKernels {
     /** Forces a slower instruction set for tests (0 baseline, 1 AVX2, 2 AVX-512 VNNI); returns the one in effect. */
     int useIsa(int code) {
         try {
-            return (int) setIsa.invokeExact(code);
+            int got = (int) setIsa.invokeExact(code);
+            repacked = (int) repackedSupported.invokeExact() != 0;
+            return got;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
@@ -123,11 +148,7 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public long activationBytes(int cols, int tokens) {
-        try {
-            return (long) stride.invokeExact((long) cols) * tokens;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        return actStride(cols) * tokens;
     }
 
     @Override
@@ -162,13 +183,8 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public long repackedBytes(GGMLType type, int rows, int cols) {
-        if (!supports(type) || rows % GROUP != 0 || cols % 32 != 0 || rows == 0) return 0;
-        try {
-            if ((int) repackedSupported.invokeExact() == 0) return 0;
-            return (long) repackedBytes.invokeExact(type.id, (long) rows, (long) cols);
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        if (!repacked || !supports(type) || rows % GROUP != 0 || cols % 32 != 0 || rows == 0) return 0;
+        return packedBytes(type, rows, cols);
     }
 
     @Override
