@@ -6,6 +6,7 @@
 //   int8  q[cols]      the quantized values, block b at q[32 b]
 //   float d[nb]        the block's scale (x ~ d * q)
 //   float s[nb]        d * sum(q) of the block (for weights stored with an offset: Q4_0's nibbles are q + 8)
+//   int16 h[2 nb]      sum(q) of each half block (Q6_K's scales are per 16 values, its values stored + 32)
 // The instruction set is picked once at run time (enclave_isa); every path computes the same integer sums.
 #include <stdint.h>
 #include <string.h>
@@ -53,7 +54,7 @@ int enclave_set_isa(int wanted) {
 
 int64_t enclave_act_stride(int64_t cols) {
     int64_t nb = cols / QK;
-    int64_t bytes = cols + 8 * nb;
+    int64_t bytes = cols + 12 * nb;
     return (bytes + 63) & ~(int64_t) 63;
 }
 
@@ -89,20 +90,23 @@ void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tok
         int8_t *q = (int8_t *) row;
         float *d = (float *) (row + cols);
         float *s = d + nb;
+        int16_t *h = (int16_t *) (s + nb);
         for (int64_t b = 0; b < nb; b++) {
             float amax = 0;
             for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(in[b * QK + i]));
             float scale = amax / 127.0f, inv = scale != 0 ? 1.0f / scale : 0;
             // the scale as ggml stores it (float16), so products match its rounding
             float dq = (float) (_Float16) scale;
-            int sum = 0;
+            int half[2] = {0, 0};
             for (int i = 0; i < QK; i++) {
                 int v = (int) roundf(in[b * QK + i] * inv);
                 q[b * QK + i] = (int8_t) v;
-                sum += v;
+                half[i >> 4] += v;
             }
             d[b] = dq;
-            s[b] = dq * (float) sum;
+            s[b] = dq * (float) (half[0] + half[1]);
+            h[2 * b] = (int16_t) half[0];
+            h[2 * b + 1] = (int16_t) half[1];
         }
     }
 }
@@ -131,6 +135,45 @@ static void baseline(int q4, const uint8_t *w, int64_t cols, int64_t r0, int64_t
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *blk = wr + b * blockBytes;
                 acc += half_to_float(load_u16(blk)) * d[b] * (float) block_dot(q4, blk, q + b * QK);
+            }
+            out[t * outStride + r] = acc;
+        }
+    }
+}
+
+// ---- Q6_K (ggml's block_q6_K: ql[128] low nibbles, qh[64] high bit pairs, int8 scales[16] per 16 values, f16 d;
+// 256 values, each stored + 32) ----
+
+#define QK_K 256
+#define Q6K_BYTES 210
+
+/** Value i (0..255) of a Q6_K block as stored, 0..63 (the value + 32). */
+static inline int q6k_value(const uint8_t *blk, int i) {
+    int half = i / 128, l = i % 128, quarter = l / 32, ll = l % 32;
+    const uint8_t *ql = blk + 64 * half, *qh = blk + 128 + 32 * half;
+    int lo = (quarter & 1) ? ql[ll + 32] : ql[ll];
+    lo = quarter >= 2 ? lo >> 4 : lo & 0xf;
+    return lo | (((qh[ll] >> (2 * quarter)) & 3) << 4);
+}
+
+static void q6k_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, stride = enclave_act_stride(cols);
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t t = 0; t < tokens; t++) {
+            const int8_t *q = (const int8_t *) (xq + t * stride);
+            const float *d = (const float *) (xq + t * stride + cols);
+            float acc = 0;
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *blk = w + (r * nsb + sb) * Q6K_BYTES;
+                const int8_t *sc = (const int8_t *) (blk + 192);
+                float dw = half_to_float(load_u16(blk + 208));
+                for (int b = 0; b < 8; b++) {
+                    int s0 = 0, s1 = 0;
+                    const int8_t *x = q + sb * QK_K + 32 * b;
+                    for (int i = 0; i < 16; i++) s0 += (q6k_value(blk, 32 * b + i) - 32) * x[i];
+                    for (int i = 16; i < 32; i++) s1 += (q6k_value(blk, 32 * b + i) - 32) * x[i];
+                    acc += dw * d[sb * 8 + b] * (float) (sc[2 * b] * s0 + sc[2 * b + 1] * s1);
+                }
             }
             out[t * outStride + r] = acc;
         }
@@ -265,15 +308,63 @@ static void q8_0_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1,
     }
 }
 
+/** Q6_K on the file's layout: each 128-value half is four quarters of 32 (one activation block each), 16 lanes at a time. */
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static void q6k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, stride = enclave_act_stride(cols);
+    const uint8x16_t low = vdupq_n_u8(0x0f), three = vdupq_n_u8(3);
+    const int8x16_t off = vdupq_n_s8(32);
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t t = 0; t < tokens; t++) {
+            const int8_t *q = (const int8_t *) (xq + t * stride);
+            const float *d = (const float *) (xq + t * stride + cols);
+            float32x4_t acc = vdupq_n_f32(0);
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *blk = w + (r * nsb + sb) * Q6K_BYTES;
+                const int8_t *sc = (const int8_t *) (blk + 192);
+                __fp16 hd;
+                memcpy(&hd, blk + 208, 2);
+                float dw = (float) hd;
+                for (int half = 0; half < 2; half++) {
+                    const uint8_t *ql = blk + 64 * half, *qh = blk + 128 + 32 * half;
+                    int32_t sums[4];
+                    for (int quarter = 0; quarter < 4; quarter++) {
+                        int32_t s = 0;
+                        for (int c = 0; c < 32; c += 16) {
+                            uint8x16_t l = vld1q_u8(ql + c + (quarter & 1) * 32);
+                            l = quarter >= 2 ? vshrq_n_u8(l, 4) : vandq_u8(l, low);
+                            uint8x16_t h = vld1q_u8(qh + c);
+                            h = vandq_u8(quarter == 0 ? h : quarter == 1 ? vshrq_n_u8(h, 2) : quarter == 2 ? vshrq_n_u8(h, 4) : vshrq_n_u8(h, 6), three);
+                            int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l, vshlq_n_u8(h, 4))), off);
+                            int8x16_t x = vld1q_s8(q + sb * QK_K + half * 128 + quarter * 32 + c);
+                            s += sc[half * 8 + quarter * 2 + c / 16] * vaddvq_s32(vdotq_s32(vdupq_n_s32(0), v, x));
+                        }
+                        sums[quarter] = s;
+                    }
+                    const float *db = d + sb * 8 + half * 4;
+                    float32x4_t scale = vmulq_n_f32(vld1q_f32(db), dw);
+                    acc = vmlaq_f32(acc, vcvtq_f32_s32(vld1q_s32(sums)), scale);
+                }
+            }
+            out[t * outStride + r] = vaddvq_f32(acc);
+        }
+    }
+}
+
 #endif
 
 // ---- entry points ----
 
-enum { TYPE_Q4_0 = 2, TYPE_Q8_0 = 8 }; // ggml's type ids
+enum { TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q6_K = 14 }; // ggml's type ids
 
-/** Whether this library multiplies weights of ggml type {@code type} on this CPU. */
+/**
+ * Whether this library should multiply weights of ggml type {@code type} on this CPU: Q4_0 and Q8_0 everywhere;
+ * Q6_K where an int8 dot product serves it (AVX-512 VNNI on the repacked layout, Arm dotprod), elsewhere the Java
+ * kernels are faster than this file's baseline (which still computes every type enclave_matmul takes).
+ */
 int enclave_supports(int type) {
-    return type == TYPE_Q4_0 || type == TYPE_Q8_0;
+    int i = enclave_isa();
+    return type == TYPE_Q4_0 || type == TYPE_Q8_0 || (type == TYPE_Q6_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD));
 }
 
 /**
@@ -283,6 +374,16 @@ int enclave_supports(int type) {
 void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens,
                     float *out, int64_t outStride) {
     int i = enclave_isa();
+    if (type == TYPE_Q6_K) {
+#if defined(__aarch64__)
+        if (i == ISA_NEON_DOTPROD) {
+            q6k_dotprod(w, cols, r0, r1, xq, tokens, out, outStride);
+            return;
+        }
+#endif
+        q6k_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
+        return;
+    }
 #if defined(__x86_64__)
     if (i == ISA_AVX2 || i == ISA_AVX512_VNNI) { // VNNI's own product needs the repacked layout
         if (type == TYPE_Q4_0) q4_0_avx2(w, cols, r0, r1, xq, tokens, out, outStride);
@@ -308,13 +409,49 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
 
 #define R16 16
 
+// Q6_K keeps its 6.5625 bits per value: per group and 256-value super-block, the 16 rows' float16 d (32 bytes), then
+// per 32 columns (416 bytes): the 16 rows' int8 scales of the first 16 columns, of the second 16, the low nibbles as
+// Q4_0's 4 registers, and the high bit pairs in 2 registers (register j: quad 4j+m in bits 2m, 2m+1 of each byte).
+
+#define Q6R_BLOCK (32 + 256 + 128)
+#define Q6R_SUPER (32 + 8 * Q6R_BLOCK)
+
 int64_t enclave_repacked_bytes(int type, int64_t rows, int64_t cols) {
     int64_t nb = cols / QK, groups = rows / R16;
+    if (type == TYPE_Q6_K) return groups * (cols / QK_K) * Q6R_SUPER;
     return groups * nb * (32 + (type == TYPE_Q4_0 ? 256 : 512));
+}
+
+static void repack_q6k(const uint8_t *w, int64_t cols, int64_t g0, int64_t g1, uint8_t *dst) {
+    int64_t nsb = cols / QK_K;
+    for (int64_t g = g0; g < g1; g++) {
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint8_t *out = dst + (g * nsb + sb) * Q6R_SUPER;
+            memset(out, 0, Q6R_SUPER);
+            for (int r = 0; r < R16; r++) {
+                const uint8_t *blk = w + ((g * R16 + r) * nsb + sb) * Q6K_BYTES;
+                memcpy(out + 2 * r, blk + 208, 2);
+                for (int b = 0; b < 8; b++) {
+                    uint8_t *o = out + 32 + b * Q6R_BLOCK;
+                    o[r] = blk[192 + 2 * b];
+                    o[16 + r] = blk[192 + 2 * b + 1];
+                    for (int c = 0; c < QK; c++) {
+                        int v = q6k_value(blk, 32 * b + c), quad = c / 4, i = c % 4;
+                        o[32 + (quad / 2) * 64 + 4 * r + i] |= (uint8_t) (quad % 2 == 0 ? (v & 0xf) : (v & 0xf) << 4);
+                        o[32 + 256 + (quad / 4) * 64 + 4 * r + i] |= (uint8_t) ((v >> 4) << (2 * (quad % 4)));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /** Repacks row groups [g0, g1) of w (rows / 16 groups in all) into dst, the whole repacked matrix. */
 void enclave_repack(int type, const uint8_t *w, int64_t cols, int64_t g0, int64_t g1, uint8_t *dst) {
+    if (type == TYPE_Q6_K) {
+        repack_q6k(w, cols, g0, g1, dst);
+        return;
+    }
     int64_t nb = cols / QK, blockBytes = type == TYPE_Q4_0 ? 18 : 34, body = type == TYPE_Q4_0 ? 256 : 512;
     for (int64_t g = g0; g < g1; g++) {
         for (int64_t b = 0; b < nb; b++) {
@@ -378,6 +515,58 @@ static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64
         }
     }
 }
+
+/**
+ * Q6_K repacked: per 32 columns, two integer sums per row (one per 16-column scale), each less 32 x the activations'
+ * half-block sum (the stored offset), times the row's int8 scale; then one float multiply-add by d x the block scale.
+ */
+__attribute__((target(VNNI_TARGET)))
+static void r16_q6k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols);
+    const __m512i low = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
+    for (int64_t g = g0; g < g1; g++) {
+        for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
+            int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *base = p + (g * nsb + sb) * Q6R_SUPER;
+                __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
+                for (int b = 0; b < 8; b++) {
+                    const uint8_t *blk = base + 32 + b * Q6R_BLOCK;
+                    __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) blk));
+                    __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)));
+                    __m512i v[8];
+                    for (int k = 0; k < 4; k++) {
+                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
+                        v[2 * k] = _mm512_and_si512(raw, low);
+                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    }
+                    for (int j = 0; j < 2; j++) {
+                        __m512i hb = _mm512_loadu_si512((const void *) (blk + 288 + 64 * j));
+                        // v | (shifted & 0x30): bit pair m of each byte to bits 4, 5
+                        v[4 * j] = _mm512_ternarylogic_epi32(v[4 * j], _mm512_slli_epi16(hb, 4), top, 0xF8);
+                        v[4 * j + 1] = _mm512_ternarylogic_epi32(v[4 * j + 1], _mm512_slli_epi16(hb, 2), top, 0xF8);
+                        v[4 * j + 2] = _mm512_ternarylogic_epi32(v[4 * j + 2], hb, top, 0xF8);
+                        v[4 * j + 3] = _mm512_ternarylogic_epi32(v[4 * j + 3], _mm512_srli_epi16(hb, 2), top, 0xF8);
+                    }
+                    int64_t xb = sb * 8 + b;
+                    for (int k = 0; k < n; k++) {
+                        const uint8_t *xr = xq + (t0 + k) * stride;
+                        const int32_t *x4 = (const int32_t *) (xr + xb * QK);
+                        const float *d = (const float *) (xr + cols);
+                        const int16_t *h = (const int16_t *) (xr + cols + 8 * nb);
+                        __m512i s0 = _mm512_set1_epi32(-32 * h[2 * xb]), s1 = _mm512_set1_epi32(-32 * h[2 * xb + 1]);
+                        for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
+                        for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
+                        __m512i si = _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
+                        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(d[xb])), acc[k]);
+                    }
+                }
+            }
+            for (int k = 0; k < n; k++) _mm512_storeu_ps(out + (t0 + k) * outStride + g * R16, acc[k]);
+        }
+    }
+}
 #endif
 
 /** Whether enclave_matmul_repacked runs on this CPU (the repacked layout is for AVX-512 VNNI). */
@@ -390,7 +579,8 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
                              float *out, int64_t outStride) {
 #if defined(__x86_64__)
     if (enclave_isa() == ISA_AVX512_VNNI) {
-        r16_vnni(type, p, cols, g0, g1, xq, tokens, out, outStride);
+        if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
+        else r16_vnni(type, p, cols, g0, g1, xq, tokens, out, outStride);
         return;
     }
 #endif

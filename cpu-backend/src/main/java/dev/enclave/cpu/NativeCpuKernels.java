@@ -29,18 +29,32 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
-    private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported;
-    private final boolean q4, q8;
+    private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports;
+    /** The types the library should multiply with the instruction set in effect (a test may force a slower set). */
+    private volatile boolean q4, q8, q6k;
     /** Whether the repacked layout's product runs here (AVX-512 VNNI); a test may force a slower set. */
     private volatile boolean repacked;
 
     public NativeCpuKernels() {
-        this(library());
+        this(library(), true);
     }
 
-    NativeCpuKernels(Path library) {
+    /** The library at {@code library}; a temporary copy is deleted once loaded (the mapping outlives the name). */
+    NativeCpuKernels(Path library, boolean temporary) {
         Linker linker = Linker.nativeLinker();
-        SymbolLookup lib = SymbolLookup.libraryLookup(library, Arena.global());
+        SymbolLookup lib;
+        try {
+            lib = SymbolLookup.libraryLookup(library, Arena.global());
+        } finally {
+            if (temporary) {
+                try {
+                    Files.deleteIfExists(library);
+                    Files.deleteIfExists(library.getParent());
+                } catch (IOException e) {
+                    library.toFile().deleteOnExit();
+                }
+            }
+        }
         isa = linker.downcallHandle(find(lib, "enclave_isa"), FunctionDescriptor.of(I));
         setIsa = linker.downcallHandle(find(lib, "enclave_set_isa"), FunctionDescriptor.of(I, I));
         stride = linker.downcallHandle(find(lib, "enclave_act_stride"), FunctionDescriptor.of(J, J));
@@ -50,16 +64,15 @@ public final class NativeCpuKernels implements NativeKernels {
         repack = linker.downcallHandle(find(lib, "enclave_repack"), FunctionDescriptor.ofVoid(I, P, J, J, J, P));
         matmulRepacked = linker.downcallHandle(find(lib, "enclave_matmul_repacked"), FunctionDescriptor.ofVoid(I, P, J, J, J, P, J, P, J));
         repackedSupported = linker.downcallHandle(find(lib, "enclave_repacked_supported"), FunctionDescriptor.of(I));
-        MethodHandle supports = linker.downcallHandle(find(lib, "enclave_supports"), FunctionDescriptor.of(I, I));
+        supports = linker.downcallHandle(find(lib, "enclave_supports"), FunctionDescriptor.of(I, I));
         try {
-            q4 = (int) supports.invokeExact(GGMLType.Q4_0.id) != 0;
-            q8 = (int) supports.invokeExact(GGMLType.Q8_0.id) != 0;
-            repacked = (int) repackedSupported.invokeExact() != 0;
+            refreshTypes();
             // the sizes are computed here without a call per product: they must be the library's
-            for (long cols : new long[] {32, 96, 2048, 8192}) {
+            for (long cols : new long[] {256, 768, 2048, 8192}) {
                 if ((long) stride.invokeExact(cols) != actStride(cols)
                         || (long) repackedBytes.invokeExact(GGMLType.Q4_0.id, 32L, cols) != packedBytes(GGMLType.Q4_0, 32, cols)
-                        || (long) repackedBytes.invokeExact(GGMLType.Q8_0.id, 32L, cols) != packedBytes(GGMLType.Q8_0, 32, cols)) {
+                        || (long) repackedBytes.invokeExact(GGMLType.Q8_0.id, 32L, cols) != packedBytes(GGMLType.Q8_0, 32, cols)
+                        || (long) repackedBytes.invokeExact(GGMLType.Q6_K.id, 32L, cols) != packedBytes(GGMLType.Q6_K, 32, cols)) {
                     throw new IllegalStateException("the native CPU library's layout is not this class's");
                 }
             }
@@ -70,14 +83,30 @@ public final class NativeCpuKernels implements NativeKernels {
         }
     }
 
-    /** enclave_act_stride: a token's int8 values, block scales and scaled sums, 64-byte aligned. */
-    private static long actStride(long cols) {
-        return (cols + 8 * (cols / 32) + 63) & ~63L;
+    private void refreshTypes() throws Throwable {
+        q4 = (int) supports.invokeExact(GGMLType.Q4_0.id) != 0;
+        q8 = (int) supports.invokeExact(GGMLType.Q8_0.id) != 0;
+        q6k = (int) supports.invokeExact(GGMLType.Q6_K.id) != 0;
+        repacked = (int) repackedSupported.invokeExact() != 0;
     }
 
-    /** enclave_repacked_bytes: per 16 rows and block, 16 float16 scales and the values (Q4_0 nibbles, Q8_0 bytes). */
+    /** enclave_act_stride: a token's int8 values, block scales, scaled sums and half-block sums, 64-byte aligned. */
+    private static long actStride(long cols) {
+        return (cols + 12 * (cols / 32) + 63) & ~63L;
+    }
+
+    /**
+     * enclave_repacked_bytes: per 16 rows and block of 32, 16 float16 scales and the values (Q4_0 nibbles, Q8_0
+     * bytes); Q6_K per 16 rows and super-block of 256, its own bytes (the same 210 per row).
+     */
     private static long packedBytes(GGMLType type, long rows, long cols) {
+        if (type == GGMLType.Q6_K) return rows / GROUP * (cols / 256) * (32 + 8 * (32 + 256 + 128));
         return rows / GROUP * (cols / 32) * (32 + (type == GGMLType.Q4_0 ? 256 : 512));
+    }
+
+    /** The types enclave_matmul computes on every instruction set (whether or not it is the faster route). */
+    static boolean takes(GGMLType type) {
+        return type == GGMLType.Q4_0 || type == GGMLType.Q8_0 || type == GGMLType.Q6_K;
     }
 
     private static MemorySegment find(SymbolLookup lib, String name) {
@@ -99,8 +128,6 @@ public final class NativeCpuKernels implements NativeKernels {
             Path dir = Files.createTempDirectory("enclave-cpu");
             Path file = dir.resolve("libenclave_cpu.so");
             Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
-            file.toFile().deleteOnExit();
-            dir.toFile().deleteOnExit();
             return file;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot unpack the native CPU kernels", e);
@@ -134,7 +161,7 @@ public final class NativeCpuKernels implements NativeKernels {
     int useIsa(int code) {
         try {
             int got = (int) setIsa.invokeExact(code);
-            repacked = (int) repackedSupported.invokeExact() != 0;
+            refreshTypes();
             return got;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
@@ -143,7 +170,12 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public boolean supports(GGMLType type) {
-        return type == GGMLType.Q4_0 ? q4 : type == GGMLType.Q8_0 && q8;
+        return switch (type) {
+            case Q4_0 -> q4;
+            case Q8_0 -> q8;
+            case Q6_K -> q6k;
+            default -> false;
+        };
     }
 
     @Override
@@ -167,7 +199,7 @@ public final class NativeCpuKernels implements NativeKernels {
     @Override
     public void matmul(GGMLType type, MemorySegment w, int cols, int r0, int r1, MemorySegment xq, int tokens, MemorySegment out, int outStride) {
         // bounds are checked here, once per call: the C code trusts them
-        if (!supports(type) || cols % 32 != 0 || r0 < 0 || r1 < r0 || tokens < 0
+        if (!takes(type) || cols % type.blockSize != 0 || r0 < 0 || r1 < r0 || tokens < 0
                 || w.byteSize() < type.byteSize((long) r1 * cols)
                 || xq.byteSize() < activationBytes(cols, tokens)
                 || tokens > 0 && r1 > r0 && out.byteSize() < ((long) (tokens - 1) * outStride + r1) * Float.BYTES) {
@@ -183,14 +215,14 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public long repackedBytes(GGMLType type, int rows, int cols) {
-        if (!repacked || !supports(type) || rows % GROUP != 0 || cols % 32 != 0 || rows == 0) return 0;
+        if (!repacked || !supports(type) || rows % GROUP != 0 || cols % type.blockSize != 0 || rows == 0) return 0;
         return packedBytes(type, rows, cols);
     }
 
     @Override
     public void repack(GGMLType type, MemorySegment w, int cols, int g0, int g1, MemorySegment dst) {
         long rows = (long) g1 * GROUP;
-        if (!supports(type) || g0 < 0 || g1 < g0 || w.byteSize() < type.byteSize(rows * cols) || dst.byteSize() < repackedBytes(type, g1 * GROUP, cols)) {
+        if (!takes(type) || cols % type.blockSize != 0 || g0 < 0 || g1 < g0 || w.byteSize() < type.byteSize(rows * cols) || dst.byteSize() < packedBytes(type, rows, cols)) {
             throw new IllegalArgumentException("native repack of " + type + " out of bounds: groups [" + g0 + ", " + g1 + "), " + cols + " columns");
         }
         try {
@@ -202,7 +234,7 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public void matmulRepacked(GGMLType type, MemorySegment p, int cols, int g0, int g1, MemorySegment xq, int tokens, MemorySegment out, int outStride) {
-        if (g0 < 0 || g1 < g0 || tokens < 0 || p.byteSize() < repackedBytes(type, g1 * GROUP, cols)
+        if (!takes(type) || cols % type.blockSize != 0 || g0 < 0 || g1 < g0 || tokens < 0 || p.byteSize() < packedBytes(type, (long) g1 * GROUP, cols)
                 || xq.byteSize() < activationBytes(cols, tokens)
                 || tokens > 0 && g1 > g0 && out.byteSize() < ((long) (tokens - 1) * outStride + (long) g1 * GROUP) * Float.BYTES) {
             throw new IllegalArgumentException("native repacked " + type + " product out of bounds: groups [" + g0 + ", " + g1 + "), " + cols

@@ -42,9 +42,11 @@ class NativeKernelsTest {
     static List<Case> cases() {
         SplittableRandom rnd = new SplittableRandom(21);
         List<Case> all = new ArrayList<>();
-        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0}) {
+        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K}) {
             // one block, an odd number of blocks (the AVX-512 tail), a 1B layer's width; 1 to 9 tokens (the 4-token groups' tails)
-            int[][] shapes = {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 160, 5}, {48, 96, 1}};
+            int[][] shapes = type == GGMLType.Q6_K
+                    ? new int[][] {{5, 256, 1}, {37, 768, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 512, 5}, {48, 256, 1}}
+                    : new int[][] {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 160, 5}, {48, 96, 1}};
             for (int[] s : shapes) {
                 float[] w = new float[s[0] * s[1]];
                 for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
@@ -60,6 +62,7 @@ class NativeKernelsTest {
     void everyInstructionSetMatchesTheReference() {
         int best = K.isaCode();
         assertTrue(K.supports(GGMLType.Q4_0) && K.supports(GGMLType.Q8_0));
+        if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q6_K), "Q6_K runs natively with VNNI and dotprod");
         try {
             for (int isa = 0; isa <= best; isa++) {
                 if (best >= 3 && isa > 0 && isa < 3) continue; // Arm: the x86 codes run the baseline
@@ -78,7 +81,7 @@ class NativeKernelsTest {
             K.useIsa(best);
         }
         assertEquals(best, K.isaCode());
-        if (best == 2) assertTrue(repacked >= 4, "the VNNI repacked products ran: " + repacked);
+        if (best == 2) assertTrue(repacked >= 9, "the VNNI repacked products ran, Q6_K's too: " + repacked);
     }
 
     private int repacked;
@@ -150,6 +153,7 @@ class NativeKernelsTest {
         for (int k = 0; k < c.tokens; k++) {
             for (int b = 0; b < nb; b++) {
                 float d = lastQuantized.get(ValueLayout.JAVA_FLOAT_UNALIGNED, k * stride + c.cols + 4L * b);
+                int[] halves = new int[2];
                 float amax = 0;
                 for (int i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(c.x[k * c.cols + b * 32 + i]));
                 assertEquals(Float.float16ToFloat(Float.floatToFloat16(amax / 127f)), d, 0f, "block scale as ggml stores it");
@@ -157,6 +161,11 @@ class NativeKernelsTest {
                     byte q = lastQuantized.get(ValueLayout.JAVA_BYTE, k * stride + b * 32 + i);
                     assertEquals(Math.round(c.x[k * c.cols + b * 32 + i] * (amax == 0 ? 0 : 127f / amax)), q, 1, "quantized value");
                     xd[k * c.cols + b * 32 + i] = (double) d * q;
+                    halves[i / 16] += q;
+                }
+                for (int h = 0; h < 2; h++) {
+                    assertEquals(halves[h], lastQuantized.get(ValueLayout.JAVA_SHORT_UNALIGNED, k * stride + c.cols + 8L * nb + 4L * b + 2L * h),
+                            "the half block's sum");
                 }
             }
         }
