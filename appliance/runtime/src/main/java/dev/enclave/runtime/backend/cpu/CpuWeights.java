@@ -58,7 +58,7 @@ final class CpuWeights implements WeightPreparer {
         this.grouped = options.activations() == ActivationPrecision.Q8;
         // compile the kernels on the second core while this one reads the vocabulary and repacks tensors
         this.warmup = options.warmup() ? startWarmup(backend) : null;
-        this.cache = grouped ? RepackCache.open(options.repackCacheDir(), file, arena) : null;
+        this.cache = grouped || backend.nativeKernels() != null ? RepackCache.open(options.repackCacheDir(), file, arena) : null;
     }
 
     private KernelWarmup startWarmup(CpuBackend backend) {
@@ -68,6 +68,7 @@ final class CpuWeights implements WeightPreparer {
         NativeKernels natives = backend.nativeKernels();
         for (GGUFTensorInfo t : gguf.tensors().values()) {
             if (natives != null && natives.supports(t.type())) continue; // native code: nothing for the JIT to warm
+            if (t.dims().length < 2) continue; // norms and biases are read value by value, not multiplied
             types.add(t.type());
             samples.putIfAbsent(t.type(), gguf.tensorData(t));
             if (t.type() == GGMLType.Q6_K && t.dims().length == 2) {
@@ -111,8 +112,18 @@ final class CpuWeights implements WeightPreparer {
             NativeKernels k = backend.nativeKernels();
             long bytes = rows > 1 ? k.repackedBytes(tensor.type(), rows, cols) : 0;
             if (bytes == 0) return tensor; // the native kernels read the file's own layout
-            java.lang.foreign.MemorySegment packed = arena.allocate(bytes, 64);
+            if (cache != null) {
+                MemorySegment[] segs = cache.segments(name, NativeRepackedTensor.KIND, tensor.type(), rows, cols);
+                if (segs != null && segs.length == 1 && segs[0] != null && segs[0].byteSize() == bytes) {
+                    return new NativeRepackedTensor(tensor, segs[0], rows, cols);
+                }
+            }
+            MemorySegment packed = arena.allocate(bytes, 64);
             backend.nativeRepack(tensor, rows, cols, packed);
+            if (cache != null) {
+                cache.put(name, new RepackCache.Stored(NativeRepackedTensor.KIND, tensor.type(), rows, cols, new MemorySegment[] {packed}));
+            }
+            if (tensor.data().isMapped()) tensor.data().unload(); // read again only for embedding rows
             return new NativeRepackedTensor(tensor, packed, rows, cols);
         }
         boolean matrix = rows > 1;

@@ -11,6 +11,12 @@ import java.lang.foreign.MemorySegment;
  */
 final class NativeRepackedTensor extends FloatTensor {
 
+    /**
+     * The layout's name in the {@link RepackCache}: a new number whenever the library's repacked layout changes
+     * (enclave_repack), so that an older cache file's tensors are repacked again instead of misread.
+     */
+    static final String KIND = "NativeRepacked-1";
+
     final FloatTensor source;
     final MemorySegment packed;
     final int rows;

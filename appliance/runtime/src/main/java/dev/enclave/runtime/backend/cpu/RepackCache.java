@@ -21,7 +21,8 @@ import java.util.Map;
 import java.util.zip.CRC32C;
 
 /**
- * The tensors a model repacks at load ({@link RowGroupTensor}), kept on disk so that the next start maps them
+ * The tensors a model repacks at load ({@link RowGroupTensor} for the Java kernels, {@link NativeRepackedTensor}
+ * for the native ones), kept on disk so that the next start maps them
  * instead of repacking them (a second or more of both cores for a 1B model, on the way to the first token).
  *
  * <p>One file per model file, in the directory {@link dev.enclave.runtime.RuntimeOptions#repackCacheDir} (the server
@@ -48,6 +49,13 @@ final class RepackCache {
     private record Entry(String name, String kind, GGMLType source, int rows, int cols, long[] offsets, long[] lengths) {
     }
 
+    /** A repacked tensor as the cache keeps it: its kind (names the layout), source type, shape and memory. */
+    record Stored(String kind, GGMLType source, int rows, int cols, MemorySegment[] segments) {
+        Stored(RowGroupTensor t) {
+            this(t.kind(), t.type(), t.rows(), t.cols(), t.segments());
+        }
+    }
+
     /** A tensor's place in the file, and in the maps below: its name and its kind. */
     private static String key(String name, String kind) {
         return name + '\u0000' + kind;
@@ -59,8 +67,8 @@ final class RepackCache {
     private final long modelMtime;
     private final Map<String, Entry> stored = new LinkedHashMap<>(); // by key(name, kind)
     private MemorySegment mapped;
-    private final Map<String, RowGroupTensor> fresh = new LinkedHashMap<>(); // by key(name, kind)
-    private final Map<String, RowGroupTensor> all = new LinkedHashMap<>(); // by key(name, kind)
+    private final Map<String, Stored> fresh = new LinkedHashMap<>(); // by key(name, kind)
+    private final Map<String, Stored> all = new LinkedHashMap<>(); // by key(name, kind)
 
     private RepackCache(Path file, Path model) throws IOException {
         this.file = file;
@@ -124,27 +132,47 @@ final class RepackCache {
         }
     }
 
-    /** The stored tensor {@code name} if the cache holds one of this kind, source type and shape, else null. */
+    /** The stored row-group tensor {@code name} if the cache holds one of this kind, source type and shape, else null. */
     RowGroupTensor get(String name, String kind, GGMLType source, int rows, int cols) {
-        Entry e = stored.get(key(name, kind));
-        if (e == null || e.source != source || e.rows != rows || e.cols != cols) return null;
-        RowGroupTensor t = mappedTensor(e);
-        if (t != null) all.put(key(name, kind), t);
-        return t;
+        MemorySegment[] segs = segments(name, kind, source, rows, cols);
+        if (segs == null) return null;
+        try {
+            return RowGroupTensor.fromSegments(kind, source, segs, rows, cols);
+        } catch (RuntimeException damaged) {
+            all.remove(key(name, kind));
+            return null;
+        }
     }
 
-    private RowGroupTensor mappedTensor(Entry e) {
+    /**
+     * The memory of the stored tensor {@code name} if the cache holds one of this kind, source type and shape, else
+     * null; the caller checks that the segments make a tensor of that kind.
+     */
+    MemorySegment[] segments(String name, String kind, GGMLType source, int rows, int cols) {
+        Entry e = stored.get(key(name, kind));
+        if (e == null || e.source != source || e.rows != rows || e.cols != cols) return null;
+        Stored t = mappedTensor(e);
+        if (t != null) all.put(key(name, kind), t);
+        return t == null ? null : t.segments();
+    }
+
+    private Stored mappedTensor(Entry e) {
         try {
             MemorySegment[] segs = new MemorySegment[e.offsets.length];
             for (int s = 0; s < segs.length; s++) segs[s] = e.offsets[s] < 0 ? null : mapped.asSlice(e.offsets[s], e.lengths[s]);
-            return RowGroupTensor.fromSegments(e.kind, e.source, segs, e.rows, e.cols);
+            return new Stored(e.kind, e.source, e.rows, e.cols, segs);
         } catch (RuntimeException damaged) {
             return null;
         }
     }
 
-    /** Records a tensor repacked by this load, to be written with the others. */
+    /** Records a row-group tensor repacked by this load, to be written with the others. */
     void put(String name, RowGroupTensor t) {
+        put(name, new Stored(t));
+    }
+
+    /** Records a tensor repacked by this load, to be written with the others. */
+    void put(String name, Stored t) {
         fresh.put(key(name, t.kind()), t);
         all.put(key(name, t.kind()), t);
     }
@@ -156,10 +184,10 @@ final class RepackCache {
      */
     Thread writeInBackground() {
         if (fresh.isEmpty()) return null;
-        Map<String, RowGroupTensor> tensors = new LinkedHashMap<>(all);
+        Map<String, Stored> tensors = new LinkedHashMap<>(all);
         for (Map.Entry<String, Entry> e : stored.entrySet()) {
             if (tensors.containsKey(e.getKey())) continue;
-            RowGroupTensor t = mappedTensor(e.getValue());
+            Stored t = mappedTensor(e.getValue());
             if (t != null) tensors.put(e.getKey(), t);
         }
         return Thread.ofPlatform().daemon().name("enclave-repack-cache").start(() -> {
@@ -171,7 +199,7 @@ final class RepackCache {
         });
     }
 
-    private void write(Map<String, RowGroupTensor> tensors) throws IOException {
+    private void write(Map<String, Stored> tensors) throws IOException {
         Files.createDirectories(file.getParent());
         byte[] header = header(tensors, 0);
         long start = align(header.length);
@@ -180,7 +208,7 @@ final class RepackCache {
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
             ch.write(ByteBuffer.wrap(header), 0);
             long pos = start;
-            for (RowGroupTensor t : tensors.values()) {
+            for (Stored t : tensors.values()) {
                 for (MemorySegment s : t.segments()) {
                     if (s == null) continue;
                     for (long o = 0; o < s.byteSize(); o += 1 << 30) {
@@ -196,7 +224,7 @@ final class RepackCache {
         Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
-    private byte[] header(Map<String, RowGroupTensor> tensors, long start) throws IOException {
+    private byte[] header(Map<String, Stored> tensors, long start) throws IOException {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         DataOutputStream out = new DataOutputStream(bytes);
         out.write(MAGIC);
@@ -205,11 +233,11 @@ final class RepackCache {
         out.writeLong(modelMtime);
         out.writeInt(tensors.size());
         long pos = start;
-        for (Map.Entry<String, RowGroupTensor> e : tensors.entrySet()) {
-            RowGroupTensor t = e.getValue();
+        for (Map.Entry<String, Stored> e : tensors.entrySet()) {
+            Stored t = e.getValue();
             out.writeUTF(e.getKey().substring(0, e.getKey().indexOf('\u0000')));
             out.writeUTF(t.kind());
-            out.writeUTF(t.type().name());
+            out.writeUTF(t.source().name());
             out.writeInt(t.rows());
             out.writeInt(t.cols());
             MemorySegment[] segs = t.segments();
