@@ -353,9 +353,124 @@ static void q6k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, 
 
 #endif
 
+// ---- F16 weights: float activations (nothing to quantize), the values converted in registers ----
+
+static void f16_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, int64_t outStride) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = w + r * cols * 2;
+        for (int64_t t = 0; t < tokens; t++) {
+            const float *xt = x + t * cols;
+            float acc = 0;
+            for (int64_t c = 0; c < cols; c++) acc += half_to_float(load_u16(wr + 2 * c)) * xt[c];
+            out[t * outStride + r] = acc;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+
+/** A tile of nr rows x nt tokens (constants where inlined): each converted weight vector serves nt tokens. */
+#define F16_TILE(NAME, TARGET, VEC, LANES, ZERO, CVT, LOADX, FMA, SUM, MASKED_TAIL)                                  \
+__attribute__((target(TARGET), always_inline))                                                                     \
+static inline void NAME(const uint16_t *w, int64_t cols, int64_t r, const float *x, int64_t t0, float *out,        \
+                        int64_t outStride, const int nr, const int nt) {                                           \
+    VEC acc[4][4];                                                                                                 \
+    for (int i = 0; i < nr; i++) for (int k = 0; k < nt; k++) acc[i][k] = ZERO;                                    \
+    int64_t c = 0;                                                                                                 \
+    for (; c + LANES <= cols; c += LANES) {                                                                        \
+        VEC wv[4];                                                                                                 \
+        for (int i = 0; i < nr; i++) wv[i] = CVT(w + (r + i) * cols + c);                                          \
+        for (int k = 0; k < nt; k++) {                                                                             \
+            VEC xv = LOADX(x + (t0 + k) * cols + c);                                                               \
+            for (int i = 0; i < nr; i++) acc[i][k] = FMA(wv[i], xv, acc[i][k]);                                    \
+        }                                                                                                          \
+    }                                                                                                              \
+    for (int i = 0; i < nr; i++) {                                                                                 \
+        for (int k = 0; k < nt; k++) {                                                                             \
+            float tail = 0;                                                                                        \
+            for (int64_t j = c; j < cols; j++) tail += _cvtsh_ss(w[(r + i) * cols + j]) * x[(t0 + k) * cols + j];  \
+            out[(t0 + k) * outStride + r + i] = SUM(acc[i][k]) + tail;                                             \
+        }                                                                                                          \
+    }                                                                                                              \
+}
+
+#define CVT512(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p)))
+#define CVT256(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (p)))
+F16_TILE(f16_tile512, VNNI_TARGET, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps, 0)
+F16_TILE(f16_tile256, "avx2,fma,f16c", __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_loadu_ps, _mm256_fmadd_ps, hsum256, 0)
+
+#define F16_DRIVER(NAME, TILE, TARGET)                                                                             \
+__attribute__((target(TARGET)))                                                                                    \
+static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, \
+                 int64_t outStride) {                                                                              \
+    const uint16_t *w = (const uint16_t *) wb;                                                                     \
+    for (int64_t r = r0; r < r1; r += 4) {                                                                         \
+        int nr = r1 - r < 4 ? (int) (r1 - r) : 4;                                                                  \
+        for (int64_t t0 = 0; t0 < tokens; t0 += 4) {                                                               \
+            int nt = tokens - t0 < 4 ? (int) (tokens - t0) : 4;                                                    \
+            if (nr == 4 && nt == 4) TILE(w, cols, r, x, t0, out, outStride, 4, 4);                                 \
+            else if (nr == 4 && nt == 1) TILE(w, cols, r, x, t0, out, outStride, 4, 1);                            \
+            else if (nr == 4 && nt == 2) TILE(w, cols, r, x, t0, out, outStride, 4, 2);                            \
+            else if (nr == 4 && nt == 3) TILE(w, cols, r, x, t0, out, outStride, 4, 3);                            \
+            else for (int i = 0; i < nr; i++) TILE(w, cols, r + i, x, t0, out, outStride, 1, nt);                  \
+        }                                                                                                          \
+    }                                                                                                              \
+}
+
+F16_DRIVER(f16_avx512_tiles, f16_tile512, VNNI_TARGET)
+
+/**
+ * One token (decoding): a row at a time, four accumulators along it. Reading one row's stream per thread measured
+ * faster than four rows' interleaved (memory-bound: the product waits on its loads).
+ */
+__attribute__((target(VNNI_TARGET)))
+static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, int64_t outStride) {
+    if (tokens > 1 || cols % 64 != 0) {
+        f16_avx512_tiles(wb, cols, r0, r1, x, tokens, out, outStride);
+        return;
+    }
+    const uint16_t *w = (const uint16_t *) wb;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *wr = w + r * cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < cols; c += 64) {
+            a0 = _mm512_fmadd_ps(CVT512(wr + c), _mm512_loadu_ps(x + c), a0);
+            a1 = _mm512_fmadd_ps(CVT512(wr + c + 16), _mm512_loadu_ps(x + c + 16), a1);
+            a2 = _mm512_fmadd_ps(CVT512(wr + c + 32), _mm512_loadu_ps(x + c + 32), a2);
+            a3 = _mm512_fmadd_ps(CVT512(wr + c + 48), _mm512_loadu_ps(x + c + 48), a3);
+        }
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
+}
+F16_DRIVER(f16_avx2, f16_tile256, "avx2,fma,f16c")
+
+#endif
+
+#if defined(__aarch64__)
+/** F16 on Arm: four rows at a time, the half-precision values widened to float in registers. */
+static void f16_neon(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, int64_t outStride) {
+    const __fp16 *w = (const __fp16 *) wb;
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t t = 0; t < tokens; t++) {
+            const float *xt = x + t * cols;
+            float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0);
+            int64_t c = 0;
+            for (; c + 8 <= cols; c += 8) {
+                float16x8_t h = vld1q_f16(w + r * cols + c);
+                a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(xt + c));
+                a1 = vfmaq_f32(a1, vcvt_high_f32_f16(h), vld1q_f32(xt + c + 4));
+            }
+            float acc = vaddvq_f32(vaddq_f32(a0, a1));
+            for (; c < cols; c++) acc += (float) w[r * cols + c] * xt[c];
+            out[t * outStride + r] = acc;
+        }
+    }
+}
+#endif
+
 // ---- entry points ----
 
-enum { TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q6_K = 14 }; // ggml's type ids
+enum { TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q6_K = 14 }; // ggml's type ids
 
 /**
  * Whether this library should multiply weights of ggml type {@code type} on this CPU: Q4_0 and Q8_0 everywhere;
@@ -364,16 +479,28 @@ enum { TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q6_K = 14 }; // ggml's type ids
  */
 int enclave_supports(int type) {
     int i = enclave_isa();
-    return type == TYPE_Q4_0 || type == TYPE_Q8_0 || (type == TYPE_Q6_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD));
+    return type == TYPE_Q4_0 || type == TYPE_Q8_0 || (type == TYPE_Q6_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
+            || (type == TYPE_F16 && i != ISA_BASELINE);
 }
 
 /**
  * out[t * outStride + r] = dot(weight row r, token t) for rows [r0, r1) and tokens [0, tokens): w is the whole
- * matrix in ggml's layout, xq the activations as enclave_quantize wrote them.
+ * matrix in ggml's layout, xq the activations as enclave_quantize wrote them (F16: the float activations, cols apart).
  */
 void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens,
                     float *out, int64_t outStride) {
     int i = enclave_isa();
+    if (type == TYPE_F16) {
+        const float *x = (const float *) xq;
+#if defined(__x86_64__)
+        if (i == ISA_AVX512_VNNI) { f16_avx512(w, cols, r0, r1, x, tokens, out, outStride); return; }
+        if (i == ISA_AVX2) { f16_avx2(w, cols, r0, r1, x, tokens, out, outStride); return; }
+#elif defined(__aarch64__)
+        if (i >= ISA_NEON) { f16_neon(w, cols, r0, r1, x, tokens, out, outStride); return; }
+#endif
+        f16_baseline(w, cols, r0, r1, x, tokens, out, outStride);
+        return;
+    }
     if (type == TYPE_Q6_K) {
 #if defined(__aarch64__)
         if (i == ISA_NEON_DOTPROD) {

@@ -31,7 +31,7 @@ public final class NativeCpuKernels implements NativeKernels {
 
     private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports;
     /** The types the library should multiply with the instruction set in effect (a test may force a slower set). */
-    private volatile boolean q4, q8, q6k;
+    private volatile boolean q4, q8, q6k, f16;
     /** Whether the repacked layout's product runs here (AVX-512 VNNI); a test may force a slower set. */
     private volatile boolean repacked;
 
@@ -87,6 +87,7 @@ public final class NativeCpuKernels implements NativeKernels {
         q4 = (int) supports.invokeExact(GGMLType.Q4_0.id) != 0;
         q8 = (int) supports.invokeExact(GGMLType.Q8_0.id) != 0;
         q6k = (int) supports.invokeExact(GGMLType.Q6_K.id) != 0;
+        f16 = (int) supports.invokeExact(GGMLType.F16.id) != 0;
         repacked = (int) repackedSupported.invokeExact() != 0;
     }
 
@@ -106,6 +107,11 @@ public final class NativeCpuKernels implements NativeKernels {
 
     /** The types enclave_matmul computes on every instruction set (whether or not it is the faster route). */
     static boolean takes(GGMLType type) {
+        return type == GGMLType.Q4_0 || type == GGMLType.Q8_0 || type == GGMLType.Q6_K || type == GGMLType.F16;
+    }
+
+    /** The types with a repacked layout (enclave_repack). */
+    private static boolean repackable(GGMLType type) {
         return type == GGMLType.Q4_0 || type == GGMLType.Q8_0 || type == GGMLType.Q6_K;
     }
 
@@ -174,6 +180,7 @@ public final class NativeCpuKernels implements NativeKernels {
             case Q4_0 -> q4;
             case Q8_0 -> q8;
             case Q6_K -> q6k;
+            case F16 -> f16;
             default -> false;
         };
     }
@@ -201,7 +208,7 @@ public final class NativeCpuKernels implements NativeKernels {
         // bounds are checked here, once per call: the C code trusts them
         if (!takes(type) || cols % type.blockSize != 0 || r0 < 0 || r1 < r0 || tokens < 0
                 || w.byteSize() < type.byteSize((long) r1 * cols)
-                || xq.byteSize() < activationBytes(cols, tokens)
+                || xq.byteSize() < (type == GGMLType.F16 ? (long) cols * tokens * Float.BYTES : activationBytes(cols, tokens))
                 || tokens > 0 && r1 > r0 && out.byteSize() < ((long) (tokens - 1) * outStride + r1) * Float.BYTES) {
             throw new IllegalArgumentException("native " + type + " product out of bounds: rows [" + r0 + ", " + r1 + "), " + cols
                     + " columns, " + tokens + " tokens");
@@ -215,14 +222,14 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public long repackedBytes(GGMLType type, int rows, int cols) {
-        if (!repacked || !supports(type) || rows % GROUP != 0 || cols % type.blockSize != 0 || rows == 0) return 0;
+        if (!repacked || !repackable(type) || !supports(type) || rows % GROUP != 0 || cols % type.blockSize != 0 || rows == 0) return 0;
         return packedBytes(type, rows, cols);
     }
 
     @Override
     public void repack(GGMLType type, MemorySegment w, int cols, int g0, int g1, MemorySegment dst) {
         long rows = (long) g1 * GROUP;
-        if (!takes(type) || cols % type.blockSize != 0 || g0 < 0 || g1 < g0 || w.byteSize() < type.byteSize(rows * cols) || dst.byteSize() < packedBytes(type, rows, cols)) {
+        if (!repackable(type) || cols % type.blockSize != 0 || g0 < 0 || g1 < g0 || w.byteSize() < type.byteSize(rows * cols) || dst.byteSize() < packedBytes(type, rows, cols)) {
             throw new IllegalArgumentException("native repack of " + type + " out of bounds: groups [" + g0 + ", " + g1 + "), " + cols + " columns");
         }
         try {
@@ -234,7 +241,7 @@ public final class NativeCpuKernels implements NativeKernels {
 
     @Override
     public void matmulRepacked(GGMLType type, MemorySegment p, int cols, int g0, int g1, MemorySegment xq, int tokens, MemorySegment out, int outStride) {
-        if (!takes(type) || cols % type.blockSize != 0 || g0 < 0 || g1 < g0 || tokens < 0 || p.byteSize() < packedBytes(type, (long) g1 * GROUP, cols)
+        if (!repackable(type) || cols % type.blockSize != 0 || g0 < 0 || g1 < g0 || tokens < 0 || p.byteSize() < packedBytes(type, (long) g1 * GROUP, cols)
                 || xq.byteSize() < activationBytes(cols, tokens)
                 || tokens > 0 && g1 > g0 && out.byteSize() < ((long) (tokens - 1) * outStride + (long) g1 * GROUP) * Float.BYTES) {
             throw new IllegalArgumentException("native repacked " + type + " product out of bounds: groups [" + g0 + ", " + g1 + "), " + cols

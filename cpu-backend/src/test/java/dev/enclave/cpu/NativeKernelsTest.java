@@ -42,10 +42,12 @@ class NativeKernelsTest {
     static List<Case> cases() {
         SplittableRandom rnd = new SplittableRandom(21);
         List<Case> all = new ArrayList<>();
-        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K}) {
+        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K, GGMLType.F16}) {
             // one block, an odd number of blocks (the AVX-512 tail), a 1B layer's width; 1 to 9 tokens (the 4-token groups' tails)
             int[][] shapes = type == GGMLType.Q6_K
                     ? new int[][] {{5, 256, 1}, {37, 768, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 512, 5}, {48, 256, 1}}
+                    : type == GGMLType.F16 // F16: also widths off the vector length, and tiles' row tails
+                    ? new int[][] {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {18, 40, 5}, {7, 7, 2}, {9, 2051, 6}, {33, 2048, 1}}
                     : new int[][] {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 160, 5}, {48, 96, 1}};
             for (int[] s : shapes) {
                 float[] w = new float[s[0] * s[1]];
@@ -62,6 +64,7 @@ class NativeKernelsTest {
     void everyInstructionSetMatchesTheReference() {
         int best = K.isaCode();
         assertTrue(K.supports(GGMLType.Q4_0) && K.supports(GGMLType.Q8_0));
+        if (best > 0) assertTrue(K.supports(GGMLType.F16), "F16 runs natively with AVX2, AVX-512 and NEON");
         if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q6_K), "Q6_K runs natively with VNNI and dotprod");
         try {
             for (int isa = 0; isa <= best; isa++) {
@@ -70,9 +73,9 @@ class NativeKernelsTest {
                 for (Case c : cases()) {
                     float[] got = run(c);
                     float[] want = reference(c);
-                    compare(want, got, c + " on " + NativeCpuKernels.isaName(isa));
+                    compare(want, got, c + " on " + NativeCpuKernels.isaName(isa), c.type);
                     if (K.repackedBytes(c.type, c.rows, c.cols) > 0) {
-                        compare(want, runRepacked(c), c + " repacked, on " + NativeCpuKernels.isaName(isa));
+                        compare(want, runRepacked(c), c + " repacked, on " + NativeCpuKernels.isaName(isa), c.type);
                         repacked++;
                     }
                 }
@@ -127,8 +130,11 @@ class NativeKernelsTest {
         MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
         MemorySegment x = arena.allocate((long) c.x.length * 4, 64);
         MemorySegment.copy(c.x, 0, x, ValueLayout.JAVA_FLOAT, 0, c.x.length);
-        MemorySegment xq = arena.allocate(K.activationBytes(c.cols, c.tokens), 64);
-        K.quantize(x, c.cols, c.tokens, xq);
+        MemorySegment xq = x;
+        if (c.type != GGMLType.F16) { // F16 multiplies the float activations
+            xq = arena.allocate(K.activationBytes(c.cols, c.tokens), 64);
+            K.quantize(x, c.cols, c.tokens, xq);
+        }
         lastQuantized = xq;
         MemorySegment out = arena.allocate((long) c.rows * c.tokens * 4, 64);
         // two calls over halves of the rows: the row range is what the worker threads split
@@ -150,7 +156,10 @@ class NativeKernelsTest {
         FloatTensor t = FloatTensor.of(c.type, w, (long) c.rows * c.cols);
         float[] row = new float[c.cols];
         double[] xd = new double[c.tokens * c.cols];
-        for (int k = 0; k < c.tokens; k++) {
+        for (int k = 0; k < c.tokens && c.type == GGMLType.F16; k++) {
+            for (int i = 0; i < c.cols; i++) xd[k * c.cols + i] = c.x[k * c.cols + i];
+        }
+        for (int k = 0; k < c.tokens && c.type != GGMLType.F16; k++) {
             for (int b = 0; b < nb; b++) {
                 float d = lastQuantized.get(ValueLayout.JAVA_FLOAT_UNALIGNED, k * stride + c.cols + 4L * b);
                 int[] halves = new int[2];
@@ -181,11 +190,16 @@ class NativeKernelsTest {
         return r;
     }
 
-    private static void compare(float[] want, float[] got, String what) {
+    /**
+     * Integer sums are exact, so a quantized type's products differ from the double reference by float rounding only
+     * (1e-5 of the largest); F16's are float sums in another order (lanes, then across): 1e-4.
+     */
+    private static void compare(float[] want, float[] got, String what, GGMLType type) {
         double scale = 1e-3;
         for (float v : want) scale = Math.max(scale, Math.abs(v));
+        double tolerance = (type == GGMLType.F16 ? 1e-4 : 1e-5) * scale;
         for (int i = 0; i < want.length; i++) {
-            if (!(Math.abs(want[i] - got[i]) <= 1e-5 * scale)) {
+            if (!(Math.abs(want[i] - got[i]) <= tolerance)) {
                 fail(what + ": element " + i + " is " + got[i] + ", the reference " + want[i]);
             }
         }
@@ -228,7 +242,7 @@ class NativeKernelsTest {
                 int isa = r.getInt();
                 float[] got = new float[c.rows * c.tokens];
                 for (int i = 0; i < got.length; i++) got[i] = r.getFloat();
-                compare(want, got, c + " on aarch64 " + NativeCpuKernels.isaName(isa));
+                compare(want, got, c + " on aarch64 " + NativeCpuKernels.isaName(isa), c.type);
                 runs++;
                 if (isa >= 3) break; // the best set closes each case (baseline first when there are two)
             }

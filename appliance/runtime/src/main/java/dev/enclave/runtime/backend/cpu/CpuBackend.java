@@ -303,8 +303,9 @@ public final class CpuBackend extends HostBackend {
             for (int t = 0; t < tokens; t++) {
                 java.lang.foreign.MemorySegment.copy(x, xOff + t * xStride, j.x, java.lang.foreign.ValueLayout.JAVA_FLOAT, (long) t * cols * Float.BYTES, cols);
             }
-            natives.quantize(j.x, cols, tokens, j.xq);
-            j.set(w, cols, rows, tokens);
+            boolean floats = NativeKernels.takesFloats(w.type());
+            if (!floats) natives.quantize(j.x, cols, tokens, j.xq);
+            j.set(w, cols, rows, tokens, floats);
             int units = w instanceof NativeRepackedTensor ? rows / NativeKernels.GROUP : rows;
             if ((long) rows * cols * tokens < PARALLEL_THRESHOLD || pool.threads() == 1) j.run(0, units);
             else pool.run(units, j);
@@ -320,6 +321,7 @@ public final class CpuBackend extends HostBackend {
         java.lang.foreign.MemorySegment x = java.lang.foreign.MemorySegment.NULL, xq = x, out = x;
         FloatTensor w;
         int cols, rows, tokens;
+        boolean floats;
 
         void ensure(NativeKernels k, int cols, int rows, int tokens) {
             long xBytes = (long) cols * tokens * Float.BYTES, qBytes = k.activationBytes(cols, tokens), oBytes = (long) rows * tokens * Float.BYTES;
@@ -328,7 +330,8 @@ public final class CpuBackend extends HostBackend {
             if (out.byteSize() < oBytes) out = java.lang.foreign.Arena.ofAuto().allocate(oBytes, 64);
         }
 
-        void set(FloatTensor w, int cols, int rows, int tokens) {
+        void set(FloatTensor w, int cols, int rows, int tokens, boolean floats) {
+            this.floats = floats;
             this.w = w;
             this.cols = cols;
             this.rows = rows;
@@ -338,7 +341,7 @@ public final class CpuBackend extends HostBackend {
         @Override
         public void run(int from, int to) {
             if (w instanceof NativeRepackedTensor p) natives.matmulRepacked(w.type(), p.packed, cols, from, to, xq, tokens, out, rows);
-            else natives.matmul(w.type(), w.data(), cols, from, to, xq, tokens, out, rows);
+            else natives.matmul(w.type(), w.data(), cols, from, to, floats ? x : xq, tokens, out, rows);
         }
     }
 

@@ -27,7 +27,8 @@ public interface NativeKernels {
 
     /**
      * {@code out[t * outStride + r] = dot(w row r, token t)} for rows [r0, r1) and every token: {@code w} the whole
-     * matrix in ggml's layout, {@code xq} what {@link #quantize} wrote.
+     * matrix in ggml's layout, {@code xq} what {@link #quantize} wrote, or for {@link #takesFloats} types the float
+     * activations themselves ({@code cols} apart).
      */
     void matmul(GGMLType type, MemorySegment w, int cols, int r0, int r1, MemorySegment xq, int tokens, MemorySegment out, int outStride);
 
@@ -42,6 +43,11 @@ public interface NativeKernels {
 
     /** As {@link #matmul}, on a repacked matrix, for row groups [g0, g1) (16 rows each). */
     void matmulRepacked(GGMLType type, MemorySegment p, int cols, int g0, int g1, MemorySegment xq, int tokens, MemorySegment out, int outStride);
+
+    /** Whether {@link #matmul} of this type takes float activations rather than quantized ones (F16 weights). */
+    static boolean takesFloats(GGMLType type) {
+        return type == GGMLType.F16;
+    }
 
     /** Rows per group of a repacked matrix. */
     int GROUP = 16;
