@@ -5,7 +5,7 @@
 set -euo pipefail
 out="$1"; test_out="$2"
 src="$(cd "$(dirname "$0")" && pwd)"
-flags=(-O3 -fPIC -Wall -Wextra -Werror -fvisibility=default -std=gnu11)
+flags=(-O3 -fPIC -Wall -Wextra -Werror -fvisibility=default -std=gnu11 -ffp-contract=off) # no implicit FMAs: scalar code rounds as ggml's
 build() { # arch compiler
   local arch="$1" cc="$2"
   mkdir -p "$out/linux-$arch" "$test_out/linux-$arch"

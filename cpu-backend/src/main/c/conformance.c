@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
         int32_t h[4];
         must(fread(h, 4, 4, in) == 4, "truncated case");
         int type = h[0], rows = h[1], cols = h[2], tokens = h[3];
-        size_t wBytes = type == 1 ? (size_t) rows * cols * 2 : type == 14 ? (size_t) rows * (cols / 256) * 210 : (size_t) rows * (cols / 32) * (type == 2 ? 18 : 34);
+        size_t wBytes = type == 1 ? (size_t) rows * cols * 2 : type == 14 ? (size_t) rows * (cols / 256) * 210 : type == 12 ? (size_t) rows * (cols / 256) * 144 : (size_t) rows * (cols / 32) * (type == 2 ? 18 : 34);
         uint8_t *w = malloc(wBytes);
         float *x = malloc(sizeof(float) * tokens * cols), *o = malloc(sizeof(float) * tokens * rows);
         uint8_t *xq = aligned_alloc(64, (size_t) enclave_act_stride(cols) * tokens);

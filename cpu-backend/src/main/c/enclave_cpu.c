@@ -180,6 +180,52 @@ static void q6k_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1,
     }
 }
 
+// ---- Q4_K (ggml's block_q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins for 8 sub-blocks of 32, 128
+// bytes of nibbles; value = d * scale * q - dmin * min) ----
+
+#define Q4K_BYTES 144
+
+/** Sub-block j's (0..7) scale and min, as ggml's get_scale_min_k4 unpacks them. */
+static inline void q4k_scale_min(const uint8_t *q, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/** Value i (0..255) of a Q4_K block, 0..15. */
+static inline int q4k_value(const uint8_t *blk, int i) {
+    int j = i / 32, l = i % 32;
+    uint8_t b = blk[16 + 32 * (j / 2) + l];
+    return j % 2 == 0 ? b & 0xf : b >> 4;
+}
+
+static void q4k_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, stride = enclave_act_stride(cols), nb = cols / QK;
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t t = 0; t < tokens; t++) {
+            const int8_t *q = (const int8_t *) (xq + t * stride);
+            const float *d = (const float *) (xq + t * stride + cols);
+            const float *s = d + nb;
+            float acc = 0;
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *blk = w + (r * nsb + sb) * Q4K_BYTES;
+                float dw = half_to_float(load_u16(blk)), dmin = half_to_float(load_u16(blk + 2));
+                for (int j = 0; j < 8; j++) {
+                    int sc, m, sum = 0;
+                    q4k_scale_min(blk + 4, j, &sc, &m);
+                    for (int i = 0; i < 32; i++) sum += q4k_value(blk, 32 * j + i) * q[sb * QK_K + 32 * j + i];
+                    acc += dw * (float) sc * d[sb * 8 + j] * (float) sum - dmin * (float) m * s[sb * 8 + j];
+                }
+            }
+            out[t * outStride + r] = acc;
+        }
+    }
+}
+
 #if defined(__x86_64__)
 
 // ---- AVX2: vpmaddubsw (u8 x s8 -> s16 pairs), vpmaddwd to s32; 4 tokens share each decoded weight block ----
@@ -470,16 +516,24 @@ static void f16_neon(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, co
 
 // ---- entry points ----
 
-enum { TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q6_K = 14 }; // ggml's type ids
+/**
+ * Values [from, from + n) of a matrix in ggml's layout, as floats (an embedding row: one per token, so plain C; the
+ * same float operations as ggml's dequantize_row_*, in the same order, no contraction into fused multiply-adds).
+ */
+void enclave_dequantize(int type, const uint8_t *w, int64_t from, int64_t n, float *out);
+
+enum { TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q4_K = 12, TYPE_Q6_K = 14 }; // ggml's type ids
 
 /**
  * Whether this library should multiply weights of ggml type {@code type} on this CPU: Q4_0 and Q8_0 everywhere;
- * Q6_K where an int8 dot product serves it (AVX-512 VNNI on the repacked layout, Arm dotprod), elsewhere the Java
- * kernels are faster than this file's baseline (which still computes every type enclave_matmul takes).
+ * Q6_K where an int8 dot product serves it (AVX-512 VNNI on the repacked layout, Arm dotprod), Q4_K with VNNI, F16
+ * with any vector unit; elsewhere the Java kernels are faster than this file's baseline (which still computes every
+ * type enclave_matmul takes).
  */
 int enclave_supports(int type) {
     int i = enclave_isa();
     return type == TYPE_Q4_0 || type == TYPE_Q8_0 || (type == TYPE_Q6_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
+            || (type == TYPE_Q4_K && i == ISA_AVX512_VNNI)
             || (type == TYPE_F16 && i != ISA_BASELINE);
 }
 
@@ -509,6 +563,10 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
         }
 #endif
         q6k_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
+        return;
+    }
+    if (type == TYPE_Q4_K) {
+        q4k_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
         return;
     }
 #if defined(__x86_64__)
@@ -543,9 +601,16 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
 #define Q6R_BLOCK (32 + 256 + 128)
 #define Q6R_SUPER (32 + 8 * Q6R_BLOCK)
 
+// Q4_K: per group and super-block, the 16 rows' f16 d and dmin (64 bytes), then per 32 columns (288 bytes) the rows'
+// 6-bit scales and mins unpacked to a byte each (32 bytes) and the nibbles as Q4_0's 4 registers.
+
+#define Q4KR_BLOCK (32 + 256)
+#define Q4KR_SUPER (64 + 8 * Q4KR_BLOCK)
+
 int64_t enclave_repacked_bytes(int type, int64_t rows, int64_t cols) {
     int64_t nb = cols / QK, groups = rows / R16;
     if (type == TYPE_Q6_K) return groups * (cols / QK_K) * Q6R_SUPER;
+    if (type == TYPE_Q4_K) return groups * (cols / QK_K) * Q4KR_SUPER;
     return groups * nb * (32 + (type == TYPE_Q4_0 ? 256 : 512));
 }
 
@@ -573,10 +638,40 @@ static void repack_q6k(const uint8_t *w, int64_t cols, int64_t g0, int64_t g1, u
     }
 }
 
+static void repack_q4k(const uint8_t *w, int64_t cols, int64_t g0, int64_t g1, uint8_t *dst) {
+    int64_t nsb = cols / QK_K;
+    for (int64_t g = g0; g < g1; g++) {
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint8_t *out = dst + (g * nsb + sb) * Q4KR_SUPER;
+            memset(out, 0, Q4KR_SUPER);
+            for (int r = 0; r < R16; r++) {
+                const uint8_t *blk = w + ((g * R16 + r) * nsb + sb) * Q4K_BYTES;
+                memcpy(out + 2 * r, blk, 2);
+                memcpy(out + 32 + 2 * r, blk + 2, 2);
+                for (int b = 0; b < 8; b++) {
+                    uint8_t *o = out + 64 + b * Q4KR_BLOCK;
+                    int sc, m;
+                    q4k_scale_min(blk + 4, b, &sc, &m);
+                    o[r] = (uint8_t) sc;
+                    o[16 + r] = (uint8_t) m;
+                    for (int c = 0; c < QK; c++) {
+                        int v = q4k_value(blk, 32 * b + c), quad = c / 4, i = c % 4;
+                        o[32 + (quad / 2) * 64 + 4 * r + i] |= (uint8_t) (quad % 2 == 0 ? v : v << 4);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /** Repacks row groups [g0, g1) of w (rows / 16 groups in all) into dst, the whole repacked matrix. */
 void enclave_repack(int type, const uint8_t *w, int64_t cols, int64_t g0, int64_t g1, uint8_t *dst) {
     if (type == TYPE_Q6_K) {
         repack_q6k(w, cols, g0, g1, dst);
+        return;
+    }
+    if (type == TYPE_Q4_K) {
+        repack_q4k(w, cols, g0, g1, dst);
         return;
     }
     int64_t nb = cols / QK, blockBytes = type == TYPE_Q4_0 ? 18 : 34, body = type == TYPE_Q4_0 ? 256 : 512;
@@ -694,7 +789,78 @@ static void r16_q6k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1,
         }
     }
 }
+
+/** Q4_K repacked: per 32 columns one integer sum per row, then d x scale x the block scale, less dmin x min x its sum. */
+__attribute__((target(VNNI_TARGET)))
+static void r16_q4k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols);
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int64_t g = g0; g < g1; g++) {
+        for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
+            int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *base = p + (g * nsb + sb) * Q4KR_SUPER;
+                __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
+                __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (base + 32)));
+                for (int b = 0; b < 8; b++) {
+                    const uint8_t *blk = base + 64 + b * Q4KR_BLOCK;
+                    __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) blk))));
+                    __m512 dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)))));
+                    __m512i v[8];
+                    for (int k = 0; k < 4; k++) {
+                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
+                        v[2 * k] = _mm512_and_si512(raw, low);
+                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    }
+                    int64_t xb = sb * 8 + b;
+                    for (int k = 0; k < n; k++) {
+                        const uint8_t *xr = xq + (t0 + k) * stride;
+                        const int32_t *x4 = (const int32_t *) (xr + xb * QK);
+                        const float *d = (const float *) (xr + cols);
+                        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+                        for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
+                        for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
+                        __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                        acc[k] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dsc, _mm512_set1_ps(d[xb])), acc[k]);
+                        acc[k] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(d[nb + xb]), acc[k]);
+                    }
+                }
+            }
+            for (int k = 0; k < n; k++) _mm512_storeu_ps(out + (t0 + k) * outStride + g * R16, acc[k]);
+        }
+    }
+}
 #endif
+
+void enclave_dequantize(int type, const uint8_t *w, int64_t from, int64_t n, float *out) {
+    for (int64_t k = 0; k < n; k++) {
+        int64_t i = from + k;
+        float v;
+        if (type == TYPE_F16) {
+            v = half_to_float(load_u16(w + 2 * i));
+        } else if (type == TYPE_Q4_0) {
+            const uint8_t *blk = w + (i / QK) * 18;
+            int c = (int) (i % QK);
+            v = (float) ((c < 16 ? blk[2 + c] & 0xf : blk[2 + c - 16] >> 4) - 8) * half_to_float(load_u16(blk));
+        } else if (type == TYPE_Q8_0) {
+            const uint8_t *blk = w + (i / QK) * 34;
+            v = (float) (int8_t) blk[2 + i % QK] * half_to_float(load_u16(blk));
+        } else if (type == TYPE_Q6_K) {
+            const uint8_t *blk = w + (i / QK_K) * Q6K_BYTES;
+            int c = (int) (i % QK_K);
+            v = half_to_float(load_u16(blk + 208)) * (float) ((const int8_t *) (blk + 192))[c / 16] * (float) (q6k_value(blk, c) - 32);
+        } else if (type == TYPE_Q4_K) {
+            const uint8_t *blk = w + (i / QK_K) * Q4K_BYTES;
+            int c = (int) (i % QK_K), sc, m;
+            q4k_scale_min(blk + 4, c / 32, &sc, &m);
+            v = half_to_float(load_u16(blk)) * (float) sc * (float) q4k_value(blk, c) - half_to_float(load_u16(blk + 2)) * (float) m;
+        } else {
+            v = 0;
+        }
+        out[k] = v;
+    }
+}
 
 /** Whether enclave_matmul_repacked runs on this CPU (the repacked layout is for AVX-512 VNNI). */
 int enclave_repacked_supported(void) {
@@ -707,6 +873,7 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
 #if defined(__x86_64__)
     if (enclave_isa() == ISA_AVX512_VNNI) {
         if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
+        else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else r16_vnni(type, p, cols, g0, g1, xq, tokens, out, outStride);
         return;
     }

@@ -29,9 +29,10 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
-    private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports;
+    private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
+            dequantize;
     /** The types the library should multiply with the instruction set in effect (a test may force a slower set). */
-    private volatile boolean q4, q8, q6k, f16;
+    private volatile boolean q4, q8, q4k, q6k, f16;
     /** Whether the repacked layout's product runs here (AVX-512 VNNI); a test may force a slower set. */
     private volatile boolean repacked;
 
@@ -65,6 +66,7 @@ public final class NativeCpuKernels implements NativeKernels {
         matmulRepacked = linker.downcallHandle(find(lib, "enclave_matmul_repacked"), FunctionDescriptor.ofVoid(I, P, J, J, J, P, J, P, J));
         repackedSupported = linker.downcallHandle(find(lib, "enclave_repacked_supported"), FunctionDescriptor.of(I));
         supports = linker.downcallHandle(find(lib, "enclave_supports"), FunctionDescriptor.of(I, I));
+        dequantize = linker.downcallHandle(find(lib, "enclave_dequantize"), FunctionDescriptor.ofVoid(I, P, J, J, P));
         try {
             refreshTypes();
             // the sizes are computed here without a call per product: they must be the library's
@@ -72,7 +74,8 @@ public final class NativeCpuKernels implements NativeKernels {
                 if ((long) stride.invokeExact(cols) != actStride(cols)
                         || (long) repackedBytes.invokeExact(GGMLType.Q4_0.id, 32L, cols) != packedBytes(GGMLType.Q4_0, 32, cols)
                         || (long) repackedBytes.invokeExact(GGMLType.Q8_0.id, 32L, cols) != packedBytes(GGMLType.Q8_0, 32, cols)
-                        || (long) repackedBytes.invokeExact(GGMLType.Q6_K.id, 32L, cols) != packedBytes(GGMLType.Q6_K, 32, cols)) {
+                        || (long) repackedBytes.invokeExact(GGMLType.Q6_K.id, 32L, cols) != packedBytes(GGMLType.Q6_K, 32, cols)
+                        || (long) repackedBytes.invokeExact(GGMLType.Q4_K.id, 32L, cols) != packedBytes(GGMLType.Q4_K, 32, cols)) {
                     throw new IllegalStateException("the native CPU library's layout is not this class's");
                 }
             }
@@ -87,6 +90,7 @@ public final class NativeCpuKernels implements NativeKernels {
         q4 = (int) supports.invokeExact(GGMLType.Q4_0.id) != 0;
         q8 = (int) supports.invokeExact(GGMLType.Q8_0.id) != 0;
         q6k = (int) supports.invokeExact(GGMLType.Q6_K.id) != 0;
+        q4k = (int) supports.invokeExact(GGMLType.Q4_K.id) != 0;
         f16 = (int) supports.invokeExact(GGMLType.F16.id) != 0;
         repacked = (int) repackedSupported.invokeExact() != 0;
     }
@@ -98,21 +102,23 @@ public final class NativeCpuKernels implements NativeKernels {
 
     /**
      * enclave_repacked_bytes: per 16 rows and block of 32, 16 float16 scales and the values (Q4_0 nibbles, Q8_0
-     * bytes); Q6_K per 16 rows and super-block of 256, its own bytes (the same 210 per row).
+     * bytes); Q6_K per 16 rows and super-block of 256, its own bytes (the same 210 per row); Q4_K per 16 rows and
+     * super-block, d and dmin, then per 32 columns the scales and mins a byte each and the nibbles.
      */
     private static long packedBytes(GGMLType type, long rows, long cols) {
         if (type == GGMLType.Q6_K) return rows / GROUP * (cols / 256) * (32 + 8 * (32 + 256 + 128));
+        if (type == GGMLType.Q4_K) return rows / GROUP * (cols / 256) * (64 + 8 * (32 + 256));
         return rows / GROUP * (cols / 32) * (32 + (type == GGMLType.Q4_0 ? 256 : 512));
     }
 
     /** The types enclave_matmul computes on every instruction set (whether or not it is the faster route). */
     static boolean takes(GGMLType type) {
-        return type == GGMLType.Q4_0 || type == GGMLType.Q8_0 || type == GGMLType.Q6_K || type == GGMLType.F16;
+        return repackable(type) || type == GGMLType.F16;
     }
 
     /** The types with a repacked layout (enclave_repack). */
     private static boolean repackable(GGMLType type) {
-        return type == GGMLType.Q4_0 || type == GGMLType.Q8_0 || type == GGMLType.Q6_K;
+        return type == GGMLType.Q4_0 || type == GGMLType.Q8_0 || type == GGMLType.Q6_K || type == GGMLType.Q4_K;
     }
 
     private static MemorySegment find(SymbolLookup lib, String name) {
@@ -180,6 +186,7 @@ public final class NativeCpuKernels implements NativeKernels {
             case Q4_0 -> q4;
             case Q8_0 -> q8;
             case Q6_K -> q6k;
+            case Q4_K -> q4k;
             case F16 -> f16;
             default -> false;
         };
@@ -215,6 +222,19 @@ public final class NativeCpuKernels implements NativeKernels {
         }
         try {
             matmul.invokeExact(type.id, w, (long) cols, (long) r0, (long) r1, xq, (long) tokens, out, (long) outStride);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void dequantize(GGMLType type, MemorySegment w, long from, int n, MemorySegment out) {
+        long end = from + n, blocks = (end + type.blockSize - 1) / type.blockSize;
+        if (!takes(type) || from < 0 || n < 0 || w.byteSize() < blocks * type.blockBytes || out.byteSize() < (long) n * Float.BYTES) {
+            throw new IllegalArgumentException("native dequantization of " + type + " out of bounds: [" + from + ", " + end + ")");
+        }
+        try {
+            dequantize.invokeExact(type.id, w, from, (long) n, out);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }

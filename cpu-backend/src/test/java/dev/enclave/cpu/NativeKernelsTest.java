@@ -42,9 +42,9 @@ class NativeKernelsTest {
     static List<Case> cases() {
         SplittableRandom rnd = new SplittableRandom(21);
         List<Case> all = new ArrayList<>();
-        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K, GGMLType.F16}) {
+        for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K, GGMLType.Q4_K, GGMLType.F16}) {
             // one block, an odd number of blocks (the AVX-512 tail), a 1B layer's width; 1 to 9 tokens (the 4-token groups' tails)
-            int[][] shapes = type == GGMLType.Q6_K
+            int[][] shapes = type == GGMLType.Q6_K || type == GGMLType.Q4_K
                     ? new int[][] {{5, 256, 1}, {37, 768, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 512, 5}, {48, 256, 1}}
                     : type == GGMLType.F16 // F16: also widths off the vector length, and tiles' row tails
                     ? new int[][] {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {18, 40, 5}, {7, 7, 2}, {9, 2051, 6}, {33, 2048, 1}}
@@ -66,6 +66,7 @@ class NativeKernelsTest {
         assertTrue(K.supports(GGMLType.Q4_0) && K.supports(GGMLType.Q8_0));
         if (best > 0) assertTrue(K.supports(GGMLType.F16), "F16 runs natively with AVX2, AVX-512 and NEON");
         if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q6_K), "Q6_K runs natively with VNNI and dotprod");
+        if (best == 2) assertTrue(K.supports(GGMLType.Q4_K), "Q4_K runs natively with VNNI");
         try {
             for (int isa = 0; isa <= best; isa++) {
                 if (best >= 3 && isa > 0 && isa < 3) continue; // Arm: the x86 codes run the baseline
@@ -84,7 +85,7 @@ class NativeKernelsTest {
             K.useIsa(best);
         }
         assertEquals(best, K.isaCode());
-        if (best == 2) assertTrue(repacked >= 9, "the VNNI repacked products ran, Q6_K's too: " + repacked);
+        if (best == 2) assertTrue(repacked >= 12, "the VNNI repacked products ran, Q6_K's and Q4_K's too: " + repacked);
     }
 
     private int repacked;
@@ -103,6 +104,31 @@ class NativeKernelsTest {
         float[] r = new float[c.rows * c.tokens];
         MemorySegment.copy(out, ValueLayout.JAVA_FLOAT, 0, r, 0, r.length);
         return r;
+    }
+
+    /** Embedding rows decoded by the library: bit for bit what the Java decoders give, from any offset. */
+    @Test
+    void dequantizedRowsMatchTheJavaDecoders() {
+        int checked = 0;
+        for (Case c : cases()) {
+            MemorySegment w = arena.allocate(c.weights.length, 64);
+            MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
+            FloatTensor t = FloatTensor.of(c.type, w, (long) c.rows * c.cols);
+            long[][] ranges = {{0, c.cols}, {(long) (c.rows - 1) * c.cols, c.cols}, {c.cols / 2 + 3, Math.min(c.cols, 77)}};
+            for (long[] r : ranges) {
+                if (r[0] + r[1] > (long) c.rows * c.cols) continue;
+                float[] want = new float[(int) r[1]];
+                t.copyTo(r[0], want, 0, want.length);
+                MemorySegment out = arena.allocate(r[1] * 4);
+                K.dequantize(c.type, w, r[0], (int) r[1], out);
+                float[] got = out.toArray(ValueLayout.JAVA_FLOAT);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(want, got, c + " values [" + r[0] + ", +" + r[1] + ")");
+                checked++;
+            }
+        }
+        assertTrue(checked > 60, checked + " ranges");
+        MemorySegment small = arena.allocate(18);
+        assertThrows(IllegalArgumentException.class, () -> K.dequantize(GGMLType.Q4_0, small, 16, 32, arena.allocate(128)), "past the last block");
     }
 
     @Test

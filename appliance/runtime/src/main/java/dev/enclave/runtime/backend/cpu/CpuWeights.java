@@ -115,7 +115,7 @@ final class CpuWeights implements WeightPreparer {
             if (cache != null) {
                 MemorySegment[] segs = cache.segments(name, NativeRepackedTensor.KIND, tensor.type(), rows, cols);
                 if (segs != null && segs.length == 1 && segs[0] != null && segs[0].byteSize() == bytes) {
-                    return new NativeRepackedTensor(tensor, segs[0], rows, cols);
+                    return new NativeRepackedTensor(k, tensor, segs[0], rows, cols);
                 }
             }
             MemorySegment packed = arena.allocate(bytes, 64);
@@ -124,7 +124,7 @@ final class CpuWeights implements WeightPreparer {
                 cache.put(name, new RepackCache.Stored(NativeRepackedTensor.KIND, tensor.type(), rows, cols, new MemorySegment[] {packed}));
             }
             if (tensor.data().isMapped()) tensor.data().unload(); // read again only for embedding rows
-            return new NativeRepackedTensor(tensor, packed, rows, cols);
+            return new NativeRepackedTensor(k, tensor, packed, rows, cols);
         }
         boolean matrix = rows > 1;
         boolean group = grouped && matrix && (Q4RowGroupTensor.supports(tensor, rows, cols)

@@ -44,6 +44,12 @@ public interface NativeKernels {
     /** As {@link #matmul}, on a repacked matrix, for row groups [g0, g1) (16 rows each). */
     void matmulRepacked(GGMLType type, MemorySegment p, int cols, int g0, int g1, MemorySegment xq, int tokens, MemorySegment out, int outStride);
 
+    /**
+     * Values [from, from + n) of {@code w} (ggml's layout, a type {@link #matmul} takes) as floats into {@code out}: an
+     * embedding row, rounded as ggml's dequantization rounds.
+     */
+    void dequantize(GGMLType type, MemorySegment w, long from, int n, MemorySegment out);
+
     /** Whether {@link #matmul} of this type takes float activations rather than quantized ones (F16 weights). */
     static boolean takesFloats(GGMLType type) {
         return type == GGMLType.F16;

@@ -21,9 +21,13 @@ final class NativeRepackedTensor extends FloatTensor {
     final MemorySegment packed;
     final int rows;
     final int cols;
+    private final NativeKernels kernels;
+    /** Per thread, native memory for rows read out ({@link #copyTo}): grown when a longer row is read, never per call. */
+    private static final ThreadLocal<MemorySegment[]> ROW = ThreadLocal.withInitial(() -> new MemorySegment[] {MemorySegment.NULL});
 
-    NativeRepackedTensor(FloatTensor source, MemorySegment packed, int rows, int cols) {
+    NativeRepackedTensor(NativeKernels kernels, FloatTensor source, MemorySegment packed, int rows, int cols) {
         super(source.data(), source.size());
+        this.kernels = kernels;
         this.source = source;
         this.packed = packed;
         this.rows = rows;
@@ -45,8 +49,15 @@ final class NativeRepackedTensor extends FloatTensor {
         return source.dot(offset, that, thatOffset, n);
     }
 
+    /**
+     * Embedding rows, decoded by the library from the file's layout: the Java decoders' vector code is not what this
+     * route compiles and warms, and run cold it boxed vectors on every token.
+     */
     @Override
     public void copyTo(long offset, float[] out, int outOffset, int n) {
-        source.copyTo(offset, out, outOffset, n);
+        MemorySegment[] holder = ROW.get();
+        if (holder[0].byteSize() < (long) n * Float.BYTES) holder[0] = java.lang.foreign.Arena.ofAuto().allocate((long) n * Float.BYTES, 64);
+        kernels.dequantize(source.type(), source.data(), offset, n, holder[0]);
+        MemorySegment.copy(holder[0], java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, out, outOffset, n);
     }
 }
