@@ -69,6 +69,15 @@ public interface Backend {
     void matmul(Weight w, DeviceBuffer x, int xOff, int xStride, DeviceBuffer out, int outOff, int outStride,
                 int rows, int cols, int tokens);
 
+    /**
+     * Matrices that read the same input (a layer's q, k and v; its gate and up): {@code out[i][t][r] = dot(w[i] row r,
+     * x[t])}, {@code out[i]} from offset 0 with a stride of {@code rows[i]}. A backend may prepare (quantize) the input
+     * once and run the products as one job; by default, one {@link #matmul} each.
+     */
+    default void matmulShared(Weight[] w, int[] rows, DeviceBuffer x, int xOff, int xStride, DeviceBuffer[] out, int cols, int tokens) {
+        for (int i = 0; i < w.length; i++) matmul(w[i], x, xOff, xStride, out[i], 0, rows[i], rows[i], cols, tokens);
+    }
+
     /** {@code x[t][i] += bias[i]} for i in [0, n). */
     void addBias(DeviceBuffer x, int off, int stride, Weight bias, int n, int tokens);
 

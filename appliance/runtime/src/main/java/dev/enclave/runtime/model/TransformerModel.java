@@ -65,6 +65,10 @@ public final class TransformerModel implements AutoCloseable {
                          Weight wUp, Weight wDown, Weight ffnPostNorm) {
     }
 
+    /** Per layer, q, k and v (unfused), and gate and up, as the shared-input products' arguments (made once). */
+    private final Weight[][] qkvShared, gateUpShared;
+    private final int[] qkvRows, gateUpRows;
+
     private TransformerModel(String name, GGUFFile gguf, Path file, RuntimeOptions options, List<Backend> order) {
         this.name = name;
         this.gguf = gguf;
@@ -122,6 +126,15 @@ public final class TransformerModel implements AutoCloseable {
                         weight(b, file, p + "ffn_down.weight", ff, dim),
                         arch.gemma ? weight(b, file, p + "post_ffw_norm.weight", dim) : null);
             }
+            qkvShared = new Weight[layers.length][];
+            gateUpShared = new Weight[layers.length][];
+            for (int l = 0; l < layers.length; l++) {
+                Layer w = layers[l];
+                if (w.wqkv == null) qkvShared[l] = new Weight[] {w.wq, w.wk, w.wv};
+                if (w.wGate != null) gateUpShared[l] = new Weight[] {w.wGate, w.wUp};
+            }
+            qkvRows = new int[] {c.qDim(), c.kvDim(), c.kvDim()};
+            gateUpRows = new int[] {ff, ff};
             FloatTensor ropeFreqs = gguf.tensor("rope_freqs.weight") == null ? null : tensor("rope_freqs.weight", c.ropeDimensions() / 2);
             ropeInvFreq = invFreq(c.ropeFreqBase(), ropeFreqs);
             ropeInvFreqLocal = c.ropeFreqBaseLocal() == c.ropeFreqBase() ? ropeInvFreq : invFreq(c.ropeFreqBaseLocal(), null);
@@ -545,9 +558,7 @@ public final class TransformerModel implements AutoCloseable {
             vo = qDim + kvDim;
             qs = ks = vs = fused;
         } else {
-            be.matmul(w.wq, a.xb, 0, xbW, a.q, 0, qDim, qDim, dim, n);
-            be.matmul(w.wk, a.xb, 0, xbW, a.k, 0, kvDim, kvDim, dim, n);
-            be.matmul(w.wv, a.xb, 0, xbW, a.v, 0, kvDim, kvDim, dim, n);
+            be.matmulShared(qkvShared[l], qkvRows, a.xb, 0, xbW, a.qkvOut, dim, n);
             qb = a.q;
             kb = a.k;
             vb = a.v;
@@ -579,8 +590,7 @@ public final class TransformerModel implements AutoCloseable {
         DeviceBuffer up;
         int upOff, upW;
         if (w.wGate != null) {
-            be.matmul(w.wGate, a.xb, 0, xbW, a.hb, 0, ff, ff, dim, n);
-            be.matmul(w.wUp, a.xb, 0, xbW, a.hb2, 0, ff, ff, dim, n);
+            be.matmulShared(gateUpShared[l], gateUpRows, a.xb, 0, xbW, a.gateUpOut, dim, n);
             up = a.hb2;
             upOff = 0;
             upW = ff;

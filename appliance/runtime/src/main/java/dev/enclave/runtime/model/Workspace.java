@@ -16,6 +16,8 @@ public final class Workspace {
     /** One backend's activations, token t's row at {@code t * width}. */
     static final class Activations {
         final DeviceBuffer x, xb, xb2, q, k, v, qkv, hb, hb2;
+        /** The outputs of the products that share an input ({@code Backend.matmulShared}): q, k, v; gate, up. */
+        final DeviceBuffer[] qkvOut, gateUpOut;
         DeviceBuffer hidden, logits; // per sequence: made on the backend of the output only
 
         Activations(Backend b, ModelConfig c, int tokens) {
@@ -29,6 +31,8 @@ public final class Workspace {
             qkv = b.allocate(tokens * (c.qDim() + 2 * c.kvDim()));
             hb = b.allocate(tokens * 2 * c.feedForwardLength());
             hb2 = b.allocate(tokens * c.feedForwardLength());
+            qkvOut = new DeviceBuffer[] {q, k, v};
+            gateUpOut = new DeviceBuffer[] {hb, hb2};
         }
     }
 

@@ -97,6 +97,53 @@ class BackendConformanceTest {
         assertTrue(checked >= 4 * 6, "the backend claims too few weight types to be useful: " + checked + " cases");
     }
 
+    /**
+     * Products sharing one input (q, k, v; gate, up): the same values as one {@link Backend#matmul} each, bit for bit
+     * (the same kernels on the same quantized input), for mixed types, a float-input type among quantized ones, and
+     * row counts that are not multiples of a row group.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("subjects")
+    void sharedInputProductsEqualSeparateOnes(Subject s) {
+        SplittableRandom rnd = new SplittableRandom(12);
+        GGMLType[][] sets = {{GGMLType.Q4_0, GGMLType.Q4_0, GGMLType.Q4_0}, {GGMLType.Q4_K, GGMLType.Q4_K, GGMLType.Q6_K},
+                {GGMLType.Q8_0, GGMLType.F16}, {GGMLType.F16, GGMLType.F16}, {GGMLType.Q4_0, GGMLType.Q5_0}};
+        int[][] rowSets = {{64, 32, 32}, {48, 16, 37}, {64, 64}, {33, 64}, {64, 16}};
+        int cols = 512;
+        int checked = 0;
+        for (int k = 0; k < sets.length; k++) {
+            GGMLType[] types = sets[k];
+            boolean all = true;
+            for (GGMLType t : types) all &= s.backend.supportsOp(Op.MATMUL, t);
+            if (!all) continue;
+            try (WeightPreparer mine = s.backend.weights(null, null, s.options)) {
+                Weight[] ws = new Weight[types.length];
+                int[] rows = rowSets[k];
+                for (int i = 0; i < types.length; i++) ws[i] = mine.prepare("blk.0.attn_q.weight", randomTensor(types[i], rows[i], cols, rnd), rows[i], cols);
+                for (int tokens : new int[] {1, 5}) {
+                    int xStride = cols + 7;
+                    float[] x = gaussian(rnd, tokens * xStride);
+                    DeviceBuffer in = s.backend.allocate(x.length + 3);
+                    s.backend.upload(x, 0, in, 3, x.length);
+                    DeviceBuffer[] outs = new DeviceBuffer[types.length];
+                    for (int i = 0; i < types.length; i++) outs[i] = s.backend.allocate(rows[i] * tokens);
+                    s.backend.matmulShared(ws, rows, in, 3, xStride, outs, cols, tokens);
+                    for (int i = 0; i < types.length; i++) {
+                        DeviceBuffer one = s.backend.allocate(rows[i] * tokens);
+                        s.backend.matmul(ws[i], in, 3, xStride, one, 0, rows[i], rows[i], cols, tokens);
+                        float[] want = new float[rows[i] * tokens], got = new float[want.length];
+                        s.backend.download(one, 0, want, 0, want.length);
+                        s.backend.download(outs[i], 0, got, 0, got.length);
+                        org.junit.jupiter.api.Assertions.assertArrayEquals(want, got,
+                                s + " shared product " + i + " of " + java.util.Arrays.toString(types) + ", " + tokens + " tokens");
+                        checked++;
+                    }
+                }
+            }
+        }
+        assertTrue(checked >= 8, checked + " products");
+    }
+
     /** Inputs at an offset and a stride wider than a row: the layout the forward pass uses for fused projections. */
     private static float[] runMatmul(Backend b, Weight w, float[] x, int rows, int cols, int tokens) {
         int xStride = cols + 3, outStride = rows + 5;

@@ -1,5 +1,9 @@
 package dev.enclave.runtime.backend.cpu;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
 import dev.enclave.runtime.RuntimeOptions;
 import dev.enclave.runtime.backend.HostBackend;
 import dev.enclave.runtime.backend.DeviceBuffer;
@@ -17,6 +21,9 @@ import dev.enclave.runtime.tensor.VectorMath;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.RowGroupTensor;
 import dev.enclave.runtime.tensor.Q8Activations;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -299,49 +306,109 @@ public final class CpuBackend extends HostBackend {
                               int rows, int cols, int tokens) {
         synchronized (nativeJob) {
             NativeJob j = nativeJob;
-            j.ensure(natives, cols, rows, tokens);
+            j.input(natives, x, xOff, xStride, cols, tokens, NativeKernels.takesFloats(w.type()));
+            j.add(0, w, rows);
+            j.runAll((long) rows * cols * tokens);
             for (int t = 0; t < tokens; t++) {
-                java.lang.foreign.MemorySegment.copy(x, xOff + t * xStride, j.x, java.lang.foreign.ValueLayout.JAVA_FLOAT, (long) t * cols * Float.BYTES, cols);
-            }
-            boolean floats = NativeKernels.takesFloats(w.type());
-            if (!floats) natives.quantize(j.x, cols, tokens, j.xq);
-            j.set(w, cols, rows, tokens, floats);
-            int units = w instanceof NativeRepackedTensor ? rows / NativeKernels.GROUP : rows;
-            if ((long) rows * cols * tokens < PARALLEL_THRESHOLD || pool.threads() == 1) j.run(0, units);
-            else pool.run(units, j);
-            j.w = null;
-            for (int t = 0; t < tokens; t++) {
-                java.lang.foreign.MemorySegment.copy(j.out, java.lang.foreign.ValueLayout.JAVA_FLOAT, (long) t * rows * Float.BYTES, out, outOff + t * outStride, rows);
+                MemorySegment.copy(j.out[0], ValueLayout.JAVA_FLOAT, (long) t * rows * Float.BYTES, out, outOff + t * outStride, rows);
             }
         }
     }
 
-    /** The reusable native product job and its native buffers. */
+    /** Whether these shared-input products all run natively on one kind of input (quantized, or F16's floats). */
+    private boolean sharedNatively(Weight[] ws) {
+        if (natives == null || ws.length > NativeJob.MAX) return false;
+        boolean floats = NativeKernels.takesFloats(((FloatTensor) ws[0]).type());
+        for (Weight w : ws) {
+            FloatTensor t = (FloatTensor) w;
+            if (!runsNatively(t) || NativeKernels.takesFloats(t.type()) != floats) return false;
+        }
+        return true;
+    }
+
+    /**
+     * q, k and v (or gate and up) natively: the input quantized once, and the three products one job across the
+     * workers (one wait instead of three).
+     */
+    @Override
+    public void matmulShared(Weight[] ws, int[] rows, DeviceBuffer x, int xOff, int xStride, DeviceBuffer[] out, int cols, int tokens) {
+        if (!sharedNatively(ws)) {
+            super.matmulShared(ws, rows, x, xOff, xStride, out, cols, tokens);
+            return;
+        }
+        synchronized (nativeJob) {
+            NativeJob j = nativeJob;
+            j.input(natives, HostBuffer.of(x), xOff, xStride, cols, tokens, NativeKernels.takesFloats(((FloatTensor) ws[0]).type()));
+            long work = 0;
+            for (int i = 0; i < ws.length; i++) {
+                j.add(i, (FloatTensor) ws[i], rows[i]);
+                work += (long) rows[i] * cols * tokens;
+            }
+            j.runAll(work);
+            for (int i = 0; i < ws.length; i++) {
+                MemorySegment.copy(j.out[i], ValueLayout.JAVA_FLOAT, 0, HostBuffer.of(out[i]), 0, rows[i] * tokens);
+            }
+        }
+    }
+
+    /** The reusable native product job (up to {@link #MAX} matrices on one input) and its native buffers. */
     private final class NativeJob implements WorkerPool.Job {
-        java.lang.foreign.MemorySegment x = java.lang.foreign.MemorySegment.NULL, xq = x, out = x;
-        FloatTensor w;
-        int cols, rows, tokens;
+        static final int MAX = 4;
+        MemorySegment x = MemorySegment.NULL, xq = MemorySegment.NULL;
+        /** Per matrix, its outputs: token t's row at t * rows. */
+        final MemorySegment[] out = {MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL};
+        final FloatTensor[] w = new FloatTensor[MAX];
+        final int[] rows = new int[MAX];
+        /** Matrix i's work units (row groups or rows) are [unitEnd[i - 1], unitEnd[i]) of the job's index space. */
+        final int[] unitEnd = new int[MAX];
+        int count, cols, tokens;
         boolean floats;
 
-        void ensure(NativeKernels k, int cols, int rows, int tokens) {
-            long xBytes = (long) cols * tokens * Float.BYTES, qBytes = k.activationBytes(cols, tokens), oBytes = (long) rows * tokens * Float.BYTES;
-            if (x.byteSize() < xBytes) x = java.lang.foreign.Arena.ofAuto().allocate(xBytes, 64);
-            if (xq.byteSize() < qBytes) xq = java.lang.foreign.Arena.ofAuto().allocate(qBytes, 64);
-            if (out.byteSize() < oBytes) out = java.lang.foreign.Arena.ofAuto().allocate(oBytes, 64);
+        /** Copies the input to native memory and quantizes it (unless the products take floats). */
+        void input(NativeKernels k, float[] src, int off, int stride, int cols, int tokens, boolean floats) {
+            long xBytes = (long) cols * tokens * Float.BYTES, qBytes = k.activationBytes(cols, tokens);
+            if (x.byteSize() < xBytes) x = Arena.ofAuto().allocate(xBytes, 64);
+            if (xq.byteSize() < qBytes) xq = Arena.ofAuto().allocate(qBytes, 64);
+            for (int t = 0; t < tokens; t++) {
+                MemorySegment.copy(src, off + t * stride, x, ValueLayout.JAVA_FLOAT, (long) t * cols * Float.BYTES, cols);
+            }
+            if (!floats) k.quantize(x, cols, tokens, xq);
+            this.cols = cols;
+            this.tokens = tokens;
+            this.floats = floats;
+            this.count = 0;
         }
 
-        void set(FloatTensor w, int cols, int rows, int tokens, boolean floats) {
-            this.floats = floats;
-            this.w = w;
-            this.cols = cols;
-            this.rows = rows;
-            this.tokens = tokens;
+        void add(int i, FloatTensor w, int rows) {
+            long oBytes = (long) rows * tokens * Float.BYTES;
+            if (out[i].byteSize() < oBytes) out[i] = Arena.ofAuto().allocate(oBytes, 64);
+            this.w[i] = w;
+            this.rows[i] = rows;
+            int units = w instanceof NativeRepackedTensor ? rows / NativeKernels.GROUP : rows;
+            unitEnd[i] = (i == 0 ? 0 : unitEnd[i - 1]) + units;
+            count = i + 1;
+        }
+
+        /** Runs every added product, across the workers when there is enough {@code work} (multiply-adds). */
+        void runAll(long work) {
+            int units = unitEnd[count - 1];
+            if (work < PARALLEL_THRESHOLD || pool.threads() == 1) run(0, units);
+            else pool.run(units, this);
+            for (int i = 0; i < count; i++) w[i] = null;
         }
 
         @Override
         public void run(int from, int to) {
-            if (w instanceof NativeRepackedTensor p) natives.matmulRepacked(w.type(), p.packed, cols, from, to, xq, tokens, out, rows);
-            else natives.matmul(w.type(), w.data(), cols, from, to, floats ? x : xq, tokens, out, rows);
+            for (int i = 0; i < count; i++) {
+                int start = i == 0 ? 0 : unitEnd[i - 1], lo = Math.max(from, start), hi = Math.min(to, unitEnd[i]);
+                if (lo >= hi) continue;
+                FloatTensor m = w[i];
+                if (m instanceof NativeRepackedTensor p) {
+                    natives.matmulRepacked(m.type(), p.packed, cols, lo - start, hi - start, xq, tokens, out[i], rows[i]);
+                } else {
+                    natives.matmul(m.type(), m.data(), cols, lo - start, hi - start, floats ? x : xq, tokens, out[i], rows[i]);
+                }
+            }
         }
     }
 
