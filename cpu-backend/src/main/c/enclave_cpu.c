@@ -82,7 +82,7 @@ static inline uint16_t load_u16(const uint8_t *p) {
 
 // ---- activation quantization: ggml's Q8_0 rounding (round half away from zero of x / d, d = max|x| / 127) ----
 
-void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint8_t *dst) {
+static void quantize_baseline(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint8_t *dst) {
     int64_t nb = cols / QK, stride = enclave_act_stride(cols);
     for (int64_t t = 0; t < tokens; t++) {
         const float *in = x + t * xStride;
@@ -298,6 +298,38 @@ static void q8_0_avx2(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, co
 
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c"
 
+/**
+ * The activations' quantization, 32 values in two registers: the same scale (max |x| / 127, stored as float16) and
+ * 1 / scale as the baseline; values rounded to nearest even, as ggml's own x86 quantize_row_q8_0 rounds them.
+ */
+__attribute__((target(VNNI_TARGET)))
+static void quantize_avx512(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint8_t *dst) {
+    int64_t nb = cols / QK, stride = enclave_act_stride(cols);
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t t = 0; t < tokens; t++) {
+        const float *in = x + t * xStride;
+        uint8_t *row = dst + t * stride;
+        float *d = (float *) (row + cols);
+        float *s = d + nb;
+        int16_t *h = (int16_t *) (s + nb);
+        for (int64_t b = 0; b < nb; b++) {
+            __m512 v0 = _mm512_loadu_ps(in + b * QK), v1 = _mm512_loadu_ps(in + b * QK + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+            float scale = amax / 127.0f, inv = scale != 0 ? 1.0f / scale : 0;
+            __m512 iv = _mm512_set1_ps(inv);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, iv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, iv));
+            _mm_storeu_si128((__m128i *) (row + b * QK), _mm512_cvtsepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *) (row + b * QK + 16), _mm512_cvtsepi32_epi8(q1));
+            int h0 = _mm512_reduce_add_epi32(q0), h1 = _mm512_reduce_add_epi32(q1);
+            float dq = (float) (_Float16) scale;
+            d[b] = dq;
+            s[b] = dq * (float) (h0 + h1);
+            h[2 * b] = (int16_t) h0;
+            h[2 * b + 1] = (int16_t) h1;
+        }
+    }
+}
+
 #endif
 
 #if defined(__aarch64__)
@@ -512,9 +544,57 @@ static void f16_neon(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, co
         }
     }
 }
+/** Q4_K on the file's layout: per 64 values, 32 bytes whose low nibbles are one sub-block and high nibbles the next. */
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static void q4k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols);
+    const uint8x16_t low = vdupq_n_u8(0x0f);
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t t = 0; t < tokens; t++) {
+            const int8_t *q = (const int8_t *) (xq + t * stride);
+            const float *d = (const float *) (xq + t * stride + cols);
+            const float *s = d + nb;
+            float acc = 0;
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *blk = w + (r * nsb + sb) * Q4K_BYTES;
+                __fp16 hd, hm;
+                memcpy(&hd, blk, 2);
+                memcpy(&hm, blk + 2, 2);
+                float dw = (float) hd, dmin = (float) hm;
+                for (int j = 0; j < 4; j++) {
+                    uint8x16_t a = vld1q_u8(blk + 16 + 32 * j), b = vld1q_u8(blk + 16 + 32 * j + 16);
+                    const int8_t *x0 = q + sb * QK_K + 64 * j, *x1 = x0 + 32;
+                    int32x4_t lo = vdotq_s32(vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(a, low)), vld1q_s8(x0)),
+                                             vreinterpretq_s8_u8(vandq_u8(b, low)), vld1q_s8(x0 + 16));
+                    int32x4_t hi = vdotq_s32(vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(a, 4)), vld1q_s8(x1)),
+                                             vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), vld1q_s8(x1 + 16));
+                    int sc0, m0, sc1, m1;
+                    q4k_scale_min(blk + 4, 2 * j, &sc0, &m0);
+                    q4k_scale_min(blk + 4, 2 * j + 1, &sc1, &m1);
+                    int64_t b0 = sb * 8 + 2 * j;
+                    acc += dw * (float) sc0 * d[b0] * (float) vaddvq_s32(lo) - dmin * (float) m0 * s[b0];
+                    acc += dw * (float) sc1 * d[b0 + 1] * (float) vaddvq_s32(hi) - dmin * (float) m1 * s[b0 + 1];
+                }
+            }
+            out[t * outStride + r] = acc;
+        }
+    }
+}
+
 #endif
 
 // ---- entry points ----
+
+/** Quantizes tokens of cols floats (xStride apart) into the activation layout above, at dst. */
+void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint8_t *dst) {
+#if defined(__x86_64__)
+    if (enclave_isa() == ISA_AVX512_VNNI) {
+        quantize_avx512(x, cols, xStride, tokens, dst);
+        return;
+    }
+#endif
+    quantize_baseline(x, cols, xStride, tokens, dst);
+}
 
 /**
  * Values [from, from + n) of a matrix in ggml's layout, as floats (an embedding row: one per token, so plain C; the
@@ -526,14 +606,14 @@ enum { TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q4_K = 12, TYPE_Q6_K = 1
 
 /**
  * Whether this library should multiply weights of ggml type {@code type} on this CPU: Q4_0 and Q8_0 everywhere;
- * Q6_K where an int8 dot product serves it (AVX-512 VNNI on the repacked layout, Arm dotprod), Q4_K with VNNI, F16
+ * Q6_K and Q4_K where an int8 dot product serves them (AVX-512 VNNI on the repacked layout, Arm dotprod), F16
  * with any vector unit; elsewhere the Java kernels are faster than this file's baseline (which still computes every
  * type enclave_matmul takes).
  */
 int enclave_supports(int type) {
     int i = enclave_isa();
     return type == TYPE_Q4_0 || type == TYPE_Q8_0 || (type == TYPE_Q6_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
-            || (type == TYPE_Q4_K && i == ISA_AVX512_VNNI)
+            || (type == TYPE_Q4_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
             || (type == TYPE_F16 && i != ISA_BASELINE);
 }
 
@@ -566,6 +646,12 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
         return;
     }
     if (type == TYPE_Q4_K) {
+#if defined(__aarch64__)
+        if (i == ISA_NEON_DOTPROD) {
+            q4k_dotprod(w, cols, r0, r1, xq, tokens, out, outStride);
+            return;
+        }
+#endif
         q4k_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
         return;
     }

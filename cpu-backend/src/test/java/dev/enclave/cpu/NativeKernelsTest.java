@@ -66,7 +66,7 @@ class NativeKernelsTest {
         assertTrue(K.supports(GGMLType.Q4_0) && K.supports(GGMLType.Q8_0));
         if (best > 0) assertTrue(K.supports(GGMLType.F16), "F16 runs natively with AVX2, AVX-512 and NEON");
         if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q6_K), "Q6_K runs natively with VNNI and dotprod");
-        if (best == 2) assertTrue(K.supports(GGMLType.Q4_K), "Q4_K runs natively with VNNI");
+        if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q4_K), "Q4_K runs natively with VNNI and dotprod");
         try {
             for (int isa = 0; isa <= best; isa++) {
                 if (best >= 3 && isa > 0 && isa < 3) continue; // Arm: the x86 codes run the baseline
