@@ -435,6 +435,26 @@ public final class TransformerModel implements AutoCloseable {
         return s.logits;
     }
 
+    /**
+     * Runs {@code tokens} in order, appending them to the state's cache, and writes every position's logits:
+     * position k's at {@code out[k * vocab ..]} (what perplexity scores). The tokens go {@link #PREFILL_CHUNK} per
+     * step, as {@link #ingest} runs them; the state's own logits are the last position's afterwards.
+     */
+    public void ingestAllLogits(InferenceState s, int[] tokens, float[] out) {
+        int vocab = config.vocabularySize();
+        if (out.length < (long) tokens.length * vocab) throw new IllegalArgumentException("room for " + out.length / vocab + " positions' logits, " + tokens.length + " tokens");
+        Workspace ws = workspaceOf(s);
+        InferenceState[] one = {s};
+        int[] from = new int[1];
+        int[] count = new int[1];
+        int[][] toks = {tokens};
+        for (int i = 0; i < tokens.length; i += count[0]) {
+            from[0] = i;
+            count[0] = Math.min(PREFILL_CHUNK, tokens.length - i);
+            forward(ws, one, toks, from, count, out, i * vocab);
+        }
+    }
+
     /** Runs one token at the state's next position and returns the logits (a buffer reused by the next call). */
     public float[] forward(InferenceState s, int token) {
         Workspace ws = workspaceOf(s);
@@ -457,6 +477,11 @@ public final class TransformerModel implements AutoCloseable {
      * Afterwards each state holds the logits of its last token.
      */
     public void forward(Workspace ws, InferenceState[] states, int[][] tokens, int[] from, int[] count) {
+        forward(ws, states, tokens, from, count, null, 0);
+    }
+
+    /** As above; with {@code allLogits} (one sequence), every token's logits go there from {@code allOff}. */
+    private void forward(Workspace ws, InferenceState[] states, int[][] tokens, int[] from, int[] count, float[] allLogits, int allOff) {
         ModelConfig c = config;
         int total = 0;
         KvPool pool = states[0].pool;
@@ -505,9 +530,28 @@ public final class TransformerModel implements AutoCloseable {
         }
         if (outputBackend != on) a = move(ws, on, on = outputBackend, total);
 
+        int vocab = c.vocabularySize();
+        if (allLogits != null) {
+            // every position's logits (perplexity): the final norm and output projection of all the step's tokens
+            a = ws.outputAll(on, total);
+            on.rmsnorm(a.hiddenAll, 0, dim, a.x, 0, dim, outputNorm, total, 1, dim, c.rmsEps());
+            on.matmul(output, a.hiddenAll, 0, dim, a.logitsAll, 0, vocab, vocab, dim, total);
+            on.download(a.logitsAll, 0, allLogits, allOff, total * vocab);
+            if (c.finalSoftcap() > 0f) {
+                float cap = c.finalSoftcap();
+                for (int i = allOff; i < allOff + total * vocab; i++) allLogits[i] = (float) Math.tanh(allLogits[i] / cap) * cap;
+            }
+            for (int i = allOff; i < allOff + total * vocab; i++) {
+                if (!Float.isFinite(allLogits[i])) throw nonFiniteWeights();
+            }
+            InferenceState st = states[0];
+            st.position += count[0];
+            System.arraycopy(allLogits, allOff + (total - 1) * vocab, st.logits, 0, vocab);
+            step.tables[0] = null;
+            return;
+        }
         // the final norm and output projection of each sequence's last token only
         int n = states.length;
-        int vocab = c.vocabularySize();
         a = ws.output(on);
         on.gatherRows(a.x, dim, step.lastRow, n, a.hidden, dim, dim);
         on.rmsnorm(a.hidden, 0, dim, a.hidden, 0, dim, outputNorm, n, 1, dim, c.rmsEps());

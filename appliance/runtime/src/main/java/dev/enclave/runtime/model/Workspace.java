@@ -19,6 +19,8 @@ public final class Workspace {
         /** The outputs of the products that share an input ({@code Backend.matmulShared}): q, k, v; gate, up. */
         final DeviceBuffer[] qkvOut, gateUpOut;
         DeviceBuffer hidden, logits; // per sequence: made on the backend of the output only
+        DeviceBuffer hiddenAll, logitsAll; // per token, when every position's logits are asked for (perplexity)
+        int allRows;
 
         Activations(Backend b, ModelConfig c, int tokens) {
             int dim = c.embeddingLength();
@@ -78,6 +80,17 @@ public final class Workspace {
         if (a.logits == null) {
             a.hidden = b.allocate(sequences * config.embeddingLength());
             a.logits = b.allocate(sequences * config.vocabularySize());
+        }
+        return a;
+    }
+
+    /** Output buffers for every token of a step of {@code rows} tokens (perplexity), on {@code b}. */
+    Activations outputAll(Backend b, int rows) {
+        Activations a = on(b);
+        if (a.allRows < rows) {
+            a.hiddenAll = b.allocate(rows * config.embeddingLength());
+            a.logitsAll = b.allocate(rows * config.vocabularySize());
+            a.allRows = rows;
         }
         return a;
     }

@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "Enclave: a private-AI appliance. Local language model, OpenAI-compatible API, web panel.",
-        subcommands = {ServeCommand.class, GenerateCommand.class, TokenizeCommand.class, LogitsCommand.class, SynthCommand.class, BenchCommand.class, LoadtestCommand.class, RagCommand.class, AuditCommand.class,
+        subcommands = {ServeCommand.class, GenerateCommand.class, TokenizeCommand.class, LogitsCommand.class, PerplexityCommand.class, SynthCommand.class, BenchCommand.class, LoadtestCommand.class, RagCommand.class, AuditCommand.class,
                 InstallerCommands.Bundle.class, InstallerCommands.Install.class, InstallerCommands.Upgrade.class,
                 InstallerCommands.Rollback.class, InstallerCommands.Uninstall.class, InstallerCommands.Verify.class,
                 InstallerCommands.Status.class, InstallerCommands.ImportModel.class, InstallerCommands.Health.class,

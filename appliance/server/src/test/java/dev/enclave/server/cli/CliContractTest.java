@@ -172,6 +172,34 @@ class CliContractTest {
     }
 
     /** Every command and subcommand answers --help with its usage and exit 0 (required options notwithstanding). */
+    /** perplexity's --json keys (other checks read them) and its one-line refusals. */
+    @Test
+    void perplexityJsonAndRefusals() throws Exception {
+        Path text = Path.of(System.getProperty("enclave.shared.dir", "../../../shared")).resolve("datasets/text/tinystories-valid-801-900.txt");
+        Run r = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "256", "--chunks", "4", "--json");
+        assertEquals(0, r.code(), r.err());
+        JsonNode j = JSON.readTree(r.out());
+        for (String key : new String[] {"ppl", "ppl_stderr", "tokens", "ctx", "kv_type", "kv_bytes_per_token"}) {
+            assertTrue(j.has(key), "perplexity --json has " + key + ": " + r.out());
+        }
+        assertEquals(4 * 127, j.get("tokens").asInt());
+        assertEquals(256, j.get("ctx").asInt());
+        assertEquals("f32", j.get("kv_type").asText());
+        assertEquals(2 * 4 * 128 * 4, j.get("kv_bytes_per_token").asInt(), "4 layers, K and V of 2 heads x 64, float32");
+        assertTrue(j.get("ppl").asDouble() > 1 && j.get("ppl").asDouble() < 1000, r.out());
+
+        Run badKv = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(), "--kv-type", "q3");
+        assertEquals(2, badKv.code());
+        assertTrue(badKv.err().startsWith("enclave: --kv-type q3 is not supported") && badKv.err().strip().lines().count() == 1, badKv.err());
+        Path tiny = Files.createTempFile("short", ".txt");
+        Files.writeString(tiny, "Once upon a time.");
+        Run shortText = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", tiny.toString(), "--ctx", "256");
+        assertEquals(2, shortText.code());
+        assertTrue(shortText.err().contains("at least 2 x 256") && !shortText.err().contains("Exception"), shortText.err());
+        Files.delete(tiny);
+    }
+
     @Test
     void everyCommandHasAWorkingHelp() {
         java.util.List<java.util.List<String>> paths = new java.util.ArrayList<>();

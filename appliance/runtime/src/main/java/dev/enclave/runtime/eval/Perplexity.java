@@ -1,0 +1,95 @@
+package dev.enclave.runtime.eval;
+
+import dev.enclave.runtime.model.InferenceState;
+import dev.enclave.runtime.model.ModelConfig;
+import dev.enclave.runtime.model.TransformerModel;
+import dev.enclave.runtime.tokenizer.Tokenizer;
+
+/**
+ * Perplexity of a model on a text, chunked exactly as llama.cpp's {@code llama-perplexity}, so that the same file,
+ * text and context give comparable numbers: the text is tokenized once (BOS as the vocabulary asks), cut into
+ * {@code ctx}-token chunks (the remainder dropped); each chunk runs from an empty cache with its first token replaced by
+ * BOS (when the vocabulary adds one), and only its second half is scored: the logits at positions
+ * {@code ctx/2 .. ctx-2} against the next token. PPL = exp(mean negative log-likelihood); its error is
+ * PPL x the standard error of that mean, as llama.cpp prints it.
+ */
+public final class Perplexity {
+
+    /** What one run measured. {@code tokens}: positions scored; {@code textTokens}: the whole text's. */
+    public record Result(double ppl, double pplStderr, int tokens, int textTokens, int chunks, int ctx, double nllMean) {
+    }
+
+    /** Called after each chunk with the running estimate (llama.cpp prints the same "[i]ppl" line). */
+    @FunctionalInterface
+    public interface Progress {
+        void chunk(int index, int chunks, double pplSoFar);
+    }
+
+    private Perplexity() {
+    }
+
+    /**
+     * @param batch tokens per forward step within a chunk (llama.cpp's {@code -b}); the result does not depend on it
+     *     beyond float rounding
+     * @param maxChunks at most this many chunks (0: all)
+     * @throws IllegalArgumentException when the text has fewer than {@code 2 * ctx} tokens (llama.cpp's rule), or
+     *     {@code ctx} does not fit the model
+     */
+    public static Result run(TransformerModel model, String text, int ctx, int batch, int maxChunks, Progress progress) {
+        ModelConfig c = model.config();
+        if (ctx < 4) throw new IllegalArgumentException("context " + ctx + " is too small (at least 4)");
+        if (ctx > c.contextLength()) throw new IllegalArgumentException("context " + ctx + " exceeds the model's " + c.contextLength());
+        if (batch < 1) throw new IllegalArgumentException("batch " + batch + " must be at least 1");
+        Tokenizer tok = model.tokenizer();
+        int[] tokens = tok.encode(text, true, false);
+        if (tokens.length < 2 * ctx) {
+            throw new IllegalArgumentException("the text has " + tokens.length + " tokens: at least 2 x " + ctx + " (the context) are needed");
+        }
+        int[] probe = tok.encode("", true, false);
+        boolean addBos = probe.length > 0 && probe[0] == tok.bos() && tok.bos() >= 0;
+        int chunks = tokens.length / ctx;
+        if (maxChunks > 0) chunks = Math.min(chunks, maxChunks);
+        int vocab = c.vocabularySize();
+        int first = ctx / 2;
+        float[] logits = new float[ctx * vocab];
+        int[] chunk = new int[ctx];
+        int step = Math.min(batch, ctx);
+        double nll = 0, nll2 = 0;
+        int count = 0;
+        InferenceState s = model.newState(ctx);
+        for (int i = 0; i < chunks; i++) {
+            System.arraycopy(tokens, i * ctx, chunk, 0, ctx);
+            if (addBos) chunk[0] = tok.bos();
+            s.truncate(0);
+            for (int j = 0; j < ctx; j += step) {
+                int n = Math.min(step, ctx - j);
+                int[] part = java.util.Arrays.copyOfRange(chunk, j, j + n);
+                float[] out = j == 0 && n == ctx ? logits : new float[n * vocab];
+                model.ingestAllLogits(s, part, out);
+                if (out != logits) System.arraycopy(out, 0, logits, j * vocab, n * vocab);
+            }
+            for (int p = first; p < ctx - 1; p++) {
+                int next = tokens[i * ctx + p + 1];
+                double v = -logSoftmax(logits, p * vocab, vocab, next);
+                nll += v;
+                nll2 += v * v;
+                count++;
+            }
+            if (progress != null) progress.chunk(i + 1, chunks, Math.exp(nll / count));
+        }
+        double mean = nll / count;
+        double var = nll2 / count - mean * mean;
+        double ppl = Math.exp(mean);
+        double stderr = var > 0 && count > 1 ? Math.sqrt(var / (count - 1)) * ppl : 0;
+        return new Result(ppl, stderr, count, tokens.length, chunks, ctx, mean);
+    }
+
+    /** log softmax(row)[index], in double, shifted by the row's maximum. */
+    static double logSoftmax(float[] logits, int off, int n, int index) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) max = Math.max(max, logits[off + i]);
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += Math.exp(logits[off + i] - max);
+        return logits[off + index] - max - Math.log(sum);
+    }
+}

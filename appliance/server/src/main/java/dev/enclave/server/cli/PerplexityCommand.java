@@ -1,0 +1,96 @@
+package dev.enclave.server.cli;
+
+import dev.enclave.runtime.eval.Perplexity;
+import dev.enclave.runtime.model.ModelConfig;
+import dev.enclave.runtime.model.TransformerModel;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code enclave perplexity}: a model's perplexity on a text file, chunked as llama.cpp's {@code llama-perplexity}
+ * (same file, text and {@code --ctx} give comparable numbers).
+ */
+@Command(name = "perplexity", mixinStandardHelpOptions = true,
+        description = "Perplexity of the model on a text file, chunked as llama.cpp's llama-perplexity: chunks of --ctx tokens,"
+                + " each from an empty cache with BOS first, the second half of each scored.")
+public class PerplexityCommand implements Callable<Integer> {
+
+    /** KV cache element types this build stores (the others of issue 21 are to come). */
+    static final java.util.List<String> KV_TYPES = java.util.List.of("f32");
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Mixin
+    BackendOption backendOption;
+
+    @Option(names = "--file", required = true, paramLabel = "TEXT", description = "UTF-8 text file to score.")
+    Path file;
+
+    @Option(names = "--ctx", defaultValue = "512", description = "Tokens per chunk (llama-perplexity's -c; default: ${DEFAULT-VALUE}).")
+    int ctx;
+
+    @Option(names = "--batch", defaultValue = "512", description = "Tokens per forward step within a chunk (llama-perplexity's -b; default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--chunks", defaultValue = "0", description = "Score at most this many chunks (default: all).")
+    int chunks;
+
+    @Option(names = "--kv-type", defaultValue = "f32", paramLabel = "TYPE", description = "KV cache element type: f32 (default).")
+    String kvType;
+
+    @Option(names = "--json", description = "Print one JSON object: ppl, ppl_stderr, tokens, ctx, kv_type, kv_bytes_per_token, ...")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        String kv = kvType.toLowerCase(Locale.ROOT);
+        if (!KV_TYPES.contains(kv)) {
+            System.err.println("enclave: --kv-type " + kvType + " is not supported (supported: " + String.join(", ", KV_TYPES) + ")");
+            return 2;
+        }
+        String text;
+        try {
+            text = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (java.nio.charset.MalformedInputException e) {
+            System.err.println("enclave: " + file + " is not UTF-8 text");
+            return 2;
+        } catch (IOException e) {
+            System.err.println("enclave: cannot read " + file + ": " + e.getMessage());
+            return 2;
+        }
+        try (TransformerModel model = modelOptions.open(backendOption)) {
+            ModelConfig c = model.config();
+            long kvBytesPerToken = 2L * c.blockCount() * c.kvDim() * Float.BYTES;
+            long t0 = System.nanoTime();
+            Perplexity.Result r;
+            try {
+                r = Perplexity.run(model, text, ctx, batch, chunks, json ? null
+                        : (i, n, ppl) -> System.err.printf(Locale.ROOT, "[%d/%d] %.4f%n", i, n, ppl));
+            } catch (IllegalArgumentException e) {
+                System.err.println("enclave: " + e.getMessage());
+                return 2;
+            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            if (json) {
+                out.printf(Locale.ROOT, "{\"model\":%s,\"file\":%s,\"ppl\":%.6f,\"ppl_stderr\":%.6f,\"nll_mean\":%.6f,\"tokens\":%d,"
+                                + "\"text_tokens\":%d,\"chunks\":%d,\"ctx\":%d,\"kv_type\":%s,\"kv_bytes_per_token\":%d,\"seconds\":%.2f}%n",
+                        Json.string(model.name()), Json.string(file.getFileName().toString()), r.ppl(), r.pplStderr(), r.nllMean(),
+                        r.tokens(), r.textTokens(), r.chunks(), r.ctx(), Json.string(kv), kvBytesPerToken, seconds);
+            } else {
+                out.printf(Locale.ROOT, "Final estimate: PPL = %.4f +/- %.5f (%d tokens scored in %d chunks of %d; KV %s, %d bytes per token; %.1f s)%n",
+                        r.ppl(), r.pplStderr(), r.tokens(), r.chunks(), r.ctx(), kv, kvBytesPerToken, seconds);
+            }
+        }
+        return 0;
+    }
+}
