@@ -25,7 +25,18 @@ public final class Perplexity {
         void chunk(int index, int chunks, double pplSoFar);
     }
 
+    /** Sees every scored position: its logits ({@code logits[off .. off + vocab)}) and the token that follows. */
+    @FunctionalInterface
+    public interface Scored {
+        void position(float[] logits, int off, int vocab, int target);
+    }
+
     private Perplexity() {
+    }
+
+    /** As {@link #run(TransformerModel, String, int, int, int, Progress, Scored)} without a per-position listener. */
+    public static Result run(TransformerModel model, String text, int ctx, int batch, int maxChunks, Progress progress) {
+        return run(model, text, ctx, batch, maxChunks, progress, null);
     }
 
     /**
@@ -35,7 +46,7 @@ public final class Perplexity {
      * @throws IllegalArgumentException when the text has fewer than {@code 2 * ctx} tokens (llama.cpp's rule), or
      *     {@code ctx} does not fit the model
      */
-    public static Result run(TransformerModel model, String text, int ctx, int batch, int maxChunks, Progress progress) {
+    public static Result run(TransformerModel model, String text, int ctx, int batch, int maxChunks, Progress progress, Scored scored) {
         ModelConfig c = model.config();
         if (ctx < 4) throw new IllegalArgumentException("context " + ctx + " is too small (at least 4)");
         if (ctx > c.contextLength()) throw new IllegalArgumentException("context " + ctx + " exceeds the model's " + c.contextLength());
@@ -70,6 +81,7 @@ public final class Perplexity {
             }
             for (int p = first; p < ctx - 1; p++) {
                 int next = tokens[i * ctx + p + 1];
+                if (scored != null) scored.position(logits, p * vocab, vocab, next);
                 double v = -logSoftmax(logits, p * vocab, vocab, next);
                 nll += v;
                 nll2 += v * v;
@@ -85,7 +97,7 @@ public final class Perplexity {
     }
 
     /** log softmax(row)[index], in double, shifted by the row's maximum. */
-    static double logSoftmax(float[] logits, int off, int n, int index) {
+    public static double logSoftmax(float[] logits, int off, int n, int index) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) max = Math.max(max, logits[off + i]);
         double sum = 0;
