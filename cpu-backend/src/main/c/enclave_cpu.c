@@ -635,24 +635,15 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
         f16_baseline(w, cols, r0, r1, x, tokens, out, outStride);
         return;
     }
-    if (type == TYPE_Q6_K) {
+    if (type == TYPE_Q6_K || type == TYPE_Q4_K) { // on x86 their fast product is the repacked layout's
+        int q6 = type == TYPE_Q6_K;
 #if defined(__aarch64__)
         if (i == ISA_NEON_DOTPROD) {
-            q6k_dotprod(w, cols, r0, r1, xq, tokens, out, outStride);
+            (q6 ? q6k_dotprod : q4k_dotprod)(w, cols, r0, r1, xq, tokens, out, outStride);
             return;
         }
 #endif
-        q6k_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
-        return;
-    }
-    if (type == TYPE_Q4_K) {
-#if defined(__aarch64__)
-        if (i == ISA_NEON_DOTPROD) {
-            q4k_dotprod(w, cols, r0, r1, xq, tokens, out, outStride);
-            return;
-        }
-#endif
-        q4k_baseline(w, cols, r0, r1, xq, tokens, out, outStride);
+        (q6 ? q6k_baseline : q4k_baseline)(w, cols, r0, r1, xq, tokens, out, outStride);
         return;
     }
 #if defined(__x86_64__)

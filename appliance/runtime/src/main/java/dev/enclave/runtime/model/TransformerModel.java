@@ -422,16 +422,7 @@ public final class TransformerModel implements AutoCloseable {
      * prompts go {@link #PREFILL_CHUNK} tokens per step.
      */
     public float[] ingest(InferenceState s, int[] tokens) {
-        Workspace ws = workspaceOf(s);
-        InferenceState[] one = {s};
-        int[] from = new int[1];
-        int[] count = new int[1];
-        int[][] toks = {tokens};
-        for (int i = 0; i < tokens.length; i += count[0]) {
-            from[0] = i;
-            count[0] = Math.min(PREFILL_CHUNK, tokens.length - i);
-            forward(ws, one, toks, from, count);
-        }
+        ingest(s, tokens, null);
         return s.logits;
     }
 
@@ -443,6 +434,11 @@ public final class TransformerModel implements AutoCloseable {
     public void ingestAllLogits(InferenceState s, int[] tokens, float[] out) {
         int vocab = config.vocabularySize();
         if (out.length < (long) tokens.length * vocab) throw new IllegalArgumentException("room for " + out.length / vocab + " positions' logits, " + tokens.length + " tokens");
+        ingest(s, tokens, out);
+    }
+
+    /** The prompt's steps; with {@code all}, every position's logits go there. */
+    private void ingest(InferenceState s, int[] tokens, float[] all) {
         Workspace ws = workspaceOf(s);
         InferenceState[] one = {s};
         int[] from = new int[1];
@@ -451,7 +447,7 @@ public final class TransformerModel implements AutoCloseable {
         for (int i = 0; i < tokens.length; i += count[0]) {
             from[0] = i;
             count[0] = Math.min(PREFILL_CHUNK, tokens.length - i);
-            forward(ws, one, toks, from, count, out, i * vocab);
+            forward(ws, one, toks, from, count, all, all == null ? 0 : i * config.vocabularySize());
         }
     }
 
