@@ -447,16 +447,16 @@ static void f16_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1,
 
 #if defined(__x86_64__)
 
-/** A tile of nr rows x nt tokens (constants where inlined): each converted weight vector serves nt tokens. */
-#define F16_TILE(NAME, TARGET, VEC, LANES, ZERO, CVT, LOADX, FMA, SUM, MASKED_TAIL)                                  \
+/** A tile of nr (up to MAXR) rows x nt tokens (constants where inlined): each converted weight vector serves nt tokens. */
+#define F16_TILE(NAME, TARGET, VEC, LANES, ZERO, CVT, LOADX, FMA, SUM, MAXR)                                         \
 __attribute__((target(TARGET), always_inline))                                                                     \
 static inline void NAME(const uint16_t *w, int64_t cols, int64_t r, const float *x, int64_t t0, float *out,        \
                         int64_t outStride, const int nr, const int nt) {                                           \
-    VEC acc[4][4];                                                                                                 \
+    VEC acc[MAXR][4];                                                                                              \
     for (int i = 0; i < nr; i++) for (int k = 0; k < nt; k++) acc[i][k] = ZERO;                                    \
     int64_t c = 0;                                                                                                 \
     for (; c + LANES <= cols; c += LANES) {                                                                        \
-        VEC wv[4];                                                                                                 \
+        VEC wv[MAXR];                                                                                              \
         for (int i = 0; i < nr; i++) wv[i] = CVT(w + (r + i) * cols + c);                                          \
         for (int k = 0; k < nt; k++) {                                                                             \
             VEC xv = LOADX(x + (t0 + k) * cols + c);                                                               \
@@ -474,28 +474,29 @@ static inline void NAME(const uint16_t *w, int64_t cols, int64_t r, const float 
 
 #define CVT512(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p)))
 #define CVT256(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (p)))
-F16_TILE(f16_tile512, VNNI_TARGET, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps, 0)
-F16_TILE(f16_tile256, "avx2,fma,f16c", __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_loadu_ps, _mm256_fmadd_ps, hsum256, 0)
+// AVX-512's 32 registers hold a 6-row tile (24 accumulators, 6 converted weight vectors, one token's input); AVX2's 16 four
+F16_TILE(f16_tile512, VNNI_TARGET, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps, 6)
+F16_TILE(f16_tile256, "avx2,fma,f16c", __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_loadu_ps, _mm256_fmadd_ps, hsum256, 4)
 
-#define F16_DRIVER(NAME, TILE, TARGET)                                                                             \
+#define F16_DRIVER(NAME, TILE, TARGET, R)                                                                          \
 __attribute__((target(TARGET)))                                                                                    \
 static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, \
                  int64_t outStride) {                                                                              \
     const uint16_t *w = (const uint16_t *) wb;                                                                     \
-    for (int64_t r = r0; r < r1; r += 4) {                                                                         \
-        int nr = r1 - r < 4 ? (int) (r1 - r) : 4;                                                                  \
+    for (int64_t r = r0; r < r1; r += R) {                                                                         \
+        int nr = r1 - r < R ? (int) (r1 - r) : R;                                                                  \
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {                                                               \
             int nt = tokens - t0 < 4 ? (int) (tokens - t0) : 4;                                                    \
-            if (nr == 4 && nt == 4) TILE(w, cols, r, x, t0, out, outStride, 4, 4);                                 \
-            else if (nr == 4 && nt == 1) TILE(w, cols, r, x, t0, out, outStride, 4, 1);                            \
-            else if (nr == 4 && nt == 2) TILE(w, cols, r, x, t0, out, outStride, 4, 2);                            \
-            else if (nr == 4 && nt == 3) TILE(w, cols, r, x, t0, out, outStride, 4, 3);                            \
+            if (nr == R && nt == 4) TILE(w, cols, r, x, t0, out, outStride, R, 4);                                 \
+            else if (nr == R && nt == 1) TILE(w, cols, r, x, t0, out, outStride, R, 1);                            \
+            else if (nr == R && nt == 2) TILE(w, cols, r, x, t0, out, outStride, R, 2);                            \
+            else if (nr == R && nt == 3) TILE(w, cols, r, x, t0, out, outStride, R, 3);                            \
             else for (int i = 0; i < nr; i++) TILE(w, cols, r + i, x, t0, out, outStride, 1, nt);                  \
         }                                                                                                          \
     }                                                                                                              \
 }
 
-F16_DRIVER(f16_avx512_tiles, f16_tile512, VNNI_TARGET)
+F16_DRIVER(f16_avx512_tiles, f16_tile512, VNNI_TARGET, 6)
 
 /**
  * One token (decoding): a row at a time, four accumulators along it. Reading one row's stream per thread measured
@@ -520,7 +521,7 @@ static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, 
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
 }
-F16_DRIVER(f16_avx2, f16_tile256, "avx2,fma,f16c")
+F16_DRIVER(f16_avx2, f16_tile256, "avx2,fma,f16c", 4)
 
 #endif
 
