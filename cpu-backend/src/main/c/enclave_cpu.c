@@ -336,36 +336,25 @@ static void quantize_avx512(const float *x, int64_t cols, int64_t xStride, int64
 
 // ---- Arm: sdot (s8 x s8, four products summed into s32 per lane) ----
 
+/** One Q4_0 (nibbles, stored + 8) or Q8_0 block's integer products with 32 activations, four lanes to sum. */
 __attribute__((target("arch=armv8.2-a+dotprod")))
-static void q4_0_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), rowBytes = nb * 18;
-    const uint8x16_t low = vdupq_n_u8(0x0f);
-    const int8x16_t eight = vdupq_n_s8(8);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = w + r * rowBytes;
-        for (int64_t t = 0; t < tokens; t++) {
-            const uint8_t *xr = xq + t * stride;
-            const int8_t *q = (const int8_t *) xr;
-            const float *d = (const float *) (xr + cols);
-            float32x4_t acc = vdupq_n_f32(0);
-            for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = wr + b * 18;
-                uint8x16_t raw = vld1q_u8(blk + 2);
-                int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, low)), eight);
-                int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), eight);
-                int32x4_t p = vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(q + b * QK)), hi, vld1q_s8(q + b * QK + 16));
-                __fp16 h;
-                memcpy(&h, blk, 2);
-                acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), (float) h * d[b]);
-            }
-            out[t * outStride + r] = vaddvq_f32(acc);
-        }
+static inline int32x4_t block_dotprod(int q4, const uint8_t *blk, const int8_t *q) {
+    int8x16_t a, b;
+    if (q4) {
+        uint8x16_t raw = vld1q_u8(blk + 2);
+        a = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0f))), vdupq_n_s8(8));
+        b = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), vdupq_n_s8(8));
+    } else {
+        a = vld1q_s8((const int8_t *) (blk + 2));
+        b = vld1q_s8((const int8_t *) (blk + 18));
     }
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), a, vld1q_s8(q)), b, vld1q_s8(q + 16));
 }
 
+/** Q4_0 and Q8_0 on the file's layout: a row at a time, one block's float16 scale per 32 products. */
 __attribute__((target("arch=armv8.2-a+dotprod")))
-static void q8_0_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), rowBytes = nb * 34;
+static void q8blocks_dotprod(int q4, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nb = cols / QK, stride = enclave_act_stride(cols), blockBytes = q4 ? 18 : 34, rowBytes = nb * blockBytes;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + r * rowBytes;
         for (int64_t t = 0; t < tokens; t++) {
@@ -374,12 +363,10 @@ static void q8_0_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1,
             const float *d = (const float *) (xr + cols);
             float32x4_t acc = vdupq_n_f32(0);
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = wr + b * 34;
-                const int8_t *wq = (const int8_t *) (blk + 2);
-                int32x4_t p = vdotq_s32(vdotq_s32(vdupq_n_s32(0), vld1q_s8(wq), vld1q_s8(q + b * QK)), vld1q_s8(wq + 16), vld1q_s8(q + b * QK + 16));
+                const uint8_t *blk = wr + b * blockBytes;
                 __fp16 h;
                 memcpy(&h, blk, 2);
-                acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), (float) h * d[b]);
+                acc = vmlaq_n_f32(acc, vcvtq_f32_s32(block_dotprod(q4, blk, q + b * QK)), (float) h * d[b]);
             }
             out[t * outStride + r] = vaddvq_f32(acc);
         }
@@ -655,8 +642,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
     }
 #elif defined(__aarch64__)
     if (i == ISA_NEON_DOTPROD) {
-        if (type == TYPE_Q4_0) q4_0_dotprod(w, cols, r0, r1, xq, tokens, out, outStride);
-        else q8_0_dotprod(w, cols, r0, r1, xq, tokens, out, outStride);
+        q8blocks_dotprod(type == TYPE_Q4_0, w, cols, r0, r1, xq, tokens, out, outStride);
         return;
     }
 #endif

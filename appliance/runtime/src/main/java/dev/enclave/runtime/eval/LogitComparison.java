@@ -33,12 +33,8 @@ public final class LogitComparison {
 
     /** log-softmax of {@code logits[off .. off + n)} into {@code out}, in double inside. */
     static void logSoftmax(float[] logits, int off, int n, double[] out) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) max = Math.max(max, logits[off + i]);
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += Math.exp(logits[off + i] - max);
-        double log = Math.log(sum);
-        for (int i = 0; i < n; i++) out[i] = logits[off + i] - max - log;
+        double lse = Perplexity.logSumExp(logits, off, n);
+        for (int i = 0; i < n; i++) out[i] = logits[off + i] - lse;
     }
 
     /** Writes the scored positions of a run. */

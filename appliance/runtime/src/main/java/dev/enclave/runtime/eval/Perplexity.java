@@ -96,12 +96,17 @@ public final class Perplexity {
         return new Result(ppl, stderr, count, tokens.length, chunks, ctx, mean);
     }
 
-    /** log softmax(row)[index], in double, shifted by the row's maximum. */
+    /** log softmax(row)[index], in double. */
     public static double logSoftmax(float[] logits, int off, int n, int index) {
+        return logits[off + index] - logSumExp(logits, off, n);
+    }
+
+    /** log(sum(exp(row))), in double, shifted by the row's maximum. */
+    static double logSumExp(float[] logits, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) max = Math.max(max, logits[off + i]);
         double sum = 0;
         for (int i = 0; i < n; i++) sum += Math.exp(logits[off + i] - max);
-        return logits[off + index] - max - Math.log(sum);
+        return max + Math.log(sum);
     }
 }

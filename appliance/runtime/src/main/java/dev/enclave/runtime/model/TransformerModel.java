@@ -533,13 +533,7 @@ public final class TransformerModel implements AutoCloseable {
             on.rmsnorm(a.hiddenAll, 0, dim, a.x, 0, dim, outputNorm, total, 1, dim, c.rmsEps());
             on.matmul(output, a.hiddenAll, 0, dim, a.logitsAll, 0, vocab, vocab, dim, total);
             on.download(a.logitsAll, 0, allLogits, allOff, total * vocab);
-            if (c.finalSoftcap() > 0f) {
-                float cap = c.finalSoftcap();
-                for (int i = allOff; i < allOff + total * vocab; i++) allLogits[i] = (float) Math.tanh(allLogits[i] / cap) * cap;
-            }
-            for (int i = allOff; i < allOff + total * vocab; i++) {
-                if (!Float.isFinite(allLogits[i])) throw nonFiniteWeights();
-            }
+            softcapAndCheck(allLogits, allOff, allOff + total * vocab);
             InferenceState st = states[0];
             st.position += count[0];
             System.arraycopy(allLogits, allOff + (total - 1) * vocab, st.logits, 0, vocab);
@@ -669,13 +663,18 @@ public final class TransformerModel implements AutoCloseable {
     }
 
     private void finishSoftcapAndCheck(InferenceState s) {
+        softcapAndCheck(s.logits, 0, s.logits.length);
+    }
+
+    /** Gemma's final softcap on logits[from, to), then the check that every value is finite. */
+    private void softcapAndCheck(float[] logits, int from, int to) {
         ModelConfig c = config;
         if (c.finalSoftcap() > 0f) {
             float cap = c.finalSoftcap();
-            for (int i = 0; i < s.logits.length; i++) s.logits[i] = (float) Math.tanh(s.logits[i] / cap) * cap;
+            for (int i = from; i < to; i++) logits[i] = (float) Math.tanh(logits[i] / cap) * cap;
         }
-        for (float v : s.logits) {
-            if (!Float.isFinite(v)) throw nonFiniteWeights();
+        for (int i = from; i < to; i++) {
+            if (!Float.isFinite(logits[i])) throw nonFiniteWeights();
         }
     }
 

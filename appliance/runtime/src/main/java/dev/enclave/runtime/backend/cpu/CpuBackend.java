@@ -1,9 +1,5 @@
 package dev.enclave.runtime.backend.cpu;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-
 import dev.enclave.runtime.RuntimeOptions;
 import dev.enclave.runtime.backend.HostBackend;
 import dev.enclave.runtime.backend.DeviceBuffer;
