@@ -66,6 +66,39 @@ class TlsTest {
                 Files.getPosixFilePermissions(TlsProfile.DIR.resolve("tls/ca-key.pem")));
     }
 
+    /** The head deadline sits in front of TLS: a handshake followed by a trickled head is closed all the same. */
+    @Test
+    void aTrickledHeadOverTlsIsCutOff() throws Exception {
+        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+        ks.load(null, null);
+        ks.setCertificateEntry("enclave-ca", LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem")));
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(ks);
+        SSLContext ssl = SSLContext.getInstance("TLS");
+        ssl.init(null, tmf.getTrustManagers(), null);
+        try (javax.net.ssl.SSLSocket sock = (javax.net.ssl.SSLSocket) ssl.getSocketFactory().createSocket(https.getHost(), https.getPort())) {
+            sock.startHandshake();
+            sock.setSoTimeout(300);
+            long t0 = System.nanoTime();
+            boolean closed = false;
+            String head = "GET /q/health HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + "a".repeat(200);
+            for (int i = 0; i < head.length() && !closed; i++) {
+                try {
+                    sock.getOutputStream().write(head.charAt(i));
+                    sock.getOutputStream().flush();
+                    closed = sock.getInputStream().read() < 0;
+                } catch (java.net.SocketTimeoutException still) {
+                    // nothing yet
+                } catch (java.io.IOException reset) {
+                    closed = true;
+                }
+            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertTrue(closed, "the server closed the connection");
+            assertTrue(seconds < 10, seconds + " s");
+        }
+    }
+
     /** TLS 1.2 with CBC or SHA-1 suites is refused; TLS 1.2 with AEAD and TLS 1.3 are served. */
     @Test
     void onlyModernCipherSuites() throws Exception {
