@@ -19,9 +19,11 @@ import java.util.Objects;
  * @param vocabularyInt8 hold the vocabulary-sized Q6_K matrix as int8 too (an engine batching 4+ sequences)
  * @param repackCacheDir where repacked tensors are kept between starts; null: not kept
  * @param warmup         compile the kernels during the load, so the first token does not wait for the JIT
+ * @param kvType         how the KV cache stores keys and values (float32, float16, 8- or 4-bit, rotated)
  */
 public record RuntimeOptions(String backend, List<String> backendOrder, int threads, ActivationPrecision activations,
-                             boolean repackQ6K, boolean vocabularyInt8, Path repackCacheDir, boolean warmup) {
+                             boolean repackQ6K, boolean vocabularyInt8, Path repackCacheDir, boolean warmup,
+                             dev.enclave.runtime.backend.KvType kvType) {
 
     public RuntimeOptions {
         backend = backend == null || backend.isBlank() ? "auto" : backend.strip().toLowerCase(Locale.ROOT);
@@ -29,11 +31,12 @@ public record RuntimeOptions(String backend, List<String> backendOrder, int thre
                 .filter(s -> !s.isEmpty()).toList();
         if (threads < 0) throw new IllegalArgumentException("threads must be 0 (one per processor) or more, not " + threads);
         Objects.requireNonNull(activations, "activations");
+        if (kvType == null) kvType = dev.enclave.runtime.backend.KvType.F32;
     }
 
     /** The defaults: automatic backend, a thread per processor, int8 activations, repacking on, no repack cache. */
     public static RuntimeOptions defaults() {
-        return new RuntimeOptions("auto", List.of(), 0, ActivationPrecision.Q8, true, false, null, true);
+        return new RuntimeOptions("auto", List.of(), 0, ActivationPrecision.Q8, true, false, null, true, null);
     }
 
     /** CPU threads to run with: {@link #threads}, or one per processor. */
@@ -42,34 +45,38 @@ public record RuntimeOptions(String backend, List<String> backendOrder, int thre
     }
 
     public RuntimeOptions withBackend(String name) {
-        return new RuntimeOptions(name, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup);
+        return new RuntimeOptions(name, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup, kvType);
     }
 
     public RuntimeOptions withBackendOrder(List<String> order) {
-        return new RuntimeOptions(backend, order, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup);
+        return new RuntimeOptions(backend, order, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup, kvType);
     }
 
     public RuntimeOptions withThreads(int n) {
-        return new RuntimeOptions(backend, backendOrder, n, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup);
+        return new RuntimeOptions(backend, backendOrder, n, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup, kvType);
     }
 
     public RuntimeOptions withActivations(ActivationPrecision a) {
-        return new RuntimeOptions(backend, backendOrder, threads, a, repackQ6K, vocabularyInt8, repackCacheDir, warmup);
+        return new RuntimeOptions(backend, backendOrder, threads, a, repackQ6K, vocabularyInt8, repackCacheDir, warmup, kvType);
     }
 
     public RuntimeOptions withRepackQ6K(boolean on) {
-        return new RuntimeOptions(backend, backendOrder, threads, activations, on, vocabularyInt8, repackCacheDir, warmup);
+        return new RuntimeOptions(backend, backendOrder, threads, activations, on, vocabularyInt8, repackCacheDir, warmup, kvType);
     }
 
     public RuntimeOptions withVocabularyInt8(boolean on) {
-        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, on, repackCacheDir, warmup);
+        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, on, repackCacheDir, warmup, kvType);
     }
 
     public RuntimeOptions withRepackCacheDir(Path dir) {
-        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, dir, warmup);
+        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, dir, warmup, kvType);
     }
 
     public RuntimeOptions withWarmup(boolean on) {
-        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, on);
+        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, on, kvType);
+    }
+
+    public RuntimeOptions withKvType(dev.enclave.runtime.backend.KvType type) {
+        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup, type);
     }
 }

@@ -39,6 +39,13 @@ public class EnclaveMain {
             cmd.getErr().flush();
             return 1;
         });
+        // a mistyped flag or value: one line and the command's --help, not the whole usage text
+        cl.setParameterExceptionHandler((ex, rest) -> {
+            CommandLine c = ex.getCommandLine();
+            c.getErr().println("enclave: " + ex.getMessage() + " (see " + c.getCommandSpec().qualifiedName() + " --help)");
+            c.getErr().flush();
+            return c.getCommandSpec().exitCodeOnInvalidInput();
+        });
         return cl;
     }
 

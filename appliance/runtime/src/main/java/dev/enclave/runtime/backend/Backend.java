@@ -43,8 +43,11 @@ public interface Backend {
     /** A buffer of {@code floats} activations in this backend's memory, zeroed. */
     DeviceBuffer allocate(int floats);
 
-    /** One layer's keys and values for {@code positions} slots of {@code kvDim} floats each (the paged pool's share). */
-    KvStorage allocateKv(int kvDim, int positions);
+    /**
+     * One layer's keys and values for {@code positions} slots of {@code kvDim} values each (the paged pool's share),
+     * heads of {@code headDim} values, stored as {@code type} says; refuses a type the backend cannot hold.
+     */
+    KvStorage allocateKv(int kvDim, int headDim, int positions, KvType type);
 
     void upload(float[] src, int srcOff, DeviceBuffer dst, int dstOff, int n);
 
@@ -88,7 +91,10 @@ public interface Backend {
      */
     void rope(DeviceBuffer x, int off, int stride, int heads, int headDim, StepBatch step, float[] invFreq, boolean neox);
 
-    /** Writes each token's key and value row ({@code kvDim} floats) into its KV slot {@code step.slot[t]}. */
+    /**
+     * Writes each token's key and value row ({@code kvDim} floats) into its KV slot {@code step.slot[t]}, encoded in
+     * the storage's type.
+     */
     void kvWrite(KvStorage kv, DeviceBuffer k, int kOff, int kStride, DeviceBuffer v, int vOff, int vStride, int kvDim,
                  StepBatch step);
 

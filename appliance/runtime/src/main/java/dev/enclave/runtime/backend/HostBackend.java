@@ -12,8 +12,8 @@ public abstract class HostBackend implements Backend {
     }
 
     @Override
-    public KvStorage allocateKv(int kvDim, int positions) {
-        return new HostKvStorage(kvDim, positions);
+    public KvStorage allocateKv(int kvDim, int headDim, int positions, KvType type) {
+        return new HostKvStorage(kvDim, headDim, positions, type);
     }
 
     @Override

@@ -1,27 +1,69 @@
 package dev.enclave.runtime.backend;
 
-/** A layer's keys and values as float32 arrays in the heap, position-major. */
+/**
+ * A layer's keys and values in the heap, position-major, in the formats of a {@link KvType}. With a float32 type the
+ * arrays {@link #keys} and {@link #values} are what attention reads; otherwise they are null and
+ * {@link #keyRows}/{@link #valueRows} hold the encoded rows (rotated per head when the type says so).
+ */
 public final class HostKvStorage implements KvStorage {
 
+    public final KvType type;
+    public final int headDim;
+    public final KvRows keyRows;
+    public final KvRows valueRows;
+    /** The float32 rows when both tensors are unrotated float32, else null. */
     public final float[] keys;
     public final float[] values;
+    /** Set when the keys (values) are stored rotated. */
+    public final HadamardRotation keyRotation;
+    public final HadamardRotation valueRotation;
     private final int kvDim;
+    /** A row being rotated before it is encoded; kvWrite runs on one thread per step. */
+    private final float[] scratch;
 
     public HostKvStorage(int kvDim, int positions) {
-        long floats = (long) kvDim * positions;
-        if (floats > Integer.MAX_VALUE - 16) throw new IllegalArgumentException("KV storage of " + positions + " positions is too large for one array");
+        this(kvDim, kvDim, positions, KvType.F32);
+    }
+
+    public HostKvStorage(int kvDim, int headDim, int positions, KvType type) {
+        if (kvDim % headDim != 0) throw new IllegalArgumentException("KV width " + kvDim + " is not a whole number of heads of " + headDim);
+        type.check(headDim);
+        this.type = type;
         this.kvDim = kvDim;
-        this.keys = new float[(int) floats];
-        this.values = new float[(int) floats];
+        this.headDim = headDim;
+        this.keyRows = KvRows.of(type.keys(), positions, kvDim, headDim);
+        this.valueRows = KvRows.of(type.values(), positions, kvDim, headDim);
+        this.keyRotation = type.rotateKeys() ? new HadamardRotation(headDim) : null;
+        this.valueRotation = type.rotateValues() ? new HadamardRotation(headDim) : null;
+        boolean plain = keyRows instanceof KvRows.F32 && valueRows instanceof KvRows.F32;
+        this.keys = plain ? ((KvRows.F32) keyRows).data : null;
+        this.values = plain ? ((KvRows.F32) valueRows).data : null;
+        this.scratch = new float[kvDim];
     }
 
     public static HostKvStorage of(KvStorage kv) {
         return (HostKvStorage) kv;
     }
 
+    /** Stores one position's key and value rows ({@code kvDim} floats each), rotating and encoding as the type says. */
+    public void write(int slot, float[] k, int kOff, float[] v, int vOff) {
+        put(keyRows, keyRotation, slot, k, kOff);
+        put(valueRows, valueRotation, slot, v, vOff);
+    }
+
+    private void put(KvRows rows, HadamardRotation rotation, int slot, float[] src, int off) {
+        if (rotation == null) {
+            rows.write(slot, src, off);
+            return;
+        }
+        System.arraycopy(src, off, scratch, 0, kvDim);
+        for (int h = 0; h < kvDim; h += headDim) rotation.rotate(scratch, h);
+        rows.write(slot, scratch, 0);
+    }
+
     @Override
     public int positions() {
-        return keys.length / kvDim;
+        return keyRows.positions;
     }
 
     @Override
@@ -31,18 +73,25 @@ public final class HostKvStorage implements KvStorage {
 
     @Override
     public void copySlots(int from, int to, int count) {
-        System.arraycopy(keys, from * kvDim, keys, to * kvDim, count * kvDim);
-        System.arraycopy(values, from * kvDim, values, to * kvDim, count * kvDim);
+        keyRows.copy(from, to, count);
+        valueRows.copy(from, to, count);
     }
 
     @Override
     public void readSlot(int slot, float[] key, float[] value) {
-        System.arraycopy(keys, slot * kvDim, key, 0, kvDim);
-        System.arraycopy(values, slot * kvDim, value, 0, kvDim);
+        get(keyRows, keyRotation, slot, key);
+        get(valueRows, valueRotation, slot, value);
+    }
+
+    private void get(KvRows rows, HadamardRotation rotation, int slot, float[] dst) {
+        rows.decode(slot, 0, kvDim, dst, 0);
+        if (rotation != null) {
+            for (int h = 0; h < kvDim; h += headDim) rotation.unrotate(dst, h);
+        }
     }
 
     @Override
     public long bytes() {
-        return 2L * keys.length * Float.BYTES;
+        return keyRows.bytes() + valueRows.bytes();
     }
 }

@@ -78,6 +78,7 @@ public final class TransformerModel implements AutoCloseable {
         Architecture arch = c.arch();
         int dim = c.embeddingLength();
         int ff = c.feedForwardLength();
+        options.kvType().check(c.headDim());
         // check every tensor's presence and shape before any backend prepares (and repacks) anything
         List<LayerTensors> specs = new ArrayList<>();
         for (int l = 0; l < c.blockCount(); l++) specs.add(layerTensors(l));
@@ -374,8 +375,8 @@ public final class TransformerModel implements AutoCloseable {
             throw new IllegalArgumentException("context length must be positive");
         }
         int blocks = (n + InferenceState.PRIVATE_BLOCK - 1) / InferenceState.PRIVATE_BLOCK;
-        long bytes = 2L * config.blockCount() * blocks * InferenceState.PRIVATE_BLOCK * config.kvDim() * Float.BYTES;
-        if ((long) blocks * InferenceState.PRIVATE_BLOCK * config.kvDim() > Integer.MAX_VALUE - 16 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {
+        long bytes = (long) config.blockCount() * blocks * InferenceState.PRIVATE_BLOCK * kvBytesPerPosition();
+        if ((long) blocks * InferenceState.PRIVATE_BLOCK * config.kvDim() > Integer.MAX_VALUE - 64 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {
             throw new IllegalStateException("a KV cache for " + n + " positions needs " + (bytes >> 20)
                     + " MiB, more than this JVM can hold (max heap " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB); ask for a shorter context");
         }
@@ -394,19 +395,30 @@ public final class TransformerModel implements AutoCloseable {
 
     /** A KV pool for this model sized to a memory budget, each layer's share on the backend that runs the layer. */
     public KvPool newKvPool(int blockSize, long bytes) {
-        return newKvPool(blockSize, KvPool.blocksForBudget(config.blockCount(), config.kvDim(), blockSize, bytes));
+        return newKvPool(blockSize, blocksForBudget(blockSize, bytes));
     }
 
     private KvPool newKvPool(int blockSize, int blocks) {
         KvPool.checkSize(config.kvDim(), blockSize, blocks);
         List<KvStorage> storage = new ArrayList<>();
-        for (Layer l : layers) storage.add(l.backend.allocateKv(config.kvDim(), blocks * blockSize));
+        for (Layer l : layers) storage.add(l.backend.allocateKv(config.kvDim(), config.headDim(), blocks * blockSize, options.kvType()));
         return new KvPool(storage, config.kvDim(), blockSize, blocks);
     }
 
     /** What {@link #newKvPool} would allocate for this budget, in bytes, without allocating it. */
     public long newKvPoolBytes(int blockSize, long bytes) {
-        return KvPool.bytesForBudget(config.blockCount(), config.kvDim(), blockSize, bytes);
+        return (long) blocksForBudget(blockSize, bytes) * blockSize * config.blockCount() * kvBytesPerPosition();
+    }
+
+    /** Bytes one cached position takes in one layer (keys and values in this model's KV type, scales included). */
+    public long kvBytesPerPosition() {
+        return options.kvType().bytesPerPosition(config.kvDim(), config.headDim());
+    }
+
+    private int blocksForBudget(int blockSize, long bytes) {
+        long perBlock = (long) config.blockCount() * blockSize * kvBytesPerPosition();
+        int n = (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / perBlock));
+        return (int) Math.min(n, (Integer.MAX_VALUE - 64L) / ((long) blockSize * config.kvDim()));
     }
 
     /** The memory of steps of up to {@code tokens} tokens from {@code sequences} sequences (it grows if needed). */

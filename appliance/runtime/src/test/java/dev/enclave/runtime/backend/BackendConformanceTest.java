@@ -248,24 +248,46 @@ class BackendConformanceTest {
             int heads = shape[0], kvHeads = shape[1], headDim = shape[2];
             for (int window : new int[] {0, 5}) {
                 for (float cap : new float[] {0f, 20f}) {
-                    attentionCase(s, rnd, heads, kvHeads, headDim, window, cap);
+                    attentionCase(s, rnd, heads, kvHeads, headDim, window, cap, KvType.F32);
                 }
             }
         }
     }
 
-    private static void attentionCase(Subject s, SplittableRandom rnd, int heads, int kvHeads, int headDim, int window, float cap) {
+    /**
+     * The same over every KV cache type: both backends store the same bytes (one encoder), so what is compared is
+     * attention on the compressed rows (decoded a tile at a time on the CPU, rotated queries) against the reference's
+     * decode-everything loop; 70 positions cross the CPU's 64-position tiles.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("subjects")
+    void attentionOverEveryKvCacheType(Subject s) {
+        SplittableRandom rnd = new SplittableRandom(10);
+        int[][] shapes = {{1, 1, 8}, {4, 2, 16}, {8, 2, 64}, {6, 2, 80}, {8, 1, 128}};
+        for (String type : new String[] {"f16", "q8", "q4", "q8r", "q4r", "q8/q4", "q8r/q4r", "f16/q4r"}) {
+            KvType t = KvType.parse(type);
+            for (int[] shape : shapes) {
+                if ((t.rotateKeys() || t.rotateValues()) && Integer.bitCount(shape[2]) != 1) continue;
+                attentionCase(s, rnd, shape[0], shape[1], shape[2], 0, 0f, t);
+                attentionCase(s, rnd, shape[0], shape[1], shape[2], 5, 20f, t);
+            }
+        }
+    }
+
+    private static void attentionCase(Subject s, SplittableRandom rnd, int heads, int kvHeads, int headDim, int window, float cap,
+                                      KvType type) {
         int kvDim = kvHeads * headDim, qDim = heads * headDim;
         int blockSize = 4, blocks = 32;
-        String what = s + " attention heads " + heads + "/" + kvHeads + " dim " + headDim + " window " + window + " cap " + cap;
+        String what = s + " attention heads " + heads + "/" + kvHeads + " dim " + headDim + " window " + window + " cap " + cap
+                + " kv " + type;
         // two sequences grown alternately: their blocks interleave in the pool
-        int lenA = 19, lenB = 6;
+        int lenA = 70, lenB = 6;
         Backend[] both = {REF, s.backend};
         float[][] outputs = new float[2][];
         float[][] keysBack = new float[2][];
         for (int k = 0; k < 2; k++) {
             Backend b = both[k];
-            KvPool pool = new KvPool(List.of(b.allocateKv(kvDim, blocks * blockSize)), kvDim, blockSize, blocks);
+            KvPool pool = new KvPool(List.of(b.allocateKv(kvDim, headDim, blocks * blockSize, type)), kvDim, blockSize, blocks);
             BlockTable ta = new BlockTable(pool), tb = new BlockTable(pool);
             for (int p = blockSize; p < lenA + blockSize; p += blockSize) {
                 assertTrue(ta.ensure(Math.min(p, lenA)));
@@ -288,7 +310,9 @@ class BackendConformanceTest {
                 DeviceBuffer kb = b.allocate(len * kvDim), vb = b.allocate(len * kvDim);
                 b.upload(gaussian(data, len * kvDim), 0, kb, 0, len * kvDim);
                 b.upload(gaussian(data, len * kvDim), 0, vb, 0, len * kvDim);
-                b.rope(kb, 0, kvDim, kvHeads, headDim, step, invFreq, (headDim & 16) != 0);
+                if (type.equals(KvType.F32)) { // (with a compressed type both write the same floats: the same bytes)
+                    b.rope(kb, 0, kvDim, kvHeads, headDim, step, invFreq, (headDim & 16) != 0);
+                }
                 b.kvWrite(pool.layer(0), kb, 0, kvDim, vb, 0, kvDim, kvDim, step);
             }
             // the step: A's last three positions and B's last one

@@ -128,7 +128,7 @@ class LayerPlacementTest {
         @Override public boolean supportsOp(Op op, GGMLType type) { return inner.supportsOp(op, type); }
         @Override public WeightPreparer weights(GGUFFile gguf, Path file, RuntimeOptions options) { return inner.weights(gguf, file, options); }
         @Override public DeviceBuffer allocate(int floats) { return inner.allocate(floats); }
-        @Override public KvStorage allocateKv(int kvDim, int positions) { return inner.allocateKv(kvDim, positions); }
+        @Override public KvStorage allocateKv(int kvDim, int headDim, int positions, dev.enclave.runtime.backend.KvType type) { return inner.allocateKv(kvDim, headDim, positions, type); }
         @Override public void upload(float[] src, int srcOff, DeviceBuffer dst, int dstOff, int n) { inner.upload(src, srcOff, dst, dstOff, n); }
         @Override public void download(DeviceBuffer src, int srcOff, float[] dst, int dstOff, int n) {
             downloads++;

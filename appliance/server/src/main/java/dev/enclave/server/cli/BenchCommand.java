@@ -35,7 +35,7 @@ public class BenchCommand implements Callable<Integer> {
     boolean json;
 
     @picocli.CommandLine.Mixin
-    BackendOption backendOption;
+    RunOptions runOptions;
 
     @Override
     public Integer call() throws Exception {
@@ -49,7 +49,7 @@ public class BenchCommand implements Callable<Integer> {
             return 2;
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        dev.enclave.runtime.RuntimeOptions options = backendOption.options(1).withThreads(t);
+        dev.enclave.runtime.RuntimeOptions options = runOptions.options(1).withThreads(t);
         try (TransformerModel m = TransformerModel.load(model, options)) {
             Benchmark.Result r = new Benchmark(m, CpuBackend.shared(t)).run(prompt, gen, reps);
             dev.enclave.runtime.backend.Placement where = m.placement();

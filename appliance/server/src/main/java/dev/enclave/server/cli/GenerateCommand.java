@@ -23,7 +23,7 @@ public class GenerateCommand implements Callable<Integer> {
     ModelOptions modelOptions;
 
     @Mixin
-    BackendOption backendOption;
+    RunOptions runOptions;
 
     @Option(names = "--prompt", required = true, description = "Prompt text.")
     String prompt;
@@ -72,7 +72,7 @@ public class GenerateCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long s = seed == -1 ? System.nanoTime() : seed;
-        try (TransformerModel model = modelOptions.open(backendOption)) {
+        try (TransformerModel model = modelOptions.open(runOptions)) {
             int[] tokens = model.tokenizer().encode(prompt, true, false);
             Sampler sampler = Sampler.of(new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, 64,
                     frequencyPenalty, presencePenalty, java.util.Map.of(), s));

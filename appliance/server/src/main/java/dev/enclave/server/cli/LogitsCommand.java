@@ -18,7 +18,7 @@ public class LogitsCommand implements Callable<Integer> {
     ModelOptions modelOptions;
 
     @Mixin
-    BackendOption backendOption;
+    RunOptions runOptions;
 
     @Option(names = "--tokens", required = true, split = ",", paramLabel = "ID", description = "Comma-separated token ids, e.g. 1,403,407.")
     int[] tokens;
@@ -29,7 +29,7 @@ public class LogitsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (TransformerModel model = modelOptions.open(backendOption)) {
+        try (TransformerModel model = modelOptions.open(runOptions)) {
             int vocab = model.config().vocabularySize();
             for (int t : tokens) {
                 if (t < 0 || t >= vocab) {

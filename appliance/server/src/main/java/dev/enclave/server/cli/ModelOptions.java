@@ -12,7 +12,7 @@ public class ModelOptions {
     @Option(names = "--model", paramLabel = "FILE", description = "GGUF model file (default: the bundled stories260K).")
     Path model;
 
-    TransformerModel open(BackendOption backend) throws IOException {
+    TransformerModel open(RunOptions backend) throws IOException {
         return ModelLoader.open(model == null ? null : model.toString(), () -> backend.options(1));
     }
 

@@ -24,14 +24,11 @@ import picocli.CommandLine.Option;
                 + " each from an empty cache with BOS first, the second half of each scored.")
 public class PerplexityCommand implements Callable<Integer> {
 
-    /** KV cache element types this build stores (the others of issue 21 are to come). */
-    static final java.util.List<String> KV_TYPES = java.util.List.of("f32");
-
     @Mixin
     ModelOptions modelOptions;
 
     @Mixin
-    BackendOption backendOption;
+    RunOptions runOptions;
 
     @Option(names = "--file", required = true, paramLabel = "TEXT", description = "UTF-8 text file to score.")
     Path file;
@@ -45,9 +42,6 @@ public class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--chunks", defaultValue = "0", description = "Score at most this many chunks (default: all).")
     int chunks;
 
-    @Option(names = "--kv-type", defaultValue = "f32", paramLabel = "TYPE", description = "KV cache element type: f32 (default).")
-    String kvType;
-
     @Option(names = "--save-logits", paramLabel = "FILE", description = "Keep this run's log-probabilities at every scored position as a reference (float32).")
     Path saveLogits;
 
@@ -60,11 +54,6 @@ public class PerplexityCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        String kv = kvType.toLowerCase(Locale.ROOT);
-        if (!KV_TYPES.contains(kv)) {
-            System.err.println("enclave: --kv-type " + kvType + " is not supported (supported: " + String.join(", ", KV_TYPES) + ")");
-            return 2;
-        }
         String text;
         try {
             text = Files.readString(file, StandardCharsets.UTF_8);
@@ -75,9 +64,10 @@ public class PerplexityCommand implements Callable<Integer> {
             System.err.println("enclave: cannot read " + file + ": " + e.getMessage());
             return 2;
         }
-        try (TransformerModel model = modelOptions.open(backendOption)) {
+        try (TransformerModel model = modelOptions.open(runOptions)) {
             ModelConfig c = model.config();
-            long kvBytesPerToken = 2L * c.blockCount() * c.kvDim() * Float.BYTES;
+            String kv = model.options().kvType().toString();
+            long kvBytesPerToken = c.blockCount() * model.kvBytesPerPosition();
             long t0 = System.nanoTime();
             Perplexity.Result r;
             LogitComparison.Result cmp = null;

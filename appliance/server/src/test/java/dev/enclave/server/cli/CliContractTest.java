@@ -191,7 +191,17 @@ class CliContractTest {
 
         Run badKv = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(), "--kv-type", "q3");
         assertEquals(2, badKv.code());
-        assertTrue(badKv.err().startsWith("enclave: --kv-type q3 is not supported") && badKv.err().strip().lines().count() == 1, badKv.err());
+        assertTrue(badKv.err().startsWith("enclave: Invalid value for option '--kv-type'") && badKv.err().contains("unknown KV cache format 'q3'")
+                && badKv.err().strip().lines().count() == 1, badKv.err());
+        // a quantized, rotated cache: a fraction of the bytes, and the PPL near the float32 cache's
+        Run q4 = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "256", "--chunks", "4", "--kv-type", "q8r/q4r", "--json");
+        assertEquals(0, q4.code(), q4.err());
+        JsonNode jq = JSON.readTree(q4.out());
+        assertEquals("q8r/q4r", jq.get("kv_type").asText());
+        assertEquals(4 * 128 / 32 * (34 + 18), jq.get("kv_bytes_per_token").asInt(), "ggml's q8_0 and q4_0 block sizes");
+        double delta = Math.abs(jq.get("ppl").asDouble() / j.get("ppl").asDouble() - 1);
+        assertTrue(delta > 0 && delta < 0.05, "q8r/q4r PPL within 5% of f32: " + jq.get("ppl") + " vs " + j.get("ppl"));
         Path tiny = Files.createTempFile("short", ".txt");
         Files.writeString(tiny, "Once upon a time.");
         Run shortText = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", tiny.toString(), "--ctx", "256");

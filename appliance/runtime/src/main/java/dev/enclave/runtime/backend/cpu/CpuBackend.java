@@ -488,17 +488,14 @@ public final class CpuBackend extends HostBackend {
                         StepBatch step) {
         HostKvStorage s = HostKvStorage.of(kv);
         float[] ks = HostBuffer.of(k), vs = HostBuffer.of(v);
-        for (int t = 0; t < step.tokens; t++) {
-            int at = step.slot[t] * kvDim;
-            System.arraycopy(ks, kOff + t * kStride, s.keys, at, kvDim);
-            System.arraycopy(vs, vOff + t * vStride, s.values, at, kvDim);
-        }
+        for (int t = 0; t < step.tokens; t++) s.write(step.slot[t], ks, kOff + t * kStride, vs, vOff + t * vStride);
     }
 
     private final AttentionJob attention = new AttentionJob();
     /** Scratch for scores and KV rows on whichever worker runs an attention slice, grown on demand. */
     private final ThreadLocal<float[][]> scoreScratch = ThreadLocal.withInitial(() -> new float[1][0]);
     private final ThreadLocal<int[][]> rowScratch = ThreadLocal.withInitial(() -> new int[1][0]);
+    private final ThreadLocal<CompressedAttention.Scratch> tileScratch = ThreadLocal.withInitial(CompressedAttention.Scratch::new);
 
     @Override
     public void attention(KvStorage kv, DeviceBuffer q, int qOff, int qStride, DeviceBuffer out, int outOff, int outStride,
@@ -549,6 +546,7 @@ public final class CpuBackend extends HostBackend {
             if (rHolder[0].length < longest) rHolder[0] = new int[Math.max(longest, 2 * rHolder[0].length)];
             float[] scores = sHolder[0];
             int[] rows = rHolder[0];
+            CompressedAttention.Scratch tiles = kv.keys == null ? tileScratch.get() : null;
             int total = step.tokens;
             for (int i = from; i < to; i++) {
                 int j = i % total;
@@ -557,8 +555,14 @@ public final class CpuBackend extends HostBackend {
                 BlockTable table = step.tables[step.sequence[j]];
                 int pos = step.pos[j];
                 int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
-                GroupedAttention.attend(CpuBackend.this, kv.keys, kv.values, table, g * headDim, q, qOff + j * qStride + h * headDim,
-                        out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
+                if (kv.keys != null) {
+                    GroupedAttention.attend(CpuBackend.this, kv.keys, kv.values, table, g * headDim, q, qOff + j * qStride + h * headDim,
+                            out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
+                } else {
+                    CompressedAttention.attend(kv, table, g * headDim, q, qOff + j * qStride + h * headDim,
+                            out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0,
+                            longest, tiles);
+                }
             }
         }
     }

@@ -37,6 +37,14 @@ final class GroupedAttention {
         // the rows' offsets once, outside the vector loops: no call may sit between a loop's vector accumulators
         // (past the JIT's inlining budget they would be boxed on every position)
         for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
+        scores(kc, rows, n, q, qOff, heads, headDim, scale, cap, att, attOff, attStride);
+        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        values(vc, rows, n, headDim, att, attOff, attStride, heads, out, outOff, false);
+    }
+
+    /** The group's scaled (and capped) scores against the n rows at {@code rows[]}: head h's at {@code attOff + h * attStride}. */
+    static void scores(float[] kc, int[] rows, int n, float[] q, int qOff, int heads, int headDim, float scale, float cap,
+                       float[] att, int attOff, int attStride) {
         int h = 0;
         for (; h + 4 <= heads; h += 4) {
             scores4(kc, rows, n, q, qOff + h * headDim, headDim, scale, cap, att, attOff + h * attStride, attStride);
@@ -44,12 +52,17 @@ final class GroupedAttention {
         for (; h < heads; h++) {
             scores1(kc, rows, n, q, qOff + h * headDim, headDim, scale, cap, att, attOff + h * attStride);
         }
-        for (h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
-        for (h = 0; h + 4 <= heads; h += 4) {
-            values4(vc, rows, n, headDim, att, attOff + h * attStride, attStride, out, outOff + h * headDim);
+    }
+
+    /** The group's outputs: the n rows at {@code rows[]} weighted by each head's {@code att}; added to out when {@code add}. */
+    static void values(float[] vc, int[] rows, int n, int headDim, float[] att, int attOff, int attStride, int heads,
+                       float[] out, int outOff, boolean add) {
+        int h = 0;
+        for (; h + 4 <= heads; h += 4) {
+            values4(vc, rows, n, headDim, att, attOff + h * attStride, attStride, out, outOff + h * headDim, add);
         }
         for (; h < heads; h++) {
-            values1(vc, rows, n, headDim, att, attOff + h * attStride, out, outOff + h * headDim);
+            values1(vc, rows, n, headDim, att, attOff + h * attStride, out, outOff + h * headDim, add);
         }
     }
 
@@ -113,17 +126,18 @@ final class GroupedAttention {
         }
     }
 
-    private static void values1(float[] vc, int[] rows, int n, int headDim, float[] att, int a, float[] out, int o) {
+    private static void values1(float[] vc, int[] rows, int n, int headDim, float[] att, int a, float[] out, int o,
+                                boolean add) {
         int vec = headDim >= F.length() ? headDim - headDim % F.length() : 0;
         for (int i = 0; i < vec; i += F.length()) {
-            FloatVector acc = FloatVector.zero(F);
+            FloatVector acc = add ? FloatVector.fromArray(F, out, o + i) : FloatVector.zero(F);
             for (int at = 0; at < n; at++) {
                 acc = FloatVector.fromArray(F, vc, rows[at] + i).fma(FloatVector.broadcast(F, att[a + at]), acc);
             }
             acc.intoArray(out, o + i);
         }
         for (int i = vec; i < headDim; i++) {
-            float s = 0;
+            float s = add ? out[o + i] : 0;
             for (int at = 0; at < n; at++) s += att[a + at] * vc[rows[at] + i];
             out[o + i] = s;
         }
@@ -131,12 +145,19 @@ final class GroupedAttention {
 
     /** Four heads' weighted values, one slice of the head dimension at a time, accumulated in registers. */
     private static void values4(float[] vc, int[] rows, int n, int headDim, float[] att, int a, int stride, float[] out,
-                                int o) {
+                                int o, boolean add) {
         int vec = headDim >= F.length() ? headDim - headDim % F.length() : 0;
         int a1 = a + stride, a2 = a1 + stride, a3 = a2 + stride;
         for (int i = 0; i < vec; i += F.length()) {
-            FloatVector z = FloatVector.zero(F);
-            FloatVector c0 = z, c1 = z, c2 = z, c3 = z;
+            FloatVector c0, c1, c2, c3;
+            if (add) {
+                c0 = FloatVector.fromArray(F, out, o + i);
+                c1 = FloatVector.fromArray(F, out, o + headDim + i);
+                c2 = FloatVector.fromArray(F, out, o + 2 * headDim + i);
+                c3 = FloatVector.fromArray(F, out, o + 3 * headDim + i);
+            } else {
+                c0 = c1 = c2 = c3 = FloatVector.zero(F);
+            }
             for (int at = 0; at < n; at++) {
                 FloatVector v = FloatVector.fromArray(F, vc, rows[at] + i);
                 c0 = v.fma(FloatVector.broadcast(F, att[a + at]), c0);
@@ -150,7 +171,8 @@ final class GroupedAttention {
             c3.intoArray(out, o + 3 * headDim + i);
         }
         for (int i = vec; i < headDim; i++) {
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            float s0 = add ? out[o + i] : 0, s1 = add ? out[o + headDim + i] : 0;
+            float s2 = add ? out[o + 2 * headDim + i] : 0, s3 = add ? out[o + 3 * headDim + i] : 0;
             for (int at = 0; at < n; at++) {
                 float v = vc[rows[at] + i];
                 s0 += att[a + at] * v;

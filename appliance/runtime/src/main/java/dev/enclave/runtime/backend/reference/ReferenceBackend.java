@@ -140,10 +140,7 @@ public final class ReferenceBackend extends HostBackend {
                         StepBatch step) {
         HostKvStorage s = HostKvStorage.of(kv);
         for (int t = 0; t < step.tokens; t++) {
-            for (int i = 0; i < kvDim; i++) {
-                s.keys[step.slot[t] * kvDim + i] = HostBuffer.of(k)[kOff + t * kStride + i];
-                s.values[step.slot[t] * kvDim + i] = HostBuffer.of(v)[vOff + t * vStride + i];
-            }
+            s.write(step.slot[t], HostBuffer.of(k), kOff + t * kStride, HostBuffer.of(v), vOff + t * vStride);
         }
     }
 
@@ -159,14 +156,20 @@ public final class ReferenceBackend extends HostBackend {
             int pos = step.pos[t];
             int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
             double[] w = new double[pos - first + 1];
+            // the positions' keys and values as floats: the stored ones, or decoded (and turned back) from the type
+            float[][] keys = new float[w.length][], values = new float[w.length][];
+            for (int p = first; p <= pos; p++) {
+                keys[p - first] = new float[kvDim];
+                values[p - first] = new float[kvDim];
+                s.readSlot(table.slot(p), keys[p - first], values[p - first]);
+            }
             for (int h = 0; h < heads; h++) {
                 int kvOff = (h / group) * headDim;
                 int qi = qOff + t * qStride + h * headDim;
                 double max = Double.NEGATIVE_INFINITY;
                 for (int p = first; p <= pos; p++) {
-                    int ki = table.slot(p) * kvDim + kvOff;
                     double dot = 0;
-                    for (int i = 0; i < headDim; i++) dot += (double) qs[qi + i] * s.keys[ki + i];
+                    for (int i = 0; i < headDim; i++) dot += (double) qs[qi + i] * keys[p - first][kvOff + i];
                     double score = dot * scale;
                     if (cap > 0) score = Math.tanh(score / cap) * cap;
                     w[p - first] = score;
@@ -176,7 +179,7 @@ public final class ReferenceBackend extends HostBackend {
                 for (int p = 0; p < w.length; p++) sum += w[p] = Math.exp(w[p] - max);
                 for (int i = 0; i < headDim; i++) {
                     double acc = 0;
-                    for (int p = first; p <= pos; p++) acc += w[p - first] / sum * s.values[table.slot(p) * kvDim + kvOff + i];
+                    for (int p = first; p <= pos; p++) acc += w[p - first] / sum * values[p - first][kvOff + i];
                     o[outOff + t * outStride + h * headDim + i] = (float) acc;
                 }
             }

@@ -1,0 +1,276 @@
+package dev.enclave.runtime.backend;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * One KV tensor of a layer (its keys, or its values) in the heap: {@code positions} rows of {@code kvDim} values in
+ * one {@link KvFormat}. Each format is a small class with its layout beside its encoder and decoder. Rows are
+ * written once per token ({@link #write}); attention reads a head's slice of many rows with {@link #decode}, a few
+ * rows at a time into a small buffer that stays in L1, so the cache is never decoded as a whole.
+ */
+public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4 {
+
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** Bytes loaded for one float vector of int8 values: as many lanes, or 8 for a 4-lane vector. */
+    static final VectorSpecies<Byte> B = F.length() >= 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.length() * 16));
+    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** Padding past the last row, so a vector load of the last group stays inside the array. */
+    static final int PAD = 16;
+
+    final int kvDim;
+    final int group;
+    final int positions;
+
+    KvRows(int positions, int kvDim, int headDim) {
+        this.positions = positions;
+        this.kvDim = kvDim;
+        this.group = KvFormat.group(headDim);
+    }
+
+    public static KvRows of(KvFormat format, int positions, int kvDim, int headDim) {
+        long values = (long) positions * kvDim;
+        if (values > Integer.MAX_VALUE - 64) throw new IllegalArgumentException("KV storage of " + positions + " positions is too large for one array");
+        return switch (format) {
+            case F32 -> new F32(positions, kvDim, headDim);
+            case F16 -> new F16(positions, kvDim, headDim);
+            case Q8 -> new Q8(positions, kvDim, headDim);
+            case Q4 -> new Q4(positions, kvDim, headDim);
+        };
+    }
+
+    public abstract KvFormat format();
+
+    /** Stores {@code kvDim} values from {@code src[off..]} as row {@code slot}. */
+    public abstract void write(int slot, float[] src, int off);
+
+    /** Decodes values [from, from + n) of row {@code slot} (whole groups) into {@code dst[dstOff..]}. */
+    public abstract void decode(int slot, int from, int n, float[] dst, int dstOff);
+
+    /** Copies {@code count} rows from row {@code from} to row {@code to}. */
+    public abstract void copy(int from, int to, int count);
+
+    public abstract long bytes();
+
+    /** ggml's roundf: half away from zero. */
+    static int roundAway(float v) {
+        return (int) Math.copySign((float) Math.round(Math.abs(v)), v);
+    }
+
+    /** Float32 rows: what the attention kernels read directly. */
+    public static final class F32 extends KvRows {
+        public final float[] data;
+
+        F32(int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            data = new float[positions * kvDim];
+        }
+
+        public KvFormat format() {
+            return KvFormat.F32;
+        }
+
+        public void write(int slot, float[] src, int off) {
+            System.arraycopy(src, off, data, slot * kvDim, kvDim);
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            System.arraycopy(data, slot * kvDim + from, dst, dstOff, n);
+        }
+
+        public void copy(int from, int to, int count) {
+            System.arraycopy(data, from * kvDim, data, to * kvDim, count * kvDim);
+        }
+
+        public long bytes() {
+            return 4L * positions * kvDim;
+        }
+    }
+
+    /** Float16 rows (IEEE half, round to nearest even as ggml). */
+    public static final class F16 extends KvRows {
+        final short[] data;
+
+        F16(int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            data = new short[positions * kvDim + PAD];
+        }
+
+        public KvFormat format() {
+            return KvFormat.F16;
+        }
+
+        public void write(int slot, float[] src, int off) {
+            int o = slot * kvDim;
+            for (int i = 0; i < kvDim; i++) data[o + i] = Float.floatToFloat16(src[off + i]);
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            int o = slot * kvDim + from;
+            int i = 0;
+            if (S.length() == F.length() && I.length() == F.length()) {
+                for (; i + F.length() <= n; i += F.length()) {
+                    IntVector h = (IntVector) ShortVector.fromArray(S, data, o + i).convertShape(VectorOperators.S2I, I, 0);
+                    // magnitude into a float's exponent and mantissa, rebased by 2^112 (subnormals come out right too)
+                    FloatVector mag = h.and(0x7fff).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f);
+                    IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+                    mag.reinterpretAsInts().or(sign).reinterpretAsFloats().intoArray(dst, dstOff + i);
+                }
+            }
+            for (; i < n; i++) dst[dstOff + i] = Float.float16ToFloat(data[o + i]);
+        }
+
+        public void copy(int from, int to, int count) {
+            System.arraycopy(data, from * kvDim, data, to * kvDim, count * kvDim);
+        }
+
+        public long bytes() {
+            return 2L * positions * kvDim;
+        }
+    }
+
+    /** 8-bit rows: per group, q = round(x / d) with d = max|x| / 127 (ggml's Q8_0), d kept as float16. */
+    public static final class Q8 extends KvRows {
+        final byte[] q;
+        final short[] d;
+        private final int groups;
+
+        Q8(int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            groups = kvDim / group;
+            q = new byte[positions * kvDim + PAD];
+            d = new short[positions * groups];
+        }
+
+        public KvFormat format() {
+            return KvFormat.Q8;
+        }
+
+        public void write(int slot, float[] src, int off) {
+            for (int g = 0; g < groups; g++) {
+                int x = off + g * group;
+                float amax = 0;
+                for (int j = 0; j < group; j++) amax = Math.max(amax, Math.abs(src[x + j]));
+                float scale = amax / 127f;
+                float id = scale != 0 ? 1f / scale : 0f;
+                d[slot * groups + g] = Float.floatToFloat16(scale);
+                int o = slot * kvDim + g * group;
+                for (int j = 0; j < group; j++) q[o + j] = (byte) roundAway(src[x + j] * id);
+            }
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            int L = F.length();
+            boolean vector = group % L == 0;
+            for (int g = from / group, end = (from + n) / group; g < end; g++) {
+                float scale = Float.float16ToFloat(d[slot * groups + g]);
+                int o = slot * kvDim + g * group;
+                int to = dstOff + g * group - from;
+                if (vector) {
+                    FloatVector s = FloatVector.broadcast(F, scale);
+                    for (int j = 0; j < group; j += L) {
+                        ((FloatVector) ByteVector.fromArray(B, q, o + j).convertShape(VectorOperators.B2F, F, 0)).mul(s).intoArray(dst, to + j);
+                    }
+                } else {
+                    for (int j = 0; j < group; j++) dst[to + j] = q[o + j] * scale;
+                }
+            }
+        }
+
+        public void copy(int from, int to, int count) {
+            System.arraycopy(q, from * kvDim, q, to * kvDim, count * kvDim);
+            System.arraycopy(d, from * groups, d, to * groups, count * groups);
+        }
+
+        public long bytes() {
+            return (long) positions * kvDim + 2L * positions * groups;
+        }
+    }
+
+    /**
+     * 4-bit rows as ggml's Q4_0: per group, d = (the value of largest magnitude) / -8, q = x / d + 8 in [0, 15]; byte j
+     * of a group holds value j in its low nibble and value j + group/2 in its high one; d kept as float16.
+     */
+    public static final class Q4 extends KvRows {
+        final byte[] q;
+        final short[] d;
+        private final int groups;
+
+        Q4(int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            groups = kvDim / group;
+            q = new byte[positions * kvDim / 2 + PAD];
+            d = new short[positions * groups];
+        }
+
+        public KvFormat format() {
+            return KvFormat.Q4;
+        }
+
+        public void write(int slot, float[] src, int off) {
+            int half = group / 2;
+            for (int g = 0; g < groups; g++) {
+                int x = off + g * group;
+                float amax = 0, max = 0;
+                for (int j = 0; j < group; j++) {
+                    float v = src[x + j];
+                    if (Math.abs(v) > amax) {
+                        amax = Math.abs(v);
+                        max = v;
+                    }
+                }
+                float scale = max / -8f;
+                float id = scale != 0 ? 1f / scale : 0f;
+                d[slot * groups + g] = Float.floatToFloat16(scale);
+                int o = (slot * kvDim + g * group) / 2;
+                for (int j = 0; j < half; j++) {
+                    int lo = Math.min(15, (int) (src[x + j] * id + 8.5f));
+                    int hi = Math.min(15, (int) (src[x + j + half] * id + 8.5f));
+                    q[o + j] = (byte) (lo | (hi << 4));
+                }
+            }
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            int L = F.length();
+            int half = group / 2;
+            boolean vector = half % L == 0;
+            for (int g = from / group, end = (from + n) / group; g < end; g++) {
+                float scale = Float.float16ToFloat(d[slot * groups + g]);
+                int o = (slot * kvDim + g * group) / 2;
+                int to = dstOff + g * group - from;
+                if (vector) {
+                    FloatVector s = FloatVector.broadcast(F, scale);
+                    for (int j = 0; j < half; j += L) {
+                        ByteVector b = ByteVector.fromArray(B, q, o + j);
+                        ByteVector lo = b.and((byte) 0x0F).sub((byte) 8);
+                        ByteVector hi = b.lanewise(VectorOperators.LSHR, 4).sub((byte) 8);
+                        ((FloatVector) lo.convertShape(VectorOperators.B2F, F, 0)).mul(s).intoArray(dst, to + j);
+                        ((FloatVector) hi.convertShape(VectorOperators.B2F, F, 0)).mul(s).intoArray(dst, to + half + j);
+                    }
+                } else {
+                    for (int j = 0; j < half; j++) {
+                        int b = q[o + j] & 0xFF;
+                        dst[to + j] = ((b & 0x0F) - 8) * scale;
+                        dst[to + half + j] = ((b >>> 4) - 8) * scale;
+                    }
+                }
+            }
+        }
+
+        public void copy(int from, int to, int count) {
+            System.arraycopy(q, from * kvDim / 2, q, to * kvDim / 2, count * kvDim / 2);
+            System.arraycopy(d, from * groups, d, to * groups, count * groups);
+        }
+
+        public long bytes() {
+            return (long) positions * kvDim / 2 + 2L * positions * groups;
+        }
+    }
+}

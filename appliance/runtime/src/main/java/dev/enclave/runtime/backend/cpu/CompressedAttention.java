@@ -1,0 +1,66 @@
+package dev.enclave.runtime.backend.cpu;
+
+import dev.enclave.runtime.backend.HostKvStorage;
+import dev.enclave.runtime.kv.BlockTable;
+
+/**
+ * Grouped-query attention over a KV cache stored in a compressed type (float16, 8- or 4-bit, rotated): the rows of one
+ * KV head are decoded {@link #TILE} positions at a time into a buffer that stays in L1, and the float kernels of
+ * {@link GroupedAttention} run on that tile, so each step reads the compressed bytes once and no decoded copy of the
+ * cache is ever made. Rotated keys are met by rotating the query instead; rotated values by turning each head's
+ * output back once at the end.
+ */
+final class CompressedAttention {
+
+    static final int TILE = 64;
+
+    /** One worker's buffers, grown on demand. */
+    static final class Scratch {
+        float[] query = new float[0];
+        float[] tile = new float[0];
+        final int[] tileRows = new int[TILE];
+        private int rowsOf;
+
+        void fit(int heads, int headDim) {
+            if (query.length < heads * headDim) query = new float[heads * headDim];
+            if (tile.length < TILE * headDim) tile = new float[TILE * headDim];
+            if (rowsOf != headDim) {
+                for (int i = 0; i < TILE; i++) tileRows[i] = i * headDim;
+                rowsOf = headDim;
+            }
+        }
+    }
+
+    private CompressedAttention() {
+    }
+
+    static void attend(HostKvStorage kv, BlockTable table, int kvHeadOff, float[] q, int qOff, float[] out, int outOff,
+                       int heads, int headDim, int first, int pos, float scale, float cap, float[] att, int attOff,
+                       int attStride, Scratch sc) {
+        sc.fit(heads, headDim);
+        int n = pos - first + 1;
+        float[] query = q;
+        int qo = qOff;
+        if (kv.keyRotation != null) {
+            System.arraycopy(q, qOff, sc.query, 0, heads * headDim);
+            for (int h = 0; h < heads; h++) kv.keyRotation.rotate(sc.query, h * headDim);
+            query = sc.query;
+            qo = 0;
+        }
+        float[] tile = sc.tile;
+        for (int c = 0; c < n; c += TILE) {
+            int m = Math.min(TILE, n - c);
+            for (int i = 0; i < m; i++) kv.keyRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+            GroupedAttention.scores(tile, sc.tileRows, m, query, qo, heads, headDim, scale, cap, att, attOff + c, attStride);
+        }
+        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        for (int c = 0; c < n; c += TILE) {
+            int m = Math.min(TILE, n - c);
+            for (int i = 0; i < m; i++) kv.valueRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+            GroupedAttention.values(tile, sc.tileRows, m, headDim, att, attOff + c, attStride, heads, out, outOff, c > 0);
+        }
+        if (kv.valueRotation != null) {
+            for (int h = 0; h < heads; h++) kv.valueRotation.unrotate(out, outOff + h * headDim);
+        }
+    }
+}

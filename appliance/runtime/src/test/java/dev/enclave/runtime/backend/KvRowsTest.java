@@ -1,0 +1,175 @@
+package dev.enclave.runtime.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.enclave.runtime.gguf.GGMLType;
+import dev.enclave.runtime.quant.Quantizer;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/** The KV cache's row formats: ggml's bytes, their decoders, the rotation, and the type names. */
+class KvRowsTest {
+
+    private static float[] gaussian(SplittableRandom r, int n, double scale) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) (r.nextGaussian() * scale);
+        return x;
+    }
+
+    /** With groups of 32, a Q8 or Q4 row holds exactly ggml's Q8_0 / Q4_0 blocks (quants and float16 scales). */
+    @Test
+    void quantizedRowsAreGgmlBlocks() {
+        SplittableRandom r = new SplittableRandom(1);
+        int kvDim = 128, headDim = 64;
+        for (int trial = 0; trial < 50; trial++) {
+            float[] x = gaussian(r, kvDim, 1 + trial);
+            x[r.nextInt(kvDim)] = 0.5f * (1 + trial);  // ties for the rounding: x * id lands on .5 now and then
+            var q8 = (KvRows.Q8) KvRows.of(KvFormat.Q8, 3, kvDim, headDim);
+            q8.write(2, x, 0);
+            byte[] ref = Quantizer.quantize(GGMLType.Q8_0, x, kvDim);
+            for (int b = 0; b < kvDim / 32; b++) {
+                assertEquals((short) ((ref[b * 34] & 0xFF) | (ref[b * 34 + 1] << 8)), q8.d[2 * (kvDim / 32) + b]);
+                for (int j = 0; j < 32; j++) {
+                    assertEquals(ref[b * 34 + 2 + j], q8.q[2 * kvDim + b * 32 + j], "q8 value " + (b * 32 + j));
+                }
+            }
+            var q4 = (KvRows.Q4) KvRows.of(KvFormat.Q4, 3, kvDim, headDim);
+            q4.write(1, x, 0);
+            ref = Quantizer.quantize(GGMLType.Q4_0, x, kvDim);
+            for (int b = 0; b < kvDim / 32; b++) {
+                assertEquals((short) ((ref[b * 18] & 0xFF) | (ref[b * 18 + 1] << 8)), q4.d[kvDim / 32 + b]);
+                for (int j = 0; j < 16; j++) assertEquals(ref[b * 18 + 2 + j], q4.q[kvDim / 2 + b * 16 + j]);
+            }
+        }
+    }
+
+    /** Decoding (vectorized where the lanes fit a group) gives the scalar definition's values, for every format and head size. */
+    @Test
+    void decodersMatchTheirDefinition() {
+        SplittableRandom r = new SplittableRandom(2);
+        for (int headDim : new int[] {8, 16, 48, 64, 80, 128}) {
+            int kvDim = 2 * headDim;
+            for (KvFormat f : KvFormat.values()) {
+                KvRows rows = KvRows.of(f, 5, kvDim, headDim);
+                float[] x = gaussian(r, kvDim, 3);
+                rows.write(4, x, 0);
+                float[] got = new float[kvDim + 4];
+                rows.decode(4, headDim, headDim, got, 4);
+                int group = KvFormat.group(headDim);
+                for (int i = 0; i < headDim; i++) {
+                    float want = switch (f) {
+                        case F32 -> x[headDim + i];
+                        case F16 -> Float.float16ToFloat(Float.floatToFloat16(x[headDim + i]));
+                        case Q8 -> {
+                            var q = (KvRows.Q8) rows;
+                            yield q.q[4 * kvDim + headDim + i] * Float.float16ToFloat(q.d[4 * (kvDim / group) + (headDim + i) / group]);
+                        }
+                        case Q4 -> {
+                            var q = (KvRows.Q4) rows;
+                            int g = (headDim + i) / group, j = (headDim + i) % group, half = group / 2;
+                            int b = q.q[(4 * kvDim + g * group) / 2 + j % half] & 0xFF;
+                            int nib = j < half ? b & 15 : b >>> 4;
+                            yield (nib - 8) * Float.float16ToFloat(q.d[4 * (kvDim / group) + g]);
+                        }
+                    };
+                    assertEquals(want, got[4 + i], 0f, f + " head " + headDim + " value " + i);
+                }
+                // and the error is what the format promises: half a step of the group's scale
+                double bound = switch (f) {
+                    case F32 -> 0;
+                    case F16 -> 3 * 9.8e-4 * 4;
+                    case Q8 -> 12.0 / 127 * 0.51 + 0.01;
+                    case Q4 -> 12.0 / 8 * 0.51 + 0.02;
+                };
+                for (int i = 0; i < headDim; i++) {
+                    assertTrue(Math.abs(got[4 + i] - x[headDim + i]) <= bound, f + " error " + Math.abs(got[4 + i] - x[headDim + i]));
+                }
+            }
+        }
+    }
+
+    @Test
+    void float16DecodingIsExactForEveryFiniteHalf() {
+        KvRows rows = KvRows.of(KvFormat.F16, 1, 1024, 64);
+        short[] data = ((KvRows.F16) rows).data;
+        float[] got = new float[1024];
+        for (int base = 0; base < 65536; base += 1024) {
+            for (int i = 0; i < 1024; i++) data[i] = (short) (base + i);
+            rows.decode(0, 0, 1024, got, 0);
+            for (int i = 0; i < 1024; i++) {
+                short h = (short) (base + i);
+                if ((h & 0x7c00) == 0x7c00) continue; // inf and NaN never come out of a finite cache
+                assertEquals(Float.floatToRawIntBits(Float.float16ToFloat(h)), Float.floatToRawIntBits(got[i]), "half " + Integer.toHexString(h & 0xffff));
+            }
+        }
+    }
+
+    @Test
+    void rotationIsOrthogonalAndSpreadsAnOutlier() {
+        SplittableRandom r = new SplittableRandom(3);
+        for (int n : new int[] {8, 16, 64, 128}) {
+            HadamardRotation rot = new HadamardRotation(n);
+            float[] a = gaussian(r, n, 1), b = gaussian(r, n, 1);
+            float[] ra = a.clone(), rb = b.clone();
+            rot.rotate(ra, 0);
+            rot.rotate(rb, 0);
+            assertEquals(dot(a, b), dot(ra, rb), 1e-4 * n, "dot products survive");
+            rot.unrotate(ra, 0);
+            for (int i = 0; i < n; i++) assertEquals(a[i], ra[i], 1e-5);
+        }
+        // one channel 50x the others: 4-bit without rotation loses the small ones, with it the error drops
+        int headDim = 64;
+        double plain = 0, rotated = 0;
+        for (int trial = 0; trial < 20; trial++) {
+            float[] x = gaussian(r, headDim, 1);
+            x[7] = 50;
+            plain += roundTripError(KvType.parse("q4"), x, headDim);
+            rotated += roundTripError(KvType.parse("q4r"), x, headDim);
+        }
+        assertTrue(rotated < plain * 0.7, "rotated " + rotated + " vs plain " + plain);
+    }
+
+    private static double roundTripError(KvType type, float[] x, int headDim) {
+        HostKvStorage s = new HostKvStorage(headDim, headDim, 1, type);
+        s.write(0, x, 0, x, 0);
+        float[] k = new float[headDim], v = new float[headDim];
+        s.readSlot(0, k, v);
+        double e = 0;
+        for (int i = 0; i < headDim; i++) e += (k[i] - x[i]) * (k[i] - x[i]);
+        return e;
+    }
+
+    private static double dot(float[] a, float[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    @Test
+    void typesParseAndCountTheirBytes() {
+        assertEquals(KvType.F32, KvType.parse("F32"));
+        KvType t = KvType.parse("q8/q4r");
+        assertEquals(KvFormat.Q8, t.keys());
+        assertEquals(KvFormat.Q4, t.values());
+        assertTrue(!t.rotateKeys() && t.rotateValues());
+        assertEquals("q8/q4r", t.toString());
+        assertEquals("q4r", KvType.parse("q4r/q4r").toString());
+        // 1B shape: 8 KV heads of 64 per layer; ggml's sizes: q8_0 34 bytes per 32, q4_0 18 per 32, f16 2 per value
+        assertEquals(2 * 512 * 4, KvType.F32.bytesPerPosition(512, 64));
+        assertEquals(2 * 512 / 32 * 34, KvType.parse("q8").bytesPerPosition(512, 64));
+        assertEquals(2 * 512 / 32 * 18, KvType.parse("q4").bytesPerPosition(512, 64));
+        assertEquals(512 * 2 + 512 / 32 * 18, KvType.parse("f16/q4").bytesPerPosition(512, 64));
+        assertEquals(4.5, KvType.parse("q4r").bitsPerValue(64), 1e-9);
+        for (String bad : new String[] {"", "q3", "f16r", "q8/q4/q4", "r"}) {
+            assertThrows(IllegalArgumentException.class, () -> KvType.parse(bad), bad);
+        }
+        assertThrows(IllegalArgumentException.class, () -> KvType.parse("q4r").check(80));
+        KvType.parse("q4").check(80);
+        var rows = KvRows.of(KvFormat.Q4, 10, 160, 80); // groups of 16 in heads of 80
+        assertEquals(10 * 80 + 10 * 10 * 2, rows.bytes());
+        assertArrayEquals(new float[0], new float[0]);
+    }
+}

@@ -1,0 +1,39 @@
+package dev.enclave.server.cli;
+
+import dev.enclave.runtime.RuntimeOptions;
+import dev.enclave.runtime.backend.KvType;
+import dev.enclave.server.model.RuntimeConfig;
+import picocli.CommandLine.Option;
+
+/** How the commands that run a model run it: where its layers go ({@code --backend}) and its KV cache type ({@code --kv-type}). */
+public class RunOptions {
+
+    @Option(names = "--backend", paramLabel = "NAME",
+            description = "Where the layers run: cpu, cpu-java (the Java kernels only), opencl, npu or auto (default: the configuration's enclave.backend, "
+                    + "else auto: the device profile's order, then what this machine has; the CPU takes what others cannot run).")
+    String backend;
+
+    @Option(names = "--kv-type", paramLabel = "TYPE",
+            description = "KV cache type: f32, f16, q8, q4, q8r or q4r (rotated before quantizing), or K/V for different keys and values "
+                    + "(e.g. q8/q4r); default: the configuration's enclave.kv-type, else f32.",
+            converter = KvTypeConverter.class)
+    KvType kvType;
+
+    static final class KvTypeConverter implements picocli.CommandLine.ITypeConverter<KvType> {
+        @Override
+        public KvType convert(String value) {
+            try {
+                return KvType.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new picocli.CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
+    }
+
+    /** The configuration's runtime options for {@code maxActive} sequences, with this flag applied. */
+    RuntimeOptions options(int maxActive) {
+        RuntimeOptions o = RuntimeConfig.options(maxActive);
+        if (kvType != null) o = o.withKvType(kvType);
+        return backend == null ? o : o.withBackend(backend);
+    }
+}
