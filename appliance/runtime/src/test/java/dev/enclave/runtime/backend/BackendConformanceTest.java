@@ -98,9 +98,11 @@ class BackendConformanceTest {
     }
 
     /**
-     * Products sharing one input (q, k, v; gate, up): the same values as one {@link Backend#matmul} each, bit for bit
-     * (the same kernels on the same quantized input), for mixed types, a float-input type among quantized ones, and
-     * row counts that are not multiples of a row group.
+     * Products sharing one input (q, k, v; gate, up): the same values as one {@link Backend#matmul} each (the same
+     * kernels on the same quantized input), for mixed types, a float-input type among quantized ones, and row counts
+     * that are not multiples of a row group. To a few units in the last place, not bit for bit: the Vector API sums a
+     * vector's lanes in another order in the interpreter than in compiled code, and one of the two calls may run
+     * before the JIT has compiled the kernel.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("subjects")
@@ -134,8 +136,7 @@ class BackendConformanceTest {
                         float[] want = new float[rows[i] * tokens], got = new float[want.length];
                         s.backend.download(one, 0, want, 0, want.length);
                         s.backend.download(outs[i], 0, got, 0, got.length);
-                        org.junit.jupiter.api.Assertions.assertArrayEquals(want, got,
-                                s + " shared product " + i + " of " + java.util.Arrays.toString(types) + ", " + tokens + " tokens");
+                        assertClose(want, got, 1e-6, s + " shared product " + i + " of " + java.util.Arrays.toString(types) + ", " + tokens + " tokens");
                         checked++;
                     }
                 }
