@@ -31,6 +31,9 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = {"-r", "--repetitions"}, defaultValue = "3", description = "Repetitions (default: ${DEFAULT-VALUE}).")
     int reps;
 
+    @Option(names = {"-d", "--n-depth"}, defaultValue = "0", description = "Tokens already in the KV cache when each test starts, as llama-bench -d (default: ${DEFAULT-VALUE}).")
+    int depth;
+
     @Option(names = "--json", description = "Print one JSON object.")
     boolean json;
 
@@ -44,14 +47,14 @@ public class BenchCommand implements Callable<Integer> {
             return 2;
         }
         int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
-        if (t < 1 || prompt < 0 || gen < 0 || reps < 1) {
+        if (t < 1 || prompt < 0 || gen < 0 || reps < 1 || depth < 0) {
             System.err.println("enclave: threads and repetitions must be positive, token counts not negative");
             return 2;
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         dev.enclave.runtime.RuntimeOptions options = runOptions.options(1).withThreads(t);
         try (TransformerModel m = TransformerModel.load(model, options)) {
-            Benchmark.Result r = new Benchmark(m, CpuBackend.shared(t)).run(prompt, gen, reps);
+            Benchmark.Result r = new Benchmark(m, CpuBackend.shared(t)).run(prompt, gen, reps, depth);
             dev.enclave.runtime.backend.Placement where = m.placement();
             if (json) {
                 StringBuilder layers = new StringBuilder();
@@ -60,15 +63,17 @@ public class BenchCommand implements Callable<Integer> {
                     where.layers().forEach((k, v) -> layers.append(layers.charAt(layers.length() - 1) == '{' ? "" : ",").append(Json.string(k)).append(':').append(v));
                     layers.append('}');
                 }
-                out.printf("{\"model\":%s,\"model_bytes\":%d,\"backend\":%s%s,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"pp_tok_s\":%.3f,\"pp_stddev\":%.3f,"
+                out.printf("{\"model\":%s,\"model_bytes\":%d,\"backend\":%s%s,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"n_depth\":%d,\"kv_type\":%s,\"pp_tok_s\":%.3f,\"pp_stddev\":%.3f,"
                                 + "\"tg_tok_s\":%.3f,\"tg_stddev\":%.3f,\"bandwidth_gb_s\":%.2f,\"bytes_per_token\":%d,\"tg_bandwidth_pct\":%.1f}%n",
-                        Json.string(m.name()), Files.size(model), Json.string(where.backend()), layers, t, prompt, gen, r.ppTokS(), r.ppStd(),
+                        Json.string(m.name()), Files.size(model), Json.string(where.backend()), layers, t, prompt, gen, depth,
+                        Json.string(m.options().kvType().toString()), r.ppTokS(), r.ppStd(),
                         r.tgTokS(), r.tgStd(), r.bandwidthGBs(), r.bytesPerToken(), r.tgBandwidthPercent());
             } else {
                 out.printf("| model | size | backend | threads | test | t/s | %% of bandwidth limit |%n|---|---|---|---|---|---|---|%n");
                 String size = String.format("%.2f GiB", Files.size(model) / 1073741824.0);
-                if (prompt > 0) out.printf("| %s | %s | %s | %d | pp%d | %.2f ± %.2f | |%n", m.name(), size, where, t, prompt, r.ppTokS(), r.ppStd());
-                if (gen > 0) out.printf("| %s | %s | %s | %d | tg%d | %.2f ± %.2f | %.0f%% of %.1f t/s (%.1f GB/s read) |%n", m.name(), size, where, t, gen,
+                String at = depth > 0 ? " @ d" + depth : "";
+                if (prompt > 0) out.printf("| %s | %s | %s | %d | pp%d%s | %.2f ± %.2f | |%n", m.name(), size, where, t, prompt, at, r.ppTokS(), r.ppStd());
+                if (gen > 0) out.printf("| %s | %s | %s | %d | tg%d%s | %.2f ± %.2f | %.0f%% of %.1f t/s (%.1f GB/s read) |%n", m.name(), size, where, t, gen, at,
                         r.tgTokS(), r.tgStd(), r.tgBandwidthPercent(), r.bandwidthLimitTokS(), r.bandwidthGBs());
             }
         }
