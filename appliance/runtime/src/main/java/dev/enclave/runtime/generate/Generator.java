@@ -2,17 +2,31 @@ package dev.enclave.runtime.generate;
 
 import dev.enclave.runtime.model.InferenceState;
 import dev.enclave.runtime.model.TransformerModel;
+import dev.enclave.runtime.sampling.Sampler;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import dev.enclave.runtime.tokenizer.Utf8StreamDecoder;
 import java.util.Arrays;
 
-/** Runs the prompt, then samples one token at a time, streaming valid UTF-8 text to a listener. */
+/**
+ * Runs the prompt, then samples one token at a time, streaming valid UTF-8 text to a listener; with a
+ * {@link Speculation}, guessed tokens are checked several at a time.
+ */
 public final class Generator {
 
+    /** Guessing pauses for this many tokens when the recent share of kept guesses falls below {@link #LOW}. */
+    private static final int PAUSE = 16;
+    private static final double LOW = 0.2;
+
     private final TransformerModel model;
+    private final Speculation speculation;
 
     public Generator(TransformerModel model) {
+        this(model, Speculation.OFF);
+    }
+
+    public Generator(TransformerModel model, Speculation speculation) {
         this.model = model;
+        this.speculation = speculation;
     }
 
     /** Generates into a fresh state sized for this prompt and its maximum answer. */
@@ -26,7 +40,6 @@ public final class Generator {
     }
 
     public GenerationResult generate(InferenceState state, GenerationRequest request, TokenListener listener) {
-        Tokenizer tok = model.tokenizer();
         int[] prompt = request.promptTokens();
         if (state.position() + prompt.length > state.contextLength()) {
             throw new ContextLengthExceededException(state.position() + prompt.length, state.contextLength());
@@ -34,21 +47,112 @@ public final class Generator {
         long t0 = System.nanoTime();
         float[] logits = model.ingest(state, prompt);
         long t1 = System.nanoTime();
-        for (int t : prompt) {
-            request.sampler().accept(t);
+        Sampler sampler = request.sampler();
+        for (int t : prompt) sampler.accept(t);
+        Output o = new Output(model.tokenizer(), request, listener, state.contextLength());
+        NgramDrafter drafter = null;
+        int[] draft = null;
+        float[] all = null, row = null;
+        int[][] batches = null;
+        if (speculation.enabled()) {
+            drafter = new NgramDrafter(speculation.minNgram(), speculation.maxNgram());
+            for (int t : prompt) drafter.accept(t);
+            int vocab = model.config().vocabularySize();
+            draft = new int[speculation.maxDraft()];
+            all = new float[(speculation.maxDraft() + 1) * vocab];
+            row = new float[vocab];
+            batches = new int[speculation.maxDraft() + 2][];
+        }
+        int steps = 0, drafted = 0, accepted = 0, pause = 0;
+        double recent = 1;
+        int pending = -1; // a token already sampled from the target at a rejected guess
+        while (o.n < request.maxTokens()) {
+            int token = pending >= 0 ? pending : sampler.sample(logits);
+            pending = -1;
+            if (!o.emit(token) || o.n == request.maxTokens() || state.position() >= state.contextLength()) break;
+            int k = 0;
+            if (drafter != null) {
+                drafter.accept(token);
+                if (pause > 0) {
+                    pause--;
+                } else {
+                    k = drafter.draft(draft, Math.min(draft.length, Math.min(request.maxTokens() - o.n,
+                            state.contextLength() - state.position() - 1)));
+                }
+            }
+            if (k == 0) {
+                logits = model.forward(state, token);
+                continue;
+            }
+            // the target reads the token and the k guesses in one step; position i's logits decide guess i
+            int base = state.position();
+            int[] batch = batches[k + 1] != null ? batches[k + 1] : (batches[k + 1] = new int[k + 1]);
+            batch[0] = token;
+            System.arraycopy(draft, 0, batch, 1, k);
+            model.ingestAllLogits(state, batch, all);
+            int vocab = row.length;
+            int kept = 0;
+            boolean done = false;
+            for (int i = 0; i < k; i++) {
+                System.arraycopy(all, i * vocab, row, 0, vocab);
+                int t = sampler.sample(row);
+                if (t != draft[i]) {
+                    pending = t;
+                    break;
+                }
+                kept++;
+                if (!o.emit(t) || o.n == request.maxTokens()) {
+                    done = true;
+                    break;
+                }
+                drafter.accept(t);
+            }
+            steps++;
+            drafted += k;
+            accepted += kept;
+            recent = 0.7 * recent + 0.3 * kept / k;
+            if (recent < LOW) {
+                pause = PAUSE;
+                recent = 0.5;
+            }
+            state.truncate(base + 1 + kept);
+            if (done) break;
+            if (pending < 0) { // every guess kept: the next token comes from the last guess's logits
+                System.arraycopy(all, k * vocab, row, 0, vocab);
+                logits = row;
+            }
+        }
+        o.finish();
+        long t2 = System.nanoTime();
+        return new GenerationResult(Arrays.copyOf(o.out, o.n), o.text.toString(), o.reason, prompt.length, t1 - t0, t2 - t1,
+                new Speculation.Stats(steps, drafted, accepted));
+    }
+
+    /** The answer as it grows: tokens, released text, stop strings, and why it ended. */
+    private static final class Output {
+        final Tokenizer tok;
+        final GenerationRequest request;
+        final TokenListener listener;
+        final Utf8StreamDecoder utf8 = new Utf8StreamDecoder();
+        final StopStringMatcher stops;
+        final StringBuilder text = new StringBuilder();
+        int[] out;
+        int n;
+        FinishReason reason = FinishReason.LENGTH;
+
+        Output(Tokenizer tok, GenerationRequest request, TokenListener listener, int contextLength) {
+            this.tok = tok;
+            this.request = request;
+            this.listener = listener;
+            this.stops = new StopStringMatcher(request.stop());
+            this.out = new int[Math.min(request.maxTokens(), contextLength)];
         }
 
-        Utf8StreamDecoder utf8 = new Utf8StreamDecoder();
-        StopStringMatcher stops = new StopStringMatcher(request.stop());
-        StringBuilder text = new StringBuilder();
-        int[] out = new int[Math.min(request.maxTokens(), state.contextLength())];
-        int n = 0;
-        FinishReason reason = FinishReason.LENGTH;
-        while (n < request.maxTokens()) {
-            int token = request.sampler().sample(logits);
+        /** Takes a sampled token; false when the answer ends here (end of generation, stop string, cancelled). */
+        boolean emit(int token) {
             if (!request.ignoreEos() && tok.isEndOfGeneration(token)) {
                 reason = FinishReason.STOP;
-                break;
+                return false;
             }
             request.sampler().accept(token);
             if (n == out.length) out = Arrays.copyOf(out, Math.max(4, n * 2));
@@ -57,25 +161,23 @@ public final class Generator {
             text.append(released);
             if (!listener.onToken(token, released)) {
                 reason = FinishReason.CANCELLED;
-                break;
+                return false;
             }
             if (stops.stopped()) {
                 reason = FinishReason.STOP;
-                break;
+                return false;
             }
-            if (n == request.maxTokens() || state.position() >= state.contextLength()) {
-                break;
-            }
-            logits = model.forward(state, token);
+            return true;
         }
-        if (reason != FinishReason.CANCELLED && !stops.stopped()) {
-            String rest = stops.accept(utf8.flush()) + stops.flush();
-            if (!rest.isEmpty()) {
-                text.append(rest);
-                listener.onToken(-1, rest);
+
+        void finish() {
+            if (reason != FinishReason.CANCELLED && !stops.stopped()) {
+                String rest = stops.accept(utf8.flush()) + stops.flush();
+                if (!rest.isEmpty()) {
+                    text.append(rest);
+                    listener.onToken(-1, rest);
+                }
             }
         }
-        long t2 = System.nanoTime();
-        return new GenerationResult(Arrays.copyOf(out, n), text.toString(), reason, prompt.length, t1 - t0, t2 - t1);
     }
 }

@@ -3,6 +3,7 @@ package dev.enclave.server.cli;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.Generator;
+import dev.enclave.runtime.generate.Speculation;
 import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.sampling.Sampler;
 import dev.enclave.runtime.sampling.SamplingParams;
@@ -61,6 +62,14 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Keep generating past the end-of-sequence token.")
     boolean ignoreEos;
 
+    @Option(names = "--speculate", defaultValue = "off", paramLabel = "off|ngram",
+            description = "Speculative decoding: ngram guesses the next tokens from earlier text (prompt lookup) and the model checks"
+                    + " them in one step; the answer is the one plain decoding gives (default: ${DEFAULT-VALUE}).")
+    String speculate;
+
+    @Option(names = "--draft-max", defaultValue = "8", description = "Guessed tokens checked per step at most (default: ${DEFAULT-VALUE}).")
+    int draftMax;
+
     @Option(names = "--json", description = "Print one JSON object instead of streaming text.")
     boolean json;
 
@@ -69,6 +78,21 @@ public class GenerateCommand implements Callable<Integer> {
         if (maxTokens < 0) {
             System.err.println("enclave: -n must not be negative");
             return 2;
+        }
+        Speculation speculation;
+        switch (speculate.toLowerCase(java.util.Locale.ROOT)) {
+            case "off" -> speculation = Speculation.OFF;
+            case "ngram" -> {
+                if (draftMax < 1 || draftMax > 32) {
+                    System.err.println("enclave: --draft-max must be 1..32");
+                    return 2;
+                }
+                speculation = new Speculation(draftMax, Speculation.NGRAM.minNgram(), Speculation.NGRAM.maxNgram());
+            }
+            default -> {
+                System.err.println("enclave: --speculate must be off or ngram, not " + speculate);
+                return 2;
+            }
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long s = seed == -1 ? System.nanoTime() : seed;
@@ -81,7 +105,7 @@ public class GenerateCommand implements Callable<Integer> {
                 out.print(prompt);
                 out.flush();
             }
-            GenerationResult r = new Generator(model).generate(req, (t, text) -> {
+            GenerationResult r = new Generator(model, speculation).generate(req, (t, text) -> {
                 if (!json && !text.isEmpty()) {
                     out.print(text);
                     out.flush();
@@ -96,12 +120,17 @@ public class GenerateCommand implements Callable<Integer> {
                         + ",\"finish_reason\":" + Json.string(r.finishReason().openAiName)
                         + ",\"seed\":" + s
                         + ",\"prompt_ms\":" + r.promptNanos() / 1_000_000.0
-                        + ",\"tg_tok_s\":" + r.tokensPerSecond() + "}");
+                        + ",\"tg_tok_s\":" + r.tokensPerSecond()
+                        + ",\"spec_steps\":" + r.speculation().steps()
+                        + ",\"spec_drafted\":" + r.speculation().drafted()
+                        + ",\"spec_accepted\":" + r.speculation().accepted() + "}");
             } else {
                 out.println();
-                System.err.printf("[enclave] %s: prompt %d tokens in %.1f ms; %d tokens at %.1f tok/s (%s)%n",
+                System.err.printf("[enclave] %s: prompt %d tokens in %.1f ms; %d tokens at %.1f tok/s (%s)%s%n",
                         model.name(), tokens.length, r.promptNanos() / 1e6, r.completionTokens(), r.tokensPerSecond(),
-                        r.finishReason().openAiName);
+                        r.finishReason().openAiName, speculation.enabled() ? String.format(java.util.Locale.ROOT,
+                                "; %d of %d guesses kept in %d checks", r.speculation().accepted(), r.speculation().drafted(),
+                                r.speculation().steps()) : "");
             }
         }
         return 0;

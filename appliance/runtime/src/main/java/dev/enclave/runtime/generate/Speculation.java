@@ -1,0 +1,33 @@
+package dev.enclave.runtime.generate;
+
+/**
+ * Speculative decoding without a draft model: up to {@code maxDraft} tokens guessed by {@link NgramDrafter} (n-grams
+ * of {@code minNgram}..{@code maxNgram} tokens) are checked by the target model in one batched step. The output is
+ * the one plain decoding gives: each position is still sampled from the target's own distribution, in order, with
+ * the same sampler (a guess is kept only when the sample equals it), so greedy text is identical and a seeded
+ * sampler draws the same random numbers. Guessing pauses for a while when few guesses have been kept lately.
+ */
+public record Speculation(int maxDraft, int minNgram, int maxNgram) {
+
+    public static final Speculation OFF = new Speculation(0, 1, 1);
+    public static final Speculation NGRAM = new Speculation(8, 2, 4);
+
+    public Speculation {
+        if (maxDraft < 0 || maxDraft > 32) throw new IllegalArgumentException("draft length must be 0..32, not " + maxDraft);
+        if (minNgram < 1 || maxNgram < minNgram) throw new IllegalArgumentException("n-gram sizes " + minNgram + ".." + maxNgram);
+    }
+
+    public boolean enabled() {
+        return maxDraft > 0;
+    }
+
+    /** What speculation did in one generation. */
+    public record Stats(int steps, int drafted, int accepted) {
+        public static final Stats NONE = new Stats(0, 0, 0);
+
+        /** Share of drafted tokens the target kept. */
+        public double acceptance() {
+            return drafted == 0 ? 0 : (double) accepted / drafted;
+        }
+    }
+}
