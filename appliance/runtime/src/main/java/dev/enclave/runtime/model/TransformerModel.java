@@ -488,6 +488,34 @@ public final class TransformerModel implements AutoCloseable {
         forward(ws, states, tokens, from, count, null, 0);
     }
 
+    /**
+     * As above; sequence i also gets the logits of its last {@code logitRows[i]} tokens (1 or more) in
+     * {@code rowLogits[i]}, row after row (a speculative step checks each guess against its position's logits).
+     */
+    public void forward(Workspace ws, InferenceState[] states, int[][] tokens, int[] from, int[] count, int[] logitRows,
+                        float[][] rowLogits) {
+        int rows = 0;
+        for (int i = 0; i < states.length; i++) {
+            if (logitRows[i] < 1 || logitRows[i] > count[i]) throw new IllegalArgumentException("logit rows " + logitRows[i] + " of " + count[i] + " tokens");
+            if (logitRows[i] > 1 && rowLogits[i].length < logitRows[i] * config.vocabularySize()) throw new IllegalArgumentException("no room for the rows' logits");
+            rows += logitRows[i];
+        }
+        if (rows == states.length) {
+            forward(ws, states, tokens, from, count, null, 0);
+            return;
+        }
+        ws.rowsWanted(logitRows, rows);
+        try {
+            forward(ws, states, tokens, from, count, null, 0);
+            int vocab = config.vocabularySize();
+            for (int i = 0, r = 0; i < states.length; r += logitRows[i], i++) {
+                if (logitRows[i] > 1) System.arraycopy(ws.rowLogits, r * vocab, rowLogits[i], 0, logitRows[i] * vocab);
+            }
+        } finally {
+            ws.rowsWanted(null, 0);
+        }
+    }
+
     /** As above; with {@code allLogits} (one sequence), every token's logits go there from {@code allOff}. */
     private void forward(Workspace ws, InferenceState[] states, int[][] tokens, int[] from, int[] count, float[] allLogits, int allOff) {
         ModelConfig c = config;
@@ -550,6 +578,29 @@ public final class TransformerModel implements AutoCloseable {
             st.position += count[0];
             System.arraycopy(allLogits, allOff + (total - 1) * vocab, st.logits, 0, vocab);
             step.tables[0] = null;
+            return;
+        }
+        if (ws.wanted != null) {
+            // a speculative step: the last rows of some sequences; each state still gets its last row's logits
+            int rows = ws.wantedRows;
+            int[] index = ws.rowIndex(rows);
+            for (int i = 0, r = 0; i < states.length; i++) {
+                for (int k = ws.wanted[i] - 1; k >= 0; k--) index[r++] = step.lastRow[i] - k;
+            }
+            a = ws.outputAll(on, rows);
+            on.gatherRows(a.x, dim, index, rows, a.hiddenAll, dim, dim);
+            on.rmsnorm(a.hiddenAll, 0, dim, a.hiddenAll, 0, dim, outputNorm, rows, 1, dim, c.rmsEps());
+            on.matmul(output, a.hiddenAll, 0, dim, a.logitsAll, 0, vocab, vocab, dim, rows);
+            float[] host = ws.rowLogits(rows * vocab);
+            on.download(a.logitsAll, 0, host, 0, rows * vocab);
+            softcapAndCheck(host, 0, rows * vocab);
+            for (int i = 0, r = 0; i < states.length; i++) {
+                r += ws.wanted[i];
+                InferenceState st = states[i];
+                st.position += count[i];
+                System.arraycopy(host, (r - 1) * vocab, st.logits, 0, vocab);
+            }
+            for (int i = 0; i < states.length; i++) step.tables[i] = null;
             return;
         }
         // the final norm and output projection of each sequence's last token only

@@ -95,6 +95,27 @@ public final class Workspace {
         return a;
     }
 
+    /** Per sequence, how many of its last rows a speculative step wants logits of (null: the last row only). */
+    int[] wanted;
+    int wantedRows;
+    float[] rowLogits = new float[0];
+    private int[] rowIndex = new int[0];
+
+    void rowsWanted(int[] perSequence, int rows) {
+        wanted = perSequence;
+        wantedRows = rows;
+    }
+
+    int[] rowIndex(int rows) {
+        if (rowIndex.length < rows) rowIndex = new int[rows];
+        return rowIndex;
+    }
+
+    float[] rowLogits(int floats) {
+        if (rowLogits.length < floats) rowLogits = new float[floats];
+        return rowLogits;
+    }
+
     float[] transfer(int floats) {
         if (transfer.length < floats) transfer = new float[floats];
         return transfer;

@@ -4,6 +4,8 @@ import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.FinishReason;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.generate.NgramDrafter;
+import dev.enclave.runtime.generate.Speculation;
 import dev.enclave.runtime.generate.StopStringMatcher;
 import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.generate.TokenLogprobs;
@@ -42,11 +44,25 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
      * @param kvBytes      memory for the KV pool
      * @param timeoutMillis a request still running after this long ends with finish reason "length"; 0: no limit
      * @param maxTokensPerSecond battery saver: generated tokens per second across all sequences; 0: no cap
+     * @param speculation  guessed tokens checked per step while few sequences decode (off: one token per step)
      */
     public record Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis,
-                           double maxTokensPerSecond) {
+                           double maxTokensPerSecond, Speculation speculation) {
         public Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis) {
             this(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, 0);
+        }
+
+        public Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis,
+                        double maxTokensPerSecond) {
+            this(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, maxTokensPerSecond, Speculation.OFF);
+        }
+
+        public Settings {
+            if (speculation == null) speculation = Speculation.OFF;
+        }
+
+        public Settings withSpeculation(Speculation s) {
+            return new Settings(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, maxTokensPerSecond, s);
         }
 
         public static Settings defaults() {
@@ -97,6 +113,16 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         long firstTokenAt;
         FinishReason finish;
         boolean matched;
+        // speculation: the sequence's text for guessing, this step's guesses, their logits, and the back-off
+        NgramDrafter drafter;
+        int[] draft;
+        int[] draftStep;
+        float[] draftLogits;
+        int drafted;
+        int pause;
+        double recent = 1;
+        /** While a speculative step is checked: the KV positions that hold emitted tokens (0: all of them). */
+        int validPositions;
 
         Seq(Handle h, InferenceState state) {
             this.h = h;
@@ -130,6 +156,9 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
     private final AtomicLong promptTokens = new AtomicLong();
     private final AtomicLong cachedPromptTokens = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
+    private final AtomicLong specSteps = new AtomicLong();
+    private final AtomicLong specDrafted = new AtomicLong();
+    private final AtomicLong specAccepted = new AtomicLong();
     private volatile double lastTtftMillis;
     private volatile double lastItlMillis;
 
@@ -298,14 +327,28 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         int[][] tokens = new int[n][];
         int[] from = new int[n];
         int[] count = new int[n];
+        int[] logitRows = new int[n];
         int budget = settings.tokenBudget();
+        // guesses are checked only while few sequences decode: a fuller batch already reads each weight once for many
+        int decoders = 0;
+        for (Seq s : active) if (s.decoding()) decoders++;
+        boolean speculate = settings.speculation().enabled() && decoders <= MAX_SPECULATING;
         // decodes first: a long prompt never starves sequences that are generating
         for (Seq s : active) {
             if (s.decoding()) {
-                tokens[batch.size()] = new int[] {s.lastToken};
-                count[batch.size()] = 1;
+                int k = speculate ? draft(s, budget - decoders) : 0;
+                s.drafted = k;
+                if (k > 0) {
+                    s.draftStep[0] = s.lastToken;
+                    System.arraycopy(s.draft, 0, s.draftStep, 1, k);
+                    tokens[batch.size()] = s.draftStep;
+                } else {
+                    tokens[batch.size()] = new int[] {s.lastToken};
+                }
+                count[batch.size()] = k + 1;
+                logitRows[batch.size()] = k + 1;
                 batch.add(s);
-                budget--;
+                budget -= k + 1;
             }
         }
         // then prompt chunks, shortest remaining first, so that a follow-up turn that adds a few dozen tokens to a
@@ -347,6 +390,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
                 tokens[batch.size()] = s.prompt;
                 from[batch.size()] = s.prefilled;
                 count[batch.size()] = chunk;
+                logitRows[batch.size()] = 1;
                 batch.add(s);
             }
         }
@@ -367,15 +411,30 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             tokens[m] = tokens[i];
             from[m] = from[i];
             count[m] = count[i];
+            logitRows[m] = logitRows[i];
             total += count[i];
             m++;
         }
         if (m == 0) return;
         InferenceState[] states = new InferenceState[m];
-        for (int i = 0; i < m; i++) states[i] = batch.get(i).state;
-        model.forward(workspace, states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m));
+        boolean rows = false;
+        float[][] rowLogits = new float[m][];
+        for (int i = 0; i < m; i++) {
+            states[i] = batch.get(i).state;
+            rowLogits[i] = batch.get(i).draftLogits;
+            rows |= logitRows[i] > 1;
+        }
+        if (rows) {
+            model.forward(workspace, states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m), Arrays.copyOf(logitRows, m), rowLogits);
+        } else {
+            model.forward(workspace, states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m));
+        }
         for (int i = 0; i < m; i++) {
             Seq s = batch.get(i);
+            if (s.decoding() && s.drafted > 0) {
+                verify(s, s.drafted);
+                continue;
+            }
             if (!s.decoding()) {
                 s.prefilled += count[i];
                 // full blocks of prompt are shareable as soon as they are computed
@@ -452,6 +511,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             return;
         }
         r.sampler().accept(token);
+        if (s.drafter != null) s.drafter.accept(token);
         if (s.generated == s.out.length) s.out = Arrays.copyOf(s.out, s.out.length * 2);
         s.out[s.generated++] = token;
         generatedTokens.incrementAndGet();
@@ -475,6 +535,65 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         }
     }
 
+    /** Sequences decoding at once up to which their guesses are checked. */
+    private static final int MAX_SPECULATING = 2;
+    /** A sequence stops guessing for this many steps when the recent share of kept guesses falls below LOW_ACCEPTANCE. */
+    private static final int PAUSE_STEPS = 16;
+    private static final double LOW_ACCEPTANCE = 0.2;
+
+    /** Guesses for the sequence's next tokens (0: none this step), at most what its limits and the budget allow. */
+    private int draft(Seq s, int budget) {
+        Speculation spec = settings.speculation();
+        if (s.h.request.topLogprobs() >= 0) return 0;
+        if (s.drafter == null) {
+            s.drafter = new NgramDrafter(spec.minNgram(), spec.maxNgram());
+            for (int t : s.prompt) s.drafter.accept(t);
+            for (int i = 0; i < s.generated; i++) s.drafter.accept(s.out[i]);
+            s.draft = new int[spec.maxDraft()];
+            s.draftStep = new int[spec.maxDraft() + 1];
+        }
+        if (s.pause > 0) {
+            s.pause--;
+            return 0;
+        }
+        int max = Math.min(spec.maxDraft(), Math.min(s.h.request.maxTokens() - s.generated,
+                Math.min(s.state.contextLength() - s.state.position() - 2, budget)));
+        if (max <= 0) return 0;
+        int k = s.drafter.draft(s.draft, max);
+        if (k > 0 && s.draftLogits == null) s.draftLogits = new float[(spec.maxDraft() + 1) * model.config().vocabularySize()];
+        return k;
+    }
+
+    /**
+     * Checks a speculative step's k guesses: position i's logits are sampled as in a plain step and the guess kept
+     * only when the sample equals it; the first other sample is the step's last token (as is the sample after the
+     * last guess when all were kept). The KV cache is cut back to the tokens kept.
+     */
+    private void verify(Seq s, int k) {
+        int vocab = model.config().vocabularySize();
+        int base = s.state.position() - (k + 1);
+        int kept = 0;
+        for (int i = 0; i <= k; i++) {
+            System.arraycopy(s.draftLogits, i * vocab, s.state.logits(), 0, vocab);
+            s.validPositions = base + 1 + i;
+            int before = s.generated;
+            emit(s);
+            if (!active.contains(s) || s.generated == before) break; // finished (and truncated to the valid positions)
+            if (i == k || s.out[s.generated - 1] != s.draft[i]) break;
+            kept++;
+        }
+        s.validPositions = 0;
+        if (active.contains(s)) s.state.truncate(base + 1 + kept);
+        specSteps.incrementAndGet();
+        specDrafted.addAndGet(k);
+        specAccepted.addAndGet(kept);
+        s.recent = 0.7 * s.recent + 0.3 * kept / k;
+        if (s.recent < LOW_ACCEPTANCE) {
+            s.pause = PAUSE_STEPS;
+            s.recent = 0.5;
+        }
+    }
+
     private void finish(Seq s, FinishReason reason) {
         if (!active.remove(s)) return;
         // siblings that never started (the prompt was not read) end the same way
@@ -491,6 +610,8 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
                 }
             }
         }
+        // positions of guesses that were not kept hold nothing of the conversation
+        if (s.validPositions > 0 && s.validPositions < s.state.position()) s.state.truncate(s.validPositions);
         // the whole conversation so far — prompt and answer — is a prefix of the client's next turn
         if (s.matched && s.generated > 0) {
             int[] conversation = Arrays.copyOf(s.prompt, s.prompt.length + s.generated);
@@ -525,7 +646,8 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         long prompt = promptTokens.get();
         return new EngineMetrics(queued, active.size(), pool.usedBlocks(), pool.freeBlocks(), cache.cachedBlocks(),
                 prompt == 0 ? 0 : (double) cachedPromptTokens.get() / prompt, prompt, cachedPromptTokens.get(),
-                generatedTokens.get(), completed.get(), steps.get(), lastTtftMillis, lastItlMillis);
+                generatedTokens.get(), completed.get(), steps.get(), lastTtftMillis, lastItlMillis,
+                specSteps.get(), specDrafted.get(), specAccepted.get());
     }
 
     public KvPool pool() {

@@ -1,7 +1,28 @@
 package dev.enclave.runtime.serve;
 
-/** An engine's counters and gauges, as the server's metrics and dashboard show them. */
+/**
+ * An engine's counters and gauges, as the server's metrics and dashboard show them; {@code specSteps},
+ * {@code specDrafted} and {@code specAccepted} count speculative steps, the guesses they checked and those kept.
+ */
 public record EngineMetrics(int queued, int active, int kvBlocksUsed, int kvBlocksFree, int kvBlocksCached, double prefixHitRate,
                             long promptTokens, long cachedPromptTokens, long generatedTokens, long completed, long steps,
-                            double lastTtftMillis, double lastInterTokenMillis) {
+                            double lastTtftMillis, double lastInterTokenMillis, long specSteps, long specDrafted,
+                            long specAccepted) {
+
+    public EngineMetrics(int queued, int active, int kvBlocksUsed, int kvBlocksFree, int kvBlocksCached, double prefixHitRate,
+                         long promptTokens, long cachedPromptTokens, long generatedTokens, long completed, long steps,
+                         double lastTtftMillis, double lastInterTokenMillis) {
+        this(queued, active, kvBlocksUsed, kvBlocksFree, kvBlocksCached, prefixHitRate, promptTokens, cachedPromptTokens,
+                generatedTokens, completed, steps, lastTtftMillis, lastInterTokenMillis, 0, 0, 0);
+    }
+
+    /** Share of checked guesses that were kept. */
+    public double specAcceptance() {
+        return specDrafted == 0 ? 0 : (double) specAccepted / specDrafted;
+    }
+
+    /** Tokens a speculative step produced on average (the kept guesses and one sampled token). */
+    public double specTokensPerStep() {
+        return specSteps == 0 ? 0 : (double) (specAccepted + specSteps) / specSteps;
+    }
 }

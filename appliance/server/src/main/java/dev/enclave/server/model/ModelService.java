@@ -42,14 +42,21 @@ public class ModelService {
                         @ConfigProperty(name = "enclave.threads") Optional<Integer> threads,
                         @ConfigProperty(name = "enclave.battery-saver", defaultValue = "false") String batterySaver,
                         @ConfigProperty(name = "enclave.battery-saver.threads", defaultValue = "2") int batteryThreads,
-                        @ConfigProperty(name = "enclave.battery-saver.max-tokens-per-s", defaultValue = "8") double batteryTokensPerSecond) {
+                        @ConfigProperty(name = "enclave.battery-saver.max-tokens-per-s", defaultValue = "8") double batteryTokensPerSecond,
+                        @ConfigProperty(name = "enclave.scheduler.speculate", defaultValue = "ngram") String speculate,
+                        @ConfigProperty(name = "enclave.scheduler.draft-max", defaultValue = "8") int draftMax) {
         boolean saving = batterySaver.equals("true") || (batterySaver.equals("auto") && onBattery());
         int t = saving ? batteryThreads : threads.orElse(0);
         this.threads = t;
         this.tokensPerSecondCap = saving ? batteryTokensPerSecond : 0;
         if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
         this.settings = new ContinuousBatchScheduler.Settings(maxActive, queueLength, tokenBudget, blockSize,
-                kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap);
+                kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap, switch (speculate.strip().toLowerCase(java.util.Locale.ROOT)) {
+                    case "off" -> dev.enclave.runtime.generate.Speculation.OFF;
+                    case "ngram" -> new dev.enclave.runtime.generate.Speculation(draftMax, dev.enclave.runtime.generate.Speculation.NGRAM.minNgram(),
+                            dev.enclave.runtime.generate.Speculation.NGRAM.maxNgram());
+                    default -> throw new IllegalArgumentException("enclave.scheduler.speculate must be off or ngram, not " + speculate);
+                });
         try {
             this.loaded = load(ModelLoader.open(modelPath.orElse(null), this::runtimeOptions));
         } catch (IOException e) {

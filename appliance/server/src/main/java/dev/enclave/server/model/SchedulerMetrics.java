@@ -34,6 +34,11 @@ public class SchedulerMetrics {
                         .tag("backend", backend).description("model layers running on this backend").register(r);
             }
             FunctionCounter.builder("enclave.scheduler.steps", models, m -> m.metrics().steps()).description("batched forward steps").register(r);
+            FunctionCounter.builder("enclave.speculative.steps", models, m -> m.metrics().specSteps()).description("steps that checked guessed tokens").register(r);
+            FunctionCounter.builder("enclave.speculative.drafted", models, m -> m.metrics().specDrafted()).description("guessed tokens checked").register(r);
+            FunctionCounter.builder("enclave.speculative.accepted", models, m -> m.metrics().specAccepted()).description("guessed tokens kept").register(r);
+            Gauge.builder("enclave.speculative.acceptance.ratio", models, m -> m.metrics().specAcceptance()).description("share of checked guesses kept").register(r);
+            Gauge.builder("enclave.speculative.tokens.per.step", models, m -> m.metrics().specTokensPerStep()).description("tokens a speculative step produced on average").register(r);
         };
     }
 }

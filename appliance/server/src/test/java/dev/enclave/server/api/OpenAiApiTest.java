@@ -227,7 +227,9 @@ class OpenAiApiTest {
                 .post("/v1/completions").then().statusCode(200);
         String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
         for (String name : new String[] {"enclave_queue_depth", "enclave_sequences_active", "enclave_kv_blocks_used", "enclave_kv_blocks_free",
-                "enclave_prefix_cache_hit_ratio", "enclave_tokens_generated_total", "enclave_ttft_last_seconds", "enclave_inter_token_last_seconds"}) {
+                "enclave_prefix_cache_hit_ratio", "enclave_tokens_generated_total", "enclave_ttft_last_seconds", "enclave_inter_token_last_seconds",
+                "enclave_speculative_steps_total", "enclave_speculative_drafted_total", "enclave_speculative_accepted_total",
+                "enclave_speculative_acceptance_ratio", "enclave_speculative_tokens_per_step"}) {
             assertTrue(metrics.contains(name), "missing " + name);
         }
         assertTrue(metrics.lines().anyMatch(l -> l.startsWith("enclave_tokens_generated_total") && !l.endsWith(" 0.0")), "no tokens counted");

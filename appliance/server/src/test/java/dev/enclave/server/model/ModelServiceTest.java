@@ -13,7 +13,7 @@ class ModelServiceTest {
     void aKvPoolLargerThanTheHeapIsRefusedPlainly() {
         long tooMuchMb = 2 * (Runtime.getRuntime().maxMemory() >> 20) + 1024;
         var e = assertThrows(IllegalStateException.class, () -> new ModelService(Optional.empty(), 8, 64, 64, tooMuchMb, 16, 600,
-                Optional.empty(), "false", 2, 8));
+                Optional.empty(), "false", 2, 8, "ngram", 8));
         assertTrue(e.getMessage().contains("enclave.scheduler.kv-memory-mb") && e.getMessage().contains("-Xmx"), e.getMessage());
     }
 }
