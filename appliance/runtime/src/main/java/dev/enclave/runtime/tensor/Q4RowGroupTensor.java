@@ -160,6 +160,11 @@ public final class Q4RowGroupTensor extends RowGroupTensor {
 
     @Override
     public void multiply(Q8Activations a, int t, int from, int to, float[] out, int o) {
+        if (subScales == null) multiplyQ4_0(a, t, from, to, out, o);
+        else multiplyQ4_K(a, t, from, to, out, o);
+    }
+
+    private void multiplyQ4_0(Q8Activations a, int t, int from, int to, float[] out, int o) {
         short[] xq = a.q;
         float[] xd = a.d;
         int[] xs = a.sums;
@@ -167,13 +172,11 @@ public final class Q4RowGroupTensor extends RowGroupTensor {
         for (int g = from; g < to; g++) {
             FloatVector z = FloatVector.zero(FLOATS);
             FloatVector a00 = z, a01 = z;
-            FloatVector sd0 = z, sd1 = z, sm0 = z, sm1 = z; // Q4_K: the super-block's d and dmin per row
             long gb = (long) g * blocks;
             for (int b = 0; b < blocks; b++, gb++) {
                 long line = gb * 16 * R;
                 int c = b * 32;
-                ShortVector zs = ShortVector.zero(SHORTS);
-                ShortVector s0 = zs;
+                ShortVector s0 = ShortVector.zero(SHORTS);
                 for (int j = 0; j < 16; j++, line += R) {
                     ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
@@ -184,37 +187,64 @@ public final class Q4RowGroupTensor extends RowGroupTensor {
                 }
                 int k0 = (x0 + c) / 32;
                 s0 = s0.sub((short) (8 * xs[k0])); // exact: the true sum of (q - 8) * x fits 16 bits
-                if (subScales == null) {
-                    ShortVector h = ShortVector.fromMemorySegment(SHORTS, scales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
-                    IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 0);
-                    FloatVector d0 = d0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                            .reinterpretAsInts().or(d0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 1);
-                    FloatVector d1 = d1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                            .reinterpretAsInts().or(d1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k0]), a00);
-                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k0]), a01);
-                } else {
-                    if (b % 8 == 0) {
-                        ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R, ByteOrder.LITTLE_ENDIAN);
-                        ShortVector hm = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R + 2 * R, ByteOrder.LITTLE_ENDIAN);
-                        IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
-                        FloatVector nd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
-                        FloatVector nd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 0);
-                        FloatVector nm0 = nm0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nm0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 1);
-                        FloatVector nm1 = nm1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nm1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        sd0 = nd0;
-                        sd1 = nd1;
-                        sm0 = nm0;
-                        sm1 = nm1;
+                ShortVector h = ShortVector.fromMemorySegment(SHORTS, scales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 0);
+                FloatVector d0 = d0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(d0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 1);
+                FloatVector d1 = d1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(d1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k0]), a00);
+                a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k0]), a01);
+            }
+            a00.intoArray(out, o + g * R);
+            a01.intoArray(out, o + g * R + R / 2);
+        }
+    }
+
+    /**
+     * Q4_K: the super-block's d and dmin are decoded at the top of each super-block (8 blocks), not under a condition
+     * inside the block loop: vectors assigned on one branch and carried around the loop were boxed on every block
+     * when C2 compiled the method from some profiles (the decode allocation test caught it now and then).
+     */
+    private void multiplyQ4_K(Q8Activations a, int t, int from, int to, float[] out, int o) {
+        short[] xq = a.q;
+        float[] xd = a.d;
+        int[] xs = a.sums;
+        int x0 = t * cols;
+        for (int g = from; g < to; g++) {
+            FloatVector z = FloatVector.zero(FLOATS);
+            FloatVector a00 = z, a01 = z;
+            long gb = (long) g * blocks;
+            for (int b8 = 0; b8 < blocks; b8 += 8) {
+                ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R, ByteOrder.LITTLE_ENDIAN);
+                ShortVector hm = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R + 2 * R, ByteOrder.LITTLE_ENDIAN);
+                IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
+                FloatVector sd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
+                FloatVector sd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 0);
+                FloatVector sm0 = nm0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nm0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 1);
+                FloatVector sm1 = nm1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nm1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                for (int b = b8; b < b8 + 8; b++, gb++) {
+                    long line = gb * 16 * R;
+                    int c = b * 32;
+                    ShortVector s0 = ShortVector.zero(SHORTS);
+                    for (int j = 0; j < 16; j++, line += R) {
+                        ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                        ShortVector lo = w.and((short) 0xF);
+                        ShortVector hi = w.lanewise(VectorOperators.LSHR, 4);
+                        int cj = c + j;
+                        s0 = s0.add(lo.mul(xq[x0 + cj])).add(hi.mul(xq[x0 + cj + 16]));
                     }
+                    int k0 = (x0 + c) / 32;
+                    s0 = s0.sub((short) (8 * xs[k0])); // exact: the true sum of (q - 8) * x fits 16 bits
                     // scale = d * sc and min = dmin * m, as Q4_K decodes; summed: scale * (s + 8 sum x) - min * sum x
                     ByteVector sc = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
                     ByteVector mn = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R + R, ByteOrder.LITTLE_ENDIAN);
