@@ -13,10 +13,6 @@ import java.util.Arrays;
  */
 public final class Generator {
 
-    /** Guessing pauses for this many tokens when the recent share of kept guesses falls below {@link #LOW}. */
-    private static final int PAUSE = 16;
-    private static final double LOW = 0.2;
-
     private final TransformerModel model;
     private final Speculation speculation;
 
@@ -63,8 +59,8 @@ public final class Generator {
             row = new float[vocab];
             batches = new int[speculation.maxDraft() + 2][];
         }
-        int steps = 0, drafted = 0, accepted = 0, pause = 0;
-        double recent = 1;
+        int steps = 0, drafted = 0, accepted = 0;
+        DraftPolicy policy = new DraftPolicy(speculation.maxDraft());
         int pending = -1; // a token already sampled from the target at a rejected guess
         while (o.n < request.maxTokens()) {
             int token = pending >= 0 ? pending : sampler.sample(logits);
@@ -73,12 +69,8 @@ public final class Generator {
             int k = 0;
             if (drafter != null) {
                 drafter.accept(token);
-                if (pause > 0) {
-                    pause--;
-                } else {
-                    k = drafter.draft(draft, Math.min(draft.length, Math.min(request.maxTokens() - o.n,
-                            state.contextLength() - state.position() - 1)));
-                }
+                int want = policy.length(Math.min(request.maxTokens() - o.n, state.contextLength() - state.position() - 1));
+                if (want > 0) k = drafter.draft(draft, want);
             }
             if (k == 0) {
                 logits = model.forward(state, token);
@@ -110,11 +102,7 @@ public final class Generator {
             steps++;
             drafted += k;
             accepted += kept;
-            recent = 0.7 * recent + 0.3 * kept / k;
-            if (recent < LOW) {
-                pause = PAUSE;
-                recent = 0.5;
-            }
+            policy.checked(k, kept);
             state.truncate(base + 1 + kept);
             if (done) break;
             if (pending < 0) { // every guess kept: the next token comes from the last guess's logits

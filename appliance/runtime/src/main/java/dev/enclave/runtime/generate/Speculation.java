@@ -5,12 +5,14 @@ package dev.enclave.runtime.generate;
  * of {@code minNgram}..{@code maxNgram} tokens) are checked by the target model in one batched step. The output is
  * the one plain decoding gives: each position is still sampled from the target's own distribution, in order, with
  * the same sampler (a guess is kept only when the sample equals it), so greedy text is identical and a seeded
- * sampler draws the same random numbers. Guessing pauses for a while when few guesses have been kept lately.
+ * sampler draws the same random numbers. How many guesses are checked follows {@link DraftPolicy}.
  */
 public record Speculation(int maxDraft, int minNgram, int maxNgram) {
 
+
     public static final Speculation OFF = new Speculation(0, 1, 1);
-    public static final Speculation NGRAM = new Speculation(8, 2, 4);
+    /** n-grams of 3 to 5 tokens: a 2-token match in free text is chance more often than not. */
+    public static final Speculation NGRAM = new Speculation(8, 3, 5);
 
     public Speculation {
         if (maxDraft < 0 || maxDraft > 32) throw new IllegalArgumentException("draft length must be 0..32, not " + maxDraft);

@@ -4,6 +4,7 @@ import dev.enclave.runtime.generate.ContextLengthExceededException;
 import dev.enclave.runtime.generate.FinishReason;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
+import dev.enclave.runtime.generate.DraftPolicy;
 import dev.enclave.runtime.generate.NgramDrafter;
 import dev.enclave.runtime.generate.Speculation;
 import dev.enclave.runtime.generate.StopStringMatcher;
@@ -119,8 +120,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         int[] draftStep;
         float[] draftLogits;
         int drafted;
-        int pause;
-        double recent = 1;
+        DraftPolicy policy;
         /** While a speculative step is checked: the KV positions that hold emitted tokens (0: all of them). */
         int validPositions;
 
@@ -537,9 +537,6 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
 
     /** Sequences decoding at once up to which their guesses are checked. */
     private static final int MAX_SPECULATING = 2;
-    /** A sequence stops guessing for this many steps when the recent share of kept guesses falls below LOW_ACCEPTANCE. */
-    private static final int PAUSE_STEPS = 16;
-    private static final double LOW_ACCEPTANCE = 0.2;
 
     /** Guesses for the sequence's next tokens (0: none this step), at most what its limits and the budget allow. */
     private int draft(Seq s, int budget) {
@@ -551,12 +548,9 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             for (int i = 0; i < s.generated; i++) s.drafter.accept(s.out[i]);
             s.draft = new int[spec.maxDraft()];
             s.draftStep = new int[spec.maxDraft() + 1];
+            s.policy = new DraftPolicy(spec.maxDraft());
         }
-        if (s.pause > 0) {
-            s.pause--;
-            return 0;
-        }
-        int max = Math.min(spec.maxDraft(), Math.min(s.h.request.maxTokens() - s.generated,
+        int max = s.policy.length(Math.min(s.h.request.maxTokens() - s.generated,
                 Math.min(s.state.contextLength() - s.state.position() - 2, budget)));
         if (max <= 0) return 0;
         int k = s.drafter.draft(s.draft, max);
@@ -587,11 +581,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         specSteps.incrementAndGet();
         specDrafted.addAndGet(k);
         specAccepted.addAndGet(kept);
-        s.recent = 0.7 * s.recent + 0.3 * kept / k;
-        if (s.recent < LOW_ACCEPTANCE) {
-            s.pause = PAUSE_STEPS;
-            s.recent = 0.5;
-        }
+        s.policy.checked(k, kept);
     }
 
     private void finish(Seq s, FinishReason reason) {

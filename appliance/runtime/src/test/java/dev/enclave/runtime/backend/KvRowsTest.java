@@ -172,4 +172,23 @@ class KvRowsTest {
         assertEquals(10 * 80 + 10 * 10 * 2, rows.bytes());
         assertArrayEquals(new float[0], new float[0]);
     }
+
+    /** Copy-on-write copies a block's encoded rows (quants, scales) unchanged, in every type. */
+    @Test
+    void copiedSlotsReadBackTheSame() {
+        SplittableRandom r = new SplittableRandom(5);
+        for (String type : new String[] {"f32", "f16", "q8", "q4r", "q8r/q4"}) {
+            HostKvStorage s = new HostKvStorage(128, 64, 8, KvType.parse(type));
+            for (int slot = 0; slot < 4; slot++) s.write(slot, gaussian(r, 128, 2), 0, gaussian(r, 128, 2), 0);
+            s.copySlots(0, 4, 4);
+            float[] k1 = new float[128], v1 = new float[128], k2 = new float[128], v2 = new float[128];
+            for (int slot = 0; slot < 4; slot++) {
+                s.readSlot(slot, k1, v1);
+                s.readSlot(slot + 4, k2, v2);
+                assertArrayEquals(k1, k2, type + " keys of slot " + slot);
+                assertArrayEquals(v1, v2, type + " values of slot " + slot);
+            }
+            assertEquals(KvType.parse(type).bytesPerPosition(128, 64) * 8, s.bytes(), type + " bytes");
+        }
+    }
 }
