@@ -19,11 +19,11 @@ import java.util.Objects;
  * @param vocabularyInt8 hold the vocabulary-sized Q6_K matrix as int8 too (an engine batching 4+ sequences)
  * @param repackCacheDir where repacked tensors are kept between starts; null: not kept
  * @param warmup         compile the kernels during the load, so the first token does not wait for the JIT
- * @param kvType         how the KV cache stores keys and values (float32, float16, 8- or 4-bit, rotated)
+ * @param kvType         how the KV cache stores keys and values per layer (float32, float16, 8 to 2 bits, rotated)
  */
 public record RuntimeOptions(String backend, List<String> backendOrder, int threads, ActivationPrecision activations,
                              boolean repackQ6K, boolean vocabularyInt8, Path repackCacheDir, boolean warmup,
-                             dev.enclave.runtime.backend.KvType kvType) {
+                             dev.enclave.runtime.backend.KvPlan kvType) {
 
     public RuntimeOptions {
         backend = backend == null || backend.isBlank() ? "auto" : backend.strip().toLowerCase(Locale.ROOT);
@@ -31,7 +31,7 @@ public record RuntimeOptions(String backend, List<String> backendOrder, int thre
                 .filter(s -> !s.isEmpty()).toList();
         if (threads < 0) throw new IllegalArgumentException("threads must be 0 (one per processor) or more, not " + threads);
         Objects.requireNonNull(activations, "activations");
-        if (kvType == null) kvType = dev.enclave.runtime.backend.KvType.F32;
+        if (kvType == null) kvType = dev.enclave.runtime.backend.KvPlan.F32;
     }
 
     /** The defaults: automatic backend, a thread per processor, int8 activations, repacking on, no repack cache. */
@@ -77,6 +77,10 @@ public record RuntimeOptions(String backend, List<String> backendOrder, int thre
     }
 
     public RuntimeOptions withKvType(dev.enclave.runtime.backend.KvType type) {
-        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup, type);
+        return withKvPlan(dev.enclave.runtime.backend.KvPlan.of(type));
+    }
+
+    public RuntimeOptions withKvPlan(dev.enclave.runtime.backend.KvPlan plan) {
+        return new RuntimeOptions(backend, backendOrder, threads, activations, repackQ6K, vocabularyInt8, repackCacheDir, warmup, plan);
     }
 }

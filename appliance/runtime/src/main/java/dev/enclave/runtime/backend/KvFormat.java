@@ -3,11 +3,13 @@ package dev.enclave.runtime.backend;
 import java.util.Locale;
 
 /**
- * How one of a layer's KV tensors (keys or values) is stored: float32, float16, or ggml-style blocks of 8-bit or
- * 4-bit integers with one float16 scale per group of {@link #group} values of a head (Q8_0's and Q4_0's rounding).
+ * How one of a layer's KV tensors (keys or values) is stored: float32, float16, ggml-style blocks of 8-bit or 4-bit
+ * integers with one float16 scale per group of {@link #group} values of a head (Q8_0's and Q4_0's rounding), or 3-bit
+ * and 2-bit codes into a Lloyd-Max codebook for a unit Gaussian scaled by the group's RMS (TurboQuant's scalar stage:
+ * meant for rotated rows, whose coordinates are close to Gaussian).
  */
 public enum KvFormat {
-    F32(32, 0), F16(16, 0), Q8(8, 16), Q4(4, 16);
+    F32(32, 0), F16(16, 0), Q8(8, 16), Q4(4, 16), Q3(3, 16), Q2(2, 16);
 
     /** Bits per stored value, and bits of scale per group. */
     public final int bits;
@@ -43,7 +45,9 @@ public enum KvFormat {
             case "f16" -> F16;
             case "q8", "q8_0" -> Q8;
             case "q4", "q4_0" -> Q4;
-            default -> throw new IllegalArgumentException("unknown KV cache format '" + s + "' (f32, f16, q8, q4)");
+            case "q3" -> Q3;
+            case "q2" -> Q2;
+            default -> throw new IllegalArgumentException("unknown KV cache format '" + s + "' (f32, f16, q8, q4, q3, q2)");
         };
     }
 

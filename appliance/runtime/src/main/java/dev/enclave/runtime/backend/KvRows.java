@@ -14,7 +14,7 @@ import jdk.incubator.vector.VectorSpecies;
  * written once per token ({@link #write}); attention reads a head's slice of many rows with {@link #decode}, a few
  * rows at a time into a small buffer that stays in L1, so the cache is never decoded as a whole.
  */
-public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4 {
+public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Bytes loaded for one float vector of int8 values: as many lanes, or 8 for a 4-lane vector. */
@@ -42,6 +42,8 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
             case F16 -> new F16(positions, kvDim, headDim);
             case Q8 -> new Q8(positions, kvDim, headDim);
             case Q4 -> new Q4(positions, kvDim, headDim);
+            case Q3 -> new Codebook(KvFormat.Q3, Codebook.GAUSS3, positions, kvDim, headDim);
+            case Q2 -> new Codebook(KvFormat.Q2, Codebook.GAUSS2, positions, kvDim, headDim);
         };
     }
 
@@ -271,6 +273,88 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
 
         public long bytes() {
             return (long) positions * kvDim / 2 + 2L * positions * groups;
+        }
+    }
+
+    /**
+     * 3- or 2-bit codes: per group, s = the RMS of its values (float16) and each value the index of the nearest
+     * Lloyd-Max level for a unit Gaussian, x ~ level * s. Codes are packed little-endian, 8 values in 3 bytes (3-bit)
+     * or 4 in a byte (2-bit).
+     */
+    public static final class Codebook extends KvRows {
+        /** Lloyd-Max quantizers of N(0, 1), 8 and 4 levels. */
+        static final float[] GAUSS3 = {-2.1520f, -1.3440f, -0.7560f, -0.2451f, 0.2451f, 0.7560f, 1.3440f, 2.1520f};
+        static final float[] GAUSS2 = {-1.5104f, -0.4528f, 0.4528f, 1.5104f};
+
+        private final KvFormat format;
+        private final float[] levels;
+        private final float[] bounds;
+        private final int bits;
+        private final int rowBytes;
+        final byte[] q;
+        final short[] d;
+        private final int groups;
+
+        Codebook(KvFormat format, float[] levels, int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            this.format = format;
+            this.levels = levels;
+            this.bits = format.bits;
+            this.bounds = new float[levels.length - 1];
+            for (int i = 0; i < bounds.length; i++) bounds[i] = (levels[i] + levels[i + 1]) / 2;
+            groups = kvDim / group;
+            rowBytes = kvDim * bits / 8;
+            q = new byte[positions * rowBytes + PAD];
+            d = new short[positions * groups];
+        }
+
+        public KvFormat format() {
+            return format;
+        }
+
+        public void write(int slot, float[] src, int off) {
+            long base = (long) slot * rowBytes * 8;
+            java.util.Arrays.fill(q, slot * rowBytes, (slot + 1) * rowBytes, (byte) 0);
+            for (int g = 0; g < groups; g++) {
+                int x = off + g * group;
+                double ss = 0;
+                for (int j = 0; j < group; j++) ss += (double) src[x + j] * src[x + j];
+                float scale = Float.float16ToFloat(Float.floatToFloat16((float) Math.sqrt(ss / group)));
+                d[slot * groups + g] = Float.floatToFloat16(scale);
+                float inv = scale > 0 ? 1f / scale : 0f;
+                for (int j = 0; j < group; j++) {
+                    float v = src[x + j] * inv;
+                    int code = 0;
+                    while (code < bounds.length && v > bounds[code]) code++;
+                    long bit = base + (long) (g * group + j) * bits;
+                    for (int b = 0; b < bits; b++) {
+                        if ((code >> b & 1) != 0) q[(int) ((bit + b) >> 3)] |= (byte) (1 << ((bit + b) & 7));
+                    }
+                }
+            }
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            long base = (long) slot * rowBytes * 8;
+            for (int g = from / group, end = (from + n) / group; g < end; g++) {
+                float scale = Float.float16ToFloat(d[slot * groups + g]);
+                int to = dstOff + g * group - from;
+                long bit = base + (long) g * group * bits;
+                for (int j = 0; j < group; j++, bit += bits) {
+                    int at = (int) (bit >> 3), shift = (int) (bit & 7);
+                    int word = (q[at] & 0xFF) | (q[at + 1] & 0xFF) << 8;
+                    dst[to + j] = levels[(word >>> shift) & ((1 << bits) - 1)] * scale;
+                }
+            }
+        }
+
+        public void copy(int from, int to, int count) {
+            System.arraycopy(q, from * rowBytes, q, to * rowBytes, count * rowBytes);
+            System.arraycopy(d, from * groups, d, to * groups, count * groups);
+        }
+
+        public long bytes() {
+            return (long) positions * rowBytes + 2L * positions * groups;
         }
     }
 }

@@ -47,6 +47,12 @@ public final class Perplexity {
      *     {@code ctx} does not fit the model
      */
     public static Result run(TransformerModel model, String text, int ctx, int batch, int maxChunks, Progress progress, Scored scored) {
+        return run(model, model.options().kvType(), text, ctx, batch, maxChunks, progress, scored);
+    }
+
+    /** As above, with the KV cache stored as {@code plan} says. */
+    public static Result run(TransformerModel model, dev.enclave.runtime.backend.KvPlan plan, String text, int ctx, int batch,
+                             int maxChunks, Progress progress, Scored scored) {
         ModelConfig c = model.config();
         if (ctx < 4) throw new IllegalArgumentException("context " + ctx + " is too small (at least 4)");
         if (ctx > c.contextLength()) throw new IllegalArgumentException("context " + ctx + " exceeds the model's " + c.contextLength());
@@ -67,7 +73,7 @@ public final class Perplexity {
         int step = Math.min(batch, ctx);
         double nll = 0, nll2 = 0;
         int count = 0;
-        InferenceState s = model.newState(ctx);
+        InferenceState s = model.newState(ctx, plan);
         for (int i = 0; i < chunks; i++) {
             System.arraycopy(tokens, i * ctx, chunk, 0, ctx);
             if (addBos) chunk[0] = tok.bos();

@@ -5,6 +5,7 @@ import dev.enclave.runtime.RuntimeOptions;
 import dev.enclave.runtime.backend.Backend;
 import dev.enclave.runtime.backend.Backends;
 import dev.enclave.runtime.backend.DeviceBuffer;
+import dev.enclave.runtime.backend.KvPlan;
 import dev.enclave.runtime.backend.KvStorage;
 import dev.enclave.runtime.backend.Op;
 import dev.enclave.runtime.backend.Placement;
@@ -78,7 +79,7 @@ public final class TransformerModel implements AutoCloseable {
         Architecture arch = c.arch();
         int dim = c.embeddingLength();
         int ff = c.feedForwardLength();
-        options.kvType().check(c.headDim());
+        options.kvType().check(c.blockCount(), c.headDim());
         // check every tensor's presence and shape before any backend prepares (and repacks) anything
         List<LayerTensors> specs = new ArrayList<>();
         for (int l = 0; l < c.blockCount(); l++) specs.add(layerTensors(l));
@@ -370,17 +371,23 @@ public final class TransformerModel implements AutoCloseable {
 
     /** A fresh sequence state with a private KV cache for {@code contextLength} positions (capped at the model's). */
     public InferenceState newState(int contextLength) {
+        return newState(contextLength, options.kvType());
+    }
+
+    /** As {@link #newState(int)}, its KV cache stored as {@code plan} says (calibration tries plans on one model). */
+    public InferenceState newState(int contextLength, KvPlan plan) {
+        plan.check(config.blockCount(), config.headDim());
         int n = Math.min(contextLength, config.contextLength());
         if (n <= 0) {
             throw new IllegalArgumentException("context length must be positive");
         }
         int blocks = (n + InferenceState.PRIVATE_BLOCK - 1) / InferenceState.PRIVATE_BLOCK;
-        long bytes = (long) config.blockCount() * blocks * InferenceState.PRIVATE_BLOCK * kvBytesPerPosition();
+        long bytes = (long) blocks * InferenceState.PRIVATE_BLOCK * plan.bytesPerPosition(config.blockCount(), config.kvDim(), config.headDim());
         if ((long) blocks * InferenceState.PRIVATE_BLOCK * config.kvDim() > Integer.MAX_VALUE - 64 || bytes > Runtime.getRuntime().maxMemory() / 10 * 8) {
             throw new IllegalStateException("a KV cache for " + n + " positions needs " + (bytes >> 20)
                     + " MiB, more than this JVM can hold (max heap " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB); ask for a shorter context");
         }
-        return new InferenceState(config, n, newKvPool(InferenceState.PRIVATE_BLOCK, blocks));
+        return new InferenceState(config, n, newKvPool(InferenceState.PRIVATE_BLOCK, blocks, plan));
     }
 
     /** A sequence whose KV cache lives in a shared pool (continuous batching, prefix sharing). */
@@ -395,28 +402,30 @@ public final class TransformerModel implements AutoCloseable {
 
     /** A KV pool for this model sized to a memory budget, each layer's share on the backend that runs the layer. */
     public KvPool newKvPool(int blockSize, long bytes) {
-        return newKvPool(blockSize, blocksForBudget(blockSize, bytes));
+        return newKvPool(blockSize, blocksForBudget(blockSize, bytes), options.kvType());
     }
 
-    private KvPool newKvPool(int blockSize, int blocks) {
+    private KvPool newKvPool(int blockSize, int blocks, KvPlan plan) {
         KvPool.checkSize(config.kvDim(), blockSize, blocks);
         List<KvStorage> storage = new ArrayList<>();
-        for (Layer l : layers) storage.add(l.backend.allocateKv(config.kvDim(), config.headDim(), blocks * blockSize, options.kvType()));
+        for (int l = 0; l < layers.length; l++) {
+            storage.add(layers[l].backend.allocateKv(config.kvDim(), config.headDim(), blocks * blockSize, plan.type(l)));
+        }
         return new KvPool(storage, config.kvDim(), blockSize, blocks);
     }
 
     /** What {@link #newKvPool} would allocate for this budget, in bytes, without allocating it. */
     public long newKvPoolBytes(int blockSize, long bytes) {
-        return (long) blocksForBudget(blockSize, bytes) * blockSize * config.blockCount() * kvBytesPerPosition();
+        return (long) blocksForBudget(blockSize, bytes) * blockSize * kvBytesPerToken();
     }
 
-    /** Bytes one cached position takes in one layer (keys and values in this model's KV type, scales included). */
-    public long kvBytesPerPosition() {
-        return options.kvType().bytesPerPosition(config.kvDim(), config.headDim());
+    /** Bytes one cached token takes in all layers (keys and values in this model's KV types, scales included). */
+    public long kvBytesPerToken() {
+        return options.kvType().bytesPerPosition(config.blockCount(), config.kvDim(), config.headDim());
     }
 
     private int blocksForBudget(int blockSize, long bytes) {
-        long perBlock = (long) config.blockCount() * blockSize * kvBytesPerPosition();
+        long perBlock = (long) blockSize * kvBytesPerToken();
         int n = (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / perBlock));
         return (int) Math.min(n, (Integer.MAX_VALUE - 64L) / ((long) blockSize * config.kvDim()));
     }

@@ -52,7 +52,7 @@ class KvRowsTest {
         SplittableRandom r = new SplittableRandom(2);
         for (int headDim : new int[] {8, 16, 48, 64, 80, 128}) {
             int kvDim = 2 * headDim;
-            for (KvFormat f : KvFormat.values()) {
+            for (KvFormat f : new KvFormat[] {KvFormat.F32, KvFormat.F16, KvFormat.Q8, KvFormat.Q4}) { // Q3, Q2: below
                 KvRows rows = KvRows.of(f, 5, kvDim, headDim);
                 float[] x = gaussian(r, kvDim, 3);
                 rows.write(4, x, 0);
@@ -74,6 +74,7 @@ class KvRowsTest {
                             int nib = j < half ? b & 15 : b >>> 4;
                             yield (nib - 8) * Float.float16ToFloat(q.d[4 * (kvDim / group) + g]);
                         }
+                        default -> throw new AssertionError(f);
                     };
                     assertEquals(want, got[4 + i], 0f, f + " head " + headDim + " value " + i);
                 }
@@ -83,6 +84,7 @@ class KvRowsTest {
                     case F16 -> 3 * 9.8e-4 * 4;
                     case Q8 -> 12.0 / 127 * 0.51 + 0.01;
                     case Q4 -> 12.0 / 8 * 0.51 + 0.02;
+                    default -> throw new AssertionError(f);
                 };
                 for (int i = 0; i < headDim; i++) {
                     assertTrue(Math.abs(got[4 + i] - x[headDim + i]) <= bound, f + " error " + Math.abs(got[4 + i] - x[headDim + i]));
@@ -163,7 +165,7 @@ class KvRowsTest {
         assertEquals(2 * 512 / 32 * 18, KvType.parse("q4").bytesPerPosition(512, 64));
         assertEquals(512 * 2 + 512 / 32 * 18, KvType.parse("f16/q4").bytesPerPosition(512, 64));
         assertEquals(4.5, KvType.parse("q4r").bitsPerValue(64), 1e-9);
-        for (String bad : new String[] {"", "q3", "f16r", "q8/q4/q4", "r"}) {
+        for (String bad : new String[] {"", "q5", "f16r", "q8/q4/q4", "r"}) {
             assertThrows(IllegalArgumentException.class, () -> KvType.parse(bad), bad);
         }
         assertThrows(IllegalArgumentException.class, () -> KvType.parse("q4r").check(80));
@@ -190,5 +192,42 @@ class KvRowsTest {
             }
             assertEquals(KvType.parse(type).bytesPerPosition(128, 64) * 8, s.bytes(), type + " bytes");
         }
+    }
+
+    /** 3- and 2-bit codes: the nearest Lloyd-Max level of each value over its group's RMS, packed bits, bounded error. */
+    @Test
+    void codebookRowsHoldTheNearestLevel() {
+        SplittableRandom r = new SplittableRandom(6);
+        for (KvFormat f : new KvFormat[] {KvFormat.Q3, KvFormat.Q2}) {
+            float[] levels = f == KvFormat.Q3 ? KvRows.Codebook.GAUSS3 : KvRows.Codebook.GAUSS2;
+            for (int headDim : new int[] {8, 16, 64}) {
+                int kvDim = 2 * headDim, group = KvFormat.group(headDim);
+                KvRows rows = KvRows.of(f, 3, kvDim, headDim);
+                float[] x = gaussian(r, kvDim, 1.7);
+                rows.write(1, x, 0);
+                rows.write(2, gaussian(r, kvDim, 5), 0); // a neighbour row must not disturb row 1's bits
+                float[] got = new float[kvDim];
+                rows.decode(1, 0, kvDim, got, 0);
+                double se = 0, ss = 0;
+                for (int g = 0; g < kvDim / group; g++) {
+                    double rms = 0;
+                    for (int j = 0; j < group; j++) rms += x[g * group + j] * x[g * group + j];
+                    float s = Float.float16ToFloat(Float.floatToFloat16((float) Math.sqrt(rms / group)));
+                    for (int j = 0; j < group; j++) {
+                        float v = x[g * group + j] / s;
+                        float best = levels[0];
+                        for (float l : levels) if (Math.abs(l - v) < Math.abs(best - v)) best = l;
+                        assertEquals(best * s, got[g * group + j], 1e-6f * s, f + " head " + headDim + " value " + (g * group + j));
+                        se += (got[g * group + j] - x[g * group + j]) * (got[g * group + j] - x[g * group + j]);
+                        ss += x[g * group + j] * x[g * group + j];
+                    }
+                }
+                // Lloyd-Max on a Gaussian: 3 bits keep ~3.5% of the energy as error, 2 bits ~12%
+                assertTrue(se / ss < (f == KvFormat.Q3 ? 0.08 : 0.2), f + " relative error " + se / ss);
+                assertEquals(3L * kvDim * f.bits / 8 + 3L * (kvDim / group) * 2, rows.bytes());
+            }
+        }
+        assertEquals(3.5, KvFormat.Q3.bitsPerValue(64), 1e-9);
+        assertEquals(2.5, KvFormat.Q2.bitsPerValue(64), 1e-9);
     }
 }

@@ -1,5 +1,7 @@
 package dev.enclave.server.cli;
 
+import dev.enclave.runtime.backend.KvPlan;
+import dev.enclave.runtime.eval.KvCalibration;
 import dev.enclave.runtime.eval.LogitComparison;
 import dev.enclave.runtime.eval.Perplexity;
 import dev.enclave.runtime.model.ModelConfig;
@@ -42,6 +44,17 @@ public class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--chunks", defaultValue = "0", description = "Score at most this many chunks (default: all).")
     int chunks;
 
+    @Option(names = "--kv-budget", paramLabel = "BITS",
+            description = "Adaptive KV cache: calibrate per-layer key and value types (8, 4, 3, 2 bits) to at most BITS bits per value on "
+                    + "average, scales included, then measure with them; prints the plan, which --kv-type and serve --kv-type take.")
+    Double kvBudget;
+
+    @Option(names = "--kv-calibration", paramLabel = "TEXT", description = "Text to calibrate --kv-budget on (default: the scored text itself).")
+    Path kvCalibration;
+
+    @Option(names = "--calibration-chunks", defaultValue = "4", description = "Chunks of the calibration text used (default: ${DEFAULT-VALUE}).")
+    int calibrationChunks;
+
     @Option(names = "--save-logits", paramLabel = "FILE", description = "Keep this run's log-probabilities at every scored position as a reference (float32).")
     Path saveLogits;
 
@@ -64,10 +77,39 @@ public class PerplexityCommand implements Callable<Integer> {
             System.err.println("enclave: cannot read " + file + ": " + e.getMessage());
             return 2;
         }
+        String calibrationText = text;
+        if (kvCalibration != null) {
+            try {
+                calibrationText = Files.readString(kvCalibration, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                System.err.println("enclave: cannot read " + kvCalibration + ": " + e.getMessage());
+                return 2;
+            }
+        }
+        if (kvBudget != null && (kvBudget < 2 || kvBudget > 32 || calibrationChunks < 1)) {
+            System.err.println("enclave: --kv-budget must be 2 to 32 bits per value, --calibration-chunks at least 1");
+            return 2;
+        }
         try (TransformerModel model = modelOptions.open(runOptions)) {
             ModelConfig c = model.config();
-            String kv = model.options().kvType().toString();
-            long kvBytesPerToken = c.blockCount() * model.kvBytesPerPosition();
+            KvPlan plan = model.options().kvType();
+            String calibrated = "";
+            if (kvBudget != null) {
+                KvCalibration.Result cal;
+                try {
+                    cal = KvCalibration.choose(model, calibrationText, ctx, calibrationChunks, kvBudget,
+                            json ? null : (done, total) -> System.err.printf(Locale.ROOT, "[calibration %d/%d]%n", done, total));
+                } catch (IllegalArgumentException e) {
+                    System.err.println("enclave: calibration: " + e.getMessage());
+                    return 2;
+                }
+                plan = cal.plan();
+                calibrated = String.format(Locale.ROOT, ",\"kv_budget\":%.3f,\"calibration_runs\":%d", kvBudget, cal.runs());
+                if (!json) System.err.printf(Locale.ROOT, "KV plan for %.2f bits per value: %s (%.3f bits)%n", kvBudget, plan, cal.bitsPerValue());
+            }
+            String kv = plan.toString();
+            long kvBytesPerToken = plan.bytesPerPosition(c.blockCount(), c.kvDim(), c.headDim());
+            double kvBits = plan.bitsPerValue(c.blockCount(), c.kvDim(), c.headDim());
             long t0 = System.nanoTime();
             Perplexity.Result r;
             LogitComparison.Result cmp = null;
@@ -82,7 +124,7 @@ public class PerplexityCommand implements Callable<Integer> {
                     if (w != null) w.position(logits, off, n, target);
                     if (rd != null) rd.position(logits, off, n, target);
                 };
-                r = Perplexity.run(model, text, ctx, batch, chunks, json ? null
+                r = Perplexity.run(model, plan, text, ctx, batch, chunks, json ? null
                         : (i, n, ppl) -> System.err.printf(Locale.ROOT, "[%d/%d] %.4f%n", i, n, ppl), scored);
                 if (reader != null) cmp = reader.result();
             } catch (IllegalArgumentException e) {
@@ -102,9 +144,9 @@ public class PerplexityCommand implements Callable<Integer> {
                     100 * (r.ppl() - cmp.referencePpl()) / cmp.referencePpl());
             if (json) {
                 out.printf(Locale.ROOT, "{\"model\":%s,\"file\":%s,\"ppl\":%.6f,\"ppl_stderr\":%.6f,\"nll_mean\":%.6f,\"tokens\":%d,"
-                                + "\"text_tokens\":%d,\"chunks\":%d,\"ctx\":%d,\"kv_type\":%s,\"kv_bytes_per_token\":%d,\"seconds\":%.2f%s}%n",
+                                + "\"text_tokens\":%d,\"chunks\":%d,\"ctx\":%d,\"kv_type\":%s,\"kv_bytes_per_token\":%d,\"kv_bits_per_value\":%.4f,\"seconds\":%.2f%s%s}%n",
                         Json.string(model.name()), Json.string(file.getFileName().toString()), r.ppl(), r.pplStderr(), r.nllMean(),
-                        r.tokens(), r.textTokens(), r.chunks(), r.ctx(), Json.string(kv), kvBytesPerToken, seconds, kld);
+                        r.tokens(), r.textTokens(), r.chunks(), r.ctx(), Json.string(kv), kvBytesPerToken, kvBits, seconds, kld, calibrated);
             } else {
                 out.printf(Locale.ROOT, "Final estimate: PPL = %.4f +/- %.5f (%d tokens scored in %d chunks of %d; KV %s, %d bytes per token; %.1f s)%n",
                         r.ppl(), r.pplStderr(), r.tokens(), r.chunks(), r.ctx(), kv, kvBytesPerToken, seconds);

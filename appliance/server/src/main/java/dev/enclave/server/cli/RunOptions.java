@@ -1,7 +1,7 @@
 package dev.enclave.server.cli;
 
 import dev.enclave.runtime.RuntimeOptions;
-import dev.enclave.runtime.backend.KvType;
+import dev.enclave.runtime.backend.KvPlan;
 import dev.enclave.server.model.RuntimeConfig;
 import picocli.CommandLine.Option;
 
@@ -14,16 +14,17 @@ public class RunOptions {
     String backend;
 
     @Option(names = "--kv-type", paramLabel = "TYPE",
-            description = "KV cache type: f32, f16, q8, q4, q8r or q4r (rotated before quantizing), or K/V for different keys and values "
-                    + "(e.g. q8/q4r); default: the configuration's enclave.kv-type, else f32.",
-            converter = KvTypeConverter.class)
-    KvType kvType;
+            description = "KV cache type: f32, f16, q8, q4, q3, q2, with r for rotated before quantizing (q4r), K/V for different keys and "
+                    + "values (q8/q4r), or one per layer, comma-separated (as perplexity --kv-budget prints); default: the configuration's "
+                    + "enclave.kv-type, else f32.",
+            converter = KvPlanConverter.class)
+    KvPlan kvType;
 
-    static final class KvTypeConverter implements picocli.CommandLine.ITypeConverter<KvType> {
+    static final class KvPlanConverter implements picocli.CommandLine.ITypeConverter<KvPlan> {
         @Override
-        public KvType convert(String value) {
+        public KvPlan convert(String value) {
             try {
-                return KvType.parse(value);
+                return KvPlan.parse(value);
             } catch (IllegalArgumentException e) {
                 throw new picocli.CommandLine.TypeConversionException(e.getMessage());
             }
@@ -33,7 +34,7 @@ public class RunOptions {
     /** The configuration's runtime options for {@code maxActive} sequences, with this flag applied. */
     RuntimeOptions options(int maxActive) {
         RuntimeOptions o = RuntimeConfig.options(maxActive);
-        if (kvType != null) o = o.withKvType(kvType);
+        if (kvType != null) o = o.withKvPlan(kvType);
         return backend == null ? o : o.withBackend(backend);
     }
 }

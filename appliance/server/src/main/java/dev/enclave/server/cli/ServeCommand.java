@@ -20,9 +20,10 @@ public class ServeCommand implements Callable<Integer> {
             description = "Where the layers run: cpu, cpu-java, opencl, npu or auto (default: enclave.backend, else auto: the device profile's order).")
     String backend;
 
-    @Option(names = "--kv-type", paramLabel = "TYPE", converter = RunOptions.KvTypeConverter.class,
-            description = "KV cache type: f32, f16, q8, q4, q8r, q4r, or K/V such as q8/q4r (default: enclave.kv-type, else f32).")
-    dev.enclave.runtime.backend.KvType kvType;
+    @Option(names = "--kv-type", paramLabel = "TYPE", converter = RunOptions.KvPlanConverter.class,
+            description = "KV cache type: f32, f16, q8, q4, q3, q2 (r: rotated), K/V such as q8/q4r, or one per layer, comma-separated "
+                    + "(default: enclave.kv-type, else f32).")
+    dev.enclave.runtime.backend.KvPlan kvType;
 
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default: ${DEFAULT-VALUE}).")
     String host;

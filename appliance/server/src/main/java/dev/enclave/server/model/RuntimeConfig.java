@@ -45,6 +45,6 @@ public final class RuntimeConfig {
                 c.getOptionalValue("enclave.vocabulary-int8", Boolean.class).orElse(maxActive >= 4),
                 cache,
                 c.getOptionalValue("enclave.warmup", Boolean.class).orElse(true),
-                dev.enclave.runtime.backend.KvType.parse(c.getOptionalValue("enclave.kv-type", String.class).orElse("f32")));
+                dev.enclave.runtime.backend.KvPlan.parse(c.getOptionalValue("enclave.kv-type", String.class).orElse("f32")));
     }
 }

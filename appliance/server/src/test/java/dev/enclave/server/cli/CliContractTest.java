@@ -189,9 +189,9 @@ class CliContractTest {
         assertEquals(2 * 4 * 128 * 4, j.get("kv_bytes_per_token").asInt(), "4 layers, K and V of 2 heads x 64, float32");
         assertTrue(j.get("ppl").asDouble() > 1 && j.get("ppl").asDouble() < 1000, r.out());
 
-        Run badKv = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(), "--kv-type", "q3");
+        Run badKv = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(), "--kv-type", "q5");
         assertEquals(2, badKv.code());
-        assertTrue(badKv.err().startsWith("enclave: Invalid value for option '--kv-type'") && badKv.err().contains("unknown KV cache format 'q3'")
+        assertTrue(badKv.err().startsWith("enclave: Invalid value for option '--kv-type'") && badKv.err().contains("unknown KV cache format 'q5'")
                 && badKv.err().strip().lines().count() == 1, badKv.err());
         // a quantized, rotated cache: a fraction of the bytes, and the PPL near the float32 cache's
         Run q4 = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
@@ -202,6 +202,17 @@ class CliContractTest {
         assertEquals(4 * 128 / 32 * (34 + 18), jq.get("kv_bytes_per_token").asInt(), "ggml's q8_0 and q4_0 block sizes");
         double delta = Math.abs(jq.get("ppl").asDouble() / j.get("ppl").asDouble() - 1);
         assertTrue(delta > 0 && delta < 0.05, "q8r/q4r PPL within 5% of f32: " + jq.get("ppl") + " vs " + j.get("ppl"));
+        // adaptive: a per-layer plan within the budget, printed in the form --kv-type takes back
+        Run ad = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "256", "--chunks", "2", "--kv-budget", "3.5", "--calibration-chunks", "1", "--json");
+        assertEquals(0, ad.code(), ad.err());
+        JsonNode ja = JSON.readTree(ad.out());
+        assertTrue(ja.get("kv_bits_per_value").asDouble() <= 3.5, ad.out());
+        assertEquals(4, ja.get("kv_type").asText().split(",").length, "one type per layer: " + ad.out());
+        Run again = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "256", "--chunks", "2", "--kv-type", ja.get("kv_type").asText(), "--json");
+        assertEquals(0, again.code(), again.err());
+        assertEquals(ja.get("ppl").asDouble(), JSON.readTree(again.out()).get("ppl").asDouble(), 1e-9, "the same plan, the same PPL");
         Path tiny = Files.createTempFile("short", ".txt");
         Files.writeString(tiny, "Once upon a time.");
         Run shortText = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", tiny.toString(), "--ctx", "256");
