@@ -30,6 +30,18 @@ class TlsTest {
     @TestHTTPResource(value = "/", tls = true)
     URL https;
 
+    /** TLS that trusts the appliance's local CA (ca.pem) and nothing else. */
+    static SSLContext trustingCa() throws Exception {
+        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+        ks.load(null, null);
+        ks.setCertificateEntry("enclave-ca", LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem")));
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(ks);
+        SSLContext ssl = SSLContext.getInstance("TLS");
+        ssl.init(null, tmf.getTrustManagers(), null);
+        return ssl;
+    }
+
     static HttpClient trusting(boolean trustCa) throws Exception {
         KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
         ks.load(null, null);
@@ -69,13 +81,7 @@ class TlsTest {
     /** The head deadline sits in front of TLS: a handshake followed by a trickled head is closed all the same. */
     @Test
     void aTrickledHeadOverTlsIsCutOff() throws Exception {
-        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
-        ks.load(null, null);
-        ks.setCertificateEntry("enclave-ca", LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem")));
-        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(ks);
-        SSLContext ssl = SSLContext.getInstance("TLS");
-        ssl.init(null, tmf.getTrustManagers(), null);
+        SSLContext ssl = trustingCa();
         try (javax.net.ssl.SSLSocket sock = (javax.net.ssl.SSLSocket) ssl.getSocketFactory().createSocket(https.getHost(), https.getPort())) {
             sock.startHandshake();
             sock.setSoTimeout(300);
@@ -102,13 +108,7 @@ class TlsTest {
     /** TLS 1.2 with CBC or SHA-1 suites is refused; TLS 1.2 with AEAD and TLS 1.3 are served. */
     @Test
     void onlyModernCipherSuites() throws Exception {
-        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
-        ks.load(null, null);
-        ks.setCertificateEntry("enclave-ca", LocalCertificateAuthority.readCert(TlsProfile.DIR.resolve("tls/ca.pem")));
-        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(ks);
-        SSLContext ssl = SSLContext.getInstance("TLS");
-        ssl.init(null, tmf.getTrustManagers(), null);
+        SSLContext ssl = trustingCa();
         for (String[] attempt : new String[][] {
                 {"TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "refused"},
                 {"TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "refused"},
