@@ -394,9 +394,15 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
                 batch.add(s);
             }
         }
-        // make room in the KV pool; a sequence that cannot grow ends
+        // make room in the KV pool; a sequence that cannot grow ends (one whose guesses do not fit checks none)
         for (int i = 0; i < batch.size(); i++) {
             Seq s = batch.get(i);
+            if (s.drafted > 0 && s.decoding() && !s.state.blockTable().ensure(s.state.position() + count[i])) {
+                s.drafted = 0;
+                tokens[i] = new int[] {s.lastToken};
+                count[i] = 1;
+                logitRows[i] = 1;
+            }
             if (!s.state.blockTable().ensure(s.state.position() + count[i])
                     || !s.state.blockTable().makeWritable(s.state.position(), s.state.position() + count[i])) {
                 count[i] = 0;
