@@ -97,7 +97,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
 
     /** Float16 rows (IEEE half, round to nearest even as ggml). */
     public static final class F16 extends KvRows {
-        final short[] data;
+        public final short[] data;
 
         F16(int positions, int kvDim, int headDim) {
             super(positions, kvDim, headDim);

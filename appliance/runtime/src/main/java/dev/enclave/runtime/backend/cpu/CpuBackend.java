@@ -5,6 +5,7 @@ import dev.enclave.runtime.backend.HostBackend;
 import dev.enclave.runtime.backend.DeviceBuffer;
 import dev.enclave.runtime.backend.HostBuffer;
 import dev.enclave.runtime.backend.HostKvStorage;
+import dev.enclave.runtime.backend.KvRows;
 import dev.enclave.runtime.backend.KvStorage;
 import dev.enclave.runtime.backend.Op;
 import dev.enclave.runtime.backend.StepBatch;
@@ -547,6 +548,10 @@ public final class CpuBackend extends HostBackend {
             float[] scores = sHolder[0];
             int[] rows = rHolder[0];
             CompressedAttention.Scratch tiles = kv.keys == null ? tileScratch.get() : null;
+            // unrotated float16 keys and values: read in place, converted in registers
+            KvRows.F16 half = kv.keyRows instanceof KvRows.F16 k16 && kv.valueRows instanceof KvRows.F16 && kv.keyRotation == null
+                    && kv.valueRotation == null && GroupedAttention.halfFits(headDim, groups) ? k16 : null;
+            KvRows.F16 halfValues = half != null ? (KvRows.F16) kv.valueRows : null;
             int total = step.tokens;
             for (int i = from; i < to; i++) {
                 int j = i % total;
@@ -555,7 +560,10 @@ public final class CpuBackend extends HostBackend {
                 BlockTable table = step.tables[step.sequence[j]];
                 int pos = step.pos[j];
                 int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
-                if (kv.keys != null) {
+                if (half != null) {
+                    GroupedAttention.attendHalf(half.data, halfValues.data, table, g * headDim, q, qOff + j * qStride + h * headDim,
+                            out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
+                } else if (kv.keys != null) {
                     GroupedAttention.attend(CpuBackend.this, kv.keys, kv.values, table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
                 } else {

@@ -186,4 +186,78 @@ final class GroupedAttention {
             out[o + 3 * headDim + i] = s3;
         }
     }
+
+    // ---- float16 rows read directly: half the bytes of float32, converted in registers ----
+
+    private static final jdk.incubator.vector.VectorSpecies<Short> H =
+            jdk.incubator.vector.VectorSpecies.of(short.class, jdk.incubator.vector.VectorShape.forBitSize(F.length() * 16));
+    private static final jdk.incubator.vector.VectorSpecies<Integer> I = jdk.incubator.vector.VectorSpecies.of(int.class, F.vectorShape());
+
+    /** IEEE halves to floats, in registers (finite values; the 2^112 rebase gets subnormals right too). */
+    private static FloatVector halves(short[] a, int off) {
+        jdk.incubator.vector.IntVector h = (jdk.incubator.vector.IntVector) jdk.incubator.vector.ShortVector.fromArray(H, a, off)
+                .convertShape(VectorOperators.S2I, I, 0);
+        return h.and(0x7fff).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                .reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+    }
+
+    /** Whether {@link #attendHalf} can run heads of {@code headDim} at this vector width. */
+    static boolean halfFits(int headDim, int heads) {
+        return headDim % F.length() == 0 && heads % 4 == 0;
+    }
+
+    /** As {@link #attend} over float16 rows (unrotated f16 keys and values); heads a multiple of 4. */
+    static void attendHalf(short[] kc, short[] vc, BlockTable table, int kvHeadOff, float[] q, int qOff, float[] out, int outOff,
+                           int heads, int headDim, int first, int pos, float scale, float cap, float[] att, int attOff,
+                           int attStride, int[] rows) {
+        int n = pos - first + 1;
+        for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
+        for (int h = 0; h < heads; h += 4) {
+            scores4Half(kc, rows, n, q, qOff + h * headDim, headDim, scale, cap, att, attOff + h * attStride, attStride);
+        }
+        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        for (int h = 0; h < heads; h += 4) {
+            values4Half(vc, rows, n, headDim, att, attOff + h * attStride, attStride, out, outOff + h * headDim);
+        }
+    }
+
+    private static void scores4Half(short[] kc, int[] rows, int n, float[] q, int qo, int headDim, float scale, float cap,
+                                    float[] att, int a, int stride) {
+        int q1 = qo + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
+        for (int at = 0; at < n; at++) {
+            int k = rows[at];
+            FloatVector z = FloatVector.zero(F);
+            FloatVector c0 = z, c1 = z, c2 = z, c3 = z;
+            for (int i = 0; i < headDim; i += F.length()) {
+                FloatVector kv = halves(kc, k + i);
+                c0 = FloatVector.fromArray(F, q, qo + i).fma(kv, c0);
+                c1 = FloatVector.fromArray(F, q, q1 + i).fma(kv, c1);
+                c2 = FloatVector.fromArray(F, q, q2 + i).fma(kv, c2);
+                c3 = FloatVector.fromArray(F, q, q3 + i).fma(kv, c3);
+            }
+            att[a + at] = capped(c0.reduceLanes(VectorOperators.ADD), scale, cap);
+            att[a + stride + at] = capped(c1.reduceLanes(VectorOperators.ADD), scale, cap);
+            att[a + 2 * stride + at] = capped(c2.reduceLanes(VectorOperators.ADD), scale, cap);
+            att[a + 3 * stride + at] = capped(c3.reduceLanes(VectorOperators.ADD), scale, cap);
+        }
+    }
+
+    private static void values4Half(short[] vc, int[] rows, int n, int headDim, float[] att, int a, int stride, float[] out, int o) {
+        int a1 = a + stride, a2 = a1 + stride, a3 = a2 + stride;
+        for (int i = 0; i < headDim; i += F.length()) {
+            FloatVector z = FloatVector.zero(F);
+            FloatVector c0 = z, c1 = z, c2 = z, c3 = z;
+            for (int at = 0; at < n; at++) {
+                FloatVector v = halves(vc, rows[at] + i);
+                c0 = v.fma(FloatVector.broadcast(F, att[a + at]), c0);
+                c1 = v.fma(FloatVector.broadcast(F, att[a1 + at]), c1);
+                c2 = v.fma(FloatVector.broadcast(F, att[a2 + at]), c2);
+                c3 = v.fma(FloatVector.broadcast(F, att[a3 + at]), c3);
+            }
+            c0.intoArray(out, o + i);
+            c1.intoArray(out, o + headDim + i);
+            c2.intoArray(out, o + 2 * headDim + i);
+            c3.intoArray(out, o + 3 * headDim + i);
+        }
+    }
 }
