@@ -1,5 +1,6 @@
 package dev.enclave.runtime.backend;
 
+import dev.enclave.runtime.quant.Quantizer;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -59,11 +60,6 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
     public abstract void copy(int from, int to, int count);
 
     public abstract long bytes();
-
-    /** ggml's roundf: half away from zero. */
-    static int roundAway(float v) {
-        return (int) Math.copySign((float) Math.round(Math.abs(v)), v);
-    }
 
     /** Float32 rows: what the attention kernels read directly. */
     public static final class F32 extends KvRows {
@@ -156,14 +152,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
 
         public void write(int slot, float[] src, int off) {
             for (int g = 0; g < groups; g++) {
-                int x = off + g * group;
-                float amax = 0;
-                for (int j = 0; j < group; j++) amax = Math.max(amax, Math.abs(src[x + j]));
-                float scale = amax / 127f;
-                float id = scale != 0 ? 1f / scale : 0f;
-                d[slot * groups + g] = Float.floatToFloat16(scale);
-                int o = slot * kvDim + g * group;
-                for (int j = 0; j < group; j++) q[o + j] = (byte) roundAway(src[x + j] * id);
+                d[slot * groups + g] = Quantizer.q8Group(src, off + g * group, group, q, slot * kvDim + g * group);
             }
         }
 
@@ -216,26 +205,8 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
         }
 
         public void write(int slot, float[] src, int off) {
-            int half = group / 2;
             for (int g = 0; g < groups; g++) {
-                int x = off + g * group;
-                float amax = 0, max = 0;
-                for (int j = 0; j < group; j++) {
-                    float v = src[x + j];
-                    if (Math.abs(v) > amax) {
-                        amax = Math.abs(v);
-                        max = v;
-                    }
-                }
-                float scale = max / -8f;
-                float id = scale != 0 ? 1f / scale : 0f;
-                d[slot * groups + g] = Float.floatToFloat16(scale);
-                int o = (slot * kvDim + g * group) / 2;
-                for (int j = 0; j < half; j++) {
-                    int lo = Math.min(15, (int) (src[x + j] * id + 8.5f));
-                    int hi = Math.min(15, (int) (src[x + j + half] * id + 8.5f));
-                    q[o + j] = (byte) (lo | (hi << 4));
-                }
+                d[slot * groups + g] = Quantizer.q4Group(src, off + g * group, group, q, (slot * kvDim + g * group) / 2);
             }
         }
 

@@ -35,7 +35,7 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         String base = rotated(part) ? part.substring(0, part.length() - 1) : part;
         try {
             KvFormat f = KvFormat.parse(base);
-            if (rotated(part) && !f.quantized()) throw new IllegalArgumentException("rotation is for the quantized formats (q8r, q4r)");
+            if (rotated(part) && !f.quantized()) throw new IllegalArgumentException("rotation is for the quantized formats (q8r, q4r, q3r, q2r)");
             return f;
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("KV cache type '" + spec + "': " + e.getMessage());

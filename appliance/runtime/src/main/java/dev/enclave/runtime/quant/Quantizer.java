@@ -47,18 +47,38 @@ public final class Quantizer {
     }
 
     static void q8_0(float[] x, int xo, byte[] out, int o) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[xo + j]));
-        float d = amax / 127f;
-        float id = d != 0 ? 1f / d : 0f;
-        putShort(out, o, Float.floatToFloat16(d));
-        for (int j = 0; j < 32; j++) out[o + 2 + j] = (byte) Math.round(x[xo + j] * id);
+        putShort(out, o, q8Group(x, xo, 32, out, o + 2));
     }
 
     static void q4_0(float[] x, int xo, byte[] out, int o) {
+        putShort(out, o, q4Group(x, xo, 32, out, o + 2));
+    }
+
+    /**
+     * Q8_0's rule for one group of {@code n} values: d = max|x| / 127, q = round(x / d) half away from zero (C's
+     * roundf, as ggml); the quants go to {@code q[qo..]}, the float16 d is returned. The KV cache's 8-bit rows use it
+     * with groups smaller than 32 too.
+     */
+    public static short q8Group(float[] x, int xo, int n, byte[] q, int qo) {
+        float amax = 0;
+        for (int j = 0; j < n; j++) amax = Math.max(amax, Math.abs(x[xo + j]));
+        float d = amax / 127f;
+        float id = d != 0 ? 1f / d : 0f;
+        for (int j = 0; j < n; j++) {
+            float v = x[xo + j] * id;
+            q[qo + j] = (byte) (int) Math.copySign((float) Math.round(Math.abs(v)), v);
+        }
+        return Float.floatToFloat16(d);
+    }
+
+    /**
+     * Q4_0's rule for one group of {@code n} values: d = (the value of largest magnitude) / -8, q = x / d + 8 clamped to
+     * 15; byte j holds value j in its low nibble and value j + n/2 in its high one; the float16 d is returned.
+     */
+    public static short q4Group(float[] x, int xo, int n, byte[] q, int qo) {
         float amax = 0;
         float max = 0;
-        for (int j = 0; j < 32; j++) {
+        for (int j = 0; j < n; j++) {
             float v = x[xo + j];
             if (Math.abs(v) > amax) {
                 amax = Math.abs(v);
@@ -67,12 +87,13 @@ public final class Quantizer {
         }
         float d = max / -8f;
         float id = d != 0 ? 1f / d : 0f;
-        putShort(out, o, Float.floatToFloat16(d));
-        for (int j = 0; j < 16; j++) {
+        int half = n / 2;
+        for (int j = 0; j < half; j++) {
             int q0 = Math.min(15, (int) (x[xo + j] * id + 8.5f));
-            int q1 = Math.min(15, (int) (x[xo + j + 16] * id + 8.5f));
-            out[o + 2 + j] = (byte) (q0 | (q1 << 4));
+            int q1 = Math.min(15, (int) (x[xo + j + half] * id + 8.5f));
+            q[qo + j] = (byte) (q0 | (q1 << 4));
         }
+        return Float.floatToFloat16(d);
     }
 
     static void q4_k(float[] x, int xo, byte[] out, int o) {

@@ -46,6 +46,21 @@ class KvRowsTest {
         }
     }
 
+    /** Ties round half away from zero, as C's roundf in ggml's quantize_row_q8_0 (Java's Math.round goes up). */
+    @Test
+    void q8TiesRoundAwayFromZero() {
+        float[] x = new float[32];
+        x[0] = 127f; // d = 1
+        x[1] = -2.5f;
+        x[2] = 2.5f;
+        byte[] block = Quantizer.quantize(GGMLType.Q8_0, x, 32);
+        assertEquals(-3, block[2 + 1]);
+        assertEquals(3, block[2 + 2]);
+        var rows = (KvRows.Q8) KvRows.of(KvFormat.Q8, 1, 32, 32);
+        rows.write(0, x, 0);
+        assertEquals(-3, rows.q[1]);
+    }
+
     /** Decoding (vectorized where the lanes fit a group) gives the scalar definition's values, for every format and head size. */
     @Test
     void decodersMatchTheirDefinition() {
