@@ -1,6 +1,7 @@
 package dev.enclave.server;
 
 import dev.enclave.server.cli.EnclaveCommand;
+import dev.enclave.server.model.RuntimeConfig;
 import io.quarkus.runtime.annotations.QuarkusMain;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,11 +29,28 @@ public class EnclaveMain {
             if (a.equals("--verbose")) verbose = true;
             else rest.add(a);
         }
-        return commandLine(verbose).execute(rest.toArray(String[]::new));
+        String[] line = rest.toArray(String[]::new);
+        if (line.length > 0 && RuntimeConfig.LOADS_MODEL.contains(line[0])) {
+            // the configuration (a tenth of a second to build) on the second core while picocli reads the command line
+            Thread.ofPlatform().daemon().name("enclave-config").start(RuntimeConfig::prepare);
+        }
+        return commandLine(verbose, line.length == 0 ? null : line[0]).execute(line);
     }
 
+    /** The command line with every subcommand. */
     public static CommandLine commandLine(boolean verbose) {
+        return commandLine(verbose, null);
+    }
+
+    /**
+     * The command line for a run whose first word is {@code first}: when that names a subcommand, only that one is
+     * added (the others' help, parsing and suggestions are not needed); otherwise all of them.
+     */
+    static CommandLine commandLine(boolean verbose, String first) {
         CommandLine cl = new CommandLine(new EnclaveCommand());
+        Class<?> named = first == null || first.equals("help") ? null : EnclaveCommand.SUBCOMMANDS.stream()
+                .filter(c -> isNamed(c, first)).findFirst().orElse(null);
+        for (Class<?> c : named != null ? java.util.List.<Class<?>>of(named) : EnclaveCommand.SUBCOMMANDS) cl.addSubcommand(c);
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             cmd.getErr().println("enclave: " + oneLine(ex));
             if (verbose) ex.printStackTrace(cmd.getErr());
@@ -47,6 +65,11 @@ public class EnclaveMain {
             return c.getCommandSpec().exitCodeOnInvalidInput();
         });
         return cl;
+    }
+
+    private static boolean isNamed(Class<?> command, String word) {
+        CommandLine.Command c = command.getAnnotation(CommandLine.Command.class);
+        return c != null && (c.name().equals(word) || java.util.Arrays.asList(c.aliases()).contains(word));
     }
 
     /** What went wrong, in one line: the innermost message that says something (Quarkus wraps a failed start). */

@@ -57,8 +57,13 @@ public final class GGUFFile implements AutoCloseable {
         }
     }
 
+    /** String arrays at least this long are decoded on first use (see {@link GGUFArray}). */
+    private static final int LAZY_STRINGS = 4096;
+
     // parse cursor, only used while constructing
     private long pos;
+    /** One string's bytes on their way to a String: reused, the metadata holds hundreds of thousands of strings. */
+    private byte[] scratch = new byte[256];
 
     private GGUFFile(Arena arena, MemorySegment segment) {
         this.arena = arena;
@@ -327,6 +332,8 @@ public final class GGUFFile implements AutoCloseable {
     @Override
     public void close() {
         if (arena != null) {
+            // a string array not read yet is read now, while its bytes are mapped: metadata outlives the file
+            for (Object v : mutableMetadata.values()) if (v instanceof GGUFArray a) a.values();
             arena.close();
         }
     }
@@ -476,6 +483,12 @@ public final class GGUFFile implements AutoCloseable {
                 yield a;
             }
             case STRING -> {
+                if (arena != null && depth == 0 && len >= LAZY_STRINGS) {
+                    long start = pos;
+                    for (int i = 0; i < len; i++) skipString(key);
+                    if (pos - start <= Integer.MAX_VALUE - 8) yield new GGUFArray(segment.asSlice(start, pos - start), len);
+                    pos = start;
+                }
                 String[] a = new String[len];
                 for (int i = 0; i < len; i++) a[i] = readString(key);
                 yield a;
@@ -486,7 +499,7 @@ public final class GGUFFile implements AutoCloseable {
                 yield a;
             }
         };
-        return new GGUFArray(et, values);
+        return values instanceof GGUFArray lazy ? lazy : new GGUFArray(et, values);
     }
 
     private void need(long bytes, String what) {
@@ -545,7 +558,24 @@ public final class GGUFFile implements AutoCloseable {
     }
 
     private String readString(String what) {
-        long len = readLong("length of " + what);
+        long len = stringLength(what);
+        int n = (int) len;
+        if (scratch.length < n) scratch = new byte[Math.max(n, 2 * scratch.length)];
+        MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, pos, scratch, 0, n);
+        pos += len;
+        return new String(scratch, 0, n, StandardCharsets.UTF_8);
+    }
+
+    private void skipString(String what) {
+        long len = stringLength(what); // moves the cursor past the length: not "pos += stringLength(..)"
+        pos += len;
+    }
+
+    /** Reads a string's length and checks that its bytes are in the file; the cursor is left on them. */
+    private long stringLength(String what) {
+        if (segment.byteSize() - pos < 8) need(8, "length of " + what); // the message only when it fails: 400,000 strings in a vocabulary
+        long len = segment.get(U64, pos);
+        pos += 8;
         if (len < 0 || len > segment.byteSize() - pos) {
             throw new GGUFFormatException("string " + what + " at byte " + (pos - 8) + " claims " + Long.toUnsignedString(len)
                     + " bytes, only " + (segment.byteSize() - pos) + " left");
@@ -553,10 +583,7 @@ public final class GGUFFile implements AutoCloseable {
         if (len > Integer.MAX_VALUE - 8) {
             throw new GGUFFormatException("string " + what + " is too long: " + len);
         }
-        byte[] b = new byte[(int) len];
-        MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, pos, b, 0, b.length);
-        pos += len;
-        return new String(b, StandardCharsets.UTF_8);
+        return len;
     }
 
     static long alignUp(long v, long alignment) {

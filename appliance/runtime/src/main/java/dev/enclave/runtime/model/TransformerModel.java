@@ -17,6 +17,7 @@ import dev.enclave.runtime.gguf.GGUFFile;
 import dev.enclave.runtime.gguf.GGUFTensorInfo;
 import dev.enclave.runtime.kv.KvPool;
 import dev.enclave.runtime.tensor.FloatTensor;
+import dev.enclave.runtime.tokenizer.MergeTableCache;
 import dev.enclave.runtime.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -90,14 +91,13 @@ public final class TransformerModel implements AutoCloseable {
         outputBackend = chooseFor(order, perLayer.isEmpty() ? embedBackend : perLayer.getLast(), Op.MATMUL, typeOf(outName));
         placement = Placement.of(perLayer);
 
+        // the vocabulary is read on a thread of its own while the weights are prepared: with the repacked weights
+        // mapped from their cache, building Llama 3's tokenizer was the longest step of a load
+        java.util.concurrent.FutureTask<Tokenizer> tokenizerTask = new java.util.concurrent.FutureTask<>(
+                () -> Tokenizer.fromGGUF(gguf, MergeTableCache.of(options.repackCacheDir(), file)));
+        Thread.ofPlatform().daemon().name("enclave-tokenizer").start(tokenizerTask);
         try {
-            preparer(embedBackend, file); // the CPU's starts its kernels' warm-up here, on the second core
-            this.tokenizer = Tokenizer.fromGGUF(gguf);
-            gguf.forgetArray("tokenizer.ggml.merges"); // the tokenizer keeps its own compact merge table
-            gguf.releaseMetadataPages();
-            if (tokenizer.vocabularySize() != c.vocabularySize()) {
-                throw new ModelFormatException("tokenizer has " + tokenizer.vocabularySize() + " tokens, model " + c.vocabularySize());
-            }
+            preparer(embedBackend, file); // the CPU's starts its kernels' warm-up here
             tokenEmbedding = weight(embedBackend, file, "token_embd.weight", dim, c.vocabularySize());
             outputNorm = weight(outputBackend, file, "output_norm.weight", dim);
             // Tied embeddings: without output.weight the embedding matrix doubles as the output projection.
@@ -142,6 +142,21 @@ public final class TransformerModel implements AutoCloseable {
             ropeInvFreqLocal = c.ropeFreqBaseLocal() == c.ropeFreqBase() ? ropeInvFreq : invFreq(c.ropeFreqBaseLocal(), null);
             embeddingScale = arch.gemma ? (float) Math.sqrt(dim) : 1f;
             for (WeightPreparer w : preparers.values()) w.finish();
+            try {
+                this.tokenizer = tokenizerTask.get();
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                if (e.getCause() instanceof Error err) throw err;
+                throw new IllegalStateException(e.getCause());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while reading the tokenizer", e);
+            }
+            gguf.forgetArray("tokenizer.ggml.merges"); // the tokenizer keeps its own compact merge table
+            gguf.releaseMetadataPages();
+            if (tokenizer.vocabularySize() != c.vocabularySize()) {
+                throw new ModelFormatException("tokenizer has " + tokenizer.vocabularySize() + " tokens, model " + c.vocabularySize());
+            }
         } catch (RuntimeException e) {
             preparers.values().forEach(WeightPreparer::close);
             throw e;

@@ -1,6 +1,7 @@
 package dev.enclave.runtime.tokenizer;
 
 import dev.enclave.runtime.ModelFormatException;
+import dev.enclave.runtime.gguf.GGUFArray;
 import dev.enclave.runtime.gguf.GGUFFile;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -62,6 +63,11 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
 
     BytePairTokenizer(String[] tokens, int[] types, String[] merges, String preName, int bos, int eos, int eot, int eom,
                       boolean addBos, boolean addEos) {
+        this(tokens, types, new TokenIds(tokens), ids -> MergeRanks.resolve(merges, ids), preName, bos, eos, eot, eom, addBos, addEos);
+    }
+
+    private BytePairTokenizer(String[] tokens, int[] types, TokenIds ids, java.util.function.Function<TokenIds, MergeRanks> merges,
+                              String preName, int bos, int eos, int eot, int eom, boolean addBos, boolean addEos) {
         super(tokens, types, bos, eos, eot, eom);
         this.addBos = addBos;
         this.addEos = addEos;
@@ -72,29 +78,23 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         }
         this.pre = exprs.stream().map(e -> Pattern.compile(e, Pattern.UNICODE_CHARACTER_CLASS)).toList();
         this.ignoreMerges = IGNORE_MERGES.contains(preName);
-        this.ids = new TokenIds(tokens);
-        this.mergeRanks = new MergeRanks(merges.length);
-        for (int r = 0; r < merges.length; r++) {
-            String m = merges[r];
-            int sp = m.indexOf(' ', 1);
-            if (sp < 0) {
-                throw new ModelFormatException("tokenizer.ggml.merges[" + r + "] = '" + m + "' is not two tokens separated by a space");
-            }
-            // a merge whose sides are not tokens could never produce a token; such a merge is left out
-            int left = ids.get(m, 0, sp);
-            int right = left < 0 ? -1 : ids.get(m, sp + 1, m.length());
-            if (right >= 0) mergeRanks.putIfAbsent(left, right, r);
-        }
+        this.ids = ids;
+        this.mergeRanks = merges.apply(ids);
         this.specials = new SpecialTokenSplitter(tokens, types);
         for (int i = 0; i < tokens.length; i++) pieces[i] = render(i);
     }
 
     static BytePairTokenizer fromGGUF(GGUFFile g) {
+        return fromGGUF(g, null);
+    }
+
+    /** The tokenizer of {@code g}, its merge table from {@code cache} when that holds it (null: no cache). */
+    static BytePairTokenizer fromGGUF(GGUFFile g, MergeTableCache cache) {
         String[] tokens = g.getArray("tokenizer.ggml.tokens").asStrings();
         if (!g.has("tokenizer.ggml.merges")) {
             throw new ModelFormatException("BPE vocabulary has no merges (tokenizer.ggml.merges is missing)");
         }
-        String[] merges = g.getArray("tokenizer.ggml.merges").asStrings();
+        GGUFArray merges = g.getArray("tokenizer.ggml.merges");
         int[] types;
         if (g.has("tokenizer.ggml.token_type")) {
             types = g.getArray("tokenizer.ggml.token_type").asInts();
@@ -106,7 +106,14 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
             Arrays.fill(types, TokenType.NORMAL);
         }
         int n = tokens.length;
-        return new BytePairTokenizer(tokens, types, merges, g.getString("tokenizer.ggml.pre", "default"),
+        java.util.function.Function<TokenIds, MergeRanks> ranks = ids -> {
+            MergeRanks cached = cache == null ? null : cache.load(n, merges.length());
+            if (cached != null) return cached;
+            MergeRanks made = MergeRanks.resolve(merges.asStrings(), ids);
+            if (cache != null) cache.storeInBackground(made, n, merges.length());
+            return made;
+        };
+        return new BytePairTokenizer(tokens, types, new TokenIds(tokens), ranks, g.getString("tokenizer.ggml.pre", "default"),
                 SentencePieceTokenizer.id(g, "tokenizer.ggml.bos_token_id", -1, n),
                 SentencePieceTokenizer.id(g, "tokenizer.ggml.eos_token_id", -1, n),
                 SentencePieceTokenizer.id(g, "tokenizer.ggml.eot_token_id", -1, n),

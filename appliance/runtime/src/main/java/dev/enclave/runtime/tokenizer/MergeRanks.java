@@ -1,5 +1,6 @@
 package dev.enclave.runtime.tokenizer;
 
+import dev.enclave.runtime.ModelFormatException;
 import java.util.Arrays;
 
 /**
@@ -23,6 +24,44 @@ final class MergeRanks {
         ranks = new int[capacity];
         Arrays.fill(keys, EMPTY);
         mask = capacity - 1;
+    }
+
+    /** A table as {@link #keys()} and {@link #ranks()} gave it (from {@link MergeTableCache}). */
+    MergeRanks(long[] keys, int[] ranks, int size) {
+        if (keys.length != ranks.length || Integer.bitCount(keys.length) != 1 || size < 0 || (long) size * 4 > (long) keys.length * 3) {
+            throw new IllegalArgumentException("not a merge table: " + keys.length + " keys, " + ranks.length + " ranks, " + size + " used");
+        }
+        this.keys = keys;
+        this.ranks = ranks;
+        this.mask = keys.length - 1;
+        this.size = size;
+    }
+
+    /**
+     * The ranks of a vocabulary's merges ("left right", lowest rank first) resolved to token ids. A merge whose sides
+     * are not tokens could never produce a token: such a merge is left out.
+     */
+    static MergeRanks resolve(String[] merges, TokenIds ids) {
+        MergeRanks table = new MergeRanks(merges.length);
+        for (int r = 0; r < merges.length; r++) {
+            String m = merges[r];
+            int sp = m.indexOf(' ', 1);
+            if (sp < 0) {
+                throw new ModelFormatException("tokenizer.ggml.merges[" + r + "] = '" + m + "' is not two tokens separated by a space");
+            }
+            int left = ids.get(m, 0, sp);
+            int right = left < 0 ? -1 : ids.get(m, sp + 1, m.length());
+            if (right >= 0) table.putIfAbsent(left, right, r);
+        }
+        return table;
+    }
+
+    long[] keys() {
+        return keys;
+    }
+
+    int[] ranks() {
+        return ranks;
     }
 
     private static long key(int left, int right) {

@@ -41,13 +41,21 @@ public interface Tokenizer {
     }
 
     static Tokenizer fromGGUF(GGUFFile gguf) {
+        return fromGGUF(gguf, null);
+    }
+
+    /**
+     * The tokenizer of {@code gguf}; a byte-level BPE vocabulary's merge table is read from and kept in {@code cache}
+     * (null: built from the merges each time).
+     */
+    static Tokenizer fromGGUF(GGUFFile gguf, MergeTableCache cache) {
         String model = gguf.getString("tokenizer.ggml.model", null);
         if (model == null) {
             throw new GGUFFormatException("the model has no tokenizer (tokenizer.ggml.model is missing)");
         }
         return switch (model) {
             case "llama" -> SentencePieceTokenizer.fromGGUF(gguf);
-            case "gpt2" -> BytePairTokenizer.fromGGUF(gguf);
+            case "gpt2" -> BytePairTokenizer.fromGGUF(gguf, cache);
             default -> throw new dev.enclave.runtime.ModelFormatException("tokenizer model '" + model + "' is not supported (supported: llama, gpt2)");
         };
     }

@@ -97,6 +97,51 @@ class GGUFFileTest {
     }
 
     @Test
+    void longStringArraysReadBackAfterTheirChecks() {
+        SplittableRandom r = new SplittableRandom(3);
+        String[] strings = new String[5000]; // long enough to be decoded on first use
+        String alphabet = "aZ ▁ßé日本🦙\n";
+        for (int i = 0; i < strings.length; i++) {
+            StringBuilder s = new StringBuilder();
+            int n = r.nextInt(12);
+            for (int k = 0; k < n; k++) s.appendCodePoint(alphabet.codePointAt(alphabet.offsetByCodePoints(0, r.nextInt(alphabet.codePointCount(0, alphabet.length())))));
+            strings[i] = s.toString();
+        }
+        byte[] bytes = new GGUFWriter().put("general.architecture", "llama")
+                .put("long", new GGUFArray(GGUFValueType.STRING, strings)).put("after", 7).toBytes();
+        try (GGUFFile f = GGUFFile.read(bytes)) {
+            assertEquals(strings.length, f.getArray("long").length());
+            assertEquals(7, f.getInt("after"));
+            assertArrayEquals(strings, f.getArray("long").asStrings());
+            assertTrue(f.getArray("long").values() == f.getArray("long").values(), "decoded once");
+        }
+        GGUFArray unread;
+        try (GGUFFile f = GGUFFile.read(bytes)) {
+            unread = f.getArray("long");
+        }
+        assertArrayEquals(strings, unread.asStrings(), "read once the file is closed");
+        // a string in the middle claiming more bytes than the file has fails the parse, not a later read
+        int at = indexOf(bytes, strings[2500].getBytes(java.nio.charset.StandardCharsets.UTF_8), strings[2499], strings[2500]);
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putLong(at - 8, bytes.length);
+        GGUFFormatException e = assertThrows(GGUFFormatException.class, () -> GGUFFile.read(bytes));
+        assertTrue(e.getMessage().contains("string long"), e.getMessage());
+    }
+
+    /** Where the bytes of {@code next} start, found as the string after {@code prev}'s length-prefixed bytes. */
+    private static int indexOf(byte[] file, byte[] ignored, String prev, String next) {
+        byte[] p = prev.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] n = next.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 8; i + p.length + 8 + n.length <= file.length; i++) {
+            if (b.getLong(i - 8) == p.length && Arrays.equals(file, i, i + p.length, p, 0, p.length)
+                    && b.getLong(i + p.length) == n.length && Arrays.equals(file, i + p.length + 8, i + p.length + 8 + n.length, n, 0, n.length)) {
+                return i + p.length + 8;
+            }
+        }
+        throw new AssertionError("not found");
+    }
+
+    @Test
     void honoursAlignment() {
         for (int alignment : new int[] {1, 8, 64, 4096}) {
             try (GGUFFile f = GGUFFile.read(sampleFile(alignment))) {

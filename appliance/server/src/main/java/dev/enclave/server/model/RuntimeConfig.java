@@ -28,6 +28,18 @@ public final class RuntimeConfig {
     private RuntimeConfig() {
     }
 
+    /** The commands that load a model outside the server, and so read these options. */
+    public static final java.util.Set<String> LOADS_MODEL = java.util.Set.of("generate", "tokenize", "logits", "perplexity", "bench");
+
+    /** Builds the application's configuration ahead of {@link #options}, which then finds it made. */
+    public static void prepare() {
+        try {
+            ConfigProvider.getConfig();
+        } catch (RuntimeException e) {
+            // options() meets the same failure on the command's own thread and reports it there
+        }
+    }
+
     /** The options for a model served with {@code maxActive} sequences at once (1 for a CLI command). */
     public static RuntimeOptions options(int maxActive) {
         Config c = ConfigProvider.getConfig();

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.enclave.server.cli.EnclaveCommand;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -16,7 +15,6 @@ import java.sql.Connection;
 import java.sql.Statement;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** The hash chain: any edited, deleted or reordered entry is found and named, by the class and by the CLI. */
 class AuditLogTest {
@@ -50,7 +48,7 @@ class AuditLogTest {
         PrintStream old = System.out;
         System.setOut(new PrintStream(out, true));
         try {
-            int code = new CommandLine(new EnclaveCommand()).execute(args);
+            int code = dev.enclave.server.EnclaveMain.commandLine(false).execute(args);
             return new String[] {Integer.toString(code), out.toString()};
         } finally {
             System.setOut(old);

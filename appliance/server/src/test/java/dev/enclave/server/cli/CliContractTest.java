@@ -224,7 +224,7 @@ class CliContractTest {
     @Test
     void everyCommandHasAWorkingHelp() {
         java.util.List<java.util.List<String>> paths = new java.util.ArrayList<>();
-        collect(new CommandLine(new EnclaveCommand()), new java.util.ArrayList<>(), paths);
+        collect(dev.enclave.server.EnclaveMain.commandLine(false), new java.util.ArrayList<>(), paths);
         assertTrue(paths.size() > 20, paths.toString());
         for (var path : paths) {
             java.util.List<String> args = new java.util.ArrayList<>(path);
