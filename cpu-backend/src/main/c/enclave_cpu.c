@@ -9,6 +9,7 @@
 //   int16 h[2 nb]      sum(q) of each half block (Q6_K's scales are per 16 values, its values stored + 32)
 // The instruction set is picked once at run time (enclave_isa); every path computes the same integer sums.
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -41,6 +42,16 @@ int enclave_isa(void) {
 #else
     isa = ISA_BASELINE;
 #endif
+    // ENCLAVE_CPU_ISA lowers the choice (as MKL_ENABLE_INSTRUCTIONS does): to measure or rule out a path on a machine
+    // that has a better one; a name this CPU cannot run, or an unknown one, is ignored
+    const char *cap = getenv("ENCLAVE_CPU_ISA");
+    if (cap != NULL) {
+        static const char *const names[] = {"baseline", "avx2", "avx512-vnni", "neon", "neon-dotprod"};
+        for (int i = 0; i < 5; i++) {
+            int sameFamily = i == ISA_BASELINE || (i >= ISA_NEON) == (isa >= ISA_NEON);
+            if (strcmp(cap, names[i]) == 0 && i <= isa && sameFamily) isa = i;
+        }
+    }
     return isa;
 }
 
@@ -292,6 +303,178 @@ static void q8_0_avx2(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, co
             for (int k = 0; k < n; k++) out[(t0 + k) * outStride + r] = hsum256(acc[k]);
         }
     }
+}
+
+/**
+ * Q4_K on the file's layout: per 64 values 32 bytes, low nibbles one sub-block and high nibbles the next; each
+ * sub-block's 6-bit scale and min applied in float with the activation block's scale (both are per 32 values). One
+ * row and nt tokens (a constant where inlined, so the accumulators stay in registers).
+ */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void q4k_avx2_row(const uint8_t *wr, int64_t nsb, int64_t nb, int64_t cols, int64_t stride, const uint8_t *xq,
+                                int64_t t0, float *out, int64_t outStride, int64_t r, const int nt) {
+    const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float off[4] = {0, 0, 0, 0};
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *blk = wr + sb * Q4K_BYTES;
+        float dw = _cvtsh_ss(load_u16(blk)), dmin = _cvtsh_ss(load_u16(blk + 2));
+        float ws[8], wm[8];
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            q4k_scale_min(blk + 4, j, &sc, &m);
+            ws[j] = dw * (float) sc;
+            wm[j] = dmin * (float) m;
+        }
+        for (int j = 0; j < 4; j++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * j));
+            __m256i w0 = _mm256_and_si256(raw, low), w1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+            int64_t b0 = sb * 8 + 2 * j;
+            for (int k = 0; k < nt; k++) {
+                const uint8_t *xr = xq + (t0 + k) * stride;
+                const float *d = (const float *) (xr + cols), *s = d + nb;
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(w0, _mm256_loadu_si256((const __m256i *) (xr + b0 * QK))), ones);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(w1, _mm256_loadu_si256((const __m256i *) (xr + (b0 + 1) * QK))), ones);
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(ws[2 * j] * d[b0]), acc[k]);
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(ws[2 * j + 1] * d[b0 + 1]), acc[k]);
+                off[k] += wm[2 * j] * s[b0] + wm[2 * j + 1] * s[b0 + 1];
+            }
+        }
+    }
+    for (int k = 0; k < nt; k++) out[(t0 + k) * outStride + r] = hsum256(acc[k]) - off[k];
+}
+
+/** Q4_K as above for two rows and four tokens (prompts): the activation loads serve both rows. */
+__attribute__((target("avx2,fma,f16c")))
+static void q4k_avx2_rows2(const uint8_t *wr, int64_t nsb, int64_t nb, int64_t cols, int64_t stride, const uint8_t *xq,
+                           int64_t t0, float *out, int64_t outStride, int64_t r) {
+    const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 a0[4], a1[4];
+    for (int k = 0; k < 4; k++) a0[k] = a1[k] = _mm256_setzero_ps();
+    float off0[4] = {0, 0, 0, 0}, off1[4] = {0, 0, 0, 0};
+    const uint8_t *wr1 = wr + nsb * Q4K_BYTES;
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *blk0 = wr + sb * Q4K_BYTES, *blk1 = wr1 + sb * Q4K_BYTES;
+        float dw0 = _cvtsh_ss(load_u16(blk0)), dmin0 = _cvtsh_ss(load_u16(blk0 + 2));
+        float dw1 = _cvtsh_ss(load_u16(blk1)), dmin1 = _cvtsh_ss(load_u16(blk1 + 2));
+        float ws0[8], wm0[8], ws1[8], wm1[8];
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            q4k_scale_min(blk0 + 4, j, &sc, &m);
+            ws0[j] = dw0 * (float) sc;
+            wm0[j] = dmin0 * (float) m;
+            q4k_scale_min(blk1 + 4, j, &sc, &m);
+            ws1[j] = dw1 * (float) sc;
+            wm1[j] = dmin1 * (float) m;
+        }
+        for (int j = 0; j < 4; j++) {
+            __m256i raw0 = _mm256_loadu_si256((const __m256i *) (blk0 + 16 + 32 * j));
+            __m256i raw1 = _mm256_loadu_si256((const __m256i *) (blk1 + 16 + 32 * j));
+            __m256i w00 = _mm256_and_si256(raw0, low), w01 = _mm256_and_si256(_mm256_srli_epi16(raw0, 4), low);
+            __m256i w10 = _mm256_and_si256(raw1, low), w11 = _mm256_and_si256(_mm256_srli_epi16(raw1, 4), low);
+            int64_t b0 = sb * 8 + 2 * j;
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *xr = xq + (t0 + k) * stride;
+                const float *d = (const float *) (xr + cols), *s = d + nb;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *) (xr + b0 * QK));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *) (xr + (b0 + 1) * QK));
+                float d0 = d[b0], d1 = d[b0 + 1];
+                a0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w00, x0), ones)), _mm256_set1_ps(ws0[2 * j] * d0), a0[k]);
+                a0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w01, x1), ones)), _mm256_set1_ps(ws0[2 * j + 1] * d1), a0[k]);
+                a1[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w10, x0), ones)), _mm256_set1_ps(ws1[2 * j] * d0), a1[k]);
+                a1[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w11, x1), ones)), _mm256_set1_ps(ws1[2 * j + 1] * d1), a1[k]);
+                off0[k] += wm0[2 * j] * s[b0] + wm0[2 * j + 1] * s[b0 + 1];
+                off1[k] += wm1[2 * j] * s[b0] + wm1[2 * j + 1] * s[b0 + 1];
+            }
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        out[(t0 + k) * outStride + r] = hsum256(a0[k]) - off0[k];
+        out[(t0 + k) * outStride + r + 1] = hsum256(a1[k]) - off1[k];
+    }
+}
+
+/**
+ * Q6_K on the file's layout: a 128-value half's 64 low-nibble bytes and 32 high-pair bytes make four quarters of 32
+ * values (0..63, the value + 32); vpmaddwd applies the two 16-value scales of a quarter, the activations' half-block
+ * sums take the 32 off. One row and nt tokens, as above.
+ */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void q6k_avx2_row(const uint8_t *wr, int64_t nsb, int64_t nb, int64_t cols, int64_t stride, const uint8_t *xq,
+                                int64_t t0, float *out, int64_t outStride, int64_t r, const int nt) {
+    const __m256i low = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float off[4] = {0, 0, 0, 0};
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *blk = wr + sb * Q6K_BYTES;
+        const int8_t *sc = (const int8_t *) (blk + 192);
+        float dw = _cvtsh_ss(load_u16(blk + 208));
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = blk + 64 * half, *qh = blk + 128 + 32 * half;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *) ql), l1 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *) qh);
+            __m256i v[4];
+            v[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, three), 4));
+            v[1] = _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4));
+            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), three), 4));
+            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), three), 4));
+            for (int quarter = 0; quarter < 4; quarter++) {
+                int sc0 = sc[half * 8 + quarter * 2], sc1 = sc[half * 8 + quarter * 2 + 1];
+                __m256i scales = _mm256_set_m128i(_mm_set1_epi16((short) sc1), _mm_set1_epi16((short) sc0));
+                int64_t b = sb * 8 + half * 4 + quarter;
+                for (int k = 0; k < nt; k++) {
+                    const uint8_t *xr = xq + (t0 + k) * stride;
+                    const float *d = (const float *) (xr + cols);
+                    const int16_t *hs = (const int16_t *) (d + 2 * nb);
+                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(v[quarter], _mm256_loadu_si256((const __m256i *) (xr + b * QK))), scales);
+                    float db = dw * d[b];
+                    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(db), acc[k]);
+                    off[k] += db * (float) (32 * (sc0 * hs[2 * b] + sc1 * hs[2 * b + 1]));
+                }
+            }
+        }
+    }
+    for (int k = 0; k < nt; k++) out[(t0 + k) * outStride + r] = hsum256(acc[k]) - off[k];
+}
+
+/** Rows [r0, r1) x every token of a K-quant matrix, four tokens sharing each decoded block. */
+#define KQ_AVX2_DRIVER(NAME, ROW, BYTES)                                                                          \
+__attribute__((target("avx2,fma,f16c")))                                                                         \
+static void NAME(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, \
+                 int64_t outStride) {                                                                            \
+    int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols);                                \
+    for (int64_t r = r0; r < r1; r++) {                                                                          \
+        const uint8_t *wr = w + r * nsb * BYTES;                                                                 \
+        int64_t t0 = 0;                                                                                          \
+        for (; t0 + 4 <= tokens; t0 += 4) ROW(wr, nsb, nb, cols, stride, xq, t0, out, outStride, r, 4);         \
+        if (tokens - t0 == 1) ROW(wr, nsb, nb, cols, stride, xq, t0, out, outStride, r, 1);                     \
+        else if (tokens - t0 == 2) ROW(wr, nsb, nb, cols, stride, xq, t0, out, outStride, r, 2);                \
+        else if (tokens - t0 == 3) ROW(wr, nsb, nb, cols, stride, xq, t0, out, outStride, r, 3);                \
+    }                                                                                                            \
+}
+
+KQ_AVX2_DRIVER(q4k_avx2_rows1, q4k_avx2_row, Q4K_BYTES)
+KQ_AVX2_DRIVER(q6k_avx2, q6k_avx2_row, Q6K_BYTES)
+
+/** Q4_K: pairs of rows over each four tokens of a prompt, single rows for the rest. */
+__attribute__((target("avx2,fma,f16c")))
+static void q4k_avx2(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols), quads = tokens / 4 * 4, r = r0;
+    if (quads > 0) {
+        for (; r + 2 <= r1; r += 2) {
+            for (int64_t t0 = 0; t0 < quads; t0 += 4) q4k_avx2_rows2(w + r * nsb * Q4K_BYTES, nsb, nb, cols, stride, xq, t0, out, outStride, r);
+            if (quads < tokens) {
+                for (int64_t i = r; i < r + 2; i++) {
+                    const uint8_t *wi = w + i * nsb * Q4K_BYTES;
+                    int64_t t0 = quads;
+                    if (tokens - t0 == 1) q4k_avx2_row(wi, nsb, nb, cols, stride, xq, t0, out, outStride, i, 1);
+                    else if (tokens - t0 == 2) q4k_avx2_row(wi, nsb, nb, cols, stride, xq, t0, out, outStride, i, 2);
+                    else q4k_avx2_row(wi, nsb, nb, cols, stride, xq, t0, out, outStride, i, 3);
+                }
+            }
+        }
+    }
+    if (r < r1) q4k_avx2_rows1(w, cols, r, r1, xq, tokens, out, outStride);
 }
 
 // ---- AVX-512 VNNI: only on the repacked layout (below); the file's layout runs the AVX2 kernels there ----
@@ -594,14 +777,14 @@ enum { TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q4_K = 12, TYPE_Q6_K = 1
 
 /**
  * Whether this library should multiply weights of ggml type {@code type} on this CPU: Q4_0 and Q8_0 everywhere;
- * Q6_K and Q4_K where an int8 dot product serves them (AVX-512 VNNI on the repacked layout, Arm dotprod), F16
- * with any vector unit; elsewhere the Java kernels are faster than this file's baseline (which still computes every
- * type enclave_matmul takes).
+ * Q6_K and Q4_K where an int8 dot product serves them (AVX-512 VNNI on the repacked layout, AVX2's vpmaddubsw, Arm
+ * dotprod), F16 with any vector unit; elsewhere the Java kernels are faster than this file's baseline (which still
+ * computes every type enclave_matmul takes).
  */
 int enclave_supports(int type) {
     int i = enclave_isa();
-    return type == TYPE_Q4_0 || type == TYPE_Q8_0 || (type == TYPE_Q6_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
-            || (type == TYPE_Q4_K && (i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
+    return type == TYPE_Q4_0 || type == TYPE_Q8_0
+            || ((type == TYPE_Q6_K || type == TYPE_Q4_K) && (i == ISA_AVX2 || i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
             || (type == TYPE_F16 && i != ISA_BASELINE);
 }
 
@@ -623,9 +806,14 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
         f16_baseline(w, cols, r0, r1, x, tokens, out, outStride);
         return;
     }
-    if (type == TYPE_Q6_K || type == TYPE_Q4_K) { // on x86 their fast product is the repacked layout's
+    if (type == TYPE_Q6_K || type == TYPE_Q4_K) { // with VNNI their fast product is the repacked layout's
         int q6 = type == TYPE_Q6_K;
-#if defined(__aarch64__)
+#if defined(__x86_64__)
+        if (i == ISA_AVX2 || i == ISA_AVX512_VNNI) {
+            (q6 ? q6k_avx2 : q4k_avx2)(w, cols, r0, r1, xq, tokens, out, outStride);
+            return;
+        }
+#elif defined(__aarch64__)
         if (i == ISA_NEON_DOTPROD) {
             (q6 ? q6k_dotprod : q4k_dotprod)(w, cols, r0, r1, xq, tokens, out, outStride);
             return;

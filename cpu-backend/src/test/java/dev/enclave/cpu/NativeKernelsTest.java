@@ -45,7 +45,7 @@ class NativeKernelsTest {
         for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K, GGMLType.Q4_K, GGMLType.F16}) {
             // one block, an odd number of blocks (the AVX-512 tail), a 1B layer's width; 1 to 9 tokens (the 4-token groups' tails)
             int[][] shapes = type == GGMLType.Q6_K || type == GGMLType.Q4_K
-                    ? new int[][] {{5, 256, 1}, {37, 768, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 512, 5}, {48, 256, 1}}
+                    ? new int[][] {{5, 256, 1}, {37, 768, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 512, 5}, {48, 256, 1}, {6, 512, 7}, {5, 256, 6}}
                     : type == GGMLType.F16 // F16: also widths off the vector length, and tiles' row tails
                     ? new int[][] {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {18, 40, 5}, {7, 7, 2}, {9, 2051, 6}, {33, 2048, 1}}
                     : new int[][] {{5, 32, 1}, {37, 96, 3}, {64, 2048, 4}, {3, 8192, 9}, {16, 160, 5}, {48, 96, 1}};
@@ -65,12 +65,13 @@ class NativeKernelsTest {
         int best = K.isaCode();
         assertTrue(K.supports(GGMLType.Q4_0) && K.supports(GGMLType.Q8_0));
         if (best > 0) assertTrue(K.supports(GGMLType.F16), "F16 runs natively with AVX2, AVX-512 and NEON");
-        if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q6_K), "Q6_K runs natively with VNNI and dotprod");
-        if (best == 2 || best == 4) assertTrue(K.supports(GGMLType.Q4_K), "Q4_K runs natively with VNNI and dotprod");
+        if (best >= 1 && best != 3) assertTrue(K.supports(GGMLType.Q6_K), "Q6_K runs natively with AVX2, VNNI and dotprod");
+        if (best >= 1 && best != 3) assertTrue(K.supports(GGMLType.Q4_K), "Q4_K runs natively with AVX2, VNNI and dotprod");
         try {
             for (int isa = 0; isa <= best; isa++) {
                 if (best >= 3 && isa > 0 && isa < 3) continue; // Arm: the x86 codes run the baseline
                 assertEquals(isa, K.useIsa(isa));
+                if (isa == 1) assertTrue(K.supports(GGMLType.Q4_K) && K.supports(GGMLType.Q6_K), "K-quants run natively on AVX2");
                 for (Case c : cases()) {
                     float[] got = run(c);
                     float[] want = reference(c);
@@ -141,6 +142,36 @@ class NativeKernelsTest {
         }
         if (flags.contains("avx512_vnni") && flags.contains("avx512bw")) assertEquals("avx512-vnni", K.isa());
         else if (flags.contains(" avx2")) assertEquals("avx2", K.isa());
+    }
+
+    /** Prints the instruction set the library picked (for the test below, run in a process of its own). */
+    public static final class PrintIsa {
+        public static void main(String[] args) {
+            System.out.print(new NativeCpuKernels().isa());
+        }
+    }
+
+    @Test
+    void theEnvironmentCanOnlyLowerTheInstructionSet() throws Exception {
+        String best = K.isa();
+        assertEquals(best, isaWith(null));
+        assertEquals("baseline", isaWith("baseline"));
+        assertEquals(best, isaWith("no-such-set"), "an unknown name is ignored");
+        if (best.equals("avx512-vnni")) assertEquals("avx2", isaWith("avx2"));
+        if (best.startsWith("avx")) assertEquals(best, isaWith("neon-dotprod"), "another family's set is ignored");
+        if (best.equals("avx2")) assertEquals("avx2", isaWith("avx512-vnni"), "a better set than the CPU's is ignored");
+    }
+
+    private static String isaWith(String cap) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), PrintIsa.class.getName());
+        pb.environment().remove("ENCLAVE_CPU_ISA");
+        if (cap != null) pb.environment().put("ENCLAVE_CPU_ISA", cap);
+        pb.redirectErrorStream(false);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8));
+        return out.strip();
     }
 
     @Test
