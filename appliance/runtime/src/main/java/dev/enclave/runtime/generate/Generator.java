@@ -46,12 +46,12 @@ public final class Generator {
         Sampler sampler = request.sampler();
         for (int t : prompt) sampler.accept(t);
         Output o = new Output(model.tokenizer(), request, listener, state.contextLength());
-        NgramDrafter drafter = null;
+        Drafter drafter = null;
         int[] draft = null;
         float[] all = null, row = null;
         int[][] batches = null;
         if (speculation.enabled()) {
-            drafter = new NgramDrafter(speculation.minNgram(), speculation.maxNgram());
+            drafter = speculation.newDrafter(state.contextLength());
             for (int t : prompt) drafter.accept(t);
             int vocab = model.config().vocabularySize();
             draft = new int[speculation.maxDraft()];
@@ -61,54 +61,58 @@ public final class Generator {
         }
         int steps = 0, drafted = 0, accepted = 0;
         DraftPolicy policy = new DraftPolicy(speculation.maxDraft());
-        int pending = -1; // a token already sampled from the target at a rejected guess
-        while (o.n < request.maxTokens()) {
-            int token = pending >= 0 ? pending : sampler.sample(logits);
-            pending = -1;
-            if (!o.emit(token) || o.n == request.maxTokens() || state.position() >= state.contextLength()) break;
-            int k = 0;
-            if (drafter != null) {
-                drafter.accept(token);
-                int want = policy.length(Math.min(request.maxTokens() - o.n, state.contextLength() - state.position() - 1));
-                if (want > 0) k = drafter.draft(draft, want);
-            }
-            if (k == 0) {
-                logits = model.forward(state, token);
-                continue;
-            }
-            // the target reads the token and the k guesses in one step; position i's logits decide guess i
-            int base = state.position();
-            int[] batch = batches[k + 1] != null ? batches[k + 1] : (batches[k + 1] = new int[k + 1]);
-            batch[0] = token;
-            System.arraycopy(draft, 0, batch, 1, k);
-            model.ingestAllLogits(state, batch, all);
-            int vocab = row.length;
-            int kept = 0;
-            boolean done = false;
-            for (int i = 0; i < k; i++) {
-                System.arraycopy(all, i * vocab, row, 0, vocab);
-                int t = sampler.sample(row);
-                if (t != draft[i]) {
-                    pending = t;
-                    break;
+        try {
+            int pending = -1; // a token already sampled from the target at a rejected guess
+            while (o.n < request.maxTokens()) {
+                int token = pending >= 0 ? pending : sampler.sample(logits);
+                pending = -1;
+                if (!o.emit(token) || o.n == request.maxTokens() || state.position() >= state.contextLength()) break;
+                int k = 0;
+                if (drafter != null) {
+                    drafter.accept(token);
+                    int want = policy.length(Math.min(request.maxTokens() - o.n, state.contextLength() - state.position() - 1));
+                    if (want > 0) k = drafter.draft(draft, want);
                 }
-                kept++;
-                if (!o.emit(t) || o.n == request.maxTokens()) {
-                    done = true;
-                    break;
+                if (k == 0) {
+                    logits = model.forward(state, token);
+                    continue;
                 }
-                drafter.accept(t);
+                // the target reads the token and the k guesses in one step; position i's logits decide guess i
+                int base = state.position();
+                int[] batch = batches[k + 1] != null ? batches[k + 1] : (batches[k + 1] = new int[k + 1]);
+                batch[0] = token;
+                System.arraycopy(draft, 0, batch, 1, k);
+                model.ingestAllLogits(state, batch, all);
+                int vocab = row.length;
+                int kept = 0;
+                boolean done = false;
+                for (int i = 0; i < k; i++) {
+                    System.arraycopy(all, i * vocab, row, 0, vocab);
+                    int t = sampler.sample(row);
+                    if (t != draft[i]) {
+                        pending = t;
+                        break;
+                    }
+                    kept++;
+                    if (!o.emit(t) || o.n == request.maxTokens()) {
+                        done = true;
+                        break;
+                    }
+                    drafter.accept(t);
+                }
+                steps++;
+                drafted += k;
+                accepted += kept;
+                policy.checked(k, kept);
+                state.truncate(base + 1 + kept);
+                if (done) break;
+                if (pending < 0) { // every guess kept: the next token comes from the last guess's logits
+                    System.arraycopy(all, k * vocab, row, 0, vocab);
+                    logits = row;
+                }
             }
-            steps++;
-            drafted += k;
-            accepted += kept;
-            policy.checked(k, kept);
-            state.truncate(base + 1 + kept);
-            if (done) break;
-            if (pending < 0) { // every guess kept: the next token comes from the last guess's logits
-                System.arraycopy(all, k * vocab, row, 0, vocab);
-                logits = row;
-            }
+        } finally {
+            if (drafter != null) drafter.close();
         }
         o.finish();
         long t2 = System.nanoTime();

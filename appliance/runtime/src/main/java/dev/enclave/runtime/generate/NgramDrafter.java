@@ -7,7 +7,7 @@ import java.util.Arrays;
  * sequence's last n tokens, n from {@code maxNgram} down to {@code minNgram}. Grounded answers and edits copy long
  * runs from their prompt, so these guesses are often right; the target model checks them all in one step.
  */
-public final class NgramDrafter {
+public final class NgramDrafter implements Drafter {
 
     private final int minNgram;
     private final int maxNgram;
@@ -20,7 +20,7 @@ public final class NgramDrafter {
         this.maxNgram = maxNgram;
     }
 
-    /** Appends a token of the sequence (prompt or generated). */
+    @Override
     public void accept(int token) {
         if (length == history.length) history = Arrays.copyOf(history, length * 2);
         history[length++] = token;
@@ -30,7 +30,8 @@ public final class NgramDrafter {
         return length;
     }
 
-    /** Writes up to {@code max} guessed next tokens to {@code out}; returns how many (0: no earlier match). */
+    /** Guesses from the latest earlier occurrence of the last n tokens; 0 when there is none. */
+    @Override
     public int draft(int[] out, int max) {
         for (int n = Math.min(maxNgram, length - 1); n >= minNgram; n--) {
             int suffix = length - n;

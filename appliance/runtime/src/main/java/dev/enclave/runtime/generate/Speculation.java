@@ -1,14 +1,17 @@
 package dev.enclave.runtime.generate;
 
-/**
- * Speculative decoding without a draft model: up to {@code maxDraft} tokens guessed by {@link NgramDrafter} (n-grams
- * of {@code minNgram}..{@code maxNgram} tokens) are checked by the target model in one batched step. The output is
- * the one plain decoding gives: each position is still sampled from the target's own distribution, in order, with
- * the same sampler (a guess is kept only when the sample equals it), so greedy text is identical and a seeded
- * sampler draws the same random numbers. How many guesses are checked follows {@link DraftPolicy}.
- */
-public record Speculation(int maxDraft, int minNgram, int maxNgram) {
+import dev.enclave.runtime.model.TransformerModel;
 
+/**
+ * Speculative decoding: up to {@code maxDraft} guessed tokens are checked by the target model in one batched step.
+ * The guesses come from {@link NgramDrafter} (n-grams of {@code minNgram}..{@code maxNgram} tokens found earlier in the
+ * sequence: prompt lookup) or, with a {@code draftModel}, from that smaller model's greedy continuation
+ * ({@link ModelDrafter}). The output is the one plain decoding gives: each position is still sampled from the
+ * target's own distribution, in order, with the same sampler (a guess is kept only when the sample equals it), so
+ * greedy text is identical and a seeded sampler draws the same random numbers. How many guesses are checked follows
+ * {@link DraftPolicy}.
+ */
+public record Speculation(int maxDraft, int minNgram, int maxNgram, TransformerModel draftModel) {
 
     public static final Speculation OFF = new Speculation(0, 1, 1);
     /** n-grams of 3 to 5 tokens: a 2-token match in free text is chance more often than not. */
@@ -17,6 +20,21 @@ public record Speculation(int maxDraft, int minNgram, int maxNgram) {
     public Speculation {
         if (maxDraft < 0 || maxDraft > 32) throw new IllegalArgumentException("draft length must be 0..32, not " + maxDraft);
         if (minNgram < 1 || maxNgram < minNgram) throw new IllegalArgumentException("n-gram sizes " + minNgram + ".." + maxNgram);
+    }
+
+    /** Prompt lookup, no draft model. */
+    public Speculation(int maxDraft, int minNgram, int maxNgram) {
+        this(maxDraft, minNgram, maxNgram, null);
+    }
+
+    /** Guesses from {@code draftModel} (its vocabulary the target's), up to {@code maxDraft} per step. */
+    public static Speculation withDraftModel(int maxDraft, TransformerModel draftModel) {
+        return new Speculation(maxDraft, NGRAM.minNgram, NGRAM.maxNgram, java.util.Objects.requireNonNull(draftModel));
+    }
+
+    /** A drafter for one sequence of at most {@code contextLength} positions. */
+    public Drafter newDrafter(int contextLength) {
+        return draftModel != null ? new ModelDrafter(draftModel, contextLength) : new NgramDrafter(minNgram, maxNgram);
     }
 
     public boolean enabled() {

@@ -59,6 +59,39 @@ class SpeculativeDecodingTest {
     }
 
     @Test
+    void aDraftModelsGuessesGiveThePlainAnswer() throws Exception {
+        int[] prompt;
+        try (TransformerModel model = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"))) {
+            prompt = model.tokenizer().encode("Once upon a time, there was a little girl named Lily. She", true, false);
+            // the model's own 4-bit copy, and a smaller model trained on the same stories (it agrees on ~37% of the
+            // greedy continuation's next tokens: guessing pauses, the answer is still the plain one)
+            for (String file : new String[] {"tinystories-hd64-Q4_0.gguf", "TinyStories-656K-F32.gguf"}) {
+                try (TransformerModel draft = TransformerModel.load(SharedData.model(file))) {
+                    ModelDrafter.checkVocabulary(model.tokenizer(), draft.tokenizer());
+                    Generator plain = new Generator(model), spec = new Generator(model, Speculation.withDraftModel(6, draft));
+                    GenerationResult a = plain.generate(new GenerationRequest(prompt, 120, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
+                    GenerationResult b = spec.generate(new GenerationRequest(prompt, 120, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
+                    assertArrayEquals(a.tokens(), b.tokens(), "greedy answers, draft " + file);
+                    Speculation.Stats s = b.speculation();
+                    if (file.contains("Q4_0")) assertTrue(s.acceptance() > 0.6 && s.accepted() > 50, "the 4-bit copy's guesses are kept: " + s);
+                    else assertTrue(s.drafted() > 0, "the small model guessed: " + s);
+                    for (long seed = 1; seed <= 8; seed++) {
+                        GenerationResult x = plain.generate(new GenerationRequest(prompt, 40, Sampler.of(0.8f, 0.95f, seed), List.of(), true), TokenListener.NONE);
+                        GenerationResult y = spec.generate(new GenerationRequest(prompt, 40, Sampler.of(0.8f, 0.95f, seed), List.of(), true), TokenListener.NONE);
+                        assertArrayEquals(x.tokens(), y.tokens(), "seed " + seed + ", draft " + file);
+                    }
+                }
+            }
+        }
+        try (TransformerModel model = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"));
+             TransformerModel other = TransformerModel.load(SharedData.model("stories260K.gguf"))) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> ModelDrafter.checkVocabulary(model.tokenizer(), other.tokenizer()));
+            assertTrue(e.getMessage().contains("same vocabulary"), e.getMessage());
+        }
+    }
+
+    @Test
     void stopsAndLimitsHoldInsideAVerifiedRun() throws Exception {
         String story = Files.readString(SharedData.dir().resolve("datasets/text/tinystories-valid-801-900.txt")).substring(0, 900);
         try (TransformerModel model = TransformerModel.load(SharedData.model("TinyStories-656K-F32.gguf"))) {

@@ -62,10 +62,15 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Keep generating past the end-of-sequence token.")
     boolean ignoreEos;
 
-    @Option(names = "--speculate", defaultValue = "off", paramLabel = "off|ngram",
-            description = "Speculative decoding: ngram guesses the next tokens from earlier text (prompt lookup) and the model checks"
-                    + " them in one step; the answer is the one plain decoding gives (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--speculate", defaultValue = "off", paramLabel = "off|ngram|draft",
+            description = "Speculative decoding: ngram guesses the next tokens from earlier text (prompt lookup), draft from the"
+                    + " smaller --draft-model, and the model checks the guesses in one step; the answer is the one plain decoding"
+                    + " gives (default: ${DEFAULT-VALUE}).")
     String speculate;
+
+    @Option(names = "--draft-model", paramLabel = "FILE",
+            description = "GGUF draft model for --speculate draft: smaller, with the same vocabulary as --model.")
+    java.nio.file.Path draftModel;
 
     @Option(names = "--draft-max", defaultValue = "8", description = "Guessed tokens checked per step at most (default: ${DEFAULT-VALUE}).")
     int draftMax;
@@ -79,24 +84,32 @@ public class GenerateCommand implements Callable<Integer> {
             System.err.println("enclave: -n must not be negative");
             return 2;
         }
-        Speculation speculation;
-        switch (speculate.toLowerCase(java.util.Locale.ROOT)) {
-            case "off" -> speculation = Speculation.OFF;
-            case "ngram" -> {
-                if (draftMax < 1 || draftMax > 32) {
-                    System.err.println("enclave: --draft-max must be 1..32");
-                    return 2;
-                }
-                speculation = new Speculation(draftMax, Speculation.NGRAM.minNgram(), Speculation.NGRAM.maxNgram());
-            }
-            default -> {
-                System.err.println("enclave: --speculate must be off or ngram, not " + speculate);
-                return 2;
-            }
+        String mode = speculate.toLowerCase(java.util.Locale.ROOT);
+        if (!List.of("off", "ngram", "draft").contains(mode)) {
+            System.err.println("enclave: --speculate must be off, ngram or draft, not " + speculate);
+            return 2;
+        }
+        if (!mode.equals("off") && (draftMax < 1 || draftMax > 32)) {
+            System.err.println("enclave: --draft-max must be 1..32");
+            return 2;
+        }
+        if (mode.equals("draft") != (draftModel != null)) {
+            System.err.println(mode.equals("draft") ? "enclave: --speculate draft needs --draft-model FILE"
+                    : "enclave: --draft-model is for --speculate draft");
+            return 2;
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long s = seed == -1 ? System.nanoTime() : seed;
-        try (TransformerModel model = modelOptions.open(runOptions)) {
+        try (TransformerModel model = modelOptions.open(runOptions);
+             TransformerModel drafts = draftModel == null ? null : dev.enclave.server.model.ModelLoader.open(draftModel.toString(), () -> runOptions.options(1))) {
+            Speculation speculation = switch (mode) {
+                case "ngram" -> new Speculation(draftMax, Speculation.NGRAM.minNgram(), Speculation.NGRAM.maxNgram());
+                case "draft" -> {
+                    dev.enclave.runtime.generate.ModelDrafter.checkVocabulary(model.tokenizer(), drafts.tokenizer());
+                    yield Speculation.withDraftModel(draftMax, drafts);
+                }
+                default -> Speculation.OFF;
+            };
             int[] tokens = model.tokenizer().encode(prompt, true, false);
             Sampler sampler = Sampler.of(new SamplingParams(temperature, topK, topP, minP, typicalP, repeatPenalty, 64,
                     frequencyPenalty, presencePenalty, java.util.Map.of(), s));

@@ -89,6 +89,26 @@ class CliContractTest {
     }
 
     @Test
+    void generateWithADraftModel() throws Exception {
+        String target = shared("tinystories-hd64-F32.gguf").toString();
+        Run plain = run("generate", "--model", target, "--prompt", "Once upon a time", "-n", "40", "--temp", "0", "--ignore-eos", "--json");
+        Run spec = run("generate", "--model", target, "--prompt", "Once upon a time", "-n", "40", "--temp", "0", "--ignore-eos", "--json",
+                "--speculate", "draft", "--draft-model", shared("tinystories-hd64-Q4_0.gguf").toString(), "--draft-max", "4");
+        assertEquals(0, spec.code(), spec.err());
+        JsonNode a = JSON.readTree(plain.out()), b = JSON.readTree(spec.out());
+        assertEquals(a.get("tokens"), b.get("tokens"), "the plain answer");
+        assertTrue(b.get("spec_accepted").asInt() > 10 && b.get("spec_steps").asInt() > 0, spec.out());
+        Run noDraft = run("generate", "--model", target, "--prompt", "x", "--speculate", "draft");
+        assertEquals(2, noDraft.code());
+        assertTrue(noDraft.err().contains("--draft-model"), noDraft.err());
+        Run otherVocabulary = run("generate", "--model", target, "--prompt", "x", "--speculate", "draft", "--draft-model",
+                shared("stories260K.gguf").toString());
+        assertEquals(1, otherVocabulary.code());
+        assertEquals(1, otherVocabulary.err().strip().lines().count(), otherVocabulary.err());
+        assertTrue(otherVocabulary.err().contains("same vocabulary"), otherVocabulary.err());
+    }
+
+    @Test
     void clearErrors() throws Exception {
         Run missing = run("generate", "--model", "/nonexistent/model.gguf", "--prompt", "x");
         assertTrue(missing.code() != 0);
