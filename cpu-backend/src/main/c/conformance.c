@@ -1,7 +1,8 @@
 // The conformance driver for the native library on another architecture (run under qemu-user in the tests): reads
 // cases the Java test wrote, multiplies them with every instruction set the (emulated) CPU has, writes the results.
 // File format, little-endian: int32 count; per case: int32 type, rows, cols, tokens; weight bytes (rows * cols / 32
-// blocks); float x[tokens * cols]. Output: per case and instruction set, int32 isa, then float out[tokens * rows].
+// blocks); float x[tokens * cols]. Output: per case int32 runs, then per instruction set int32 isa and float
+// out[tokens * rows].
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,12 @@ int main(int argc, char **argv) {
         must(w && x && o && xq, "out of memory");
         must(fread(w, 1, wBytes, in) == wBytes && fread(x, sizeof(float), (size_t) tokens * cols, in) == (size_t) tokens * cols, "truncated data");
         enclave_quantize(x, cols, cols, tokens, xq);
-        int32_t isas[2] = {0, best};
-        for (int i = 0; i < (best == 0 ? 1 : 2); i++) {
+        // every set this CPU has: the baseline, then each Arm set up to the best (x86's codes 1 and 2 run the baseline here)
+        int32_t isas[8], runs = 0;
+        isas[runs++] = 0;
+        for (int i = 3; i <= best; i++) isas[runs++] = i;
+        fwrite(&runs, 4, 1, out);
+        for (int i = 0; i < runs; i++) {
             int32_t got = enclave_set_isa(isas[i]);
             enclave_matmul(type, w, cols, 0, rows, type == 1 ? (const uint8_t *) x : xq, tokens, o, rows); // F16 takes the floats
             fwrite(&got, 4, 1, out);

@@ -21,11 +21,14 @@
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #endif
 
 #define QK 32
 
-enum { ISA_BASELINE = 0, ISA_AVX2 = 1, ISA_AVX512_VNNI = 2, ISA_NEON = 3, ISA_NEON_DOTPROD = 4 };
+enum { ISA_BASELINE = 0, ISA_AVX2 = 1, ISA_AVX512_VNNI = 2, ISA_NEON = 3, ISA_NEON_DOTPROD = 4, ISA_NEON_I8MM = 5 };
 
 static int isa = -1;
 
@@ -38,7 +41,7 @@ int enclave_isa(void) {
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) isa = ISA_AVX2;
     else isa = ISA_BASELINE;
 #elif defined(__aarch64__)
-    isa = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? ISA_NEON_DOTPROD : ISA_NEON;
+    isa = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? ((getauxval(AT_HWCAP2) & HWCAP2_I8MM) ? ISA_NEON_I8MM : ISA_NEON_DOTPROD) : ISA_NEON;
 #else
     isa = ISA_BASELINE;
 #endif
@@ -46,8 +49,8 @@ int enclave_isa(void) {
     // that has a better one; a name this CPU cannot run, or an unknown one, is ignored
     const char *cap = getenv("ENCLAVE_CPU_ISA");
     if (cap != NULL) {
-        static const char *const names[] = {"baseline", "avx2", "avx512-vnni", "neon", "neon-dotprod"};
-        for (int i = 0; i < 5; i++) {
+        static const char *const names[] = {"baseline", "avx2", "avx512-vnni", "neon", "neon-dotprod", "neon-i8mm"};
+        for (int i = 0; i < 6; i++) {
             int sameFamily = i == ISA_BASELINE || (i >= ISA_NEON) == (isa >= ISA_NEON);
             if (strcmp(cap, names[i]) == 0 && i <= isa && sameFamily) isa = i;
         }
@@ -556,6 +559,64 @@ static void q8blocks_dotprod(int q4, const uint8_t *w, int64_t cols, int64_t r0,
     }
 }
 
+/** One Q4_0 or Q8_0 block's 32 values as int8 (Q4_0's nibbles less their + 8), in two registers of 16. */
+__attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+static inline void block_values(int q4, const uint8_t *blk, int8x16_t *lo, int8x16_t *hi) {
+    if (q4) {
+        uint8x16_t raw = vld1q_u8(blk + 2);
+        *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0f))), vdupq_n_s8(8));
+        *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), vdupq_n_s8(8));
+    } else {
+        *lo = vld1q_s8((const int8_t *) (blk + 2));
+        *hi = vld1q_s8((const int8_t *) (blk + 18));
+    }
+}
+
+/**
+ * Q4_0 and Q8_0 for prompts with the Armv8.6 int8 matrix multiply (i8mm): smmla takes 8 values of two rows and of
+ * two tokens and adds their four dot products, so a 2 x 2 tile reads each weight block once for two tokens and each
+ * activation block once for two rows. Odd rows and tokens go to the dotprod kernel.
+ */
+__attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+static void q8blocks_i8mm(int q4, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nb = cols / QK, stride = enclave_act_stride(cols), blockBytes = q4 ? 18 : 34, rowBytes = nb * blockBytes;
+    int64_t pairs = tokens / 2 * 2, r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const uint8_t *w0 = w + r * rowBytes, *w1 = w0 + rowBytes;
+        for (int64_t t = 0; t < pairs; t += 2) {
+            const int8_t *x0 = (const int8_t *) (xq + t * stride), *x1 = (const int8_t *) (xq + (t + 1) * stride);
+            const float *d0 = (const float *) (xq + t * stride + cols), *d1 = (const float *) (xq + (t + 1) * stride + cols);
+            float32x4_t acc = vdupq_n_f32(0);
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *b0 = w0 + b * blockBytes, *b1 = w1 + b * blockBytes;
+                int8x16_t a0lo, a0hi, a1lo, a1hi;
+                block_values(q4, b0, &a0lo, &a0hi);
+                block_values(q4, b1, &a1lo, &a1hi);
+                int8x16_t xalo = vld1q_s8(x0 + b * QK), xahi = vld1q_s8(x0 + b * QK + 16);
+                int8x16_t xblo = vld1q_s8(x1 + b * QK), xbhi = vld1q_s8(x1 + b * QK + 16);
+                // rows in the first operand's halves, tokens in the second's: [r0.t0, r0.t1, r1.t0, r1.t1]
+                int32x4_t s = vdupq_n_s32(0);
+                s = vmmlaq_s32(s, vcombine_s8(vget_low_s8(a0lo), vget_low_s8(a1lo)), vcombine_s8(vget_low_s8(xalo), vget_low_s8(xblo)));
+                s = vmmlaq_s32(s, vcombine_s8(vget_high_s8(a0lo), vget_high_s8(a1lo)), vcombine_s8(vget_high_s8(xalo), vget_high_s8(xblo)));
+                s = vmmlaq_s32(s, vcombine_s8(vget_low_s8(a0hi), vget_low_s8(a1hi)), vcombine_s8(vget_low_s8(xahi), vget_low_s8(xbhi)));
+                s = vmmlaq_s32(s, vcombine_s8(vget_high_s8(a0hi), vget_high_s8(a1hi)), vcombine_s8(vget_high_s8(xahi), vget_high_s8(xbhi)));
+                __fp16 h0, h1;
+                memcpy(&h0, b0, 2);
+                memcpy(&h1, b1, 2);
+                float dw0 = (float) h0, dw1 = (float) h1;
+                float scale[4] = {dw0 * d0[b], dw0 * d1[b], dw1 * d0[b], dw1 * d1[b]};
+                acc = vmlaq_f32(acc, vcvtq_f32_s32(s), vld1q_f32(scale));
+            }
+            out[t * outStride + r] = vgetq_lane_f32(acc, 0);
+            out[(t + 1) * outStride + r] = vgetq_lane_f32(acc, 1);
+            out[t * outStride + r + 1] = vgetq_lane_f32(acc, 2);
+            out[(t + 1) * outStride + r + 1] = vgetq_lane_f32(acc, 3);
+        }
+        if (pairs < tokens) q8blocks_dotprod(q4, w, cols, r, r + 2, xq + pairs * stride, tokens - pairs, out + pairs * outStride, outStride);
+    }
+    if (r < r1) q8blocks_dotprod(q4, w, cols, r, r1, xq, tokens, out, outStride);
+}
+
 /** Q6_K on the file's layout: each 128-value half is four quarters of 32 (one activation block each), 16 lanes at a time. */
 __attribute__((target("arch=armv8.2-a+dotprod")))
 static void q6k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
@@ -784,7 +845,7 @@ enum { TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q8_0 = 8, TYPE_Q4_K = 12, TYPE_Q6_K = 1
 int enclave_supports(int type) {
     int i = enclave_isa();
     return type == TYPE_Q4_0 || type == TYPE_Q8_0
-            || ((type == TYPE_Q6_K || type == TYPE_Q4_K) && (i == ISA_AVX2 || i == ISA_AVX512_VNNI || i == ISA_NEON_DOTPROD))
+            || ((type == TYPE_Q6_K || type == TYPE_Q4_K) && (i == ISA_AVX2 || i == ISA_AVX512_VNNI || i >= ISA_NEON_DOTPROD))
             || (type == TYPE_F16 && i != ISA_BASELINE);
 }
 
@@ -814,7 +875,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
             return;
         }
 #elif defined(__aarch64__)
-        if (i == ISA_NEON_DOTPROD) {
+        if (i >= ISA_NEON_DOTPROD) {
             (q6 ? q6k_dotprod : q4k_dotprod)(w, cols, r0, r1, xq, tokens, out, outStride);
             return;
         }
@@ -829,7 +890,11 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
         return;
     }
 #elif defined(__aarch64__)
-    if (i == ISA_NEON_DOTPROD) {
+    if (i == ISA_NEON_I8MM && tokens >= 2) {
+        q8blocks_i8mm(type == TYPE_Q4_0, w, cols, r0, r1, xq, tokens, out, outStride);
+        return;
+    }
+    if (i >= ISA_NEON_DOTPROD) {
         q8blocks_dotprod(type == TYPE_Q4_0, w, cols, r0, r1, xq, tokens, out, outStride);
         return;
     }

@@ -165,6 +165,7 @@ public final class NativeCpuKernels implements NativeKernels {
             case 2 -> "avx512-vnni";
             case 3 -> "neon";
             case 4 -> "neon-dotprod";
+            case 5 -> "neon-i8mm";
             default -> "baseline";
         };
     }
