@@ -5,7 +5,7 @@ import dev.enclave.runtime.generate.FinishReason;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.DraftPolicy;
-import dev.enclave.runtime.generate.NgramDrafter;
+import dev.enclave.runtime.generate.Drafter;
 import dev.enclave.runtime.generate.Speculation;
 import dev.enclave.runtime.generate.StopStringMatcher;
 import dev.enclave.runtime.generate.TokenListener;
@@ -115,7 +115,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         FinishReason finish;
         boolean matched;
         // speculation: the sequence's text for guessing, this step's guesses, their logits, and the back-off
-        NgramDrafter drafter;
+        Drafter drafter;
         int[] draft;
         int[] draftStep;
         float[] draftLogits;
@@ -263,6 +263,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
                 // a step failed: fail the sequences in it rather than the whole server
                 for (Seq s : List.copyOf(active)) {
                     s.state.release();
+                    if (s.drafter != null) s.drafter.close();
                     s.h.result.completeExceptionally(e);
                 }
                 active.clear();
@@ -549,7 +550,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         Speculation spec = settings.speculation();
         if (s.h.request.topLogprobs() >= 0) return 0;
         if (s.drafter == null) {
-            s.drafter = new NgramDrafter(spec.minNgram(), spec.maxNgram());
+            s.drafter = spec.newDrafter(s.state.contextLength());
             for (int t : s.prompt) s.drafter.accept(t);
             for (int i = 0; i < s.generated; i++) s.drafter.accept(s.out[i]);
             s.draft = new int[spec.maxDraft()];
@@ -615,6 +616,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             cache.insertWithTail(conversation, s.state.position(), s.state.blockTable());
         }
         s.state.release();
+        if (s.drafter != null) s.drafter.close(); // a draft model's cache of this sequence
         long end = System.nanoTime();
         long firstAt = s.firstTokenAt == 0 ? end : s.firstTokenAt;
         if (s.generated > 1) lastItlMillis = (end - firstAt) / 1e6 / (s.generated - 1);

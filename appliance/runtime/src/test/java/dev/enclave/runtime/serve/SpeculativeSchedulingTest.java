@@ -70,6 +70,30 @@ class SpeculativeSchedulingTest {
         }
     }
 
+    @Test
+    void aDraftModelInTheEngineGivesThePlainAnswers() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"));
+             TransformerModel draft = TransformerModel.load(SharedData.model("tinystories-hd64-Q4_0.gguf"));
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, SETTINGS.withSpeculation(Speculation.withDraftModel(4, draft)))) {
+            List<int[]> prompts = new ArrayList<>();
+            for (String p : new String[] {"Once upon a time, there was a little girl named Lily. She", "Tom had a red ball.", "The sun was hot. Max"}) {
+                prompts.add(m.tokenizer().encode(p, true, false));
+            }
+            GenerationResult alone = s.generate(greedy(prompts.get(0), 80), TokenListener.NONE);
+            assertArrayEquals(new Generator(m).generate(greedy(prompts.get(0), 80), TokenListener.NONE).tokens(), alone.tokens());
+            assertTrue(s.metrics().specAccepted() >= 30, "the draft model's guesses are kept: " + s.metrics());
+            // three at once, sampled: guesses while two or fewer decode, then plain steps; the same answers
+            List<ContinuousBatchScheduler.Handle> handles = new ArrayList<>();
+            for (int i = 0; i < prompts.size(); i++) handles.add(s.submit(sampled(prompts.get(i), 30 + 10 * i, i), TokenListener.NONE));
+            for (int i = 0; i < prompts.size(); i++) {
+                GenerationResult batched = handles.get(i).result().get(60, TimeUnit.SECONDS);
+                assertArrayEquals(new Generator(m).generate(sampled(prompts.get(i), 30 + 10 * i, i), TokenListener.NONE).tokens(),
+                        batched.tokens(), "sampled prompt " + i);
+            }
+            assertEquals(0, s.metrics().kvBlocksUsed() - s.metrics().kvBlocksCached(), "blocks leaked");
+        }
+    }
+
     static GenerationRequest greedy(int[] prompt, int n) {
         return new GenerationRequest(prompt, n, Sampler.of(0f, 1f, 0), List.of(), true);
     }

@@ -44,7 +44,8 @@ public class ModelService {
                         @ConfigProperty(name = "enclave.battery-saver.threads", defaultValue = "2") int batteryThreads,
                         @ConfigProperty(name = "enclave.battery-saver.max-tokens-per-s", defaultValue = "8") double batteryTokensPerSecond,
                         @ConfigProperty(name = "enclave.scheduler.speculate", defaultValue = "ngram") String speculate,
-                        @ConfigProperty(name = "enclave.scheduler.draft-max", defaultValue = "8") int draftMax) {
+                        @ConfigProperty(name = "enclave.scheduler.draft-max", defaultValue = "8") int draftMax,
+                        @ConfigProperty(name = "enclave.scheduler.draft-model") Optional<String> draftModelPath) {
         boolean saving = batterySaver.equals("true") || (batterySaver.equals("auto") && onBattery());
         int t = saving ? batteryThreads : threads.orElse(0);
         this.threads = t;
@@ -55,9 +56,15 @@ public class ModelService {
                     case "off" -> dev.enclave.runtime.generate.Speculation.OFF;
                     case "ngram" -> new dev.enclave.runtime.generate.Speculation(draftMax, dev.enclave.runtime.generate.Speculation.NGRAM.minNgram(),
                             dev.enclave.runtime.generate.Speculation.NGRAM.maxNgram());
-                    default -> throw new IllegalArgumentException("enclave.scheduler.speculate must be off or ngram, not " + speculate);
+                    case "draft" -> {
+                        if (draftModelPath.isEmpty()) throw new IllegalArgumentException("enclave.scheduler.speculate=draft needs enclave.scheduler.draft-model");
+                        yield new dev.enclave.runtime.generate.Speculation(draftMax, dev.enclave.runtime.generate.Speculation.NGRAM.minNgram(),
+                                dev.enclave.runtime.generate.Speculation.NGRAM.maxNgram());
+                    }
+                    default -> throw new IllegalArgumentException("enclave.scheduler.speculate must be off, ngram or draft, not " + speculate);
                 });
         try {
+            this.draftModel = speculate.strip().equalsIgnoreCase("draft") ? ModelLoader.open(draftModelPath.get(), this::runtimeOptions) : null;
             this.loaded = load(ModelLoader.open(modelPath.orElse(null), this::runtimeOptions));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -65,6 +72,8 @@ public class ModelService {
     }
 
     private final int threads;
+    /** The draft model for speculative decoding (enclave.scheduler.speculate=draft), or null. */
+    private final TransformerModel draftModel;
 
     /** The runtime's options from the configuration, with the battery saver's thread count. */
     private dev.enclave.runtime.RuntimeOptions runtimeOptions() {
@@ -115,6 +124,16 @@ public class ModelService {
         if (wanted > free * 9 / 10) {
             throw new IllegalStateException("the KV cache needs " + (wanted >> 20) + " MiB but the Java heap has about "
                     + (free >> 20) + " MiB left: " + advice);
+        }
+        ContinuousBatchScheduler.Settings settings = this.settings;
+        if (draftModel != null) {
+            try {
+                dev.enclave.runtime.generate.ModelDrafter.checkVocabulary(model.tokenizer(), draftModel.tokenizer());
+                settings = settings.withSpeculation(dev.enclave.runtime.generate.Speculation.withDraftModel(settings.speculation().maxDraft(), draftModel));
+                LOG.infof("speculative decoding with the draft model %s", draftModel.name());
+            } catch (IllegalArgumentException e) {
+                LOG.warnf("draft model %s not used for %s (%s); guessing by n-grams", draftModel.name(), model.name(), e.getMessage());
+            }
         }
         try {
             ContinuousBatchScheduler scheduler = new ContinuousBatchScheduler(model, settings);
@@ -212,5 +231,6 @@ public class ModelService {
         ServedModel l = loaded;
         l.engine().close();
         l.model().close();
+        if (draftModel != null) draftModel.close();
     }
 }

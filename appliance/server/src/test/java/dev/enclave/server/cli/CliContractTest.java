@@ -18,7 +18,7 @@ import picocli.CommandLine;
  * The CLI contract others' checks rely on: {@code tokenize --json}, {@code logits --json}, {@code generate}, run
  * in-process on the shared stories260K file and compared with the llama.cpp / float64 references.
  */
-class CliContractTest {
+public class CliContractTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -41,7 +41,7 @@ class CliContractTest {
         }
     }
 
-    static Path shared(String file) {
+    public static Path shared(String file) {
         Path p = Path.of(System.getProperty("enclave.shared.dir", "../../../shared")).resolve("fixtures/models").resolve(file);
         assertTrue(Files.isRegularFile(p), "missing shared fixture " + p);
         return p;
