@@ -91,6 +91,22 @@ public interface Backend {
      */
     void rope(DeviceBuffer x, int off, int stride, int heads, int headDim, StepBatch step, float[] invFreq, boolean neox);
 
+    /** Whether {@link #shiftKeys} can rewrite this backend's KV cache in place. */
+    default boolean canShiftKeys() {
+        return false;
+    }
+
+    /**
+     * Moves cached keys {@code delta} positions (a context shift: positions dropped before them): each of the
+     * {@code count} slots' keys is turned by RoPE's angle for {@code delta}, as {@link #rope} would have turned it at
+     * its new position. Values do not depend on the position and are left untouched.
+     *
+     * @throws UnsupportedOperationException where {@link #canShiftKeys} is false
+     */
+    default void shiftKeys(KvStorage kv, int[] slots, int count, int kvHeads, int headDim, float[] invFreq, boolean neox, int delta) {
+        throw new UnsupportedOperationException("the " + name() + " backend cannot move its KV cache");
+    }
+
     /**
      * Writes each token's key and value row ({@code kvDim} floats) into its KV slot {@code step.slot[t]}, encoded in
      * the storage's type.

@@ -90,6 +90,16 @@ public final class HostKvStorage implements KvStorage {
         }
     }
 
+    /** Slot {@code slot}'s key as the model wrote it (decoded, turned back from its rotation). */
+    public void readKey(int slot, float[] dst) {
+        get(keyRows, keyRotation, slot, dst);
+    }
+
+    /** Replaces slot {@code slot}'s key (encoded and rotated as the type says); its value is left as it is. */
+    public void writeKey(int slot, float[] src) {
+        put(keyRows, keyRotation, slot, src, 0);
+    }
+
     @Override
     public long bytes() {
         return keyRows.bytes() + valueRows.bytes();

@@ -15,14 +15,27 @@ public final class Generator {
 
     private final TransformerModel model;
     private final Speculation speculation;
+    private final ContextShift shift;
+    private int shifts;
 
     public Generator(TransformerModel model) {
         this(model, Speculation.OFF);
     }
 
     public Generator(TransformerModel model, Speculation speculation) {
+        this(model, speculation, null);
+    }
+
+    /** @param shift what a sequence that fills its context does (null: it ends there, finish reason length) */
+    public Generator(TransformerModel model, Speculation speculation, ContextShift shift) {
         this.model = model;
         this.speculation = speculation;
+        this.shift = shift;
+    }
+
+    /** Context shifts made by the last {@link #generate} call. */
+    public int shifts() {
+        return shifts;
     }
 
     /** Generates into a fresh state sized for this prompt and its maximum answer. */
@@ -36,6 +49,7 @@ public final class Generator {
     }
 
     public GenerationResult generate(InferenceState state, GenerationRequest request, TokenListener listener) {
+        shifts = 0;
         int[] prompt = request.promptTokens();
         if (state.position() + prompt.length > state.contextLength()) {
             throw new ContextLengthExceededException(state.position() + prompt.length, state.contextLength());
@@ -66,7 +80,8 @@ public final class Generator {
             while (o.n < request.maxTokens()) {
                 int token = pending >= 0 ? pending : sampler.sample(logits);
                 pending = -1;
-                if (!o.emit(token) || o.n == request.maxTokens() || state.position() >= state.contextLength()) break;
+                if (!o.emit(token) || o.n == request.maxTokens()) break;
+                if (state.position() >= state.contextLength() && !shifted(state)) break;
                 int k = 0;
                 if (drafter != null) {
                     drafter.accept(token);
@@ -118,6 +133,16 @@ public final class Generator {
         long t2 = System.nanoTime();
         return new GenerationResult(Arrays.copyOf(o.out, o.n), o.text.toString(), o.reason, prompt.length, t1 - t0, t2 - t1,
                 new Speculation.Stats(steps, drafted, accepted));
+    }
+
+    /** A full context: shifts it when asked to and it can (true), else the answer ends here. */
+    private boolean shifted(InferenceState state) {
+        if (shift == null) return false;
+        int bs = state.blockTable().pool().blockSize;
+        int keep = shift.kept(bs), drop = shift.dropped(state.position(), bs);
+        if (drop == 0 || !model.shiftContext(state, keep, drop)) return false;
+        shifts++;
+        return true;
     }
 
     /** The answer as it grows: tokens, released text, stop strings, and why it ended. */

@@ -81,6 +81,17 @@ public final class BlockTable {
         blocks[count++] = b;
     }
 
+    /**
+     * Releases {@code n} blocks from block index {@code first} and moves the later blocks down (a context shift: the
+     * positions they hold then come {@code n} blocks earlier).
+     */
+    public void dropBlocks(int first, int n) {
+        if (first < 0 || n < 0 || first + n > count) throw new IllegalArgumentException("blocks [" + first + ", +" + n + ") of " + count);
+        for (int i = first; i < first + n; i++) pool.release(blocks[i]);
+        System.arraycopy(blocks, first + n, blocks, first, count - first - n);
+        count -= n;
+    }
+
     /** Keeps the blocks that hold positions [0, positions) and releases the rest. */
     public void truncate(int positions) {
         int keep = (positions + pool.blockSize - 1) >> pool.blockShift;

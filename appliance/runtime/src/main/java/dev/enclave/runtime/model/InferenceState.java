@@ -57,6 +57,12 @@ public final class InferenceState {
         return logits;
     }
 
+    /** After {@link TransformerModel#shiftContext}'s key rotation: the table without the dropped blocks, fewer positions. */
+    void dropPositions(int keep, int discard) {
+        table.dropBlocks(keep / pool.blockSize, discard / pool.blockSize);
+        position -= discard;
+    }
+
     /** Forgets positions at and after {@code pos}, e.g. to reuse a shared prompt prefix. */
     public void truncate(int pos) {
         if (pos < 0 || pos > position) {

@@ -487,6 +487,39 @@ public final class TransformerModel implements AutoCloseable {
         }
     }
 
+    /**
+     * A context shift for a sequence that outgrew its context (StreamingLLM's attention sinks and recent window, as
+     * llama.cpp's context shift does it): positions [keep, keep + discard) are dropped, the later ones move down by
+     * {@code discard}, their keys turned by RoPE for their new positions (values do not depend on position). Both
+     * counts are whole KV blocks. Blocks another sequence or the prefix cache also holds are never rewritten: those
+     * that move are copied first, those dropped only lose this sequence's reference. The state's logits are kept.
+     *
+     * @return false (nothing changed) when the pool has no block left for those copies
+     * @throws UnsupportedOperationException when a layer's backend cannot rewrite its cache in place (nothing changed)
+     */
+    public boolean shiftContext(InferenceState s, int keep, int discard) {
+        int bs = s.pool.blockSize;
+        if (keep < 0 || discard <= 0 || keep % bs != 0 || discard % bs != 0 || keep + discard > s.position) {
+            throw new IllegalArgumentException("a shift drops whole blocks of " + bs + " after the kept ones: keep " + keep
+                    + ", drop " + discard + " of " + s.position + " positions");
+        }
+        for (Layer w : layers) {
+            if (!w.backend.canShiftKeys()) throw new UnsupportedOperationException("the " + w.backend.name() + " backend cannot move its KV cache");
+        }
+        if (!s.table.makeWritable(keep + discard, s.position)) return false;
+        int moved = s.position - keep - discard;
+        int[] slots = new int[moved];
+        for (int i = 0; i < moved; i++) slots[i] = s.table.slot(keep + discard + i);
+        ModelConfig c = config;
+        boolean neox = c.arch().rope == Architecture.RopeStyle.NEOX;
+        for (int l = 0; l < layers.length; l++) {
+            float[] invFreq = c.isSlidingLayer(l) ? ropeInvFreqLocal : ropeInvFreq;
+            layers[l].backend.shiftKeys(s.pool.layer(l), slots, moved, c.headCountKv(), c.headDim(), invFreq, neox, -discard);
+        }
+        s.dropPositions(keep, discard);
+        return true;
+    }
+
     /** Runs one token at the state's next position and returns the logits (a buffer reused by the next call). */
     public float[] forward(InferenceState s, int token) {
         Workspace ws = workspaceOf(s);

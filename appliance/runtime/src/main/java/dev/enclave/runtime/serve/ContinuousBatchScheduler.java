@@ -5,6 +5,7 @@ import dev.enclave.runtime.generate.FinishReason;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.DraftPolicy;
+import dev.enclave.runtime.generate.ContextShift;
 import dev.enclave.runtime.generate.Drafter;
 import dev.enclave.runtime.generate.Speculation;
 import dev.enclave.runtime.generate.StopStringMatcher;
@@ -48,7 +49,13 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
      * @param speculation  guessed tokens checked per step while few sequences decode (off: one token per step)
      */
     public record Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis,
-                           double maxTokensPerSecond, Speculation speculation) {
+                           double maxTokensPerSecond, Speculation speculation, ContextShift contextShift) {
+        /** Without a context shift: a sequence that fills its context ends there. */
+        public Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis,
+                        double maxTokensPerSecond, Speculation speculation) {
+            this(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, maxTokensPerSecond, speculation, null);
+        }
+
         public Settings(int maxActive, int maxQueue, int tokenBudget, int blockSize, long kvBytes, long timeoutMillis) {
             this(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, 0);
         }
@@ -63,7 +70,12 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         }
 
         public Settings withSpeculation(Speculation s) {
-            return new Settings(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, maxTokensPerSecond, s);
+            return new Settings(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, maxTokensPerSecond, s, contextShift);
+        }
+
+        /** A sequence that fills its context shifts it ({@link TransformerModel#shiftContext}) and goes on; null: it ends. */
+        public Settings withContextShift(ContextShift shift) {
+            return new Settings(maxActive, maxQueue, tokenBudget, blockSize, kvBytes, timeoutMillis, maxTokensPerSecond, speculation, shift);
         }
 
         public static Settings defaults() {
@@ -123,6 +135,8 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         DraftPolicy policy;
         /** While a speculative step is checked: the KV positions that hold emitted tokens (0: all of them). */
         int validPositions;
+        /** Context shifts made: the cache then no longer holds the conversation's text, so it is not cached for reuse. */
+        int shifts;
 
         Seq(Handle h, InferenceState state) {
             this.h = h;
@@ -157,6 +171,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
     private final AtomicLong cachedPromptTokens = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong specSteps = new AtomicLong();
+    private final AtomicLong contextShifts = new AtomicLong();
     private final AtomicLong specDrafted = new AtomicLong();
     private final AtomicLong specAccepted = new AtomicLong();
     private volatile double lastTtftMillis;
@@ -535,11 +550,22 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             finish(s, FinishReason.CANCELLED);
         } else if (s.stops.stopped()) {
             finish(s, FinishReason.STOP);
-        } else if (s.generated >= r.maxTokens() || s.state.position() >= s.state.contextLength()) {
+        } else if (s.generated >= r.maxTokens() || s.state.position() >= s.state.contextLength() && !shifted(s)) {
             finish(s, FinishReason.LENGTH);
         } else {
             s.lastToken = token;
         }
+    }
+
+    /** A sequence at the end of its context: shifted when the settings ask for it and the pool has room (true). */
+    private boolean shifted(Seq s) {
+        ContextShift shift = settings.contextShift();
+        if (shift == null) return false;
+        int keep = shift.kept(pool.blockSize), drop = shift.dropped(s.state.position(), pool.blockSize);
+        if (drop == 0 || !model.shiftContext(s.state, keep, drop)) return false;
+        s.shifts++;
+        contextShifts.incrementAndGet();
+        return true;
     }
 
     /** Sequences decoding at once up to which their guesses are checked. */
@@ -610,7 +636,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         // positions of guesses that were not kept hold nothing of the conversation
         if (s.validPositions > 0 && s.validPositions < s.state.position()) s.state.truncate(s.validPositions);
         // the whole conversation so far — prompt and answer — is a prefix of the client's next turn
-        if (s.matched && s.generated > 0) {
+        if (s.matched && s.generated > 0 && s.shifts == 0) {
             int[] conversation = Arrays.copyOf(s.prompt, s.prompt.length + s.generated);
             System.arraycopy(s.out, 0, conversation, s.prompt.length, s.generated);
             cache.insertWithTail(conversation, s.state.position(), s.state.blockTable());
@@ -630,6 +656,11 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
     @Override
     public dev.enclave.runtime.backend.Placement placement() {
         return model.placement();
+    }
+
+    /** Context shifts made so far (sequences that filled their context and went on). */
+    public long contextShifts() {
+        return contextShifts.get();
     }
 
     @Override

@@ -1,9 +1,11 @@
 package dev.enclave.server.cli;
 
+import dev.enclave.runtime.generate.ContextShift;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.Generator;
 import dev.enclave.runtime.generate.Speculation;
+import dev.enclave.runtime.generate.TokenListener;
 import dev.enclave.runtime.model.TransformerModel;
 import dev.enclave.runtime.sampling.Sampler;
 import dev.enclave.runtime.sampling.SamplingParams;
@@ -75,6 +77,20 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--draft-max", defaultValue = "8", description = "Guessed tokens checked per step at most (default: ${DEFAULT-VALUE}).")
     int draftMax;
 
+    @Option(names = {"-c", "--ctx"}, defaultValue = "0", paramLabel = "N",
+            description = "Context positions for this run; 0: the prompt plus -n, at most the model's (default: ${DEFAULT-VALUE}).")
+    int ctx;
+
+    @Option(names = "--context-shift",
+            description = "When the answer fills the context, drop the older half of it (whole KV blocks) after the first --keep"
+                    + " tokens, turn the later keys to their new positions and go on (attention sinks and a recent window)."
+                    + " Without it the answer ends at the context's end.")
+    boolean contextShift;
+
+    @Option(names = "--keep", defaultValue = "4", paramLabel = "N",
+            description = "Tokens at the start a context shift keeps, rounded up to a KV block (default: ${DEFAULT-VALUE}).")
+    int keep;
+
     @Option(names = "--json", description = "Print one JSON object instead of streaming text.")
     boolean json;
 
@@ -98,6 +114,10 @@ public class GenerateCommand implements Callable<Integer> {
                     : "enclave: --draft-model is for --speculate draft");
             return 2;
         }
+        if (ctx < 0 || keep < 0) {
+            System.err.println("enclave: --ctx and --keep must not be negative");
+            return 2;
+        }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long s = seed == -1 ? System.nanoTime() : seed;
         try (TransformerModel model = modelOptions.open(runOptions);
@@ -118,13 +138,20 @@ public class GenerateCommand implements Callable<Integer> {
                 out.print(prompt);
                 out.flush();
             }
-            GenerationResult r = new Generator(model, speculation).generate(req, (t, text) -> {
+            Generator generator = new Generator(model, speculation, contextShift ? new ContextShift(keep) : null);
+            TokenListener stream = (t, text) -> {
                 if (!json && !text.isEmpty()) {
                     out.print(text);
                     out.flush();
                 }
                 return true;
-            });
+            };
+            int positions = ctx > 0 ? Math.min(ctx, model.config().contextLength()) : 0;
+            if (positions > 0 && tokens.length >= positions) {
+                System.err.println("enclave: the prompt has " + tokens.length + " tokens, --ctx " + positions + " leaves no room for an answer");
+                return 2;
+            }
+            GenerationResult r = positions > 0 ? generator.generate(model.newState(positions), req, stream) : generator.generate(req, stream);
             if (json) {
                 out.println("{\"model\":" + Json.string(model.name())
                         + ",\"prompt_tokens\":" + Json.ints(tokens)
@@ -136,14 +163,16 @@ public class GenerateCommand implements Callable<Integer> {
                         + ",\"tg_tok_s\":" + r.tokensPerSecond()
                         + ",\"spec_steps\":" + r.speculation().steps()
                         + ",\"spec_drafted\":" + r.speculation().drafted()
-                        + ",\"spec_accepted\":" + r.speculation().accepted() + "}");
+                        + ",\"spec_accepted\":" + r.speculation().accepted()
+                        + ",\"context_shifts\":" + generator.shifts() + "}");
             } else {
                 out.println();
-                System.err.printf("[enclave] %s: prompt %d tokens in %.1f ms; %d tokens at %.1f tok/s (%s)%s%n",
+                System.err.printf("[enclave] %s: prompt %d tokens in %.1f ms; %d tokens at %.1f tok/s (%s)%s%s%n",
                         model.name(), tokens.length, r.promptNanos() / 1e6, r.completionTokens(), r.tokensPerSecond(),
                         r.finishReason().openAiName, speculation.enabled() ? String.format(java.util.Locale.ROOT,
                                 "; %d of %d guesses kept in %d checks", r.speculation().accepted(), r.speculation().drafted(),
-                                r.speculation().steps()) : "");
+                                r.speculation().steps()) : "",
+                        generator.shifts() > 0 ? "; " + generator.shifts() + " context shifts" : "");
             }
         }
         return 0;

@@ -28,6 +28,11 @@ public record CompletionParams(int maxTokens, SamplingParams sampling, List<Stri
     static final int MAX_STOP = 16, MAX_STOP_CHARS = 256;
 
     public static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int vocabularySize, boolean chat) {
+        return parse(body, defaultMaxTokens, contextLength, contextLength, vocabularySize, chat);
+    }
+
+    /** As above; an answer may be up to {@code maxAnswer} tokens (beyond the context where the engine shifts it). */
+    public static CompletionParams parse(JsonNode body, int defaultMaxTokens, int contextLength, int maxAnswer, int vocabularySize, boolean chat) {
         int maxTokens = defaultMaxTokens;
         for (String key : new String[] {"max_completion_tokens", "max_tokens"}) {
             JsonNode v = body.get(key);
@@ -36,8 +41,9 @@ public record CompletionParams(int maxTokens, SamplingParams sampling, List<Stri
                     throw ApiException.invalid(key, key + " must be an integer");
                 }
                 maxTokens = v.asInt();
-                if (maxTokens < 1 || maxTokens > contextLength) {
-                    throw ApiException.invalid(key, key + " must be between 1 and " + contextLength + " (the model's context), got " + maxTokens);
+                if (maxTokens < 1 || maxTokens > maxAnswer) {
+                    throw ApiException.invalid(key, key + " must be between 1 and " + maxAnswer
+                            + (maxAnswer == contextLength ? " (the model's context)" : " (16 contexts: the engine shifts the context)") + ", got " + maxTokens);
                 }
                 break;
             }

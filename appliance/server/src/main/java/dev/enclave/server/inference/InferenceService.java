@@ -200,9 +200,13 @@ public class InferenceService {
             JsonNode max = body.get("max_tokens");
             if (max != null && max.isIntegralNumber() && max.canConvertToLong() && max.asLong() > rest) body.put("max_tokens", rest);
         }
+        // with the engine's context shift an answer may outgrow the context (the prompt itself may not)
+        boolean shifting = models.contextShift();
         CompletionParams params = CompletionParams.parse(body, r.defaultMaxTokens < 0 ? rest : r.defaultMaxTokens, ctxLen,
-                tok.vocabularySize(), chat);
-        if (prompt.length + params.maxTokens() > ctxLen) throw ApiException.contextExceeded(prompt.length, params.maxTokens(), ctxLen);
+                shifting ? 16 * ctxLen : ctxLen, tok.vocabularySize(), chat);
+        if (shifting ? prompt.length >= ctxLen : prompt.length + params.maxTokens() > ctxLen) {
+            throw ApiException.contextExceeded(prompt.length, params.maxTokens(), ctxLen);
+        }
         if (params.n() > 1 && !toolNames.isEmpty()) throw ApiException.invalid("n", "n > 1 cannot be combined with tools");
         return new Prepared(r, m, prompt, params, citations, toolNames);
     }

@@ -45,13 +45,27 @@ public class ModelService {
                         @ConfigProperty(name = "enclave.battery-saver.max-tokens-per-s", defaultValue = "8") double batteryTokensPerSecond,
                         @ConfigProperty(name = "enclave.scheduler.speculate", defaultValue = "ngram") String speculate,
                         @ConfigProperty(name = "enclave.scheduler.draft-max", defaultValue = "8") int draftMax,
-                        @ConfigProperty(name = "enclave.scheduler.draft-model") Optional<String> draftModelPath) {
+                        @ConfigProperty(name = "enclave.scheduler.draft-model") Optional<String> draftModelPath,
+                        @ConfigProperty(name = "enclave.scheduler.context-shift", defaultValue = "false") boolean contextShift,
+                        @ConfigProperty(name = "enclave.scheduler.context-keep", defaultValue = "4") int contextKeep) {
         boolean saving = batterySaver.equals("true") || (batterySaver.equals("auto") && onBattery());
         int t = saving ? batteryThreads : threads.orElse(0);
         this.threads = t;
         this.tokensPerSecondCap = saving ? batteryTokensPerSecond : 0;
         if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
-        this.settings = new ContinuousBatchScheduler.Settings(maxActive, queueLength, tokenBudget, blockSize,
+        this.settings = newSettings(maxActive, queueLength, tokenBudget, blockSize, kvMemoryMb, timeoutSeconds, speculate, draftMax,
+                draftModelPath).withContextShift(contextShift ? new dev.enclave.runtime.generate.ContextShift(contextKeep) : null);
+        try {
+            this.draftModel = speculate.strip().equalsIgnoreCase("draft") ? ModelLoader.open(draftModelPath.get(), this::runtimeOptions) : null;
+            this.loaded = load(ModelLoader.open(modelPath.orElse(null), this::runtimeOptions));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private ContinuousBatchScheduler.Settings newSettings(int maxActive, int queueLength, int tokenBudget, int blockSize, long kvMemoryMb,
+                                                          long timeoutSeconds, String speculate, int draftMax, Optional<String> draftModelPath) {
+        return new ContinuousBatchScheduler.Settings(maxActive, queueLength, tokenBudget, blockSize,
                 kvMemoryMb << 20, timeoutSeconds * 1000, tokensPerSecondCap, switch (speculate.strip().toLowerCase(java.util.Locale.ROOT)) {
                     case "off" -> dev.enclave.runtime.generate.Speculation.OFF;
                     case "ngram" -> new dev.enclave.runtime.generate.Speculation(draftMax, dev.enclave.runtime.generate.Speculation.NGRAM.minNgram(),
@@ -63,12 +77,11 @@ public class ModelService {
                     }
                     default -> throw new IllegalArgumentException("enclave.scheduler.speculate must be off, ngram or draft, not " + speculate);
                 });
-        try {
-            this.draftModel = speculate.strip().equalsIgnoreCase("draft") ? ModelLoader.open(draftModelPath.get(), this::runtimeOptions) : null;
-            this.loaded = load(ModelLoader.open(modelPath.orElse(null), this::runtimeOptions));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+    }
+
+    /** Whether a sequence that fills its context shifts it and goes on (enclave.scheduler.context-shift). */
+    public boolean contextShift() {
+        return settings.contextShift() != null;
     }
 
     private final int threads;

@@ -109,6 +109,27 @@ public class CliContractTest {
     }
 
     @Test
+    void generatePastTheContextWithContextShift() throws Exception {
+        String model = shared("tinystories-hd64-F32.gguf").toString();
+        Run ends = run("generate", "--model", model, "--prompt", "Once upon a time", "-n", "150", "--temp", "0", "--ignore-eos",
+                "--ctx", "64", "--json");
+        assertEquals(0, ends.code(), ends.err());
+        JsonNode e = JSON.readTree(ends.out());
+        assertEquals("length", e.get("finish_reason").asText());
+        assertTrue(e.get("tokens").size() < 64, ends.out());
+        assertEquals(0, e.get("context_shifts").asInt());
+        Run goesOn = run("generate", "--model", model, "--prompt", "Once upon a time", "-n", "150", "--temp", "0", "--ignore-eos",
+                "--ctx", "64", "--context-shift", "--keep", "4", "--json");
+        assertEquals(0, goesOn.code(), goesOn.err());
+        JsonNode g = JSON.readTree(goesOn.out());
+        assertEquals(150, g.get("tokens").size());
+        assertTrue(g.get("context_shifts").asInt() >= 3, goesOn.out());
+        Run tooShort = run("generate", "--model", model, "--prompt", "Once upon a time, there was a girl", "--ctx", "4");
+        assertEquals(2, tooShort.code());
+        assertTrue(tooShort.err().contains("--ctx"), tooShort.err());
+    }
+
+    @Test
     void clearErrors() throws Exception {
         Run missing = run("generate", "--model", "/nonexistent/model.gguf", "--prompt", "x");
         assertTrue(missing.code() != 0);

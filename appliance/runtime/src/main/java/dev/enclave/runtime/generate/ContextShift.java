@@ -1,0 +1,29 @@
+package dev.enclave.runtime.generate;
+
+/**
+ * What a sequence does when it reaches the end of its context: stop (no shift), or drop older positions and go on.
+ * A shift keeps the first {@code keep} tokens (the attention sinks: StreamingLLM found that attention leans on the
+ * first few tokens whatever they say, and a window without them falls apart) and drops the older half of the rest,
+ * whole KV blocks at a time; the recent half stays. As llama.cpp's context shift: the sequence then reads a
+ * shortened text, so its answers are no longer those of an unbounded context.
+ */
+public record ContextShift(int keep) {
+
+    public ContextShift {
+        if (keep < 0) throw new IllegalArgumentException("tokens kept at a context shift must not be negative: " + keep);
+    }
+
+    /** The attention sinks StreamingLLM keeps. */
+    public static final ContextShift SINKS = new ContextShift(4);
+
+    /** Positions kept at the start: {@code keep} rounded up to whole blocks. */
+    public int kept(int blockSize) {
+        return (keep + blockSize - 1) / blockSize * blockSize;
+    }
+
+    /** Positions to drop after the kept ones from a full context of {@code position}: the older half, whole blocks (0: none can go). */
+    public int dropped(int position, int blockSize) {
+        int rest = position - kept(blockSize);
+        return Math.max(0, rest / 2 / blockSize * blockSize);
+    }
+}
