@@ -263,6 +263,11 @@ public final class Q4RowGroupTensor extends RowGroupTensor {
 
     @Override
     public void multiply4(Q8Activations a, int t, int from, int to, float[] out, int o, int stride) {
+        if (subScales == null) multiply4Q4_0(a, t, from, to, out, o, stride);
+        else multiply4Q4_K(a, t, from, to, out, o, stride);
+    }
+
+    private void multiply4Q4_0(Q8Activations a, int t, int from, int to, float[] out, int o, int stride) {
         short[] xq = a.q;
         float[] xd = a.d;
         int[] xs = a.sums;
@@ -270,7 +275,6 @@ public final class Q4RowGroupTensor extends RowGroupTensor {
         for (int g = from; g < to; g++) {
             FloatVector z = FloatVector.zero(FLOATS);
             FloatVector a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
-            FloatVector sd0 = z, sd1 = z, sm0 = z, sm1 = z; // Q4_K: the super-block's d and dmin per row
             long gb = (long) g * blocks;
             for (int b = 0; b < blocks; b++, gb++) {
                 long line = gb * 16 * R;
@@ -296,43 +300,83 @@ public final class Q4RowGroupTensor extends RowGroupTensor {
                 s2 = s2.sub((short) (8 * xs[k2])); // exact: the true sum of (q - 8) * x fits 16 bits
                 int k3 = (x3 + c) / 32;
                 s3 = s3.sub((short) (8 * xs[k3])); // exact: the true sum of (q - 8) * x fits 16 bits
-                if (subScales == null) {
-                    ShortVector h = ShortVector.fromMemorySegment(SHORTS, scales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
-                    IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 0);
-                    FloatVector d0 = d0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                            .reinterpretAsInts().or(d0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 1);
-                    FloatVector d1 = d1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                            .reinterpretAsInts().or(d1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                    a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k0]), a00);
-                    a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k0]), a01);
-                    a10 = ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k1]), a10);
-                    a11 = ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k1]), a11);
-                    a20 = ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k2]), a20);
-                    a21 = ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k2]), a21);
-                    a30 = ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k3]), a30);
-                    a31 = ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k3]), a31);
-                } else {
-                    if (b % 8 == 0) {
-                        ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R, ByteOrder.LITTLE_ENDIAN);
-                        ShortVector hm = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R + 2 * R, ByteOrder.LITTLE_ENDIAN);
-                        IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
-                        FloatVector nd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
-                        FloatVector nd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 0);
-                        FloatVector nm0 = nm0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nm0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 1);
-                        FloatVector nm1 = nm1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                                .reinterpretAsInts().or(nm1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-                        sd0 = nd0;
-                        sd1 = nd1;
-                        sm0 = nm0;
-                        sm1 = nm1;
+                ShortVector h = ShortVector.fromMemorySegment(SHORTS, scales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
+                IntVector d0i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 0);
+                FloatVector d0 = d0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(d0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector d1i = (IntVector) h.convertShape(VectorOperators.S2I, INTS, 1);
+                FloatVector d1 = d1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(d1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                a00 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k0]), a00);
+                a01 = ((FloatVector) s0.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k0]), a01);
+                a10 = ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k1]), a10);
+                a11 = ((FloatVector) s1.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k1]), a11);
+                a20 = ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k2]), a20);
+                a21 = ((FloatVector) s2.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k2]), a21);
+                a30 = ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 0)).fma(d0.mul(xd[k3]), a30);
+                a31 = ((FloatVector) s3.convertShape(VectorOperators.S2F, FLOATS, 1)).fma(d1.mul(xd[k3]), a31);
+            }
+            int r = o + g * R;
+            a00.intoArray(out, r + 0 * stride);
+            a01.intoArray(out, r + 0 * stride + R / 2);
+            a10.intoArray(out, r + 1 * stride);
+            a11.intoArray(out, r + 1 * stride + R / 2);
+            a20.intoArray(out, r + 2 * stride);
+            a21.intoArray(out, r + 2 * stride + R / 2);
+            a30.intoArray(out, r + 3 * stride);
+            a31.intoArray(out, r + 3 * stride + R / 2);
+        }
+    }
+
+    /** Q4_K for four tokens: as {@link #multiplyQ4_K}, the super-block's d and dmin decoded at its top, not under a condition. */
+    private void multiply4Q4_K(Q8Activations a, int t, int from, int to, float[] out, int o, int stride) {
+        short[] xq = a.q;
+        float[] xd = a.d;
+        int[] xs = a.sums;
+        int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+        for (int g = from; g < to; g++) {
+            FloatVector z = FloatVector.zero(FLOATS);
+            FloatVector a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+            long gb = (long) g * blocks;
+            for (int b8 = 0; b8 < blocks; b8 += 8) {
+                ShortVector hd = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R, ByteOrder.LITTLE_ENDIAN);
+                ShortVector hm = ShortVector.fromMemorySegment(SHORTS, scales, gb / 8 * 4 * R + 2 * R, ByteOrder.LITTLE_ENDIAN);
+                IntVector nd0i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 0);
+                FloatVector sd0 = nd0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nd0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector nd1i = (IntVector) hd.convertShape(VectorOperators.S2I, INTS, 1);
+                FloatVector sd1 = nd1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nd1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector nm0i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 0);
+                FloatVector sm0 = nm0i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nm0i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                IntVector nm1i = (IntVector) hm.convertShape(VectorOperators.S2I, INTS, 1);
+                FloatVector sm1 = nm1i.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts().or(nm1i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+                for (int b = b8; b < b8 + 8; b++, gb++) {
+                    long line = gb * 16 * R;
+                    int c = b * 32;
+                    ShortVector zs = ShortVector.zero(SHORTS);
+                    ShortVector s0 = zs, s1 = zs, s2 = zs, s3 = zs;
+                    for (int j = 0; j < 16; j++, line += R) {
+                        ShortVector w = (ShortVector) ByteVector.fromMemorySegment(BYTES, data, line, ByteOrder.LITTLE_ENDIAN)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                        ShortVector lo = w.and((short) 0xF);
+                        ShortVector hi = w.lanewise(VectorOperators.LSHR, 4);
+                        int cj = c + j;
+                        s0 = s0.add(lo.mul(xq[x0 + cj])).add(hi.mul(xq[x0 + cj + 16]));
+                        s1 = s1.add(lo.mul(xq[x1 + cj])).add(hi.mul(xq[x1 + cj + 16]));
+                        s2 = s2.add(lo.mul(xq[x2 + cj])).add(hi.mul(xq[x2 + cj + 16]));
+                        s3 = s3.add(lo.mul(xq[x3 + cj])).add(hi.mul(xq[x3 + cj + 16]));
                     }
+                    int k0 = (x0 + c) / 32;
+                    s0 = s0.sub((short) (8 * xs[k0])); // exact: the true sum of (q - 8) * x fits 16 bits
+                    int k1 = (x1 + c) / 32;
+                    s1 = s1.sub((short) (8 * xs[k1])); // exact: the true sum of (q - 8) * x fits 16 bits
+                    int k2 = (x2 + c) / 32;
+                    s2 = s2.sub((short) (8 * xs[k2])); // exact: the true sum of (q - 8) * x fits 16 bits
+                    int k3 = (x3 + c) / 32;
+                    s3 = s3.sub((short) (8 * xs[k3])); // exact: the true sum of (q - 8) * x fits 16 bits
                     // scale = d * sc and min = dmin * m, as Q4_K decodes; summed: scale * (s + 8 sum x) - min * sum x
                     ByteVector sc = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R, ByteOrder.LITTLE_ENDIAN);
                     ByteVector mn = ByteVector.fromMemorySegment(BYTES, subScales, gb * 2 * R + R, ByteOrder.LITTLE_ENDIAN);

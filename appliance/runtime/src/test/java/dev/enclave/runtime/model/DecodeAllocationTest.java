@@ -35,6 +35,54 @@ class DecodeAllocationTest {
         return idle;
     }
 
+    /**
+     * Prompt chunks of 8 tokens (the four-token kernels, {@code multiply4}) must not allocate either: the same windows
+     * as below, each step a whole chunk through preallocated arrays.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"syn-llama3-bpe-Q4_0.gguf", "syn-llama2-spm-Q4_K_M.gguf"})
+    void promptChunksDoNotAllocate(String file) throws Exception {
+        ThreadMXBean mx = (ThreadMXBean) ManagementFactory.getThreadMXBean();
+        CpuBackend backend = new CpuBackend(1);
+        // no background warm-up: while one compiles the four-token kernels, batches run token by token (another kernel)
+        try (TransformerModel m = TransformerModel.load(SharedData.model(file), dev.enclave.runtime.RuntimeOptions.defaults().withWarmup(false),
+                java.util.List.of(backend))) {
+            InferenceState s = m.newState(512);
+            Workspace ws = m.newWorkspace(8, 1);
+            InferenceState[] one = {s};
+            int[][] tokens = {{1, 5, 9, 3, 7, 2, 11, 4}};
+            int[] from = {0}, count = {8};
+            for (int i = 0; i < 1500; i++) { // warm up until the batch kernels are compiled
+                if (s.position() >= 500) s.truncate(0);
+                m.forward(ws, one, tokens, from, count);
+            }
+            var compiler = ManagementFactory.getCompilationMXBean();
+            long best = Long.MAX_VALUE;
+            int quietAllocating = 0;
+            long deadline = System.nanoTime() + 300_000_000_000L;
+            StringBuilder seen = new StringBuilder();
+            while (best >= 64 && quietAllocating < 3 && System.nanoTime() < deadline) {
+                long compiling = compiler.getTotalCompilationTime();
+                boolean idleBefore = compilerIdle();
+                long before = mx.getCurrentThreadAllocatedBytes();
+                int steps = 60;
+                for (int i = 0; i < steps; i++) {
+                    if (s.position() >= 500) s.truncate(0);
+                    m.forward(ws, one, tokens, from, count);
+                }
+                long perStep = (mx.getCurrentThreadAllocatedBytes() - before) / steps;
+                boolean quiet = idleBefore && compiler.getTotalCompilationTime() == compiling && compilerIdle();
+                seen.append(perStep).append(quiet ? "q " : " ");
+                best = Math.min(best, perStep);
+                quietAllocating = perStep >= 64 && quiet ? quietAllocating + 1 : 0;
+            }
+            assertTrue(best < 64, file + ": " + best + " bytes allocated per 8-token chunk with the compiler idle (windows, "
+                    + "q = no compilation during it: " + seen + ")");
+        } finally {
+            backend.pool().close();
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"syn-llama3-bpe-Q4_0.gguf", "syn-llama2-spm-Q4_K_M.gguf", "syn-llama2-spm-Q8_0.gguf", "syn-qwen2-bpe-F32.gguf"})
     void decodeStepsDoNotAllocate(String file) throws Exception {
