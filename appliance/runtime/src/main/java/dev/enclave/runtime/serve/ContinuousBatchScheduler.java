@@ -676,7 +676,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         return new EngineMetrics(queued, active.size(), pool.usedBlocks(), pool.freeBlocks(), cache.cachedBlocks(),
                 prompt == 0 ? 0 : (double) cachedPromptTokens.get() / prompt, prompt, cachedPromptTokens.get(),
                 generatedTokens.get(), completed.get(), steps.get(), lastTtftMillis, lastItlMillis,
-                specSteps.get(), specDrafted.get(), specAccepted.get());
+                specSteps.get(), specDrafted.get(), specAccepted.get(), contextShifts.get());
     }
 
     public KvPool pool() {

@@ -39,6 +39,7 @@ public class SchedulerMetrics {
             FunctionCounter.builder("enclave.speculative.accepted", models, m -> m.metrics().specAccepted()).description("guessed tokens kept").register(r);
             Gauge.builder("enclave.speculative.acceptance.ratio", models, m -> m.metrics().specAcceptance()).description("share of checked guesses kept").register(r);
             Gauge.builder("enclave.speculative.tokens.per.step", models, m -> m.metrics().specTokensPerStep()).description("tokens a speculative step produced on average").register(r);
+            FunctionCounter.builder("enclave.context.shifts", models, m -> m.metrics().contextShifts()).description("sequences that filled their context and went on (enclave.scheduler.context-shift)").register(r);
         };
     }
 }

@@ -49,6 +49,9 @@ class ContextShiftApiTest {
         JsonNode j = new ObjectMapper().readTree(r.body());
         assertEquals(2300, j.get("usage").get("completion_tokens").asInt(), r.body());
         assertEquals("length", j.get("choices").get(0).get("finish_reason").asText());
+        HttpResponse<String> metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(completions.toString().replace("/v1/completions", "/q/metrics"))).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertTrue(metrics.body().lines().anyMatch(l -> l.startsWith("enclave_context_shifts_total ") && !l.endsWith(" 0.0")), "a shift counted in /q/metrics");
         HttpResponse<String> tooLong = post("{\"prompt\":\"Once\",\"max_tokens\":" + (16 * 2048 + 1) + "}");
         assertEquals(400, tooLong.statusCode());
         assertTrue(tooLong.body().contains("max_tokens"), tooLong.body());
