@@ -308,6 +308,18 @@ static void q8_0_avx2(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, co
     }
 }
 
+/** A Q4_K super-block's eight sub-block scales and mins as floats: d * scale and dmin * min, as ggml decodes them. */
+__attribute__((target("avx2,fma,f16c")))
+static inline void q4k_float_scales(const uint8_t *blk, float *ws, float *wm) {
+    float dw = _cvtsh_ss(load_u16(blk)), dmin = _cvtsh_ss(load_u16(blk + 2));
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        q4k_scale_min(blk + 4, j, &sc, &m);
+        ws[j] = dw * (float) sc;
+        wm[j] = dmin * (float) m;
+    }
+}
+
 /**
  * Q4_K on the file's layout: per 64 values 32 bytes, low nibbles one sub-block and high nibbles the next; each
  * sub-block's 6-bit scale and min applied in float with the activation block's scale (both are per 32 values). One
@@ -321,14 +333,8 @@ static inline void q4k_avx2_row(const uint8_t *wr, int64_t nsb, int64_t nb, int6
     float off[4] = {0, 0, 0, 0};
     for (int64_t sb = 0; sb < nsb; sb++) {
         const uint8_t *blk = wr + sb * Q4K_BYTES;
-        float dw = _cvtsh_ss(load_u16(blk)), dmin = _cvtsh_ss(load_u16(blk + 2));
         float ws[8], wm[8];
-        for (int j = 0; j < 8; j++) {
-            int sc, m;
-            q4k_scale_min(blk + 4, j, &sc, &m);
-            ws[j] = dw * (float) sc;
-            wm[j] = dmin * (float) m;
-        }
+        q4k_float_scales(blk, ws, wm);
         for (int j = 0; j < 4; j++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * j));
             __m256i w0 = _mm256_and_si256(raw, low), w1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
@@ -358,18 +364,9 @@ static void q4k_avx2_rows2(const uint8_t *wr, int64_t nsb, int64_t nb, int64_t c
     const uint8_t *wr1 = wr + nsb * Q4K_BYTES;
     for (int64_t sb = 0; sb < nsb; sb++) {
         const uint8_t *blk0 = wr + sb * Q4K_BYTES, *blk1 = wr1 + sb * Q4K_BYTES;
-        float dw0 = _cvtsh_ss(load_u16(blk0)), dmin0 = _cvtsh_ss(load_u16(blk0 + 2));
-        float dw1 = _cvtsh_ss(load_u16(blk1)), dmin1 = _cvtsh_ss(load_u16(blk1 + 2));
         float ws0[8], wm0[8], ws1[8], wm1[8];
-        for (int j = 0; j < 8; j++) {
-            int sc, m;
-            q4k_scale_min(blk0 + 4, j, &sc, &m);
-            ws0[j] = dw0 * (float) sc;
-            wm0[j] = dmin0 * (float) m;
-            q4k_scale_min(blk1 + 4, j, &sc, &m);
-            ws1[j] = dw1 * (float) sc;
-            wm1[j] = dmin1 * (float) m;
-        }
+        q4k_float_scales(blk0, ws0, wm0);
+        q4k_float_scales(blk1, ws1, wm1);
         for (int j = 0; j < 4; j++) {
             __m256i raw0 = _mm256_loadu_si256((const __m256i *) (blk0 + 16 + 32 * j));
             __m256i raw1 = _mm256_loadu_si256((const __m256i *) (blk1 + 16 + 32 * j));

@@ -36,6 +36,34 @@ class DecodeAllocationTest {
     }
 
     /**
+     * Runs windows of {@code steps} calls of {@code step} until one allocates under 64 bytes per call (null: pass), or
+     * until the compiler has been idle for three windows in a row (nothing compiling or queued, by the JVM's own
+     * Compiler.queue: what runs is what will run) while each still allocated; then the bytes per call of every window
+     * ("q" where no compilation happened during it). A time cap only guards against a compiler that never settles.
+     */
+    static String allocationWindows(ThreadMXBean mx, int steps, Runnable step) throws Exception {
+        var compiler = ManagementFactory.getCompilationMXBean();
+        long best = Long.MAX_VALUE;
+        int quietAllocating = 0;
+        long deadline = System.nanoTime() + 300_000_000_000L;
+        StringBuilder seen = new StringBuilder();
+        while (best >= 64 && quietAllocating < 3 && System.nanoTime() < deadline) {
+            long compiling = compiler.getTotalCompilationTime();
+            boolean idleBefore = compilerIdle();
+            long before = mx.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < steps; i++) step.run();
+            long perStep = (mx.getCurrentThreadAllocatedBytes() - before) / steps;
+            // quiet: nothing compiled, compiling or queued from the window's start to its end (a long C2 compile of a
+            // big kernel finishes, and is counted, only at its end)
+            boolean quiet = idleBefore && compiler.getTotalCompilationTime() == compiling && compilerIdle();
+            seen.append(perStep).append(quiet ? "q " : " ");
+            best = Math.min(best, perStep);
+            quietAllocating = perStep >= 64 && quiet ? quietAllocating + 1 : 0;
+        }
+        return best < 64 ? null : seen.toString().strip();
+    }
+
+    /**
      * Prompt chunks of 8 tokens (the four-token kernels, {@code multiply4}) must not allocate either: the same windows
      * as below, each step a whole chunk through preallocated arrays.
      */
@@ -56,28 +84,12 @@ class DecodeAllocationTest {
                 if (s.position() >= 500) s.truncate(0);
                 m.forward(ws, one, tokens, from, count);
             }
-            var compiler = ManagementFactory.getCompilationMXBean();
-            long best = Long.MAX_VALUE;
-            int quietAllocating = 0;
-            long deadline = System.nanoTime() + 300_000_000_000L;
-            StringBuilder seen = new StringBuilder();
-            while (best >= 64 && quietAllocating < 3 && System.nanoTime() < deadline) {
-                long compiling = compiler.getTotalCompilationTime();
-                boolean idleBefore = compilerIdle();
-                long before = mx.getCurrentThreadAllocatedBytes();
-                int steps = 60;
-                for (int i = 0; i < steps; i++) {
-                    if (s.position() >= 500) s.truncate(0);
-                    m.forward(ws, one, tokens, from, count);
-                }
-                long perStep = (mx.getCurrentThreadAllocatedBytes() - before) / steps;
-                boolean quiet = idleBefore && compiler.getTotalCompilationTime() == compiling && compilerIdle();
-                seen.append(perStep).append(quiet ? "q " : " ");
-                best = Math.min(best, perStep);
-                quietAllocating = perStep >= 64 && quiet ? quietAllocating + 1 : 0;
-            }
-            assertTrue(best < 64, file + ": " + best + " bytes allocated per 8-token chunk with the compiler idle (windows, "
-                    + "q = no compilation during it: " + seen + ")");
+            String windows = allocationWindows(mx, 60, () -> {
+                if (s.position() >= 500) s.truncate(0);
+                m.forward(ws, one, tokens, from, count);
+            });
+            assertTrue(windows == null, file + ": bytes allocated per 8-token chunk with the compiler idle (windows, "
+                    + "q = no compilation during it: " + windows + ")");
         } finally {
             backend.pool().close();
         }
@@ -97,32 +109,16 @@ class DecodeAllocationTest {
             }
             // Steady state must not allocate. What that means is compiled code: code the JIT has queued but not yet
             // compiled runs interpreted or in C1 and boxes vectors, and under CPU load (a busy CI box, other tests)
-            // the compiler threads fall behind the warm-up by any number of windows. So windows of 200 steps run
-            // until one allocates nothing (pass), or until the compiler has been idle for three windows in a row
-            // (nothing compiling or queued, by the JVM's own Compiler.queue; what runs is what will run) while each
-            // still allocated (fail). A time cap only guards against a compiler that never settles.
-            var compiler = ManagementFactory.getCompilationMXBean();
-            long best = Long.MAX_VALUE;
-            int quietAllocating = 0;
-            long deadline = System.nanoTime() + 300_000_000_000L;
-            StringBuilder seen = new StringBuilder();
-            while (best >= 64 && quietAllocating < 3 && System.nanoTime() < deadline) {
-                s.truncate(0);
-                long compiling = compiler.getTotalCompilationTime();
-                boolean idleBefore = compilerIdle();
-                long before = mx.getCurrentThreadAllocatedBytes();
-                int steps = 200;
-                for (int i = 0; i < steps; i++) token = (m.forward(s, token)[0] > 0 ? 3 : 5);
-                long perStep = (mx.getCurrentThreadAllocatedBytes() - before) / steps;
-                // quiet: nothing compiled, compiling or queued from the window's start to its end (a long C2 compile of
-                // a big kernel finishes, and is counted, only at its end)
-                boolean quiet = idleBefore && compiler.getTotalCompilationTime() == compiling && compilerIdle();
-                seen.append(perStep).append(quiet ? "q " : " ");
-                best = Math.min(best, perStep);
-                quietAllocating = perStep >= 64 && quiet ? quietAllocating + 1 : 0;
-            }
-            assertTrue(best < 64, file + ": " + best + " bytes allocated per decode step with the compiler idle (windows, "
-                    + "q = no compilation during it: " + seen + ")");
+            // the compiler threads fall behind the warm-up by any number of windows (see allocationWindows).
+            int[] t = {token};
+            boolean[] start = {true};
+            String windows = allocationWindows(mx, 200, () -> {
+                if (start[0] || s.position() >= 500) s.truncate(0);
+                start[0] = false;
+                t[0] = m.forward(s, t[0])[0] > 0 ? 3 : 5;
+            });
+            assertTrue(windows == null, file + ": bytes allocated per decode step with the compiler idle (windows, "
+                    + "q = no compilation during it: " + windows + ")");
         } finally {
             backend.pool().close();
         }
