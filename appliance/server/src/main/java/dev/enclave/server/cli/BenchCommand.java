@@ -63,6 +63,9 @@ public class BenchCommand implements Callable<Integer> {
                     where.layers().forEach((k, v) -> layers.append(layers.charAt(layers.length() - 1) == '{' ? "" : ",").append(Json.string(k)).append(':').append(v));
                     layers.append('}');
                 }
+                // the instruction set the native kernels chose (ENCLAVE_CPU_ISA may have lowered it), or "java"
+                var natives = CpuBackend.shared(t).nativeKernels();
+                layers.append(",\"isa\":").append(Json.string(natives == null || where.backend().equals("cpu-java") ? "java" : natives.isa()));
                 out.printf("{\"model\":%s,\"model_bytes\":%d,\"backend\":%s%s,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"n_depth\":%d,\"kv_type\":%s,\"pp_tok_s\":%.3f,\"pp_stddev\":%.3f,"
                                 + "\"tg_tok_s\":%.3f,\"tg_stddev\":%.3f,\"bandwidth_gb_s\":%.2f,\"bytes_per_token\":%d,\"tg_bandwidth_pct\":%.1f}%n",
                         Json.string(m.name()), Files.size(model), Json.string(where.backend()), layers, t, prompt, gen, depth,

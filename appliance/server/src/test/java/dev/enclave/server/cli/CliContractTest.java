@@ -181,6 +181,8 @@ public class CliContractTest {
         JsonNode b = JSON.readTree(bench.out());
         assertEquals("cpu", b.get("backend").asText());
         assertTrue(b.get("layers") == null, "one backend, no split: " + bench.out());
+        assertTrue(java.util.Set.of("java", "baseline", "avx2", "avx512-vnni", "neon", "neon-dotprod", "neon-i8mm").contains(b.get("isa").asText()),
+                "the native kernels' instruction set: " + bench.out());
         for (String[] args : new String[][] {{"generate", "--backend", "opencl", "--prompt", "x", "-n", "1"},
                 {"logits", "--backend", "npu", "--tokens", "1,2"}, {"serve", "--backend", "opencl", "--port", "0"}}) {
             Run refused = run(args);
