@@ -20,8 +20,9 @@ public final class ModelDrafter implements Drafter {
     private final InferenceState state;
     private int[] history = new int[256];
     private int length;
-    /** Tokens of {@code history} in the draft's cache. */
+    /** Tokens of {@code history} in the draft's cache: [base, cached) at positions [0, cached - base). */
     private int cached;
+    private int base;
     /** Guesses of the last draft that are in the draft's cache after {@code cached} (position order). */
     private int[] fed = new int[0];
     private int fedCount;
@@ -66,12 +67,18 @@ public final class ModelDrafter implements Drafter {
     public int draft(int[] out, int max) {
         if (length == 0 || max <= 0) return 0;
         // drop guesses the sequence did not keep, then read what the draft model has not seen
-        if (state.position() > cached) state.truncate(cached);
+        if (state.position() > cached - base) state.truncate(cached - base);
         fedCount = fedUsed = 0;
-        int room = state.contextLength() - cached;
-        if (length - cached >= room || room <= 1) return 0; // the draft model's context is full: no guesses
-        float[] logits = cached == length ? null : draft.ingest(state, Arrays.copyOfRange(history, cached, length));
-        if (logits == null) return 0; // nothing new since the last guess (cannot happen between steps)
+        if (cached == length) return 0; // nothing new since the last guess (cannot happen between steps)
+        if (length - base + 1 > state.contextLength()) {
+            // the draft model's context is full (a long answer, or a context shift): it starts again from the recent
+            // half of the sequence; its guesses are only guesses, the target checks them all
+            base = Math.max(0, length - state.contextLength() / 2);
+            state.truncate(0);
+            cached = base;
+            if (length - base + 1 > state.contextLength()) return 0;
+        }
+        float[] logits = draft.ingest(state, Arrays.copyOfRange(history, cached, length));
         cached = length;
         int n = Math.min(max, state.contextLength() - state.position());
         if (fed.length < n) fed = new int[n];
