@@ -31,8 +31,11 @@ public final class HostKvStorage implements KvStorage {
         this.type = type;
         this.kvDim = kvDim;
         this.headDim = headDim;
-        this.keyRows = KvRows.of(type.keys(), positions, kvDim, headDim);
-        this.valueRows = KvRows.of(type.values(), positions, kvDim, headDim);
+        type.checkHeads(kvDim / headDim);
+        this.keyRows = type.keyHeads() != null ? KvRows.perHead(type.keyHeads(), positions, kvDim, headDim)
+                : KvRows.of(type.keys(), positions, kvDim, headDim);
+        this.valueRows = type.valueHeads() != null ? KvRows.perHead(type.valueHeads(), positions, kvDim, headDim)
+                : KvRows.of(type.values(), positions, kvDim, headDim);
         this.keyRotation = type.rotateKeys() ? new HadamardRotation(headDim) : null;
         this.valueRotation = type.rotateValues() ? new HadamardRotation(headDim) : null;
         boolean plain = keyRows instanceof KvRows.F32 && valueRows instanceof KvRows.F32;

@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * written once per token ({@link #write}); attention reads a head's slice of many rows with {@link #decode}, a few
  * rows at a time into a small buffer that stays in L1, so the cache is never decoded as a whole.
  */
-public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook {
+public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook, KvRows.PerHead {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Bytes loaded for one float vector of int8 values: as many lanes, or 8 for a 4-lane vector. */
@@ -46,6 +46,14 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
             case Q3 -> new Codebook(KvFormat.Q3, Codebook.GAUSS3, positions, kvDim, headDim);
             case Q2 -> new Codebook(KvFormat.Q2, Codebook.GAUSS2, positions, kvDim, headDim);
         };
+    }
+
+    /** A tensor whose KV heads each have their own format: one row store per head, {@code headDim} values a row. */
+    public static KvRows perHead(java.util.List<KvFormat> formats, int positions, int kvDim, int headDim) {
+        if (formats.size() * headDim != kvDim) throw new IllegalArgumentException(formats.size() + " head formats for " + kvDim / headDim + " KV heads");
+        KvRows[] heads = new KvRows[formats.size()];
+        for (int h = 0; h < heads.length; h++) heads[h] = of(formats.get(h), positions, headDim, headDim);
+        return new PerHead(heads, positions, kvDim, headDim);
     }
 
     public abstract KvFormat format();
@@ -326,6 +334,52 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
 
         public long bytes() {
             return (long) positions * rowBytes + 2L * positions * groups;
+        }
+    }
+
+    /** Per-head formats: head h's values of a row live in {@code heads[h]}; decode serves any range of a row. */
+    public static final class PerHead extends KvRows {
+        final KvRows[] heads;
+        private final int headDim;
+
+        PerHead(KvRows[] heads, int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            this.heads = heads;
+            this.headDim = headDim;
+        }
+
+        /** Head 0's format (each head has its own: {@link KvType#keyFormat}). */
+        @Override
+        public KvFormat format() {
+            return heads[0].format();
+        }
+
+        @Override
+        public void write(int slot, float[] src, int off) {
+            for (int h = 0; h < heads.length; h++) heads[h].write(slot, src, off + h * headDim);
+        }
+
+        @Override
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            while (n > 0) {
+                int h = from / headDim, at = from % headDim, m = Math.min(n, headDim - at);
+                heads[h].decode(slot, at, m, dst, dstOff);
+                from += m;
+                dstOff += m;
+                n -= m;
+            }
+        }
+
+        @Override
+        public void copy(int from, int to, int count) {
+            for (KvRows h : heads) h.copy(from, to, count);
+        }
+
+        @Override
+        public long bytes() {
+            long b = 0;
+            for (KvRows h : heads) b += h.bytes();
+            return b;
         }
     }
 }

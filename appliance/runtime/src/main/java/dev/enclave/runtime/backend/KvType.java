@@ -10,12 +10,38 @@ import java.util.Locale;
  * <p>Written {@code f32}, {@code q8}, {@code q4r} (rotated), or {@code K/V} for different keys and values:
  * {@code q8/q4}, {@code q8r/q4r}.
  */
-public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues) {
+public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues,
+                     java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads) {
 
     public static final KvType F32 = new KvType(KvFormat.F32, false, KvFormat.F32, false);
 
     public KvType {
         if (keys == null || values == null) throw new IllegalArgumentException("KV formats must be given");
+        keyHeads = keyHeads == null ? null : java.util.List.copyOf(keyHeads);
+        valueHeads = valueHeads == null ? null : java.util.List.copyOf(valueHeads);
+    }
+
+    /** One format for every head of the keys, one for every head of the values. */
+    public KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues) {
+        this(keys, rotateKeys, values, rotateValues, null, null);
+    }
+
+    /**
+     * A format per KV head (the adaptive calibration's per-head choice): {@code keys()}/{@code values()} then name head
+     * 0's; a tensor's heads share its rotation.
+     */
+    public static KvType perHead(java.util.List<KvFormat> keyHeads, boolean rotateKeys, java.util.List<KvFormat> valueHeads, boolean rotateValues) {
+        return new KvType(keyHeads.getFirst(), rotateKeys, valueHeads.getFirst(), rotateValues, keyHeads, valueHeads);
+    }
+
+    /** Head {@code h}'s format of the keys. */
+    public KvFormat keyFormat(int h) {
+        return keyHeads == null ? keys : keyHeads.get(h);
+    }
+
+    /** Head {@code h}'s format of the values. */
+    public KvFormat valueFormat(int h) {
+        return valueHeads == null ? values : valueHeads.get(h);
     }
 
     public static KvType parse(String spec) {
@@ -24,7 +50,23 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         String[] parts = s.split("/", -1);
         if (parts.length > 2) throw new IllegalArgumentException("KV cache type '" + spec + "': at most one '/' (keys/values)");
         String k = parts[0], v = parts.length == 2 ? parts[1] : parts[0];
-        return new KvType(format(k, spec), rotated(k), format(v, spec), rotated(v));
+        if (!k.contains("|") && !v.contains("|")) return new KvType(format(k, spec), rotated(k), format(v, spec), rotated(v));
+        // heads separated by '|', in head order (q4r|q2r): one rotation for all heads of a tensor
+        java.util.List<KvFormat> kh = k.contains("|") ? heads(k, spec) : null, vh = v.contains("|") ? heads(v, spec) : null;
+        String k0 = k.split("\\|")[0], v0 = v.split("\\|")[0];
+        return new KvType(format(k0, spec), rotated(k0), format(v0, spec), rotated(v0), kh, vh);
+    }
+
+    private static java.util.List<KvFormat> heads(String part, String spec) {
+        String[] hs = part.split("\\|", -1);
+        java.util.List<KvFormat> out = new java.util.ArrayList<>();
+        for (String h : hs) {
+            if (rotated(h) != rotated(hs[0])) {
+                throw new IllegalArgumentException("KV cache type '" + spec + "': the heads of keys (or of values) are all rotated or none");
+            }
+            out.add(format(h, spec));
+        }
+        return out;
     }
 
     private static boolean rotated(String part) {
@@ -51,17 +93,41 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     /** Bytes one position takes in one layer (keys and values, scales included). */
     public long bytesPerPosition(int kvDim, int headDim) {
-        return keys.bytesPerRow(kvDim, headDim) + values.bytesPerRow(kvDim, headDim);
+        long b = 0;
+        for (int h = 0; h < kvDim / headDim; h++) b += keyFormat(h).bytesPerRow(headDim, headDim) + valueFormat(h).bytesPerRow(headDim, headDim);
+        return b;
     }
 
-    /** Average bits per cached value (keys and values), scales included. */
+    /** Average bits per cached value (keys and values), scales included, for heads of {@code headDim}. */
     public double bitsPerValue(int headDim) {
-        return (keys.bitsPerValue(headDim) + values.bitsPerValue(headDim)) / 2;
+        return (side(keys, keyHeads, headDim) + side(values, valueHeads, headDim)) / 2;
+    }
+
+    private static double side(KvFormat uniform, java.util.List<KvFormat> heads, int headDim) {
+        if (heads == null) return uniform.bitsPerValue(headDim);
+        double sum = 0;
+        for (KvFormat f : heads) sum += f.bitsPerValue(headDim);
+        return sum / heads.size();
+    }
+
+    /** Refuses per-head formats for another number of KV heads. */
+    public void checkHeads(int kvHeads) {
+        if (keyHeads != null && keyHeads.size() != kvHeads || valueHeads != null && valueHeads.size() != kvHeads) {
+            throw new IllegalArgumentException("KV cache type " + this + " names formats for " + (keyHeads != null ? keyHeads : valueHeads).size()
+                    + " heads; the model has " + kvHeads + " KV heads");
+        }
     }
 
     @Override
     public String toString() {
-        String k = keys + (rotateKeys ? "r" : ""), v = values + (rotateValues ? "r" : "");
+        String k = side(keys, keyHeads, rotateKeys), v = side(values, valueHeads, rotateValues);
         return k.equals(v) ? k : k + "/" + v;
+    }
+
+    private static String side(KvFormat uniform, java.util.List<KvFormat> heads, boolean rotated) {
+        if (heads == null) return uniform + (rotated ? "r" : "");
+        StringBuilder b = new StringBuilder();
+        for (KvFormat f : heads) b.append(b.isEmpty() ? "" : "|").append(f).append(rotated ? "r" : "");
+        return b.toString();
     }
 }

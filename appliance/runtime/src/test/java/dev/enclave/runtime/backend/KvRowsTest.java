@@ -245,4 +245,42 @@ class KvRowsTest {
         assertEquals(3.5, KvFormat.Q3.bitsPerValue(64), 1e-9);
         assertEquals(2.5, KvFormat.Q2.bitsPerValue(64), 1e-9);
     }
+
+    /** Per-head formats: each head's slice of a row reads back as that head's format alone would store it. */
+    @Test
+    void perHeadRowsDecodeEachHeadInItsFormat() {
+        int headDim = 64, kvDim = 3 * headDim, positions = 5;
+        KvType t = KvType.parse("q8r|q4r|q2r/f16|q8|q8");
+        java.util.List<KvFormat> kh = java.util.List.of(KvFormat.Q8, KvFormat.Q4, KvFormat.Q2);
+        KvRows rows = KvRows.perHead(kh, positions, kvDim, headDim);
+        KvRows[] alone = {KvRows.of(KvFormat.Q8, positions, headDim, headDim), KvRows.of(KvFormat.Q4, positions, headDim, headDim),
+                KvRows.of(KvFormat.Q2, positions, headDim, headDim)};
+        SplittableRandom r = new SplittableRandom(9);
+        float[] x = new float[kvDim];
+        for (int slot = 0; slot < positions; slot++) {
+            for (int i = 0; i < kvDim; i++) x[i] = (float) r.nextGaussian();
+            rows.write(slot, x, 0);
+            for (int h = 0; h < 3; h++) alone[h].write(slot, x, h * headDim);
+        }
+        rows.copy(1, 4, 1);
+        for (int h = 0; h < 3; h++) alone[h].copy(1, 4, 1);
+        float[] whole = new float[kvDim], part = new float[headDim], want = new float[headDim];
+        for (int slot = 0; slot < positions; slot++) {
+            rows.decode(slot, 0, kvDim, whole, 0);
+            for (int h = 0; h < 3; h++) {
+                alone[h].decode(slot, 0, headDim, want, 0);
+                rows.decode(slot, h * headDim, headDim, part, 0);
+                assertArrayEquals(want, part, "slot " + slot + " head " + h);
+                assertArrayEquals(want, java.util.Arrays.copyOfRange(whole, h * headDim, (h + 1) * headDim));
+            }
+        }
+        assertEquals(alone[0].bytes() + alone[1].bytes() + alone[2].bytes(), rows.bytes());
+        // the type: per-head bytes and bits, its text form, and a head count the model lacks refused
+        assertEquals(t, KvType.parse(t.toString()));
+        assertEquals(KvFormat.Q2, t.keyFormat(2));
+        assertEquals((KvFormat.Q8.bitsPerValue(64) + KvFormat.Q4.bitsPerValue(64) + KvFormat.Q2.bitsPerValue(64)) / 3
+                + (KvFormat.F16.bitsPerValue(64) + 2 * KvFormat.Q8.bitsPerValue(64)) / 3, 2 * t.bitsPerValue(64), 1e-9);
+        assertThrows(IllegalArgumentException.class, () -> t.checkHeads(2));
+        assertThrows(IllegalArgumentException.class, () -> KvType.parse("q4r|q4"), "a tensor's heads share one rotation");
+    }
 }

@@ -37,4 +37,36 @@ class KvCalibrationTest {
             }
         }
     }
+
+    @Test
+    void perHeadFormatsAllAlikeAreThatFormat() throws Exception {
+        String text = Files.readString(SharedData.dir().resolve("datasets/text/tinystories-valid-801-900.txt"));
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"))) {
+            double[] uniform = new double[1], perHead = new double[1];
+            Perplexity.run(m, KvPlan.parse("q4r/q2r"), text, 64, 64, 2, null, (logits, off, n, target) -> uniform[0] += logits[off + target]);
+            Perplexity.run(m, KvPlan.parse("q4r|q4r/q2r|q2r"), text, 64, 64, 2, null, (logits, off, n, target) -> perHead[0] += logits[off + target]);
+            assertEquals(uniform[0], perHead[0], 0.0, "two KV heads stored apart in the same formats read back bit for bit");
+            double[] mixed = new double[1];
+            Perplexity.run(m, KvPlan.parse("q4r|q2r/q2r|q2r"), text, 64, 64, 2, null, (logits, off, n, target) -> mixed[0] += logits[off + target]);
+            assertTrue(mixed[0] != uniform[0], "one head at 2 bits is another cache");
+        }
+    }
+
+    @Test
+    void perHeadPlansChooseEachHeadsFormat() throws Exception {
+        String text = Files.readString(SharedData.dir().resolve("datasets/text/tinystories-valid-801-900.txt"));
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"))) {
+            int layers = m.config().blockCount(), kvDim = m.config().kvDim(), headDim = m.config().headDim(), heads = m.config().headCountKv();
+            KvCalibration.Result r = KvCalibration.choose(m, text, 64, 2, 3.0, true, null);
+            assertTrue(r.bitsPerValue() <= 3.0 && r.bitsPerValue() > 2.4, "within the budget: " + r.bitsPerValue());
+            assertEquals(2 * heads, r.kld()[0].length, "a unit per head of keys and of values");
+            for (KvType t : r.plan().layers()) {
+                assertEquals(heads, t.keyHeads().size());
+                assertEquals(heads, t.valueHeads().size());
+                assertTrue(t.rotateKeys() && t.rotateValues(), "the rotated ladder: " + t);
+            }
+            assertEquals(r.plan(), KvPlan.parse(r.plan().toString()), "round trip through its text form: " + r.plan());
+            assertEquals(r.bitsPerValue(), r.plan().bitsPerValue(layers, kvDim, headDim), 1e-9);
+        }
+    }
 }

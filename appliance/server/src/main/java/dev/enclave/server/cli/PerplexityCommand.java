@@ -55,6 +55,9 @@ public class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--calibration-chunks", defaultValue = "4", description = "Chunks of the calibration text used (default: ${DEFAULT-VALUE}).")
     int calibrationChunks;
 
+    @Option(names = "--kv-per-head", description = "With --kv-budget: choose a format for every KV head of every layer (written q4r|q2r), not per layer.")
+    boolean kvPerHead;
+
     @Option(names = "--save-logits", paramLabel = "FILE", description = "Keep this run's log-probabilities at every scored position as a reference (float32).")
     Path saveLogits;
 
@@ -97,7 +100,7 @@ public class PerplexityCommand implements Callable<Integer> {
             if (kvBudget != null) {
                 KvCalibration.Result cal;
                 try {
-                    cal = KvCalibration.choose(model, calibrationText, ctx, calibrationChunks, kvBudget,
+                    cal = KvCalibration.choose(model, calibrationText, ctx, calibrationChunks, kvBudget, kvPerHead,
                             json ? null : (done, total) -> System.err.printf(Locale.ROOT, "[calibration %d/%d]%n", done, total));
                 } catch (IllegalArgumentException e) {
                     System.err.println("enclave: calibration: " + e.getMessage());
