@@ -66,6 +66,49 @@ class MergeTableCacheTest {
         assertNull(MergeTableCache.of(null, model));
     }
 
+    /**
+     * A damaged or hostile cache file never breaks a load: random byte changes, with the checksum recomputed so the
+     * header's and the table's own checks are what must refuse them, and truncations; each load gives null or a table
+     * whose lookups end (every probe sequence meets an empty slot).
+     */
+    @Test
+    void mutatedCacheFilesAreRefusedOrHarmless(@TempDir Path tmp) throws Exception {
+        Path model = tmp.resolve("vocab.gguf");
+        Files.copy(SharedData.vocab("ggml-vocab-llama-bpe.gguf"), model);
+        int tokens, merges;
+        MergeTableCache cache = MergeTableCache.of(tmp.resolve("cache"), model);
+        try (GGUFFile g = GGUFFile.open(model)) {
+            tokens = g.getArray("tokenizer.ggml.tokens").length();
+            merges = g.getArray("tokenizer.ggml.merges").length();
+            Tokenizer.fromGGUF(g, cache);
+        }
+        waitFor(cache.file());
+        byte[] good = Files.readAllBytes(cache.file());
+        java.util.SplittableRandom r = new java.util.SplittableRandom(11);
+        int refused = 0;
+        for (int i = 0; i < 150; i++) {
+            byte[] bad;
+            if (i % 5 == 0) {
+                bad = java.util.Arrays.copyOf(good, r.nextInt(good.length));
+            } else {
+                bad = good.clone();
+                // mostly the header and the table's first slots, where a change decides what is read
+                for (int k = 0; k < 1 + r.nextInt(4); k++) bad[r.nextInt(r.nextBoolean() ? 128 : bad.length - 8)] = (byte) r.nextInt(256);
+                java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+                crc.update(bad, 0, bad.length - 8);
+                java.nio.ByteBuffer.wrap(bad).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(bad.length - 8, crc.getValue());
+            }
+            Files.write(cache.file(), bad);
+            MergeRanks t = cache.load(tokens, merges);
+            if (t == null) {
+                refused++;
+                continue;
+            }
+            for (int q = 0; q < 2000; q++) t.rank(r.nextInt(tokens), r.nextInt(tokens)); // ends: the table has empty slots
+        }
+        assertTrue(refused > 30, refused + " refused");
+    }
+
     private static void waitFor(Path file) throws InterruptedException {
         for (int i = 0; i < 200 && !Files.isRegularFile(file); i++) Thread.sleep(50);
         assertTrue(Files.isRegularFile(file), "cache written: " + file);
