@@ -88,16 +88,18 @@ class SlowClientTest {
     void aRequestInFlightOutlivesTheHeadDeadline() throws Exception {
         try (Socket s = new Socket(InetAddress.getLoopbackAddress(), RestAssured.port)) {
             s.setSoTimeout(20_000);
-            String json = " ".repeat(6_000) + "{\"prompt\":\"Once\",\"max_tokens\":2}";
+            String json = " ".repeat(12_000) + "{\"prompt\":\"Once\",\"max_tokens\":2}";
             OutputStream out = s.getOutputStream();
             out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     + "Content-Length: " + json.length() + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
             byte[] body = json.getBytes(StandardCharsets.US_ASCII);
-            // 1.5 KB a second: above the body rate, and the whole body takes longer than the head deadline
+            // 3 KB a second, three times the body rate (the guard checks every 2 s in the test profile: at 1.5 KB a
+            // second, a check that fell between two writes saw one and closed the connection), and the whole body
+            // still takes longer than the head deadline
             for (int off = 0; off < body.length; off += 1_500) {
                 out.write(body, off, Math.min(1_500, body.length - off));
                 out.flush();
-                Thread.sleep(1_000);
+                Thread.sleep(500);
             }
             assertTrue(readResponse(s.getInputStream()).startsWith("HTTP/1.1 200"));
         }
