@@ -31,31 +31,27 @@ public abstract class HostBackend implements Backend {
         return true;
     }
 
-    /** Decodes each key, turns its rotary pairs by delta's angles (in double, as {@code rope} does), encodes it again. */
+    /**
+     * Decodes the keys, turns them with this backend's own {@link #rope} at position {@code delta} (RoPE at p turned by
+     * delta is RoPE at p + delta), encodes them again.
+     */
     @Override
     public void shiftKeys(KvStorage kv, int[] slots, int count, int kvHeads, int headDim, float[] invFreq, boolean neox, int delta) {
         HostKvStorage s = HostKvStorage.of(kv);
-        int half = invFreq.length;
-        float[] cos = new float[half], sin = new float[half];
-        for (int i = 0; i < half; i++) {
-            double theta = delta * (double) invFreq[i];
-            cos[i] = (float) Math.cos(theta);
-            sin[i] = (float) Math.sin(theta);
-        }
-        float[] key = new float[s.kvDim()];
+        int kvDim = s.kvDim();
+        HostBuffer keys = new HostBuffer(count * kvDim);
+        StepBatch at = new StepBatch(Math.max(1, count), 1);
+        at.tokens = count;
+        java.util.Arrays.fill(at.pos, delta);
+        float[] row = new float[kvDim];
         for (int n = 0; n < count; n++) {
-            s.readKey(slots[n], key);
-            for (int h = 0; h < kvHeads; h++) {
-                int o = h * headDim;
-                for (int i = 0; i < half; i++) {
-                    int i0 = neox ? o + i : o + 2 * i;
-                    int i1 = neox ? o + i + half : o + 2 * i + 1;
-                    float a = key[i0], b = key[i1];
-                    key[i0] = a * cos[i] - b * sin[i];
-                    key[i1] = a * sin[i] + b * cos[i];
-                }
-            }
-            s.writeKey(slots[n], key);
+            s.readKey(slots[n], row);
+            System.arraycopy(row, 0, keys.data, n * kvDim, kvDim);
+        }
+        rope(keys, 0, kvDim, kvHeads, headDim, at, invFreq, neox);
+        for (int n = 0; n < count; n++) {
+            System.arraycopy(keys.data, n * kvDim, row, 0, kvDim);
+            s.writeKey(slots[n], row);
         }
     }
 }

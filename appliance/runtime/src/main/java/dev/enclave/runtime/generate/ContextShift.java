@@ -1,5 +1,8 @@
 package dev.enclave.runtime.generate;
 
+import dev.enclave.runtime.model.InferenceState;
+import dev.enclave.runtime.model.TransformerModel;
+
 /**
  * What a sequence does when it reaches the end of its context: stop (no shift), or drop older positions and go on.
  * A shift keeps the first {@code keep} tokens (the attention sinks: StreamingLLM found that attention leans on the
@@ -25,5 +28,12 @@ public record ContextShift(int keep) {
     public int dropped(int position, int blockSize) {
         int rest = position - kept(blockSize);
         return Math.max(0, rest / 2 / blockSize * blockSize);
+    }
+
+    /** Shifts {@code state}'s full context (true), or leaves it as it is when nothing can go or the pool is full. */
+    public boolean apply(TransformerModel model, InferenceState state) {
+        int bs = state.blockTable().pool().blockSize;
+        int drop = dropped(state.position(), bs);
+        return drop > 0 && model.shiftContext(state, kept(bs), drop);
     }
 }

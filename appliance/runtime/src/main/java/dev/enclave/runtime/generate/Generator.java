@@ -137,10 +137,7 @@ public final class Generator {
 
     /** A full context: shifts it when asked to and it can (true), else the answer ends here. */
     private boolean shifted(InferenceState state) {
-        if (shift == null) return false;
-        int bs = state.blockTable().pool().blockSize;
-        int keep = shift.kept(bs), drop = shift.dropped(state.position(), bs);
-        if (drop == 0 || !model.shiftContext(state, keep, drop)) return false;
+        if (shift == null || !shift.apply(model, state)) return false;
         shifts++;
         return true;
     }

@@ -16,6 +16,8 @@ import java.util.Arrays;
  */
 public final class ModelDrafter implements Drafter {
 
+    private static final dev.enclave.runtime.sampling.GreedySampler GREEDY = new dev.enclave.runtime.sampling.GreedySampler();
+
     private final TransformerModel draft;
     private final InferenceState state;
     private int[] history = new int[256];
@@ -83,7 +85,7 @@ public final class ModelDrafter implements Drafter {
         int n = Math.min(max, state.contextLength() - state.position());
         if (fed.length < n) fed = new int[n];
         for (int i = 0; i < n; i++) {
-            int t = argmax(logits);
+            int t = GREEDY.sample(logits);
             out[i] = t;
             if (i + 1 < n) {
                 logits = draft.forward(state, t);
@@ -91,12 +93,6 @@ public final class ModelDrafter implements Drafter {
             }
         }
         return n;
-    }
-
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-        return best;
     }
 
     @Override

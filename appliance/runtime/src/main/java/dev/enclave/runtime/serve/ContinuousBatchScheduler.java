@@ -560,9 +560,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
     /** A sequence at the end of its context: shifted when the settings ask for it and the pool has room (true). */
     private boolean shifted(Seq s) {
         ContextShift shift = settings.contextShift();
-        if (shift == null) return false;
-        int keep = shift.kept(pool.blockSize), drop = shift.dropped(s.state.position(), pool.blockSize);
-        if (drop == 0 || !model.shiftContext(s.state, keep, drop)) return false;
+        if (shift == null || !shift.apply(model, s.state)) return false;
         s.shifts++;
         contextShifts.incrementAndGet();
         return true;
