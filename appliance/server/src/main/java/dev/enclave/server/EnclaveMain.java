@@ -33,6 +33,11 @@ public class EnclaveMain {
         if (line.length > 0 && RuntimeConfig.LOADS_MODEL.contains(line[0])) {
             // the configuration (a tenth of a second to build) on the second core while picocli reads the command line
             Thread.ofPlatform().daemon().name("enclave-config").start(RuntimeConfig::prepare);
+            // and, before the model file is even opened, what its first token needs whatever the model: the JIT's work
+            // on the element-wise loops and the sampler (which the loader would otherwise wait for), and the native
+            // kernels' downcalls (the linker generates code for them)
+            Thread.ofPlatform().daemon().name("enclave-prewarm").start(dev.enclave.runtime.tensor.KernelWarmup::warmShared);
+            Thread.ofPlatform().daemon().name("enclave-natives").start(dev.enclave.runtime.backend.cpu.CpuBackend::preloadNativeKernels);
         }
         return commandLine(verbose, line.length == 0 ? null : line[0]).execute(line);
     }

@@ -25,6 +25,9 @@ public final class KernelWarmup {
     /** Warm-ups whose four-token kernels are not compiled yet; batches wait for none of them. */
     private static final java.util.concurrent.atomic.AtomicInteger BATCH_WARMING = new java.util.concurrent.atomic.AtomicInteger();
 
+    private static final java.util.concurrent.atomic.AtomicBoolean SHARED_STARTED = new java.util.concurrent.atomic.AtomicBoolean();
+    private static final java.util.concurrent.CountDownLatch SHARED_DONE = new java.util.concurrent.CountDownLatch(1);
+
     private final java.util.Set<GGMLType> types;
     private final boolean repacked;
     private final java.util.Map<GGMLType, MemorySegment> samples;
@@ -56,7 +59,7 @@ public final class KernelWarmup {
             }
         }
         firstTokenTasks.add(this::floatKernels);
-        firstTokenTasks.add(KernelWarmup::vectorMath);
+        firstTokenTasks.add(KernelWarmup::warmShared);
         firstTokenTasks.addAll(more);
         firstToken = new java.util.concurrent.CountDownLatch(firstTokenTasks.size());
         BATCH_WARMING.incrementAndGet();
@@ -141,6 +144,32 @@ public final class KernelWarmup {
      */
     public static boolean batchKernelsWarming() {
         return BATCH_WARMING.get() != 0;
+    }
+
+    /**
+     * Compiles what every model's first token needs whatever its weights (the element-wise loops and the sampler's
+     * passes over the vocabulary), once per process: a caller that knows a model is about to be loaded can start this
+     * before the model file is even opened. A second caller waits for the first one's run to end.
+     */
+    public static void warmShared() {
+        if (SHARED_STARTED.compareAndSet(false, true)) {
+            try {
+                vectorMath();
+            } finally {
+                SHARED_DONE.countDown();
+            }
+        } else {
+            try {
+                SHARED_DONE.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Whether {@link #warmShared} has run to its end in this process. */
+    public static boolean sharedWarmed() {
+        return SHARED_DONE.getCount() == 0;
     }
 
     /** The float route's dot products, for the types the integer route does not take. */

@@ -1,6 +1,7 @@
 package dev.enclave.runtime.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.enclave.runtime.gguf.GGMLType;
@@ -49,6 +50,20 @@ class KernelWarmupTest {
         w.awaitFirstToken();
         w.join();
         assertNoneWarmingSoon("the counter is released however the warm-up ends");
+    }
+
+    @Test
+    void theSharedWarmupRunsOnceAndEveryCallerWaitsForIt() throws Exception {
+        // as at a command's start (a thread started before the model is read) and then the model's loader
+        java.util.concurrent.atomic.AtomicBoolean warmedWhenReturned = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread early = Thread.ofPlatform().start(() -> {
+            KernelWarmup.warmShared();
+            warmedWhenReturned.set(KernelWarmup.sharedWarmed());
+        });
+        KernelWarmup.warmShared();
+        assertTrue(KernelWarmup.sharedWarmed(), "a second caller returns only once the first one's run has ended");
+        early.join();
+        assertTrue(warmedWhenReturned.get(), "so does the first");
     }
 
     /** Another test's model may still be finishing its own warm-up in the background: those end within seconds. */

@@ -63,6 +63,14 @@ public final class CpuBackend extends HostBackend {
         this.natives = javaOnly ? null : natives();
     }
 
+    /**
+     * Loads the native library and links its downcalls now (a few tens of milliseconds, most of it the linker
+     * generating code), so a model about to be loaded does not wait for it; idempotent.
+     */
+    public static void preloadNativeKernels() {
+        natives();
+    }
+
     private static NativeKernels natives() {
         if (!nativesLooked) {
             synchronized (CpuBackend.class) {
