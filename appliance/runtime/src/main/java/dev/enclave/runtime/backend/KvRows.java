@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * written once per token ({@link #write}); attention reads a head's slice of many rows with {@link #decode}, a few
  * rows at a time into a small buffer that stays in L1, so the cache is never decoded as a whole.
  */
-public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook, KvRows.PerHead {
+public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook, KvRows.Sketched, KvRows.PerHead {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Bytes loaded for one float vector of int8 values: as many lanes, or 8 for a 4-lane vector. */
@@ -45,6 +45,8 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
             case Q4 -> new Q4(positions, kvDim, headDim);
             case Q3 -> new Codebook(KvFormat.Q3, Codebook.GAUSS3, positions, kvDim, headDim);
             case Q2 -> new Codebook(KvFormat.Q2, Codebook.GAUSS2, positions, kvDim, headDim);
+            case Q3J -> new Sketched(KvFormat.Q3J, new Codebook(KvFormat.Q2, Codebook.GAUSS2, positions, kvDim, headDim), headDim);
+            case Q4J -> new Sketched(KvFormat.Q4J, new Codebook(KvFormat.Q3, Codebook.GAUSS3, positions, kvDim, headDim), headDim);
         };
     }
 
@@ -314,6 +316,11 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
         }
 
         public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            decode(slot, from, n, dst, dstOff, false);
+        }
+
+        /** As {@link #decode}, adding the decoded values to {@code dst} when {@code add}. */
+        void decode(int slot, int from, int n, float[] dst, int dstOff, boolean add) {
             long base = (long) slot * rowBytes * 8;
             for (int g = from / group, end = (from + n) / group; g < end; g++) {
                 float scale = Float.float16ToFloat(d[slot * groups + g]);
@@ -322,7 +329,8 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
                 for (int j = 0; j < group; j++, bit += bits) {
                     int at = (int) (bit >> 3), shift = (int) (bit & 7);
                     int word = (q[at] & 0xFF) | (q[at + 1] & 0xFF) << 8;
-                    dst[to + j] = levels[(word >>> shift) & ((1 << bits) - 1)] * scale;
+                    float v = levels[(word >>> shift) & ((1 << bits) - 1)] * scale;
+                    dst[to + j] = add ? dst[to + j] + v : v;
                 }
             }
         }
@@ -334,6 +342,116 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
 
         public long bytes() {
             return (long) positions * rowBytes + 2L * positions * groups;
+        }
+    }
+
+    /**
+     * TurboQuant's inner-product stage (its "prod" quantizer): the row's codes at one bit fewer ({@link Codebook}), and
+     * per head a 1-bit sketch of what they miss (QJL). The residual r = x - x̂ of a head of d values is projected by
+     * S = H D (the Walsh–Hadamard matrix, entries ±1, times fixed random signs other than the rotation's) and only the
+     * signs of S r are kept, with |r| as float16. Decoding adds sqrt(π/2) |r| / d · D H sign(S r) = sqrt(π/2) |r| / d ·
+     * S^T sign(S r): for Gaussian S its dot product with any query is an unbiased estimate of the residual's (QJL's
+     * estimator, folded into the decoded row so attention's float kernels need nothing new); this structured S is
+     * close to that where the residual is spread over the head, as a rotated row's is. A head of d values costs d sign
+     * bits and 16 bits of norm on top of the codes. Ranges given to {@link #decode} are whole heads.
+     */
+    public static final class Sketched extends KvRows {
+        private static final float SQRT_HALF_PI = (float) Math.sqrt(Math.PI / 2);
+
+        private final KvFormat format;
+        private final Codebook codes;
+        private final int headDim;
+        private final int heads;
+        /** Per row, kvDim sign bits (bit i set: (S r)_i < 0), little-endian within each byte. */
+        final byte[] signs;
+        /** Per row and head, |r| as float16. */
+        final short[] norms;
+        /** The sketch's own random signs D (±1). */
+        private final float[] d;
+        /** A head's residual while a row is written; rows are written on one thread at a time. */
+        private final float[] residual;
+
+        Sketched(KvFormat format, Codebook codes, int headDim) {
+            super(codes.positions, codes.kvDim, headDim);
+            if (Integer.bitCount(headDim) != 1 || headDim < 8) {
+                throw new IllegalArgumentException("the QJL sketch needs a power-of-two head size of 8 or more, not " + headDim);
+            }
+            this.format = format;
+            this.codes = codes;
+            this.headDim = headDim;
+            this.heads = kvDim / headDim;
+            this.signs = new byte[positions * kvDim / 8];
+            this.norms = new short[positions * heads];
+            this.d = new float[headDim];
+            long state = 0xD1B54A32D192ED03L ^ headDim; // not the rotation's seed: S must not be its inverse
+            for (int i = 0; i < headDim; i++) {
+                state = state * 6364136223846793005L + 1442695040888963407L;
+                d[i] = (state >>> 63) == 0 ? 1f : -1f;
+            }
+            this.residual = new float[headDim];
+        }
+
+        public KvFormat format() {
+            return format;
+        }
+
+        public void write(int slot, float[] src, int off) {
+            codes.write(slot, src, off);
+            int rowBits = slot * kvDim;
+            for (int h = 0; h < heads; h++) {
+                codes.decode(slot, h * headDim, headDim, residual, 0, false);
+                double ss = 0;
+                for (int i = 0; i < headDim; i++) {
+                    float r = src[off + h * headDim + i] - residual[i];
+                    ss += (double) r * r;
+                    residual[i] = r * d[i];
+                }
+                hadamard(residual, 0, headDim);
+                norms[slot * heads + h] = Float.floatToFloat16((float) Math.sqrt(ss));
+                for (int i = 0; i < headDim; i++) {
+                    int bit = rowBits + h * headDim + i;
+                    if (residual[i] < 0) signs[bit >> 3] |= (byte) (1 << (bit & 7));
+                    else signs[bit >> 3] &= (byte) ~(1 << (bit & 7));
+                }
+            }
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            if (from % headDim != 0 || n % headDim != 0) {
+                throw new IllegalArgumentException("a sketched row is decoded in whole heads of " + headDim + ", not [" + from + ", " + (from + n) + ")");
+            }
+            for (int h = from / headDim, end = (from + n) / headDim; h < end; h++) {
+                int to = dstOff + h * headDim - from;
+                float g = SQRT_HALF_PI * Float.float16ToFloat(norms[slot * heads + h]) / headDim;
+                int bit = slot * kvDim + h * headDim;
+                for (int i = 0; i < headDim; i++, bit++) dst[to + i] = (signs[bit >> 3] >> (bit & 7) & 1) != 0 ? -g : g;
+                hadamard(dst, to, headDim);
+                for (int i = 0; i < headDim; i++) dst[to + i] *= d[i];
+                codes.decode(slot, h * headDim, headDim, dst, to, true);
+            }
+        }
+
+        public void copy(int from, int to, int count) {
+            codes.copy(from, to, count);
+            System.arraycopy(signs, from * kvDim / 8, signs, to * kvDim / 8, count * kvDim / 8);
+            System.arraycopy(norms, from * heads, norms, to * heads, count * heads);
+        }
+
+        public long bytes() {
+            return codes.bytes() + signs.length + 2L * norms.length;
+        }
+
+        /** The unnormalized fast Walsh–Hadamard transform of x[off..off+n) in place (n a power of two). */
+        private static void hadamard(float[] x, int off, int n) {
+            for (int len = 1; len < n; len <<= 1) {
+                for (int i = 0; i < n; i += len << 1) {
+                    for (int j = off + i; j < off + i + len; j++) {
+                        float a = x[j], b = x[j + len];
+                        x[j] = a + b;
+                        x[j + len] = a - b;
+                    }
+                }
+            }
         }
     }
 

@@ -77,7 +77,7 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         String base = rotated(part) ? part.substring(0, part.length() - 1) : part;
         try {
             KvFormat f = KvFormat.parse(base);
-            if (rotated(part) && !f.quantized()) throw new IllegalArgumentException("rotation is for the quantized formats (q8r, q4r, q3r, q2r)");
+            if (rotated(part) && !f.quantized()) throw new IllegalArgumentException("rotation is for the quantized formats (q8r, q4r, q3r, q2r, q3jr, q4jr)");
             return f;
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("KV cache type '" + spec + "': " + e.getMessage());
@@ -89,6 +89,16 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         if ((rotateKeys || rotateValues) && Integer.bitCount(headDim) != 1) {
             throw new IllegalArgumentException("KV cache type " + this + ": rotation needs a power-of-two head size, not " + headDim);
         }
+        if (sketched() && (Integer.bitCount(headDim) != 1 || headDim < 8)) {
+            throw new IllegalArgumentException("KV cache type " + this + ": the QJL sketch needs a power-of-two head size of 8 or more, not " + headDim);
+        }
+    }
+
+    private boolean sketched() {
+        boolean any = keys.sketch || values.sketch;
+        if (keyHeads != null) for (KvFormat f : keyHeads) any |= f.sketch;
+        if (valueHeads != null) for (KvFormat f : valueHeads) any |= f.sketch;
+        return any;
     }
 
     /** Bytes one position takes in one layer (keys and values, scales included). */
