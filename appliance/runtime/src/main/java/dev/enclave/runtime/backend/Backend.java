@@ -91,6 +91,14 @@ public interface Backend {
      */
     void rope(DeviceBuffer x, int off, int stride, int heads, int headDim, StepBatch step, float[] invFreq, boolean neox);
 
+    /**
+     * Makes {@code kv} (one of this backend's storages) add up the attention its slots receive from now on, for
+     * heavy-hitter eviction; false where this backend cannot (its storages then answer NaN).
+     */
+    default boolean trackAttention(KvStorage kv) {
+        return false;
+    }
+
     /** Whether {@link #shiftKeys} can rewrite this backend's KV cache in place. */
     default boolean canShiftKeys() {
         return false;

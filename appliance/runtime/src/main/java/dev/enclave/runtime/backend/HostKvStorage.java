@@ -20,6 +20,11 @@ public final class HostKvStorage implements KvStorage {
     private final int kvDim;
     /** A row being rotated before it is encoded; kvWrite runs on one thread per step. */
     private final float[] scratch;
+    /**
+     * Per KV head and slot (head g's at g * positions + slot), the attention its queries gave the slot since it was
+     * written; null until tracking is asked for. Each (sequence, KV head) adds only its own, on one thread.
+     */
+    private volatile float[] attention;
 
     public HostKvStorage(int kvDim, int positions) {
         this(kvDim, kvDim, positions, KvType.F32);
@@ -52,6 +57,29 @@ public final class HostKvStorage implements KvStorage {
     public void write(int slot, float[] k, int kOff, float[] v, int vOff) {
         put(keyRows, keyRotation, slot, k, kOff);
         put(valueRows, valueRotation, slot, v, vOff);
+        float[] a = attention;
+        if (a != null) for (int g = 0, n = positions(); g < kvDim / headDim; g++) a[g * n + slot] = 0;
+    }
+
+    /** Starts adding up the attention each slot receives ({@link #attention()}); idempotent. */
+    public synchronized void trackAttention() {
+        if (attention == null) attention = new float[kvDim / headDim * positions()];
+    }
+
+    /** The attention per KV head and slot (head g's at g * positions() + slot), or null when not tracked. */
+    public float[] attention() {
+        return attention;
+    }
+
+    @Override
+    public double attentionReceived(int first, int count) {
+        float[] a = attention;
+        if (a == null) return Double.NaN;
+        double sum = 0;
+        for (int g = 0, n = positions(); g < kvDim / headDim; g++) {
+            for (int i = first; i < first + count; i++) sum += a[g * n + i];
+        }
+        return sum;
     }
 
     private void put(KvRows rows, HadamardRotation rotation, int slot, float[] src, int off) {
@@ -78,6 +106,8 @@ public final class HostKvStorage implements KvStorage {
     public void copySlots(int from, int to, int count) {
         keyRows.copy(from, to, count);
         valueRows.copy(from, to, count);
+        float[] a = attention;
+        if (a != null) for (int g = 0, n = positions(); g < kvDim / headDim; g++) System.arraycopy(a, g * n + from, a, g * n + to, count);
     }
 
     @Override

@@ -19,4 +19,12 @@ public interface KvStorage {
 
     /** Bytes this storage holds. */
     long bytes();
+
+    /**
+     * The attention slots [first, first + count) have received since they were written, summed over queries and
+     * heads (heavy-hitter eviction), or NaN where this storage does not keep it ({@link Backend#trackAttention}).
+     */
+    default double attentionReceived(int first, int count) {
+        return Double.NaN;
+    }
 }

@@ -50,6 +50,7 @@ public final class Generator {
 
     public GenerationResult generate(InferenceState state, GenerationRequest request, TokenListener listener) {
         shifts = 0;
+        if (shift != null) shift.prepare(model, state.blockTable().pool());
         int[] prompt = request.promptTokens();
         if (state.position() + prompt.length > state.contextLength()) {
             throw new ContextLengthExceededException(state.position() + prompt.length, state.contextLength());

@@ -503,21 +503,90 @@ public final class TransformerModel implements AutoCloseable {
             throw new IllegalArgumentException("a shift drops whole blocks of " + bs + " after the kept ones: keep " + keep
                     + ", drop " + discard + " of " + s.position + " positions");
         }
+        int[] blocks = new int[discard / bs];
+        for (int i = 0; i < blocks.length; i++) blocks[i] = keep / bs + i;
+        return dropBlocks(s, blocks);
+    }
+
+    /**
+     * A context shift that drops the given blocks of the sequence (indices into its block table, ascending, whole
+     * blocks before its last position), wherever they are: each later block moves down by the positions dropped
+     * before it, its keys turned by RoPE for its new positions. As {@link #shiftContext(InferenceState, int, int)}
+     * otherwise (shared blocks copied before they are rewritten; false when the pool has no block for that).
+     */
+    public boolean dropBlocks(InferenceState s, int[] blocks) {
+        int bs = s.pool.blockSize;
+        for (int i = 0; i < blocks.length; i++) {
+            if (blocks[i] < 0 || (blocks[i] + 1) * bs > s.position || i > 0 && blocks[i] <= blocks[i - 1]) {
+                throw new IllegalArgumentException("blocks to drop must be whole, ascending and before position " + s.position
+                        + ": " + java.util.Arrays.toString(blocks));
+            }
+        }
+        if (blocks.length == 0) return false;
         for (Layer w : layers) {
             if (!w.backend.canShiftKeys()) throw new UnsupportedOperationException("the " + w.backend.name() + " backend cannot move its KV cache");
         }
-        if (!s.table.makeWritable(keep + discard, s.position)) return false;
-        int moved = s.position - keep - discard;
-        int[] slots = new int[moved];
-        for (int i = 0; i < moved; i++) slots[i] = s.table.slot(keep + discard + i);
+        int firstMoved = blocks[0] * bs;
+        if (!s.table.makeWritable(firstMoved, s.position)) return false;
         ModelConfig c = config;
         boolean neox = c.arch().rope == Architecture.RopeStyle.NEOX;
-        for (int l = 0; l < layers.length; l++) {
-            float[] invFreq = c.isSlidingLayer(l) ? ropeInvFreqLocal : ropeInvFreq;
-            layers[l].backend.shiftKeys(s.pool.layer(l), slots, moved, c.headCountKv(), c.headDim(), invFreq, neox, -discard);
+        int[] slots = new int[s.position - firstMoved];
+        // the blocks between two dropped ones (or after the last) all move down by the positions dropped before them
+        for (int d = 0; d < blocks.length; d++) {
+            int from = (blocks[d] + 1) * bs, to = d + 1 < blocks.length ? blocks[d + 1] * bs : s.position;
+            int moved = to - from;
+            if (moved == 0) continue;
+            for (int i = 0; i < moved; i++) slots[i] = s.table.slot(from + i);
+            for (int l = 0; l < layers.length; l++) {
+                float[] invFreq = c.isSlidingLayer(l) ? ropeInvFreqLocal : ropeInvFreq;
+                layers[l].backend.shiftKeys(s.pool.layer(l), slots, moved, c.headCountKv(), c.headDim(), invFreq, neox, -(d + 1) * bs);
+            }
         }
-        s.dropPositions(keep, discard);
+        for (int d = blocks.length - 1; d >= 0; d--) s.dropPositions(blocks[d] * bs, bs);
         return true;
+    }
+
+    /**
+     * Makes every layer's KV storage in {@code pool} add up the attention its slots receive (for
+     * {@link #heavyHitterBlocks}); false, and nothing tracked, where a layer's backend cannot.
+     */
+    public boolean trackAttention(KvPool pool) {
+        for (int l = 0; l < layers.length; l++) {
+            if (!layers[l].backend.trackAttention(pool.layer(l))) return false;
+        }
+        return true;
+    }
+
+    /**
+     * The {@code count} blocks of a full context to drop by heavy-hitter eviction (H2O): among the blocks after the
+     * first {@code keep} positions and before the last {@code recent}, held by this sequence alone (a block shared with
+     * another sequence or the prefix cache is never chosen), those whose positions received the least attention per
+     * later query, summed over layers and heads; ascending. Null when attention is not tracked or fewer blocks qualify.
+     */
+    public int[] heavyHitterBlocks(InferenceState s, int keep, int recent, int count) {
+        int bs = s.pool.blockSize;
+        int first = (keep + bs - 1) / bs, end = Math.max(first, (s.position - recent) / bs);
+        int n = 0;
+        int[] candidates = new int[Math.max(0, end - first)];
+        double[] score = new double[candidates.length];
+        for (int b = first; b < end; b++) {
+            if (s.pool.refCount(s.table.block(b)) != 1) continue;
+            double sum = 0;
+            for (int l = 0; l < layers.length; l++) sum += s.pool.layer(l).attentionReceived(s.table.slot(b * bs), bs);
+            if (Double.isNaN(sum)) return null;
+            // a position has been attended by every later query: a mean per query, or old blocks would always win
+            int queries = Math.max(1, s.position - b * bs - bs / 2);
+            candidates[n] = b;
+            score[n++] = sum / queries;
+        }
+        if (n < count) return null;
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        java.util.Arrays.sort(order, (x, y) -> score[x] != score[y] ? Double.compare(score[x], score[y]) : Integer.compare(candidates[x], candidates[y]));
+        int[] chosen = new int[count];
+        for (int i = 0; i < count; i++) chosen[i] = candidates[order[i]];
+        java.util.Arrays.sort(chosen);
+        return chosen;
     }
 
     /** Runs one token at the state's next position and returns the logits (a buffer reused by the next call). */

@@ -182,6 +182,10 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         this.tokenizer = model.tokenizer();
         this.settings = settings;
         this.pool = model.newKvPool(settings.blockSize(), settings.kvBytes());
+        if (settings.contextShift() != null && !settings.contextShift().prepare(model, pool)) {
+            System.getLogger(ContinuousBatchScheduler.class.getName()).log(System.Logger.Level.WARNING,
+                    "heavy-hitter context shifts need the CPU backend's attention counts; shifts drop the older half instead");
+        }
         this.workspace = model.newWorkspace(settings.tokenBudget() + settings.maxActive(), settings.maxActive());
         this.cache = new PrefixCache(pool);
         this.loop = Thread.ofPlatform().daemon().name("enclave-scheduler").start(this::run);

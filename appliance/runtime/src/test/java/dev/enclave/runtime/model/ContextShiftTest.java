@@ -89,6 +89,96 @@ class ContextShiftTest {
         }
     }
 
+    /**
+     * Blocks dropped anywhere (heavy-hitter eviction's shape): each later block's keys are its old keys turned by the
+     * positions dropped before it, and layer 0 again equals a fresh cache of the kept tokens.
+     */
+    @Test
+    void blocksDroppedAnywhereMoveEachLaterBlockByItsOwnCount() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"))) {
+            ModelConfig c = m.config();
+            int[] tokens = story(m, 79);
+            int kvDim = c.kvDim();
+            for (String type : new String[] {"f32", "q8r"}) {
+                KvPlan plan = KvPlan.parse(type);
+                InferenceState s = m.newState(128, plan);
+                m.ingest(s, tokens);
+                float[][][] before = new float[c.blockCount()][tokens.length][kvDim];
+                float[] value = new float[kvDim];
+                for (int l = 0; l < c.blockCount(); l++) {
+                    for (int p = 0; p < tokens.length; p++) s.pool.layer(l).readSlot(s.table.slot(p), before[l][p], value);
+                }
+                assertTrue(m.dropBlocks(s, new int[] {1, 3}));
+                assertEquals(tokens.length - 32, s.position());
+                int[] kept = new int[tokens.length - 32];
+                int[] oldPos = new int[kept.length];
+                for (int p = 0, k = 0; p < tokens.length; p++) {
+                    if (p / 16 == 1 || p / 16 == 3) continue;
+                    oldPos[k] = p;
+                    kept[k++] = tokens[p];
+                }
+                InferenceState fresh = m.newState(128, plan);
+                m.ingest(fresh, kept);
+                double tolerance = type.equals("f32") ? 1e-5 : 2e-2;
+                float[] a = new float[kvDim], b = new float[kvDim], va = new float[kvDim], vb = new float[kvDim], want = new float[kvDim];
+                for (int p = 0; p < kept.length; p++) {
+                    s.pool.layer(0).readSlot(s.table.slot(p), a, va);
+                    fresh.pool.layer(0).readSlot(fresh.table.slot(p), b, vb);
+                    assertClose(b, a, tolerance, type + " layer 0 key at " + p);
+                    for (int l = 0; l < c.blockCount(); l++) {
+                        s.pool.layer(l).readSlot(s.table.slot(p), a, va);
+                        rotate(before[l][oldPos[p]], want, c, p - oldPos[p]);
+                        assertClose(want, a, tolerance, type + " layer " + l + " key at " + p + " (was " + oldPos[p] + ")");
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The attention counts heavy-hitter eviction reads: every query of every head spreads exactly 1 over the positions
+     * it attends, so after a prompt (its last token counts) and n decoded tokens the slots hold (1 + n) x layers x
+     * heads in all; a block shared with a fork is never offered for eviction.
+     */
+    @Test
+    void attentionCountsAddUpAndSharedBlocksAreNeverEvicted() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"))) {
+            ModelConfig c = m.config();
+            int[] tokens = story(m, 70);
+            KvPool pool = m.newKvPool(16, 8L << 20);
+            assertTrue(m.trackAttention(pool));
+            InferenceState s = m.newState(128, pool);
+            m.ingest(s, Arrays.copyOf(tokens, 60));
+            for (int i = 60; i < 70; i++) m.forward(s, tokens[i]);
+            double total = 0;
+            for (int l = 0; l < c.blockCount(); l++) total += pool.layer(l).attentionReceived(0, pool.positions());
+            assertEquals(11.0 * c.blockCount() * c.headCount(), total, 1e-3 * total);
+            int[] chosen = m.heavyHitterBlocks(s, 16, 16, 2);
+            assertEquals(2, chosen.length);
+            for (int b : chosen) assertTrue(b >= 1 && b < 3, "between the sinks and the recent window: " + Arrays.toString(chosen));
+            InferenceState child = m.newState(128, pool);
+            s.forkInto(child);
+            assertEquals(null, m.heavyHitterBlocks(child, 16, 16, 1), "every block is shared with the parent");
+            child.release();
+            s.release();
+        }
+    }
+
+    @Test
+    void aHeavyHitterShiftGoesOnTheSameWayEveryTime() throws Exception {
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"))) {
+            int[] prompt = m.tokenizer().encode("Once upon a time, there was a little girl named Lily. She", true, false);
+            GenerationRequest req = new GenerationRequest(prompt, 200, Sampler.of(0f, 1f, 0), List.of(), true);
+            GenerationResult stops = new Generator(m).generate(m.newState(96), req, TokenListener.NONE);
+            Generator heavy = new Generator(m, Speculation.OFF, new ContextShift(4, true));
+            GenerationResult a = heavy.generate(m.newState(96), req, TokenListener.NONE);
+            assertEquals(200, a.tokens().length);
+            assertTrue(heavy.shifts() >= 3, "shifts: " + heavy.shifts());
+            assertArrayEquals(stops.tokens(), Arrays.copyOf(a.tokens(), stops.tokens().length));
+            assertArrayEquals(a.tokens(), heavy.generate(m.newState(96), req, TokenListener.NONE).tokens());
+        }
+    }
+
     /** RoPE by {@code delta} positions on every head's pairs (normal style: pairs of neighbours), in double. */
     private static void rotate(float[] src, float[] dst, ModelConfig c, int delta) {
         int hd = c.headDim(), dims = c.ropeDimensions();

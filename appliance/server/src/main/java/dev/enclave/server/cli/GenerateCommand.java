@@ -87,6 +87,11 @@ public class GenerateCommand implements Callable<Integer> {
                     + " Without it the answer ends at the context's end.")
     boolean contextShift;
 
+    @Option(names = "--heavy-hitters",
+            description = "With --context-shift: drop the blocks that received the least attention per query instead of the"
+                    + " older half (H2O's heavy hitters; the most recent quarter and the first --keep tokens always stay; CPU backend).")
+    boolean heavyHitters;
+
     @Option(names = "--keep", defaultValue = "4", paramLabel = "N",
             description = "Tokens at the start a context shift keeps, rounded up to a KV block (default: ${DEFAULT-VALUE}).")
     int keep;
@@ -138,7 +143,7 @@ public class GenerateCommand implements Callable<Integer> {
                 out.print(prompt);
                 out.flush();
             }
-            Generator generator = new Generator(model, speculation, contextShift ? new ContextShift(keep) : null);
+            Generator generator = new Generator(model, speculation, contextShift ? new ContextShift(keep, heavyHitters) : null);
             TokenListener stream = (t, text) -> {
                 if (!json && !text.isEmpty()) {
                     out.print(text);

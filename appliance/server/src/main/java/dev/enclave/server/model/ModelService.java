@@ -47,14 +47,15 @@ public class ModelService {
                         @ConfigProperty(name = "enclave.scheduler.draft-max", defaultValue = "8") int draftMax,
                         @ConfigProperty(name = "enclave.scheduler.draft-model") Optional<String> draftModelPath,
                         @ConfigProperty(name = "enclave.scheduler.context-shift", defaultValue = "false") boolean contextShift,
-                        @ConfigProperty(name = "enclave.scheduler.context-keep", defaultValue = "4") int contextKeep) {
+                        @ConfigProperty(name = "enclave.scheduler.context-keep", defaultValue = "4") int contextKeep,
+                        @ConfigProperty(name = "enclave.scheduler.context-shift-heavy-hitters", defaultValue = "false") boolean heavyHitters) {
         boolean saving = batterySaver.equals("true") || (batterySaver.equals("auto") && onBattery());
         int t = saving ? batteryThreads : threads.orElse(0);
         this.threads = t;
         this.tokensPerSecondCap = saving ? batteryTokensPerSecond : 0;
         if (saving) LOG.infof("battery saver: %d threads, at most %.1f tokens/s", batteryThreads, batteryTokensPerSecond);
         this.settings = newSettings(maxActive, queueLength, tokenBudget, blockSize, kvMemoryMb, timeoutSeconds, speculate, draftMax,
-                draftModelPath).withContextShift(contextShift ? new dev.enclave.runtime.generate.ContextShift(contextKeep) : null);
+                draftModelPath).withContextShift(contextShift ? new dev.enclave.runtime.generate.ContextShift(contextKeep, heavyHitters) : null);
         try {
             this.draftModel = speculate.strip().equalsIgnoreCase("draft") ? ModelLoader.open(draftModelPath.get(), this::runtimeOptions) : null;
             this.loaded = load(ModelLoader.open(modelPath.orElse(null), this::runtimeOptions));

@@ -124,6 +124,12 @@ public class CliContractTest {
         JsonNode g = JSON.readTree(goesOn.out());
         assertEquals(150, g.get("tokens").size());
         assertTrue(g.get("context_shifts").asInt() >= 3, goesOn.out());
+        Run heavy = run("generate", "--model", model, "--prompt", "Once upon a time", "-n", "150", "--temp", "0", "--ignore-eos",
+                "--ctx", "64", "--context-shift", "--heavy-hitters", "--json");
+        assertEquals(0, heavy.code(), heavy.err());
+        JsonNode h = JSON.readTree(heavy.out());
+        assertEquals(150, h.get("tokens").size());
+        assertTrue(h.get("context_shifts").asInt() >= 3, heavy.out());
         Run tooShort = run("generate", "--model", model, "--prompt", "Once upon a time, there was a girl", "--ctx", "4");
         assertEquals(2, tooShort.code());
         assertTrue(tooShort.err().contains("--ctx"), tooShort.err());

@@ -14,6 +14,7 @@ import dev.enclave.runtime.backend.WeightPreparer;
 import dev.enclave.runtime.gguf.GGMLType;
 import dev.enclave.runtime.gguf.GGUFFile;
 import dev.enclave.runtime.kv.BlockTable;
+import dev.enclave.runtime.kv.KvPool;
 import dev.enclave.runtime.tensor.VectorMath;
 import dev.enclave.runtime.tensor.FloatTensor;
 import dev.enclave.runtime.tensor.RowGroupTensor;
@@ -579,8 +580,40 @@ public final class CpuBackend extends HostBackend {
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0,
                             longest, tiles);
                 }
+                float[] received = kv.attention();
+                if (received != null && (j + 1 == total || step.sequence[j + 1] != step.sequence[j])) {
+                    addAttention(received, g * kv.positions(), table, first, pos, scores, longest);
+                }
             }
         }
+
+        /**
+         * Adds the probabilities the heads of one KV head gave each position to its slot: from a sequence's last token
+         * in the step only (a prompt chunk's earlier tokens would add to the same slots from other threads), and only
+         * in blocks this sequence alone holds (another sequence may be adding to a shared one now; shared blocks are
+         * never evicted anyway).
+         */
+        private void addAttention(float[] received, int base, BlockTable table, int first, int pos, float[] probs, int stride) {
+            KvPool pool = table.pool();
+            int bs = pool.blockSize;
+            for (int p = first; p <= pos; ) {
+                int end = Math.min(pos + 1, (p / bs + 1) * bs);
+                if (pool.refCount(table.block(p / bs)) == 1) {
+                    for (int i = p; i < end; i++) {
+                        float sum = 0;
+                        for (int hh = 0; hh < groups; hh++) sum += probs[hh * stride + i - first];
+                        received[base + table.slot(i)] += sum;
+                    }
+                }
+                p = end;
+            }
+        }
+    }
+
+    @Override
+    public boolean trackAttention(KvStorage kv) {
+        HostKvStorage.of(kv).trackAttention();
+        return true;
     }
 
     @Override
