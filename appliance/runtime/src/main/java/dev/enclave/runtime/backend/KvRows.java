@@ -5,6 +5,7 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -429,6 +430,52 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
                 for (int i = 0; i < headDim; i++) dst[to + i] *= d[i];
                 codes.decode(slot, h * headDim, headDim, dst, to, true);
             }
+        }
+
+        /**
+         * Decodes the codes alone of whole heads (no residual estimate): attention then adds the sketch's part to each
+         * score itself ({@link #residualDot}), which costs a few masked adds per key instead of a transform per key.
+         */
+        public void decodeCodes(int slot, int from, int n, float[] dst, int dstOff) {
+            codes.decode(slot, from, n, dst, dstOff, false);
+        }
+
+        /** A query head's projection S q = H (D q) into {@code sq[off..off+headDim)}; returns the sum of its entries. */
+        public float project(float[] q, int qOff, float[] sq, int off) {
+            for (int i = 0; i < headDim; i++) sq[off + i] = q[qOff + i] * d[i];
+            hadamard(sq, off, headDim);
+            float sum = 0;
+            for (int i = 0; i < headDim; i++) sum += sq[off + i];
+            return sum;
+        }
+
+        /**
+         * The sketch's part of the dot product of a query with head {@code h} of row {@code slot}: sqrt(π/2) |r| / d ·
+         * (S q · signs), from the query's projection ({@link #project}: {@code sq}, and {@code sqSum} the sum of it):
+         * the sum over minus signs taken once, S q · signs = sqSum - 2 · that sum.
+         */
+        public float residualDot(int slot, int h, float[] sq, int off, float sqSum) {
+            int bit = slot * kvDim + h * headDim;
+            float minus = 0;
+            int L = F.length();
+            if (headDim % 8 == 0 && headDim % L == 0 && L <= 16) {
+                FloatVector acc = FloatVector.zero(F);
+                for (int i = 0; i < headDim; i += 8) {
+                    long bits = signs[(bit + i) >> 3] & 0xFFL;
+                    if (L <= 8) {
+                        for (int j = 0; j < 8; j += L) {
+                            acc = acc.add(FloatVector.fromArray(F, sq, off + i + j), VectorMask.fromLong(F, bits >>> j));
+                        }
+                    } else if ((i & 15) == 0) {
+                        bits |= (signs[(bit + i + 8) >> 3] & 0xFFL) << 8;
+                        acc = acc.add(FloatVector.fromArray(F, sq, off + i), VectorMask.fromLong(F, bits));
+                    }
+                }
+                minus = acc.reduceLanes(VectorOperators.ADD);
+            } else {
+                for (int i = 0; i < headDim; i++, bit++) if ((signs[bit >> 3] >> (bit & 7) & 1) != 0) minus += sq[off + i];
+            }
+            return SQRT_HALF_PI * Float.float16ToFloat(norms[slot * heads + h]) / headDim * (sqSum - 2 * minus);
         }
 
         public void copy(int from, int to, int count) {

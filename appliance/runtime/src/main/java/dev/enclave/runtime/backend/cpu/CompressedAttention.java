@@ -1,6 +1,7 @@
 package dev.enclave.runtime.backend.cpu;
 
 import dev.enclave.runtime.backend.HostKvStorage;
+import dev.enclave.runtime.backend.KvRows;
 import dev.enclave.runtime.kv.BlockTable;
 
 /**
@@ -18,12 +19,17 @@ final class CompressedAttention {
     static final class Scratch {
         float[] query = new float[0];
         float[] tile = new float[0];
+        /** Sketched keys: each head's projected query, and the sum of each. */
+        float[] projected = new float[0];
+        float[] projectedSum = new float[0];
         final int[] tileRows = new int[TILE];
         private int rowsOf;
 
         void fit(int heads, int headDim) {
             if (query.length < heads * headDim) query = new float[heads * headDim];
             if (tile.length < TILE * headDim) tile = new float[TILE * headDim];
+            if (projected.length < heads * headDim) projected = new float[heads * headDim];
+            if (projectedSum.length < heads) projectedSum = new float[heads];
             if (rowsOf != headDim) {
                 for (int i = 0; i < TILE; i++) tileRows[i] = i * headDim;
                 rowsOf = headDim;
@@ -48,10 +54,28 @@ final class CompressedAttention {
             qo = 0;
         }
         float[] tile = sc.tile;
+        // sketched keys (QJL): the codes go through the float kernels, the sketch's part is added per score from the
+        // projected query; a soft cap needs the whole score first, so it decodes the estimate into the tile instead
+        KvRows.Sketched sketch = cap == 0f && kv.keyRows instanceof KvRows.Sketched s ? s : null;
+        if (sketch != null) {
+            for (int h = 0; h < heads; h++) sc.projectedSum[h] = sketch.project(query, qo + h * headDim, sc.projected, h * headDim);
+        }
+        int kvHead = kvHeadOff / headDim;
         for (int c = 0; c < n; c += TILE) {
             int m = Math.min(TILE, n - c);
-            for (int i = 0; i < m; i++) kv.keyRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+            for (int i = 0; i < m; i++) {
+                if (sketch != null) sketch.decodeCodes(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+                else kv.keyRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+            }
             GroupedAttention.scores(tile, sc.tileRows, m, query, qo, heads, headDim, scale, cap, att, attOff + c, attStride);
+            if (sketch != null) {
+                for (int i = 0; i < m; i++) {
+                    int slot = table.slot(first + c + i);
+                    for (int h = 0; h < heads; h++) {
+                        att[attOff + h * attStride + c + i] += scale * sketch.residualDot(slot, kvHead, sc.projected, h * headDim, sc.projectedSum[h]);
+                    }
+                }
+            }
         }
         for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
         for (int c = 0; c < n; c += TILE) {
