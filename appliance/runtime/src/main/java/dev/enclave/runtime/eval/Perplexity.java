@@ -102,6 +102,51 @@ public final class Perplexity {
         return new Result(ppl, stderr, count, tokens.length, chunks, ctx, mean);
     }
 
+    /** What a streamed run measured: {@code tokens} scored, after the first {@code ctx}; {@code shifts} made. */
+    public record Streamed(double ppl, double pplStderr, int tokens, int textTokens, int ctx, int shifts, double nllMean) {
+    }
+
+    /**
+     * Perplexity of one sequence that reads the whole text (or its first {@code maxTokens}) through a context of
+     * {@code ctx} positions, shifting it as {@code shift} says whenever it fills: how a context shift or an eviction
+     * policy serves a long text (StreamingLLM's evaluation). Each token is read after the previous one, and the tokens
+     * after the first {@code ctx} are scored, so every scored token is read from a cache that has been shifted.
+     *
+     * @throws IllegalArgumentException when the text has no more than {@code ctx} tokens, or a shift frees nothing
+     */
+    public static Streamed stream(TransformerModel model, dev.enclave.runtime.backend.KvPlan plan, String text, int ctx, int maxTokens,
+                                  dev.enclave.runtime.generate.ContextShift shift, Progress progress) {
+        ModelConfig c = model.config();
+        if (ctx < 8) throw new IllegalArgumentException("context " + ctx + " is too small for a shift (at least 8)");
+        if (ctx > c.contextLength()) throw new IllegalArgumentException("context " + ctx + " exceeds the model's " + c.contextLength());
+        int[] tokens = model.tokenizer().encode(text, true, false);
+        int n = maxTokens > 0 ? Math.min(tokens.length, maxTokens) : tokens.length;
+        if (n <= ctx + 1) throw new IllegalArgumentException("the text has " + n + " tokens: more than the context (" + ctx + ") are needed");
+        InferenceState s = model.newState(ctx, plan);
+        shift.prepare(model, s.blockTable().pool());
+        int vocab = c.vocabularySize();
+        double nll = 0, nll2 = 0;
+        int count = 0, shifts = 0;
+        for (int i = 0; i + 1 < n; i++) {
+            if (s.position() >= s.contextLength()) {
+                if (!shift.apply(model, s)) throw new IllegalArgumentException("a context shift freed nothing at token " + i);
+                shifts++;
+            }
+            float[] logits = model.forward(s, tokens[i]);
+            if (i + 1 < ctx) continue;
+            double v = -logSoftmax(logits, 0, vocab, tokens[i + 1]);
+            nll += v;
+            nll2 += v * v;
+            count++;
+            if (progress != null && count % 1024 == 0) progress.chunk(count, n - ctx, Math.exp(nll / count));
+        }
+        double mean = nll / count;
+        double var = nll2 / count - mean * mean;
+        double ppl = Math.exp(mean);
+        double stderr = var > 0 && count > 1 ? Math.sqrt(var / (count - 1)) * ppl : 0;
+        return new Streamed(ppl, stderr, count, tokens.length, ctx, shifts, mean);
+    }
+
     /** log softmax(row)[index], in double. */
     public static double logSoftmax(float[] logits, int off, int n, int index) {
         return logits[off + index] - logSumExp(logits, off, n);

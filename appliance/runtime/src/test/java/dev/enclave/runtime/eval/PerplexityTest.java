@@ -39,4 +39,29 @@ class PerplexityTest {
             assertThrows(IllegalArgumentException.class, () -> Perplexity.run(m, text, 1 << 20, 512, 0, null));
         }
     }
+
+    /**
+     * Streamed through a small context: every token after the first ctx is scored, the context shifts exactly as
+     * often as its freed positions require, and both eviction policies run the same shifts on the same text.
+     */
+    @Test
+    void streamedThroughAShiftingContext() throws Exception {
+        String text = Files.readString(SharedData.dir().resolve("datasets/text/tinystories-valid-801-900.txt"));
+        RuntimeOptions o = RuntimeOptions.defaults().withWarmup(false);
+        try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"), o)) {
+            int ctx = 64, n = 700;
+            dev.enclave.runtime.backend.KvPlan plan = m.options().kvType();
+            dev.enclave.runtime.generate.ContextShift window = new dev.enclave.runtime.generate.ContextShift(4);
+            Perplexity.Streamed w = Perplexity.stream(m, plan, text, ctx, n, window, null);
+            assertEquals(n - ctx, w.tokens());
+            int freed = window.dropped(ctx, 16); // 16-position blocks: 16 kept, half of the other 48 rounded down to blocks
+            assertEquals(16, freed);
+            assertEquals((n - 1 - ctx + freed - 1) / freed, w.shifts());
+            assertTrue(w.ppl() > 1 && w.ppl() < 1000, "ppl " + w.ppl());
+            Perplexity.Streamed h = Perplexity.stream(m, plan, text, ctx, n, new dev.enclave.runtime.generate.ContextShift(4, true), null);
+            assertEquals(w.shifts(), h.shifts());
+            assertTrue(h.ppl() != w.ppl(), "the heavy-hitter policy keeps other blocks");
+            assertThrows(IllegalArgumentException.class, () -> Perplexity.stream(m, plan, text, ctx, ctx, window, null));
+        }
+    }
 }

@@ -16,6 +16,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import dev.enclave.runtime.generate.ContextShift;
 
 /**
  * {@code enclave perplexity}: a model's perplexity on a text file, chunked as llama.cpp's {@code llama-perplexity}
@@ -67,6 +68,21 @@ public class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object: ppl, ppl_stderr, tokens, ctx, kv_type, kv_bytes_per_token, ...")
     boolean json;
 
+    @Option(names = "--context-shift",
+            description = "Instead of chunks: read the whole text as one sequence through --ctx positions, shifting the context"
+                    + " each time it fills (as generate --context-shift), and score every token after the first --ctx"
+                    + " (how an eviction policy serves a long text; JSON adds context_shifts and eviction).")
+    boolean contextShift;
+
+    @Option(names = "--heavy-hitters", description = "With --context-shift: drop the least-attended blocks instead of the older half.")
+    boolean heavyHitters;
+
+    @Option(names = "--keep", defaultValue = "4", paramLabel = "N", description = "With --context-shift: tokens at the start every shift keeps (default: ${DEFAULT-VALUE}).")
+    int keep;
+
+    @Option(names = "--max-tokens", defaultValue = "0", paramLabel = "N", description = "With --context-shift: read at most the text's first N tokens (default: all).")
+    int maxTokens;
+
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -93,9 +109,22 @@ public class PerplexityCommand implements Callable<Integer> {
             System.err.println("enclave: --kv-budget must be 2 to 32 bits per value, --calibration-chunks at least 1");
             return 2;
         }
+        if (contextShift && (saveLogits != null || klDivergence != null || kvBudget != null)) {
+            System.err.println("enclave: --context-shift scores one streamed sequence: it does not take --save-logits, --kl-divergence or --kv-budget");
+            return 2;
+        }
+        if ((heavyHitters || maxTokens != 0) && !contextShift) {
+            System.err.println("enclave: --heavy-hitters and --max-tokens go with --context-shift");
+            return 2;
+        }
+        if (keep < 0 || maxTokens < 0) {
+            System.err.println("enclave: --keep and --max-tokens must not be negative");
+            return 2;
+        }
         try (TransformerModel model = modelOptions.open(runOptions)) {
             ModelConfig c = model.config();
             KvPlan plan = model.options().kvType();
+            if (contextShift) return streamed(out, model, plan, text);
             String calibrated = "";
             if (kvBudget != null) {
                 KvCalibration.Result cal;
@@ -159,6 +188,34 @@ public class PerplexityCommand implements Callable<Integer> {
                             r.ppl(), cmp.referencePpl(), 100 * (r.ppl() - cmp.referencePpl()) / cmp.referencePpl());
                 }
             }
+        }
+        return 0;
+    }
+
+    private int streamed(PrintStream out, TransformerModel model, KvPlan plan, String text) {
+        ModelConfig c = model.config();
+        ContextShift shift = new ContextShift(keep, heavyHitters);
+        long t0 = System.nanoTime();
+        Perplexity.Streamed r;
+        try {
+            r = Perplexity.stream(model, plan, text, ctx, maxTokens, shift, json ? null
+                    : (i, n, ppl) -> System.err.printf(Locale.ROOT, "[%d/%d] %.4f%n", i, n, ppl));
+        } catch (IllegalArgumentException e) {
+            System.err.println("enclave: " + e.getMessage());
+            return 2;
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        String eviction = heavyHitters ? "heavy-hitters" : "window";
+        String kv = plan.toString();
+        long kvBytesPerToken = plan.bytesPerPosition(c.blockCount(), c.kvDim(), c.headDim());
+        if (json) {
+            out.printf(Locale.ROOT, "{\"model\":%s,\"file\":%s,\"ppl\":%.6f,\"ppl_stderr\":%.6f,\"nll_mean\":%.6f,\"tokens\":%d,"
+                            + "\"text_tokens\":%d,\"ctx\":%d,\"kv_type\":%s,\"kv_bytes_per_token\":%d,\"context_shifts\":%d,\"eviction\":%s,\"keep\":%d,\"seconds\":%.2f}%n",
+                    Json.string(model.name()), Json.string(file.getFileName().toString()), r.ppl(), r.pplStderr(), r.nllMean(), r.tokens(),
+                    r.textTokens(), r.ctx(), Json.string(kv), kvBytesPerToken, r.shifts(), Json.string(eviction), keep, seconds);
+        } else {
+            out.printf(Locale.ROOT, "Final estimate: PPL = %.4f +/- %.5f (%d tokens scored through a context of %d, %d shifts, %s; KV %s; %.1f s)%n",
+                    r.ppl(), r.pplStderr(), r.tokens(), r.ctx(), r.shifts(), eviction, kv, seconds);
         }
         return 0;
     }

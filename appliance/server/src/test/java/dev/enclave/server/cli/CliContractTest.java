@@ -238,6 +238,18 @@ public class CliContractTest {
         assertEquals(2 * 4 * 128 * 4, j.get("kv_bytes_per_token").asInt(), "4 layers, K and V of 2 heads x 64, float32");
         assertTrue(j.get("ppl").asDouble() > 1 && j.get("ppl").asDouble() < 1000, r.out());
 
+        Run streamed = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "64", "--context-shift", "--heavy-hitters", "--max-tokens", "400", "--json");
+        assertEquals(0, streamed.code(), streamed.err());
+        JsonNode js = JSON.readTree(streamed.out());
+        assertEquals(400 - 64, js.get("tokens").asInt());
+        assertEquals("heavy-hitters", js.get("eviction").asText());
+        assertTrue(js.get("context_shifts").asInt() > 10, streamed.out());
+        Run mixed = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--heavy-hitters");
+        assertEquals(2, mixed.code());
+        assertTrue(mixed.err().startsWith("enclave: --heavy-hitters") && mixed.err().strip().lines().count() == 1, mixed.err());
+
         Run badKv = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(), "--kv-type", "q5");
         assertEquals(2, badKv.code());
         assertTrue(badKv.err().startsWith("enclave: Invalid value for option '--kv-type'") && badKv.err().contains("unknown KV cache format 'q5'")
