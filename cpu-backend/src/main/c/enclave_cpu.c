@@ -1194,3 +1194,186 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
 #endif
     (void) type; (void) p; (void) cols; (void) g0; (void) g1; (void) xq; (void) tokens; (void) out; (void) outStride;
 }
+
+// ---- Attention over a float16 KV cache: one KV head's group of query heads, rows gathered through the block table ----
+// k, v: the pool's float16 arrays; rows[t]: the element offset of position t's head in them (block table applied by
+// the caller); scores go to att[h * attStride + t] (scaled, soft-capped when cap > 0), the caller runs the softmax;
+// values sum att-weighted rows into out[h * headDim ...]. The float16 values are widened in registers (vcvtph2ps).
+
+static inline float capped_score(float s, float scale, float cap) {
+    s *= scale;
+    return cap > 0 ? tanhf(s / cap) * cap : s;
+}
+
+static void scores_f16_baseline(const uint16_t *k, const int32_t *rows, int32_t n, const float *q, int32_t heads,
+                                int32_t headDim, float scale, float cap, float *att, int32_t attStride) {
+    for (int32_t t = 0; t < n; t++) {
+        const uint16_t *kr = k + rows[t];
+        for (int32_t h = 0; h < heads; h++) {
+            float acc = 0;
+            for (int32_t i = 0; i < headDim; i++) acc += q[h * headDim + i] * half_to_float(kr[i]);
+            att[h * attStride + t] = capped_score(acc, scale, cap);
+        }
+    }
+}
+
+static void values_f16_baseline(const uint16_t *v, const int32_t *rows, int32_t n, const float *att, int32_t attStride,
+                                int32_t heads, int32_t headDim, float *out) {
+    for (int32_t h = 0; h < heads; h++) for (int32_t i = 0; i < headDim; i++) out[h * headDim + i] = 0;
+    for (int32_t t = 0; t < n; t++) {
+        const uint16_t *vr = v + rows[t];
+        for (int32_t i = 0; i < headDim; i++) {
+            float x = half_to_float(vr[i]);
+            for (int32_t h = 0; h < heads; h++) out[h * headDim + i] += att[h * attStride + t] * x;
+        }
+    }
+}
+
+static void scores_f32_baseline(const float *k, const int32_t *rows, int32_t n, const float *q, int32_t heads,
+                                int32_t headDim, float scale, float cap, float *att, int32_t attStride) {
+    for (int32_t t = 0; t < n; t++) {
+        const float *kr = k + rows[t];
+        for (int32_t h = 0; h < heads; h++) {
+            float acc = 0;
+            for (int32_t i = 0; i < headDim; i++) acc += q[h * headDim + i] * kr[i];
+            att[h * attStride + t] = capped_score(acc, scale, cap);
+        }
+    }
+}
+
+static void values_f32_baseline(const float *v, const int32_t *rows, int32_t n, const float *att, int32_t attStride,
+                                int32_t heads, int32_t headDim, float *out) {
+    for (int32_t h = 0; h < heads; h++) for (int32_t i = 0; i < headDim; i++) out[h * headDim + i] = 0;
+    for (int32_t t = 0; t < n; t++) {
+        const float *vr = v + rows[t];
+        for (int32_t i = 0; i < headDim; i++) {
+            for (int32_t h = 0; h < heads; h++) out[h * headDim + i] += att[h * attStride + t] * vr[i];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+// Rows come from anywhere in the pool (a block's positions are a KV row apart, blocks scattered): the loads wait on
+// memory, so the rows PF positions ahead are prefetched.
+#define ATTEND_PF 8
+static inline void prefetch_bytes(const void *p, int32_t bytes) {
+    for (int32_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *) p + b, _MM_HINT_T0);
+}
+
+/**
+ * Four query heads at a time. Scores: each key row is widened once and serves the four. Values: a chunk of CH vectors
+ * of the head's dimensions at a time, its 4 x CH accumulators in registers, each value row read once per chunk.
+ */
+#define ATTEND(SUFFIX, ELEM, TARGET, VEC, LANES, CH, ZERO, CVT, LOAD, STORE, FMA, SET1, SUM)                      \
+__attribute__((target(TARGET)))                                                                                    \
+static void scores_##SUFFIX(const ELEM *k, const int32_t *rows, int32_t n, const float *q, int32_t heads,  \
+                                int32_t headDim, float scale, float cap, float *att, int32_t attStride) {          \
+    for (int32_t h = 0; h < heads; h += 4) {                                                                       \
+        const float *q0 = q + h * headDim, *q1 = q0 + headDim, *q2 = q1 + headDim, *q3 = q2 + headDim;             \
+        float *a0 = att + h * attStride, *a1 = a0 + attStride, *a2 = a1 + attStride, *a3 = a2 + attStride;         \
+        for (int32_t t = 0; t < n; t++) {                                                                          \
+            if (t + ATTEND_PF < n) prefetch_bytes(k + rows[t + ATTEND_PF], headDim * (int32_t) sizeof(ELEM));      \
+            const ELEM *kr = k + rows[t];                                                                          \
+            VEC c0 = ZERO, c1 = ZERO, c2 = ZERO, c3 = ZERO;                                                        \
+            for (int32_t i = 0; i < headDim; i += LANES) {                                                         \
+                VEC kv = CVT(kr + i);                                                                              \
+                c0 = FMA(LOAD(q0 + i), kv, c0);                                                                    \
+                c1 = FMA(LOAD(q1 + i), kv, c1);                                                                    \
+                c2 = FMA(LOAD(q2 + i), kv, c2);                                                                    \
+                c3 = FMA(LOAD(q3 + i), kv, c3);                                                                    \
+            }                                                                                                      \
+            a0[t] = capped_score(SUM(c0), scale, cap);                                                             \
+            a1[t] = capped_score(SUM(c1), scale, cap);                                                             \
+            a2[t] = capped_score(SUM(c2), scale, cap);                                                             \
+            a3[t] = capped_score(SUM(c3), scale, cap);                                                             \
+        }                                                                                                          \
+    }                                                                                                              \
+}                                                                                                                  \
+__attribute__((target(TARGET)))                                                                                    \
+static void values_##SUFFIX(const ELEM *v, const int32_t *rows, int32_t n, const float *att,               \
+                                int32_t attStride, int32_t heads, int32_t headDim, float *out) {                   \
+    for (int32_t h = 0; h < heads; h += 4) {                                                                       \
+        const float *a[4] = {att + h * attStride, att + (h + 1) * attStride, att + (h + 2) * attStride,            \
+                             att + (h + 3) * attStride};                                                           \
+        for (int32_t i0 = 0; i0 < headDim; i0 += CH * LANES) {                                                     \
+            int32_t nv = (headDim - i0) / LANES < CH ? (headDim - i0) / LANES : CH;                                \
+            VEC c[4][CH];                                                                                          \
+            for (int j = 0; j < 4; j++) for (int u = 0; u < CH; u++) c[j][u] = ZERO;                               \
+            for (int32_t t = 0; t < n; t++) {                                                                      \
+                if (t + ATTEND_PF < n) prefetch_bytes(v + rows[t + ATTEND_PF] + i0, nv * LANES * (int32_t) sizeof(ELEM)); \
+                const ELEM *vr = v + rows[t] + i0;                                                                 \
+                VEC w0 = SET1(a[0][t]), w1 = SET1(a[1][t]), w2 = SET1(a[2][t]), w3 = SET1(a[3][t]);                \
+                for (int u = 0; u < CH; u++) {                                                                     \
+                    if (u < nv) {                                                                                  \
+                        VEC x = CVT(vr + u * LANES);                                                               \
+                        c[0][u] = FMA(x, w0, c[0][u]);                                                             \
+                        c[1][u] = FMA(x, w1, c[1][u]);                                                             \
+                        c[2][u] = FMA(x, w2, c[2][u]);                                                             \
+                        c[3][u] = FMA(x, w3, c[3][u]);                                                             \
+                    }                                                                                              \
+                }                                                                                                  \
+            }                                                                                                      \
+            for (int j = 0; j < 4; j++) for (int u = 0; u < nv; u++) STORE(out + (h + j) * headDim + i0 + u * LANES, c[j][u]); \
+        }                                                                                                          \
+    }                                                                                                              \
+}
+
+ATTEND(f16_avx512, uint16_t, VNNI_TARGET, __m512, 16, 4, _mm512_setzero_ps(), CVT512, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_reduce_add_ps)
+ATTEND(f16_avx2, uint16_t, "avx2,fma,f16c", __m256, 8, 2, _mm256_setzero_ps(), CVT256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps, hsum256)
+ATTEND(f32_avx512, float, VNNI_TARGET, __m512, 16, 4, _mm512_setzero_ps(), _mm512_loadu_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_reduce_add_ps)
+ATTEND(f32_avx2, float, "avx2,fma,f16c", __m256, 8, 2, _mm256_setzero_ps(), _mm256_loadu_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps, hsum256)
+#endif
+
+/** Whether attention over float16 and float32 caches has a vector path here (x86 with AVX2 or AVX-512; elsewhere Java's is faster). */
+int enclave_attends(void) {
+    int i = enclave_isa();
+    return i == ISA_AVX2 || i == ISA_AVX512_VNNI;
+}
+
+void enclave_scores_f16(const uint16_t *k, const int32_t *rows, int32_t n, const float *q, int32_t qOff, int32_t heads,
+                        int32_t headDim, float scale, float cap, float *att, int32_t attOff, int32_t attStride) {
+    q += qOff;
+    att += attOff;
+#if defined(__x86_64__)
+    int i = enclave_isa();
+    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { scores_f16_avx512(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
+    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { scores_f16_avx2(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
+#endif
+    scores_f16_baseline(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+}
+
+void enclave_values_f16(const uint16_t *v, const int32_t *rows, int32_t n, const float *att, int32_t attOff, int32_t attStride,
+                        int32_t heads, int32_t headDim, float *out, int32_t outOff) {
+    att += attOff;
+    out += outOff;
+#if defined(__x86_64__)
+    int i = enclave_isa();
+    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { values_f16_avx512(v, rows, n, att, attStride, heads, headDim, out); return; }
+    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { values_f16_avx2(v, rows, n, att, attStride, heads, headDim, out); return; }
+#endif
+    values_f16_baseline(v, rows, n, att, attStride, heads, headDim, out);
+}
+
+void enclave_scores_f32(const float *k, const int32_t *rows, int32_t n, const float *q, int32_t qOff, int32_t heads,
+                        int32_t headDim, float scale, float cap, float *att, int32_t attOff, int32_t attStride) {
+    q += qOff;
+    att += attOff;
+#if defined(__x86_64__)
+    int i = enclave_isa();
+    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { scores_f32_avx512(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
+    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { scores_f32_avx2(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
+#endif
+    scores_f32_baseline(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+}
+
+void enclave_values_f32(const float *v, const int32_t *rows, int32_t n, const float *att, int32_t attOff, int32_t attStride,
+                        int32_t heads, int32_t headDim, float *out, int32_t outOff) {
+    att += attOff;
+    out += outOff;
+#if defined(__x86_64__)
+    int i = enclave_isa();
+    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { values_f32_avx512(v, rows, n, att, attStride, heads, headDim, out); return; }
+    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { values_f32_avx2(v, rows, n, att, attStride, heads, headDim, out); return; }
+#endif
+    values_f32_baseline(v, rows, n, att, attStride, heads, headDim, out);
+}

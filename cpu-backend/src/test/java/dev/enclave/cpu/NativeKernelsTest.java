@@ -107,6 +107,81 @@ class NativeKernelsTest {
         return r;
     }
 
+    /**
+     * Attention over a float16 cache, on every instruction set: scores (scaled, soft-capped) and att-weighted value sums
+     * of rows gathered anywhere in the cache, against double-precision Java over the same halves; rows outside the
+     * cache are refused before C.
+     */
+    @Test
+    void float16AttentionMatchesJavaOnEveryInstructionSet() {
+        int best = K.isaCode();
+        SplittableRandom rnd = new SplittableRandom(33);
+        int checked = 0;
+        try {
+            for (int isa = 0; isa <= best; isa++) {
+                if (best >= 3 && isa > 0 && isa < 3) continue;
+                K.useIsa(isa);
+                assertEquals(best >= 3 ? false : isa >= 1, K.attends(), "vector attention on AVX2 and AVX-512 only");
+                for (int[] shape : new int[][] {{4, 64, 37}, {8, 128, 70}, {4, 16, 5}, {3, 8, 9}}) {
+                    int heads = shape[0], headDim = shape[1], n = shape[2], slots = 200, kvDim = 2 * headDim;
+                    short[] k = new short[slots * kvDim], v = new short[slots * kvDim];
+                    for (int i = 0; i < k.length; i++) {
+                        k[i] = Float.floatToFloat16((float) rnd.nextGaussian());
+                        v[i] = Float.floatToFloat16((float) rnd.nextGaussian());
+                    }
+                    int[] rows = new int[n + 3];
+                    for (int t = 0; t < n; t++) rows[t] = rnd.nextInt(slots) * kvDim + headDim; // the second KV head
+                    float[] q = new float[3 + heads * headDim];
+                    for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian();
+                    for (float cap : new float[] {0f, 3f}) {
+                        int stride = n + 5;
+                        float[] att = new float[2 + heads * stride];
+                        K.scoresF16(MemorySegment.ofArray(k), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 0.125f, cap, MemorySegment.ofArray(att), 2, stride);
+                        float[] p = new float[2 + heads * stride];
+                        for (int h = 0; h < heads; h++) {
+                            for (int t = 0; t < n; t++) {
+                                double dot = 0;
+                                for (int i = 0; i < headDim; i++) dot += q[3 + h * headDim + i] * (double) Float.float16ToFloat(k[rows[t] + i]);
+                                double want = dot * 0.125;
+                                if (cap > 0) want = Math.tanh(want / cap) * cap;
+                                assertEquals(want, att[2 + h * stride + t], 1e-4 * Math.max(1, Math.abs(want)),
+                                        "score head " + h + " row " + t + " " + heads + "x" + headDim + " cap " + cap + " on " + NativeCpuKernels.isaName(isa));
+                                p[2 + h * stride + t] = (float) rnd.nextDouble();
+                            }
+                        }
+                        float[] out = new float[1 + heads * headDim];
+                        java.util.Arrays.fill(out, 99f); // overwritten, not added to
+                        K.valuesF16(MemorySegment.ofArray(v), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 2, stride, heads, headDim, MemorySegment.ofArray(out), 1);
+                        for (int h = 0; h < heads; h++) {
+                            for (int i = 0; i < headDim; i++) {
+                                double want = 0;
+                                for (int t = 0; t < n; t++) want += p[2 + h * stride + t] * (double) Float.float16ToFloat(v[rows[t] + i]);
+                                assertEquals(want, out[1 + h * headDim + i], 1e-4 * Math.max(1, Math.abs(want)), "value head " + h + " dim " + i);
+                            }
+                        }
+                        // the float32 twins on the same values
+                        float[] kf = new float[k.length], vf = new float[v.length];
+                        for (int i = 0; i < k.length; i++) {
+                            kf[i] = Float.float16ToFloat(k[i]);
+                            vf[i] = Float.float16ToFloat(v[i]);
+                        }
+                        float[] att32 = new float[att.length], out32 = new float[out.length];
+                        K.scoresF32(MemorySegment.ofArray(kf), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 0.125f, cap, MemorySegment.ofArray(att32), 2, stride);
+                        K.valuesF32(MemorySegment.ofArray(vf), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 2, stride, heads, headDim, MemorySegment.ofArray(out32), 1);
+                        for (int i = 0; i < att.length; i++) assertEquals(att[i], att32[i], 1e-5 * Math.max(1, Math.abs(att[i])), "f32 score " + i);
+                        for (int i = 1; i < out.length; i++) assertEquals(out[i], out32[i], 1e-5 * Math.max(1, Math.abs(out[i])), "f32 value " + i);
+                        checked++;
+                    }
+                    rows[1] = k.length - headDim + 1;
+                    assertThrows(IllegalArgumentException.class, () -> K.scoresF16(MemorySegment.ofArray(k), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 1f, 0f, MemorySegment.ofArray(new float[heads * (n + 5)]), 0, n + 5));
+                }
+            }
+        } finally {
+            K.useIsa(best);
+        }
+        assertTrue(checked >= 8, "cases checked: " + checked);
+    }
+
     /** Embedding rows decoded by the library: bit for bit what the Java decoders give, from any offset. */
     @Test
     void dequantizedRowsMatchTheJavaDecoders() {

@@ -75,6 +75,14 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
     /** Float32 rows: what the attention kernels read directly. */
     public static final class F32 extends KvRows {
         public final float[] data;
+        /** {@link #data} as a heap segment, for the native attention kernels (made once). */
+        private volatile java.lang.foreign.MemorySegment segment;
+
+        public java.lang.foreign.MemorySegment segment() {
+            java.lang.foreign.MemorySegment s = segment;
+            if (s == null) segment = s = java.lang.foreign.MemorySegment.ofArray(data);
+            return s;
+        }
 
         F32(int positions, int kvDim, int headDim) {
             super(positions, kvDim, headDim);
@@ -105,6 +113,14 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
     /** Float16 rows (IEEE half, round to nearest even as ggml). */
     public static final class F16 extends KvRows {
         public final short[] data;
+        /** {@link #data} as a heap segment, for the native attention kernels (made once). */
+        private volatile java.lang.foreign.MemorySegment segment;
+
+        public java.lang.foreign.MemorySegment segment() {
+            java.lang.foreign.MemorySegment s = segment;
+            if (s == null) segment = s = java.lang.foreign.MemorySegment.ofArray(data);
+            return s;
+        }
 
         F16(int positions, int kvDim, int headDim) {
             super(positions, kvDim, headDim);

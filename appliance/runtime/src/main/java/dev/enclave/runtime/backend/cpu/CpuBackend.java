@@ -506,6 +506,7 @@ public final class CpuBackend extends HostBackend {
     private final ThreadLocal<float[][]> scoreScratch = ThreadLocal.withInitial(() -> new float[1][0]);
     private final ThreadLocal<int[][]> rowScratch = ThreadLocal.withInitial(() -> new int[1][0]);
     private final ThreadLocal<CompressedAttention.Scratch> tileScratch = ThreadLocal.withInitial(CompressedAttention.Scratch::new);
+    private final ThreadLocal<GroupedAttention.HeapSegments> heapSegments = ThreadLocal.withInitial(GroupedAttention.HeapSegments::new);
 
     @Override
     public void attention(KvStorage kv, DeviceBuffer q, int qOff, int qStride, DeviceBuffer out, int outOff, int outStride,
@@ -569,9 +570,17 @@ public final class CpuBackend extends HostBackend {
                 BlockTable table = step.tables[step.sequence[j]];
                 int pos = step.pos[j];
                 int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
-                if (half != null) {
+                if (half != null && natives != null && natives.attends()) {
+                    GroupedAttention.attendHalfNative(natives, half, halfValues, table, g * headDim, q, qOff + j * qStride + h * headDim,
+                            out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows,
+                            heapSegments.get());
+                } else if (half != null) {
                     GroupedAttention.attendHalf(half.data, halfValues.data, table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
+                } else if (kv.keys != null && natives != null && natives.attends() && groups % 4 == 0 && headDim % 8 == 0) {
+                    GroupedAttention.attendNative(natives, (KvRows.F32) kv.keyRows, (KvRows.F32) kv.valueRows, table, g * headDim, q,
+                            qOff + j * qStride + h * headDim, out, outOff + j * outStride + h * headDim, groups, headDim, first, pos,
+                            scale, cap, scores, 0, longest, rows, heapSegments.get());
                 } else if (kv.keys != null) {
                     GroupedAttention.attend(CpuBackend.this, kv.keys, kv.values, table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);

@@ -1,5 +1,8 @@
 package dev.enclave.runtime.backend.cpu;
 
+import java.lang.foreign.MemorySegment;
+import dev.enclave.runtime.backend.KvRows;
+
 
 import dev.enclave.runtime.kv.BlockTable;
 import jdk.incubator.vector.FloatVector;
@@ -218,6 +221,72 @@ final class GroupedAttention {
         for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
         for (int h = 0; h < heads; h += 4) {
             values4Half(vc, rows, n, headDim, att, attOff + h * attStride, attStride, out, outOff + h * headDim);
+        }
+    }
+
+    /**
+     * As {@link #attendHalf}, with the scores and the weighted values in the native library (its float16 widening and
+     * prefetching): the arrays are passed as heap segments, made once per array ({@link HeapSegments}).
+     */
+    static void attendHalfNative(NativeKernels nk, KvRows.F16 keys, KvRows.F16 values, BlockTable table, int kvHeadOff, float[] q,
+                                 int qOff, float[] out, int outOff, int heads, int headDim, int first, int pos, float scale,
+                                 float cap, float[] att, int attOff, int attStride, int[] rows, HeapSegments segs) {
+        int n = pos - first + 1;
+        for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
+        MemorySegment r = segs.rows(rows), a = segs.att(att);
+        nk.scoresF16(keys.segment(), r, n, segs.q(q), qOff, heads, headDim, scale, cap, a, attOff, attStride);
+        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        nk.valuesF16(values.segment(), r, n, a, attOff, attStride, heads, headDim, segs.out(out), outOff);
+    }
+
+    /** As {@link #attend}, with the scores and the weighted values in the native library (prefetching the scattered rows). */
+    static void attendNative(NativeKernels nk, KvRows.F32 keys, KvRows.F32 values, BlockTable table, int kvHeadOff, float[] q,
+                             int qOff, float[] out, int outOff, int heads, int headDim, int first, int pos, float scale,
+                             float cap, float[] att, int attOff, int attStride, int[] rows, HeapSegments segs) {
+        int n = pos - first + 1;
+        for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
+        MemorySegment r = segs.rows(rows), a = segs.att(att);
+        nk.scoresF32(keys.segment(), r, n, segs.q(q), qOff, heads, headDim, scale, cap, a, attOff, attStride);
+        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        nk.valuesF32(values.segment(), r, n, a, attOff, attStride, heads, headDim, segs.out(out), outOff);
+    }
+
+    /** One thread's heap segments over the arrays it last passed to native attention (remade when an array changes). */
+    static final class HeapSegments {
+        private int[] rowsArray;
+        private float[] attArray, qArray, outArray;
+        private MemorySegment rows, att, q, out;
+
+        MemorySegment rows(int[] a) {
+            if (a != rowsArray) {
+                rowsArray = a;
+                rows = MemorySegment.ofArray(a);
+            }
+            return rows;
+        }
+
+        MemorySegment att(float[] a) {
+            if (a != attArray) {
+                attArray = a;
+                att = MemorySegment.ofArray(a);
+            }
+            return att;
+        }
+
+        MemorySegment q(float[] a) {
+            if (a != qArray) {
+                qArray = a;
+                q = MemorySegment.ofArray(a);
+            }
+            return q;
+        }
+
+        MemorySegment out(float[] a) {
+            if (a != outArray) {
+                outArray = a;
+                out = MemorySegment.ofArray(a);
+            }
+            return out;
         }
     }
 
