@@ -1205,49 +1205,28 @@ static inline float capped_score(float s, float scale, float cap) {
     return cap > 0 ? tanhf(s / cap) * cap : s;
 }
 
-static void scores_f16_baseline(const uint16_t *k, const int32_t *rows, int32_t n, const float *q, int32_t heads,
-                                int32_t headDim, float scale, float cap, float *att, int32_t attStride) {
+static inline float kv_at(const void *kv, int half, int64_t i) {
+    return half ? half_to_float(((const uint16_t *) kv)[i]) : ((const float *) kv)[i];
+}
+
+static void scores_baseline(int half, const void *k, const int32_t *rows, int32_t n, const float *q, int32_t heads,
+                            int32_t headDim, float scale, float cap, float *att, int32_t attStride) {
     for (int32_t t = 0; t < n; t++) {
-        const uint16_t *kr = k + rows[t];
         for (int32_t h = 0; h < heads; h++) {
             float acc = 0;
-            for (int32_t i = 0; i < headDim; i++) acc += q[h * headDim + i] * half_to_float(kr[i]);
+            for (int32_t i = 0; i < headDim; i++) acc += q[h * headDim + i] * kv_at(k, half, (int64_t) rows[t] + i);
             att[h * attStride + t] = capped_score(acc, scale, cap);
         }
     }
 }
 
-static void values_f16_baseline(const uint16_t *v, const int32_t *rows, int32_t n, const float *att, int32_t attStride,
-                                int32_t heads, int32_t headDim, float *out) {
+static void values_baseline(int half, const void *v, const int32_t *rows, int32_t n, const float *att, int32_t attStride,
+                            int32_t heads, int32_t headDim, float *out) {
     for (int32_t h = 0; h < heads; h++) for (int32_t i = 0; i < headDim; i++) out[h * headDim + i] = 0;
     for (int32_t t = 0; t < n; t++) {
-        const uint16_t *vr = v + rows[t];
         for (int32_t i = 0; i < headDim; i++) {
-            float x = half_to_float(vr[i]);
+            float x = kv_at(v, half, (int64_t) rows[t] + i);
             for (int32_t h = 0; h < heads; h++) out[h * headDim + i] += att[h * attStride + t] * x;
-        }
-    }
-}
-
-static void scores_f32_baseline(const float *k, const int32_t *rows, int32_t n, const float *q, int32_t heads,
-                                int32_t headDim, float scale, float cap, float *att, int32_t attStride) {
-    for (int32_t t = 0; t < n; t++) {
-        const float *kr = k + rows[t];
-        for (int32_t h = 0; h < heads; h++) {
-            float acc = 0;
-            for (int32_t i = 0; i < headDim; i++) acc += q[h * headDim + i] * kr[i];
-            att[h * attStride + t] = capped_score(acc, scale, cap);
-        }
-    }
-}
-
-static void values_f32_baseline(const float *v, const int32_t *rows, int32_t n, const float *att, int32_t attStride,
-                                int32_t heads, int32_t headDim, float *out) {
-    for (int32_t h = 0; h < heads; h++) for (int32_t i = 0; i < headDim; i++) out[h * headDim + i] = 0;
-    for (int32_t t = 0; t < n; t++) {
-        const float *vr = v + rows[t];
-        for (int32_t i = 0; i < headDim; i++) {
-            for (int32_t h = 0; h < heads; h++) out[h * headDim + i] += att[h * attStride + t] * vr[i];
         }
     }
 }
@@ -1330,50 +1309,49 @@ int enclave_attends(void) {
     return i == ISA_AVX2 || i == ISA_AVX512_VNNI;
 }
 
-void enclave_scores_f16(const uint16_t *k, const int32_t *rows, int32_t n, const float *q, int32_t qOff, int32_t heads,
-                        int32_t headDim, float scale, float cap, float *att, int32_t attOff, int32_t attStride) {
+#if defined(__x86_64__)
+/** The vector path for this shape: 2 AVX-512, 1 AVX2, 0 none (four query heads at a time, whole vectors of a head). */
+static int attn_path(int32_t heads, int32_t headDim) {
+    int i = enclave_isa();
+    if (heads % 4 != 0) return 0;
+    if (i == ISA_AVX512_VNNI && headDim % 16 == 0) return 2;
+    if ((i == ISA_AVX2 || i == ISA_AVX512_VNNI) && headDim % 8 == 0) return 1;
+    return 0;
+}
+#endif
+
+/** Scores of a KV head's group of query heads over float16 (half != 0) or float32 keys; offsets in elements. */
+void enclave_attn_scores(int half, const void *k, const int32_t *rows, int32_t n, const float *q, int32_t qOff, int32_t heads,
+                         int32_t headDim, float scale, float cap, float *att, int32_t attOff, int32_t attStride) {
     q += qOff;
     att += attOff;
 #if defined(__x86_64__)
-    int i = enclave_isa();
-    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { scores_f16_avx512(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
-    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { scores_f16_avx2(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
+    switch (attn_path(heads, headDim)) {
+        case 2: if (half) scores_f16_avx512(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+                else scores_f32_avx512(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+                return;
+        case 1: if (half) scores_f16_avx2(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+                else scores_f32_avx2(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+                return;
+    }
 #endif
-    scores_f16_baseline(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
+    scores_baseline(half, k, rows, n, q, heads, headDim, scale, cap, att, attStride);
 }
 
-void enclave_values_f16(const uint16_t *v, const int32_t *rows, int32_t n, const float *att, int32_t attOff, int32_t attStride,
-                        int32_t heads, int32_t headDim, float *out, int32_t outOff) {
+/** The att-weighted sums of float16 (half != 0) or float32 value rows, one per query head. */
+void enclave_attn_values(int half, const void *v, const int32_t *rows, int32_t n, const float *att, int32_t attOff, int32_t attStride,
+                         int32_t heads, int32_t headDim, float *out, int32_t outOff) {
     att += attOff;
     out += outOff;
 #if defined(__x86_64__)
-    int i = enclave_isa();
-    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { values_f16_avx512(v, rows, n, att, attStride, heads, headDim, out); return; }
-    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { values_f16_avx2(v, rows, n, att, attStride, heads, headDim, out); return; }
+    switch (attn_path(heads, headDim)) {
+        case 2: if (half) values_f16_avx512(v, rows, n, att, attStride, heads, headDim, out);
+                else values_f32_avx512(v, rows, n, att, attStride, heads, headDim, out);
+                return;
+        case 1: if (half) values_f16_avx2(v, rows, n, att, attStride, heads, headDim, out);
+                else values_f32_avx2(v, rows, n, att, attStride, heads, headDim, out);
+                return;
+    }
 #endif
-    values_f16_baseline(v, rows, n, att, attStride, heads, headDim, out);
-}
-
-void enclave_scores_f32(const float *k, const int32_t *rows, int32_t n, const float *q, int32_t qOff, int32_t heads,
-                        int32_t headDim, float scale, float cap, float *att, int32_t attOff, int32_t attStride) {
-    q += qOff;
-    att += attOff;
-#if defined(__x86_64__)
-    int i = enclave_isa();
-    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { scores_f32_avx512(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
-    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { scores_f32_avx2(k, rows, n, q, heads, headDim, scale, cap, att, attStride); return; }
-#endif
-    scores_f32_baseline(k, rows, n, q, heads, headDim, scale, cap, att, attStride);
-}
-
-void enclave_values_f32(const float *v, const int32_t *rows, int32_t n, const float *att, int32_t attOff, int32_t attStride,
-                        int32_t heads, int32_t headDim, float *out, int32_t outOff) {
-    att += attOff;
-    out += outOff;
-#if defined(__x86_64__)
-    int i = enclave_isa();
-    if (i == ISA_AVX512_VNNI && headDim % 16 == 0 && heads % 4 == 0) { values_f32_avx512(v, rows, n, att, attStride, heads, headDim, out); return; }
-    if (i >= ISA_AVX2 && headDim % 8 == 0 && heads % 4 == 0) { values_f32_avx2(v, rows, n, att, attStride, heads, headDim, out); return; }
-#endif
-    values_f32_baseline(v, rows, n, att, attStride, heads, headDim, out);
+    values_baseline(half, v, rows, n, att, attStride, heads, headDim, out);
 }

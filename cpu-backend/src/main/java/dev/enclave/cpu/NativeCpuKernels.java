@@ -30,7 +30,7 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
     private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
-            dequantize, attends, scoresF16, valuesF16, scoresF32, valuesF32;
+            dequantize, attends, attnScores, attnValues;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     /** Attention reads the KV cache's heap arrays in place: short calls, no copy (the GC waits for them). */
     private static final Linker.Option HEAP = Linker.Option.critical(true);
@@ -73,10 +73,8 @@ public final class NativeCpuKernels implements NativeKernels {
         supports = linker.downcallHandle(find(lib, "enclave_supports"), FunctionDescriptor.of(I, I));
         dequantize = linker.downcallHandle(find(lib, "enclave_dequantize"), FunctionDescriptor.ofVoid(I, P, J, J, P));
         attends = linker.downcallHandle(find(lib, "enclave_attends"), FunctionDescriptor.of(I));
-        scoresF16 = linker.downcallHandle(find(lib, "enclave_scores_f16"), FunctionDescriptor.ofVoid(P, P, I, P, I, I, I, F, F, P, I, I), HEAP);
-        valuesF16 = linker.downcallHandle(find(lib, "enclave_values_f16"), FunctionDescriptor.ofVoid(P, P, I, P, I, I, I, I, P, I), HEAP);
-        scoresF32 = linker.downcallHandle(find(lib, "enclave_scores_f32"), FunctionDescriptor.ofVoid(P, P, I, P, I, I, I, F, F, P, I, I), HEAP);
-        valuesF32 = linker.downcallHandle(find(lib, "enclave_values_f32"), FunctionDescriptor.ofVoid(P, P, I, P, I, I, I, I, P, I), HEAP);
+        attnScores = linker.downcallHandle(find(lib, "enclave_attn_scores"), FunctionDescriptor.ofVoid(I, P, P, I, P, I, I, I, F, F, P, I, I), HEAP);
+        attnValues = linker.downcallHandle(find(lib, "enclave_attn_values"), FunctionDescriptor.ofVoid(I, P, P, I, P, I, I, I, I, P, I), HEAP);
         try {
             refreshTypes();
             // the sizes are computed here without a call per product: they must be the library's
@@ -210,64 +208,32 @@ public final class NativeCpuKernels implements NativeKernels {
     }
 
     @Override
-    public void scoresF16(MemorySegment k, MemorySegment rows, int n, MemorySegment q, int qOff, int heads, int headDim, float scale,
-                          float cap, MemorySegment att, int attOff, int attStride) {
-        checkScores(k, 2, rows, n, q, qOff, heads, headDim, att, attOff, attStride);
+    public void attentionScores(boolean half, MemorySegment k, MemorySegment rows, int n, MemorySegment q, int qOff, int heads,
+                                int headDim, float scale, float cap, MemorySegment att, int attOff, int attStride) {
+        checkRows(k, half ? 2 : 4, rows, n, headDim);
+        if (qOff < 0 || (qOff + (long) heads * headDim) * Float.BYTES > q.byteSize()) throw new IllegalArgumentException("native attention: query out of bounds");
+        checkAtt(att, attOff, attStride, heads, n);
         try {
-            scoresF16.invokeExact(k, rows, n, q, qOff, heads, headDim, scale, cap, att, attOff, attStride);
+            attnScores.invokeExact(half ? 1 : 0, k, rows, n, q, qOff, heads, headDim, scale, cap, att, attOff, attStride);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
     }
 
     @Override
-    public void valuesF16(MemorySegment v, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride, int heads,
-                          int headDim, MemorySegment out, int outOff) {
-        checkValues(v, 2, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
+    public void attentionValues(boolean half, MemorySegment v, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride,
+                                int heads, int headDim, MemorySegment out, int outOff) {
+        checkRows(v, half ? 2 : 4, rows, n, headDim);
+        if (outOff < 0 || (outOff + (long) heads * headDim) * Float.BYTES > out.byteSize()) throw new IllegalArgumentException("native attention: output out of bounds");
+        checkAtt(att, attOff, attStride, heads, n);
         try {
-            valuesF16.invokeExact(v, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-    }
-
-    @Override
-    public void scoresF32(MemorySegment k, MemorySegment rows, int n, MemorySegment q, int qOff, int heads, int headDim, float scale,
-                          float cap, MemorySegment att, int attOff, int attStride) {
-        checkScores(k, 4, rows, n, q, qOff, heads, headDim, att, attOff, attStride);
-        try {
-            scoresF32.invokeExact(k, rows, n, q, qOff, heads, headDim, scale, cap, att, attOff, attStride);
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-    }
-
-    @Override
-    public void valuesF32(MemorySegment v, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride, int heads,
-                          int headDim, MemorySegment out, int outOff) {
-        checkValues(v, 4, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
-        try {
-            valuesF32.invokeExact(v, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
+            attnValues.invokeExact(half ? 1 : 0, v, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
     }
 
     // bounds are checked here, once per call: the C code trusts them
-
-    private static void checkScores(MemorySegment k, int elem, MemorySegment rows, int n, MemorySegment q, int qOff, int heads,
-                                    int headDim, MemorySegment att, int attOff, int attStride) {
-        checkRows(k, elem, rows, n, headDim);
-        if (qOff < 0 || (qOff + (long) heads * headDim) * Float.BYTES > q.byteSize()) throw new IllegalArgumentException("native attention: query out of bounds");
-        checkAtt(att, attOff, attStride, heads, n);
-    }
-
-    private static void checkValues(MemorySegment v, int elem, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride,
-                                    int heads, int headDim, MemorySegment out, int outOff) {
-        checkRows(v, elem, rows, n, headDim);
-        if (outOff < 0 || (outOff + (long) heads * headDim) * Float.BYTES > out.byteSize()) throw new IllegalArgumentException("native attention: output out of bounds");
-        checkAtt(att, attOff, attStride, heads, n);
-    }
 
     private static void checkAtt(MemorySegment att, int attOff, int attStride, int heads, int n) {
         if (attOff < 0 || heads < 1 || n > attStride && heads > 1 || (attOff + (long) (heads - 1) * attStride + n) * Float.BYTES > att.byteSize()) {

@@ -136,7 +136,7 @@ class NativeKernelsTest {
                     for (float cap : new float[] {0f, 3f}) {
                         int stride = n + 5;
                         float[] att = new float[2 + heads * stride];
-                        K.scoresF16(MemorySegment.ofArray(k), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 0.125f, cap, MemorySegment.ofArray(att), 2, stride);
+                        K.attentionScores(true, MemorySegment.ofArray(k), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 0.125f, cap, MemorySegment.ofArray(att), 2, stride);
                         float[] p = new float[2 + heads * stride];
                         for (int h = 0; h < heads; h++) {
                             for (int t = 0; t < n; t++) {
@@ -151,7 +151,7 @@ class NativeKernelsTest {
                         }
                         float[] out = new float[1 + heads * headDim];
                         java.util.Arrays.fill(out, 99f); // overwritten, not added to
-                        K.valuesF16(MemorySegment.ofArray(v), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 2, stride, heads, headDim, MemorySegment.ofArray(out), 1);
+                        K.attentionValues(true, MemorySegment.ofArray(v), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 2, stride, heads, headDim, MemorySegment.ofArray(out), 1);
                         for (int h = 0; h < heads; h++) {
                             for (int i = 0; i < headDim; i++) {
                                 double want = 0;
@@ -166,14 +166,14 @@ class NativeKernelsTest {
                             vf[i] = Float.float16ToFloat(v[i]);
                         }
                         float[] att32 = new float[att.length], out32 = new float[out.length];
-                        K.scoresF32(MemorySegment.ofArray(kf), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 0.125f, cap, MemorySegment.ofArray(att32), 2, stride);
-                        K.valuesF32(MemorySegment.ofArray(vf), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 2, stride, heads, headDim, MemorySegment.ofArray(out32), 1);
+                        K.attentionScores(false, MemorySegment.ofArray(kf), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 0.125f, cap, MemorySegment.ofArray(att32), 2, stride);
+                        K.attentionValues(false, MemorySegment.ofArray(vf), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 2, stride, heads, headDim, MemorySegment.ofArray(out32), 1);
                         for (int i = 0; i < att.length; i++) assertEquals(att[i], att32[i], 1e-5 * Math.max(1, Math.abs(att[i])), "f32 score " + i);
                         for (int i = 1; i < out.length; i++) assertEquals(out[i], out32[i], 1e-5 * Math.max(1, Math.abs(out[i])), "f32 value " + i);
                         checked++;
                     }
                     rows[1] = k.length - headDim + 1;
-                    assertThrows(IllegalArgumentException.class, () -> K.scoresF16(MemorySegment.ofArray(k), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 1f, 0f, MemorySegment.ofArray(new float[heads * (n + 5)]), 0, n + 5));
+                    assertThrows(IllegalArgumentException.class, () -> K.attentionScores(true, MemorySegment.ofArray(k), MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 3, heads, headDim, 1f, 0f, MemorySegment.ofArray(new float[heads * (n + 5)]), 0, n + 5));
                 }
             }
         } finally {

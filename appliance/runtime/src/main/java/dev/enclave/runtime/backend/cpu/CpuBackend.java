@@ -571,14 +571,14 @@ public final class CpuBackend extends HostBackend {
                 int pos = step.pos[j];
                 int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
                 if (half != null && natives != null && natives.attends()) {
-                    GroupedAttention.attendHalfNative(natives, half, halfValues, table, g * headDim, q, qOff + j * qStride + h * headDim,
+                    GroupedAttention.attendNative(natives, true, half.segment(), halfValues.segment(), table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows,
                             heapSegments.get());
                 } else if (half != null) {
                     GroupedAttention.attendHalf(half.data, halfValues.data, table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0, longest, rows);
                 } else if (kv.keys != null && natives != null && natives.attends() && groups % 4 == 0 && headDim % 8 == 0) {
-                    GroupedAttention.attendNative(natives, (KvRows.F32) kv.keyRows, (KvRows.F32) kv.valueRows, table, g * headDim, q,
+                    GroupedAttention.attendNative(natives, false, ((KvRows.F32) kv.keyRows).segment(), ((KvRows.F32) kv.valueRows).segment(), table, g * headDim, q,
                             qOff + j * qStride + h * headDim, out, outOff + j * outStride + h * headDim, groups, headDim, first, pos,
                             scale, cap, scores, 0, longest, rows, heapSegments.get());
                 } else if (kv.keys != null) {

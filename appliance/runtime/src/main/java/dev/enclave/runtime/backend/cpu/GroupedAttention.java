@@ -225,30 +225,19 @@ final class GroupedAttention {
     }
 
     /**
-     * As {@link #attendHalf}, with the scores and the weighted values in the native library (its float16 widening and
-     * prefetching): the arrays are passed as heap segments, made once per array ({@link HeapSegments}).
+     * As {@link #attend} and {@link #attendHalf}, with the scores and the weighted values in the native library (its
+     * float16 widening, and prefetching of the scattered rows): {@code k}/{@code v} the cache's arrays as heap segments
+     * (float16 when {@code half}), the other arrays passed through {@link HeapSegments}.
      */
-    static void attendHalfNative(NativeKernels nk, KvRows.F16 keys, KvRows.F16 values, BlockTable table, int kvHeadOff, float[] q,
-                                 int qOff, float[] out, int outOff, int heads, int headDim, int first, int pos, float scale,
-                                 float cap, float[] att, int attOff, int attStride, int[] rows, HeapSegments segs) {
-        int n = pos - first + 1;
-        for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
-        MemorySegment r = segs.rows(rows), a = segs.att(att);
-        nk.scoresF16(keys.segment(), r, n, segs.q(q), qOff, heads, headDim, scale, cap, a, attOff, attStride);
-        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
-        nk.valuesF16(values.segment(), r, n, a, attOff, attStride, heads, headDim, segs.out(out), outOff);
-    }
-
-    /** As {@link #attend}, with the scores and the weighted values in the native library (prefetching the scattered rows). */
-    static void attendNative(NativeKernels nk, KvRows.F32 keys, KvRows.F32 values, BlockTable table, int kvHeadOff, float[] q,
-                             int qOff, float[] out, int outOff, int heads, int headDim, int first, int pos, float scale,
+    static void attendNative(NativeKernels nk, boolean half, MemorySegment k, MemorySegment v, BlockTable table, int kvHeadOff,
+                             float[] q, int qOff, float[] out, int outOff, int heads, int headDim, int first, int pos, float scale,
                              float cap, float[] att, int attOff, int attStride, int[] rows, HeapSegments segs) {
         int n = pos - first + 1;
         for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
         MemorySegment r = segs.rows(rows), a = segs.att(att);
-        nk.scoresF32(keys.segment(), r, n, segs.q(q), qOff, heads, headDim, scale, cap, a, attOff, attStride);
+        nk.attentionScores(half, k, r, n, segs.q(q), qOff, heads, headDim, scale, cap, a, attOff, attStride);
         for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
-        nk.valuesF32(values.segment(), r, n, a, attOff, attStride, heads, headDim, segs.out(out), outOff);
+        nk.attentionValues(half, v, r, n, a, attOff, attStride, heads, headDim, segs.out(out), outOff);
     }
 
     /** One thread's heap segments over the arrays it last passed to native attention (remade when an array changes). */

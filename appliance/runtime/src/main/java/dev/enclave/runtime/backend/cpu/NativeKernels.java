@@ -51,7 +51,7 @@ public interface NativeKernels {
     void dequantize(GGMLType type, MemorySegment w, long from, int n, MemorySegment out);
 
     /**
-     * Whether the attention kernels ({@link #scoresF16}, {@link #valuesF16} and their float32 twins) have a vector path
+     * Whether the attention kernels ({@link #attentionScores}, {@link #attentionValues}) have a vector path
      * on this CPU (else Java's kernels are faster).
      */
     default boolean attends() {
@@ -59,31 +59,19 @@ public interface NativeKernels {
     }
 
     /**
-     * Attention scores over a float16 KV cache for one KV head's group of query heads: {@code att[attOff + h *
-     * attStride + t] = scale * dot(q head h, the key at k[rows[t] ..])}, soft-capped ({@code cap * tanh(s / cap)}) when
-     * {@code cap > 0}; {@code q} holds the heads {@code headDim} apart from {@code qOff}. The segments are the heap
-     * arrays themselves ({@code MemorySegment.ofArray}: float16 halves, int rows, floats), offsets in elements.
+     * Attention scores for one KV head's group of query heads: {@code att[attOff + h * attStride + t] = scale * dot(q head
+     * h, the key at k[rows[t] ..])}, soft-capped ({@code cap * tanh(s / cap)}) when {@code cap > 0}; keys float16
+     * ({@code half}) or float32; {@code q} holds the heads {@code headDim} apart from {@code qOff}. The segments are the
+     * heap arrays themselves ({@code MemorySegment.ofArray}), offsets in elements.
      */
-    default void scoresF16(MemorySegment k, MemorySegment rows, int n, MemorySegment q, int qOff, int heads, int headDim, float scale,
-                           float cap, MemorySegment att, int attOff, int attStride) {
+    default void attentionScores(boolean half, MemorySegment k, MemorySegment rows, int n, MemorySegment q, int qOff, int heads,
+                                 int headDim, float scale, float cap, MemorySegment att, int attOff, int attStride) {
         throw new UnsupportedOperationException("no native attention here");
     }
 
     /** {@code out[outOff + h * headDim + i] = sum over t of att[attOff + h * attStride + t] * v[rows[t] + i]}. */
-    default void valuesF16(MemorySegment v, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride, int heads,
-                           int headDim, MemorySegment out, int outOff) {
-        throw new UnsupportedOperationException("no native attention here");
-    }
-
-    /** As {@link #scoresF16} over a float32 cache ({@code k} a float array's segment). */
-    default void scoresF32(MemorySegment k, MemorySegment rows, int n, MemorySegment q, int qOff, int heads, int headDim, float scale,
-                           float cap, MemorySegment att, int attOff, int attStride) {
-        throw new UnsupportedOperationException("no native attention here");
-    }
-
-    /** As {@link #valuesF16} over a float32 cache. */
-    default void valuesF32(MemorySegment v, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride, int heads,
-                           int headDim, MemorySegment out, int outOff) {
+    default void attentionValues(boolean half, MemorySegment v, MemorySegment rows, int n, MemorySegment att, int attOff, int attStride,
+                                 int heads, int headDim, MemorySegment out, int outOff) {
         throw new UnsupportedOperationException("no native attention here");
     }
 
