@@ -242,42 +242,32 @@ final class GroupedAttention {
 
     /** One thread's heap segments over the arrays it last passed to native attention (remade when an array changes). */
     static final class HeapSegments {
-        private int[] rowsArray;
-        private float[] attArray, qArray, outArray;
-        private MemorySegment rows, att, q, out;
+        private final Object[] arrays = new Object[4];
+        private final MemorySegment[] segments = new MemorySegment[4];
 
         MemorySegment rows(int[] a) {
-            if (a != rowsArray) {
-                rowsArray = a;
-                rows = MemorySegment.ofArray(a);
-            }
-            return rows;
+            return a == arrays[0] ? segments[0] : remember(0, a, MemorySegment.ofArray(a));
         }
 
         MemorySegment att(float[] a) {
-            if (a != attArray) {
-                attArray = a;
-                att = MemorySegment.ofArray(a);
-            }
-            return att;
+            return a == arrays[1] ? segments[1] : remember(1, a, MemorySegment.ofArray(a));
         }
 
         MemorySegment q(float[] a) {
-            if (a != qArray) {
-                qArray = a;
-                q = MemorySegment.ofArray(a);
-            }
-            return q;
+            return a == arrays[2] ? segments[2] : remember(2, a, MemorySegment.ofArray(a));
         }
 
         MemorySegment out(float[] a) {
-            if (a != outArray) {
-                outArray = a;
-                out = MemorySegment.ofArray(a);
-            }
-            return out;
+            return a == arrays[3] ? segments[3] : remember(3, a, MemorySegment.ofArray(a));
+        }
+
+        private MemorySegment remember(int i, Object array, MemorySegment segment) {
+            arrays[i] = array;
+            segments[i] = segment;
+            return segment;
         }
     }
+
 
     private static void scores4Half(short[] kc, int[] rows, int n, float[] q, int qo, int headDim, float scale, float cap,
                                     float[] att, int a, int stride) {
