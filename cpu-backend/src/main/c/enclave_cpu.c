@@ -1355,3 +1355,129 @@ void enclave_attn_values(int half, const void *v, const int32_t *rows, int32_t n
 #endif
     values_baseline(half, v, rows, n, att, attStride, heads, headDim, out);
 }
+
+// ---- Attention over 8-bit and 4-bit KV caches (ggml's Q8_0 / Q4_0 rounding, values and float16 scales stored
+// apart): rows[t] is the value offset of position t's head; its scales are d[rows[t] / 32 ...], groups of 32. A
+// group's values are widened to floats and scaled in registers (AVX-512); elsewhere the caller's Java tile path runs.
+
+/** Value i of a quantized head row, as a float (scalar: the reference of the vector paths). */
+static inline float q_at(int bits, const uint8_t *qv, const uint16_t *d, int64_t o, int32_t i) {
+    float s = half_to_float(d[(o + i) / 32]);
+    if (bits == 8) return (float) (int8_t) qv[o + i] * s;
+    int64_t g = (o + i) / 32 * 32, j = (o + i) - g;
+    uint8_t b = qv[g / 2 + (j & 15)];
+    return (float) ((j < 16 ? (b & 15) : (b >> 4)) - 8) * s;
+}
+
+#if defined(__x86_64__)
+/** The 32 values of the group at value offset o, scaled, into two vectors. */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline void q_group512(int bits, const uint8_t *qv, const uint16_t *d, int64_t o, __m512 *lo, __m512 *hi) {
+    __m512 s = _mm512_set1_ps(_cvtsh_ss(d[o / 32]));
+    __m128i a, b;
+    if (bits == 8) {
+        a = _mm_loadu_si128((const __m128i *) (qv + o));
+        b = _mm_loadu_si128((const __m128i *) (qv + o + 16));
+    } else {
+        __m128i x = _mm_loadu_si128((const __m128i *) (qv + o / 2)), m = _mm_set1_epi8(15), e = _mm_set1_epi8(8);
+        a = _mm_sub_epi8(_mm_and_si128(x, m), e);
+        b = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(x, 4), m), e);
+    }
+    *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(a)), s);
+    *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), s);
+}
+
+__attribute__((target(VNNI_TARGET)))
+static void scores_q512(int bits, const uint8_t *qv, const uint16_t *d, const int32_t *rows, int32_t n, const float *q,
+                        int32_t heads, int32_t headDim, float scale, float cap, float *att, int32_t attStride) {
+    for (int32_t h = 0; h < heads; h += 4) {
+        const float *q0 = q + h * headDim, *q1 = q0 + headDim, *q2 = q1 + headDim, *q3 = q2 + headDim;
+        float *a0 = att + h * attStride, *a1 = a0 + attStride, *a2 = a1 + attStride, *a3 = a2 + attStride;
+        for (int32_t t = 0; t < n; t++) {
+            if (t + ATTEND_PF < n) prefetch_bytes(qv + (bits == 8 ? rows[t + ATTEND_PF] : rows[t + ATTEND_PF] / 2), headDim * bits / 8);
+            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            for (int32_t i = 0; i < headDim; i += 32) {
+                __m512 lo, hi;
+                q_group512(bits, qv, d, (int64_t) rows[t] + i, &lo, &hi);
+                c0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + i), lo, _mm512_fmadd_ps(_mm512_loadu_ps(q0 + i + 16), hi, c0));
+                c1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + i), lo, _mm512_fmadd_ps(_mm512_loadu_ps(q1 + i + 16), hi, c1));
+                c2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + i), lo, _mm512_fmadd_ps(_mm512_loadu_ps(q2 + i + 16), hi, c2));
+                c3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + i), lo, _mm512_fmadd_ps(_mm512_loadu_ps(q3 + i + 16), hi, c3));
+            }
+            a0[t] = capped_score(_mm512_reduce_add_ps(c0), scale, cap);
+            a1[t] = capped_score(_mm512_reduce_add_ps(c1), scale, cap);
+            a2[t] = capped_score(_mm512_reduce_add_ps(c2), scale, cap);
+            a3[t] = capped_score(_mm512_reduce_add_ps(c3), scale, cap);
+        }
+    }
+}
+
+/** Values: 64 of the head's values (two groups, 4 vectors) for four query heads at a time, 16 accumulators. */
+__attribute__((target(VNNI_TARGET)))
+static void values_q512(int bits, const uint8_t *qv, const uint16_t *d, const int32_t *rows, int32_t n, const float *att,
+                        int32_t attStride, int32_t heads, int32_t headDim, float *out) {
+    for (int32_t h = 0; h < heads; h += 4) {
+        const float *a[4] = {att + h * attStride, att + (h + 1) * attStride, att + (h + 2) * attStride, att + (h + 3) * attStride};
+        for (int32_t i0 = 0; i0 < headDim; i0 += 64) {
+            int ng = headDim - i0 >= 64 ? 2 : 1;
+            __m512 c[4][4];
+            for (int j = 0; j < 4; j++) for (int u = 0; u < 4; u++) c[j][u] = _mm512_setzero_ps();
+            for (int32_t t = 0; t < n; t++) {
+                if (t + ATTEND_PF < n) prefetch_bytes(qv + (bits == 8 ? rows[t + ATTEND_PF] + i0 : (rows[t + ATTEND_PF] + i0) / 2), 64 * bits / 8);
+                __m512 x[4];
+                for (int g = 0; g < ng; g++) q_group512(bits, qv, d, (int64_t) rows[t] + i0 + 32 * g, &x[2 * g], &x[2 * g + 1]);
+                for (int j = 0; j < 4; j++) {
+                    __m512 w = _mm512_set1_ps(a[j][t]);
+                    for (int u = 0; u < 2 * ng; u++) c[j][u] = _mm512_fmadd_ps(x[u], w, c[j][u]);
+                }
+            }
+            for (int j = 0; j < 4; j++) for (int u = 0; u < 2 * ng; u++) _mm512_storeu_ps(out + (h + j) * headDim + i0 + 16 * u, c[j][u]);
+        }
+    }
+}
+#endif
+
+/** Whether attention over 8- and 4-bit caches has a vector path here (AVX-512; elsewhere Java's tile path is faster). */
+int enclave_attends_quantized(void) {
+    return enclave_isa() == ISA_AVX512_VNNI;
+}
+
+/** As enclave_attn_scores over 8-bit (bits 8) or 4-bit (bits 4) rows; heads of whole groups of 32. */
+void enclave_attn_scores_q(int bits, const uint8_t *qv, const uint16_t *d, const int32_t *rows, int32_t n, const float *q,
+                           int32_t qOff, int32_t heads, int32_t headDim, float scale, float cap, float *att, int32_t attOff,
+                           int32_t attStride) {
+    q += qOff;
+    att += attOff;
+#if defined(__x86_64__)
+    if (enclave_isa() == ISA_AVX512_VNNI && heads % 4 == 0 && headDim % 32 == 0) {
+        scores_q512(bits, qv, d, rows, n, q, heads, headDim, scale, cap, att, attStride);
+        return;
+    }
+#endif
+    for (int32_t t = 0; t < n; t++) {
+        for (int32_t h = 0; h < heads; h++) {
+            float acc = 0;
+            for (int32_t i = 0; i < headDim; i++) acc += q[h * headDim + i] * q_at(bits, qv, d, rows[t], i);
+            att[h * attStride + t] = capped_score(acc, scale, cap);
+        }
+    }
+}
+
+void enclave_attn_values_q(int bits, const uint8_t *qv, const uint16_t *d, const int32_t *rows, int32_t n, const float *att,
+                           int32_t attOff, int32_t attStride, int32_t heads, int32_t headDim, float *out, int32_t outOff) {
+    att += attOff;
+    out += outOff;
+#if defined(__x86_64__)
+    if (enclave_isa() == ISA_AVX512_VNNI && heads % 4 == 0 && headDim % 32 == 0) {
+        values_q512(bits, qv, d, rows, n, att, attStride, heads, headDim, out);
+        return;
+    }
+#endif
+    for (int32_t h = 0; h < heads; h++) for (int32_t i = 0; i < headDim; i++) out[h * headDim + i] = 0;
+    for (int32_t t = 0; t < n; t++) {
+        for (int32_t i = 0; i < headDim; i++) {
+            float x = q_at(bits, qv, d, rows[t], i);
+            for (int32_t h = 0; h < heads; h++) out[h * headDim + i] += att[h * attStride + t] * x;
+        }
+    }
+}

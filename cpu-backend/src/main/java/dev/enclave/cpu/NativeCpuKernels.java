@@ -30,12 +30,12 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
     private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
-            dequantize, attends, attnScores, attnValues;
+            dequantize, attends, attnScores, attnValues, attendsQ, attnScoresQ, attnValuesQ;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     /** Attention reads the KV cache's heap arrays in place: short calls, no copy (the GC waits for them). */
     private static final Linker.Option HEAP = Linker.Option.critical(true);
     /** Whether attention over float16 caches runs here with the instruction set in effect. */
-    private volatile boolean attention;
+    private volatile boolean attention, attentionQ;
     /** The types the library should multiply with the instruction set in effect (a test may force a slower set). */
     private volatile boolean q4, q8, q4k, q6k, f16;
     /** Whether the repacked layout's product runs here (AVX-512 VNNI); a test may force a slower set. */
@@ -75,6 +75,9 @@ public final class NativeCpuKernels implements NativeKernels {
         attends = linker.downcallHandle(find(lib, "enclave_attends"), FunctionDescriptor.of(I));
         attnScores = linker.downcallHandle(find(lib, "enclave_attn_scores"), FunctionDescriptor.ofVoid(I, P, P, I, P, I, I, I, F, F, P, I, I), HEAP);
         attnValues = linker.downcallHandle(find(lib, "enclave_attn_values"), FunctionDescriptor.ofVoid(I, P, P, I, P, I, I, I, I, P, I), HEAP);
+        attendsQ = linker.downcallHandle(find(lib, "enclave_attends_quantized"), FunctionDescriptor.of(I));
+        attnScoresQ = linker.downcallHandle(find(lib, "enclave_attn_scores_q"), FunctionDescriptor.ofVoid(I, P, P, P, I, P, I, I, I, F, F, P, I, I), HEAP);
+        attnValuesQ = linker.downcallHandle(find(lib, "enclave_attn_values_q"), FunctionDescriptor.ofVoid(I, P, P, P, I, P, I, I, I, I, P, I), HEAP);
         try {
             refreshTypes();
             // the sizes are computed here without a call per product: they must be the library's
@@ -102,6 +105,7 @@ public final class NativeCpuKernels implements NativeKernels {
         f16 = (int) supports.invokeExact(GGMLType.F16.id) != 0;
         repacked = (int) repackedSupported.invokeExact() != 0;
         attention = (int) attends.invokeExact() != 0;
+        attentionQ = (int) attendsQ.invokeExact() != 0;
     }
 
     /** enclave_act_stride: a token's int8 values, block scales, scaled sums and half-block sums, 64-byte aligned. */
@@ -230,6 +234,49 @@ public final class NativeCpuKernels implements NativeKernels {
             attnValues.invokeExact(half ? 1 : 0, v, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public boolean attendsQuantized() {
+        return attentionQ;
+    }
+
+    @Override
+    public void attentionScoresQ(int bits, MemorySegment qv, MemorySegment d, MemorySegment rows, int n, MemorySegment q, int qOff,
+                                 int heads, int headDim, float scale, float cap, MemorySegment att, int attOff, int attStride) {
+        checkQuantizedRows(bits, qv, d, rows, n, headDim);
+        if (qOff < 0 || (qOff + (long) heads * headDim) * Float.BYTES > q.byteSize()) throw new IllegalArgumentException("native attention: query out of bounds");
+        checkAtt(att, attOff, attStride, heads, n);
+        try {
+            attnScoresQ.invokeExact(bits, qv, d, rows, n, q, qOff, heads, headDim, scale, cap, att, attOff, attStride);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void attentionValuesQ(int bits, MemorySegment qv, MemorySegment d, MemorySegment rows, int n, MemorySegment att, int attOff,
+                                 int attStride, int heads, int headDim, MemorySegment out, int outOff) {
+        checkQuantizedRows(bits, qv, d, rows, n, headDim);
+        if (outOff < 0 || (outOff + (long) heads * headDim) * Float.BYTES > out.byteSize()) throw new IllegalArgumentException("native attention: output out of bounds");
+        checkAtt(att, attOff, attStride, heads, n);
+        try {
+            attnValuesQ.invokeExact(bits, qv, d, rows, n, att, attOff, attStride, heads, headDim, out, outOff);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static void checkQuantizedRows(int bits, MemorySegment qv, MemorySegment d, MemorySegment rows, int n, int headDim) {
+        if (bits != 8 && bits != 4 || headDim % 32 != 0 || headDim <= 0 || n < 0 || (long) n * Integer.BYTES > rows.byteSize()) {
+            throw new IllegalArgumentException("native attention: " + bits + "-bit rows of " + headDim + ", " + n + " of them");
+        }
+        for (int t = 0; t < n; t++) {
+            long r = rows.getAtIndex(ValueLayout.JAVA_INT, t);
+            if (r < 0 || r % 32 != 0 || (r + headDim) * bits / 8 > qv.byteSize() || (r + headDim) / 32 * 2 > d.byteSize()) {
+                throw new IllegalArgumentException("native attention: row " + r + " outside the cache");
+            }
         }
     }
 

@@ -182,6 +182,69 @@ class NativeKernelsTest {
         assertTrue(checked >= 8, "cases checked: " + checked);
     }
 
+    /**
+     * Attention over 8- and 4-bit cache rows (the runtime's own KvRows, ggml's rounding): the native scores and value
+     * sums against the Java decoder's rows, in double, on every instruction set (AVX-512's path and the scalar one).
+     */
+    @Test
+    void quantizedAttentionMatchesTheJavaDecoder() {
+        int best = K.isaCode();
+        SplittableRandom rnd = new SplittableRandom(35);
+        int heads = 4, headDim = 64, kvDim = 128, slots = 60, n = 41;
+        try {
+            for (int isa = 0; isa <= best; isa++) {
+                if (best >= 3 && isa > 0 && isa < 3) continue;
+                K.useIsa(isa);
+                assertEquals(isa == 2, K.attendsQuantized(), "vector attention over 8/4-bit rows on AVX-512 only");
+                for (dev.enclave.runtime.backend.KvFormat f : new dev.enclave.runtime.backend.KvFormat[] {
+                        dev.enclave.runtime.backend.KvFormat.Q8, dev.enclave.runtime.backend.KvFormat.Q4}) {
+                    dev.enclave.runtime.backend.KvRows kv = dev.enclave.runtime.backend.KvRows.of(f, slots, kvDim, headDim);
+                    for (int slot = 0; slot < slots; slot++) {
+                        float[] x = new float[kvDim];
+                        for (int i = 0; i < kvDim; i++) x[i] = (float) (rnd.nextGaussian() * (1 + slot % 3));
+                        kv.write(slot, x, 0);
+                    }
+                    MemorySegment[] seg = f == dev.enclave.runtime.backend.KvFormat.Q8 ? ((dev.enclave.runtime.backend.KvRows.Q8) kv).segments()
+                            : ((dev.enclave.runtime.backend.KvRows.Q4) kv).segments();
+                    int bits = f == dev.enclave.runtime.backend.KvFormat.Q8 ? 8 : 4;
+                    int[] rows = new int[n], slotOf = new int[n];
+                    for (int t = 0; t < n; t++) {
+                        slotOf[t] = rnd.nextInt(slots);
+                        rows[t] = slotOf[t] * kvDim + headDim; // the second KV head
+                    }
+                    float[] q = new float[heads * headDim];
+                    for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian();
+                    float[] att = new float[heads * n], out = new float[heads * headDim], row = new float[headDim];
+                    K.attentionScoresQ(bits, seg[0], seg[1], MemorySegment.ofArray(rows), n, MemorySegment.ofArray(q), 0, heads, headDim, 0.5f, 0f,
+                            MemorySegment.ofArray(att), 0, n);
+                    for (int t = 0; t < n; t++) {
+                        kv.decode(slotOf[t], headDim, headDim, row, 0);
+                        for (int h = 0; h < heads; h++) {
+                            double dot = 0;
+                            for (int i = 0; i < headDim; i++) dot += q[h * headDim + i] * (double) row[i];
+                            assertEquals(dot * 0.5, att[h * n + t], 1e-4 * Math.max(1, Math.abs(dot)), f + " score " + t + "/" + h + " on " + NativeCpuKernels.isaName(isa));
+                        }
+                    }
+                    float[] p = new float[heads * n];
+                    for (int i = 0; i < p.length; i++) p[i] = (float) rnd.nextDouble();
+                    K.attentionValuesQ(bits, seg[0], seg[1], MemorySegment.ofArray(rows), n, MemorySegment.ofArray(p), 0, n, heads, headDim,
+                            MemorySegment.ofArray(out), 0);
+                    double[] want = new double[heads * headDim];
+                    for (int t = 0; t < n; t++) {
+                        kv.decode(slotOf[t], headDim, headDim, row, 0);
+                        for (int h = 0; h < heads; h++) for (int i = 0; i < headDim; i++) want[h * headDim + i] += p[h * n + t] * (double) row[i];
+                    }
+                    for (int i = 0; i < want.length; i++) assertEquals(want[i], out[i], 1e-4 * Math.max(1, Math.abs(want[i])), f + " value " + i);
+                    rows[3] = 17; // not a group's start
+                    assertThrows(IllegalArgumentException.class, () -> K.attentionScoresQ(bits, seg[0], seg[1], MemorySegment.ofArray(rows), n,
+                            MemorySegment.ofArray(q), 0, heads, headDim, 1f, 0f, MemorySegment.ofArray(new float[heads * n]), 0, n));
+                }
+            }
+        } finally {
+            K.useIsa(best);
+        }
+    }
+
     /** Embedding rows decoded by the library: bit for bit what the Java decoders give, from any offset. */
     @Test
     void dequantizedRowsMatchTheJavaDecoders() {

@@ -165,6 +165,15 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
         final byte[] q;
         final short[] d;
         private final int groups;
+        /** {@link #q} and {@link #d} as heap segments, for the native attention kernels (made once). */
+        private volatile java.lang.foreign.MemorySegment[] segments;
+
+        /** The values and the scales as heap segments. */
+        public java.lang.foreign.MemorySegment[] segments() {
+            java.lang.foreign.MemorySegment[] s = segments;
+            if (s == null) segments = s = new java.lang.foreign.MemorySegment[] {java.lang.foreign.MemorySegment.ofArray(q), java.lang.foreign.MemorySegment.ofArray(d)};
+            return s;
+        }
 
         Q8(int positions, int kvDim, int headDim) {
             super(positions, kvDim, headDim);
@@ -219,6 +228,15 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
         final byte[] q;
         final short[] d;
         private final int groups;
+        /** {@link #q} and {@link #d} as heap segments, for the native attention kernels (made once). */
+        private volatile java.lang.foreign.MemorySegment[] segments;
+
+        /** The values and the scales as heap segments. */
+        public java.lang.foreign.MemorySegment[] segments() {
+            java.lang.foreign.MemorySegment[] s = segments;
+            if (s == null) segments = s = new java.lang.foreign.MemorySegment[] {java.lang.foreign.MemorySegment.ofArray(q), java.lang.foreign.MemorySegment.ofArray(d)};
+            return s;
+        }
 
         Q4(int positions, int kvDim, int headDim) {
             super(positions, kvDim, headDim);

@@ -42,7 +42,7 @@ final class CompressedAttention {
 
     static void attend(HostKvStorage kv, BlockTable table, int kvHeadOff, float[] q, int qOff, float[] out, int outOff,
                        int heads, int headDim, int first, int pos, float scale, float cap, float[] att, int attOff,
-                       int attStride, Scratch sc) {
+                       int attStride, Scratch sc, NativeKernels nk, int[] rows, GroupedAttention.HeapSegments segs) {
         sc.fit(heads, headDim);
         int n = pos - first + 1;
         float[] query = q;
@@ -53,6 +53,47 @@ final class CompressedAttention {
             query = sc.query;
             qo = 0;
         }
+        // 8- and 4-bit rows: the native kernels widen a group's values in registers, prefetching the scattered rows
+        boolean nativeKeys = nativeRows(nk, kv.keyRows, heads, headDim), nativeValues = nativeRows(nk, kv.valueRows, heads, headDim);
+        if (nativeKeys || nativeValues) {
+            for (int t = first; t <= pos; t++) rows[t - first] = table.offset(t) + kvHeadOff;
+        }
+        if (nativeKeys) {
+            java.lang.foreign.MemorySegment[] k = segments(kv.keyRows);
+            nk.attentionScoresQ(kv.keyRows instanceof KvRows.Q8 ? 8 : 4, k[0], k[1], segs.rows(rows), n, segs.q(query), qo, heads, headDim,
+                    scale, cap, segs.att(att), attOff, attStride);
+        } else {
+            tileScores(kv, table, kvHeadOff, query, qo, heads, headDim, first, n, scale, cap, att, attOff, attStride, sc);
+        }
+        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        if (nativeValues) {
+            java.lang.foreign.MemorySegment[] v = segments(kv.valueRows);
+            nk.attentionValuesQ(kv.valueRows instanceof KvRows.Q8 ? 8 : 4, v[0], v[1], segs.rows(rows), n, segs.att(att), attOff, attStride,
+                    heads, headDim, segs.out(out), outOff);
+        } else {
+            float[] tile = sc.tile;
+            for (int c = 0; c < n; c += TILE) {
+                int m = Math.min(TILE, n - c);
+                for (int i = 0; i < m; i++) kv.valueRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+                GroupedAttention.values(tile, sc.tileRows, m, headDim, att, attOff + c, attStride, heads, out, outOff, c > 0);
+            }
+        }
+        if (kv.valueRotation != null) {
+            for (int h = 0; h < heads; h++) kv.valueRotation.unrotate(out, outOff + h * headDim);
+        }
+    }
+
+    private static boolean nativeRows(NativeKernels nk, KvRows r, int heads, int headDim) {
+        return nk != null && (r instanceof KvRows.Q8 || r instanceof KvRows.Q4) && heads % 4 == 0 && headDim % 32 == 0 && nk.attendsQuantized();
+    }
+
+    private static java.lang.foreign.MemorySegment[] segments(KvRows r) {
+        return r instanceof KvRows.Q8 q8 ? q8.segments() : ((KvRows.Q4) r).segments();
+    }
+
+    /** The scores of a tile at a time: rows decoded into the L1 buffer, the float kernels on it. */
+    private static void tileScores(HostKvStorage kv, BlockTable table, int kvHeadOff, float[] query, int qo, int heads, int headDim,
+                                   int first, int n, float scale, float cap, float[] att, int attOff, int attStride, Scratch sc) {
         float[] tile = sc.tile;
         // sketched keys (QJL): the codes go through the float kernels, the sketch's part is added per score from the
         // projected query; a soft cap needs the whole score first, so it decodes the estimate into the tile instead
@@ -76,15 +117,6 @@ final class CompressedAttention {
                     }
                 }
             }
-        }
-        for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
-        for (int c = 0; c < n; c += TILE) {
-            int m = Math.min(TILE, n - c);
-            for (int i = 0; i < m; i++) kv.valueRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
-            GroupedAttention.values(tile, sc.tileRows, m, headDim, att, attOff + c, attStride, heads, out, outOff, c > 0);
-        }
-        if (kv.valueRotation != null) {
-            for (int h = 0; h < heads; h++) kv.valueRotation.unrotate(out, outOff + h * headDim);
         }
     }
 }

@@ -587,7 +587,7 @@ public final class CpuBackend extends HostBackend {
                 } else {
                     CompressedAttention.attend(kv, table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0,
-                            longest, tiles);
+                            longest, tiles, natives, rows, heapSegments.get());
                 }
                 float[] received = kv.attention();
                 if (received != null && (j + 1 == total || step.sequence[j + 1] != step.sequence[j])) {

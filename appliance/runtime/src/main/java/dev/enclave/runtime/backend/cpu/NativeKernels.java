@@ -75,6 +75,27 @@ public interface NativeKernels {
         throw new UnsupportedOperationException("no native attention here");
     }
 
+    /** Whether {@link #attentionScoresQ} and {@link #attentionValuesQ} have a vector path on this CPU. */
+    default boolean attendsQuantized() {
+        return false;
+    }
+
+    /**
+     * As {@link #attentionScores} over 8-bit ({@code bits} 8) or 4-bit rows in ggml's Q8_0/Q4_0 rounding, values
+     * {@code qv} (bytes; two 4-bit values a byte, value j and j + 16 of a group of 32) and one float16 scale per 32
+     * values {@code d} stored apart; {@code rows[t]} the value offset of position t's head, a multiple of 32.
+     */
+    default void attentionScoresQ(int bits, MemorySegment qv, MemorySegment d, MemorySegment rows, int n, MemorySegment q, int qOff,
+                                  int heads, int headDim, float scale, float cap, MemorySegment att, int attOff, int attStride) {
+        throw new UnsupportedOperationException("no native attention here");
+    }
+
+    /** As {@link #attentionValues} over 8-bit or 4-bit rows. */
+    default void attentionValuesQ(int bits, MemorySegment qv, MemorySegment d, MemorySegment rows, int n, MemorySegment att, int attOff,
+                                  int attStride, int heads, int headDim, MemorySegment out, int outOff) {
+        throw new UnsupportedOperationException("no native attention here");
+    }
+
     /** Whether {@link #matmul} of this type takes float activations rather than quantized ones (F16 weights). */
     static boolean takesFloats(GGMLType type) {
         return type == GGMLType.F16;
