@@ -9,13 +9,19 @@ package dev.enclave.runtime.backend;
  */
 public final class HadamardRotation {
 
-    private final float[] signs;
+    /** The fixed random signs D (±1). */
+    final float[] signs;
     private final float norm;
 
     public HadamardRotation(int n) {
+        this(n, 0x9E3779B97F4A7C15L);
+    }
+
+    /** With signs from another seed (the QJL sketch's projection must not be the keys' rotation). */
+    HadamardRotation(int n, long seed) {
         if (Integer.bitCount(n) != 1) throw new IllegalArgumentException("a Hadamard rotation needs a power-of-two size, not " + n);
         signs = new float[n];
-        long state = 0x9E3779B97F4A7C15L ^ n;
+        long state = seed ^ n;
         for (int i = 0; i < n; i++) {
             state = state * 6364136223846793005L + 1442695040888963407L;
             signs[i] = (state >>> 63) == 0 ? 1f : -1f;
@@ -43,7 +49,7 @@ public final class HadamardRotation {
     }
 
     /** The fast Walsh–Hadamard transform in place (unnormalized). */
-    private static void transform(float[] x, int off, int n) {
+    static void transform(float[] x, int off, int n) {
         for (int len = 1; len < n; len <<= 1) {
             for (int i = 0; i < n; i += len << 1) {
                 for (int j = i; j < i + len; j++) {

@@ -401,7 +401,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
         final byte[] signs;
         /** Per row and head, |r| as float16. */
         final short[] norms;
-        /** The sketch's own random signs D (±1). */
+        /** The sketch's own random signs D (a Hadamard rotation's, from another seed) and its transform H. */
         private final float[] d;
         /** A head's residual while a row is written; rows are written on one thread at a time. */
         private final float[] residual;
@@ -417,12 +417,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
             this.heads = kvDim / headDim;
             this.signs = new byte[positions * kvDim / 8];
             this.norms = new short[positions * heads];
-            this.d = new float[headDim];
-            long state = 0xD1B54A32D192ED03L ^ headDim; // not the rotation's seed: S must not be its inverse
-            for (int i = 0; i < headDim; i++) {
-                state = state * 6364136223846793005L + 1442695040888963407L;
-                d[i] = (state >>> 63) == 0 ? 1f : -1f;
-            }
+            this.d = new HadamardRotation(headDim, 0xD1B54A32D192ED03L).signs; // not the rotation's seed: S must not be its inverse
             this.residual = new float[headDim];
         }
 
@@ -441,7 +436,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
                     ss += (double) r * r;
                     residual[i] = r * d[i];
                 }
-                hadamard(residual, 0, headDim);
+                HadamardRotation.transform(residual, 0, headDim);
                 norms[slot * heads + h] = Float.floatToFloat16((float) Math.sqrt(ss));
                 for (int i = 0; i < headDim; i++) {
                     int bit = rowBits + h * headDim + i;
@@ -460,7 +455,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
                 float g = SQRT_HALF_PI * Float.float16ToFloat(norms[slot * heads + h]) / headDim;
                 int bit = slot * kvDim + h * headDim;
                 for (int i = 0; i < headDim; i++, bit++) dst[to + i] = (signs[bit >> 3] >> (bit & 7) & 1) != 0 ? -g : g;
-                hadamard(dst, to, headDim);
+                HadamardRotation.transform(dst, to, headDim);
                 for (int i = 0; i < headDim; i++) dst[to + i] *= d[i];
                 codes.decode(slot, h * headDim, headDim, dst, to, true);
             }
@@ -477,7 +472,7 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
         /** A query head's projection S q = H (D q) into {@code sq[off..off+headDim)}; returns the sum of its entries. */
         public float project(float[] q, int qOff, float[] sq, int off) {
             for (int i = 0; i < headDim; i++) sq[off + i] = q[qOff + i] * d[i];
-            hadamard(sq, off, headDim);
+            HadamardRotation.transform(sq, off, headDim);
             float sum = 0;
             for (int i = 0; i < headDim; i++) sum += sq[off + i];
             return sum;
@@ -520,19 +515,6 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
 
         public long bytes() {
             return codes.bytes() + signs.length + 2L * norms.length;
-        }
-
-        /** The unnormalized fast Walsh–Hadamard transform of x[off..off+n) in place (n a power of two). */
-        private static void hadamard(float[] x, int off, int n) {
-            for (int len = 1; len < n; len <<= 1) {
-                for (int i = 0; i < n; i += len << 1) {
-                    for (int j = off + i; j < off + i + len; j++) {
-                        float a = x[j], b = x[j + len];
-                        x[j] = a + b;
-                        x[j + len] = a - b;
-                    }
-                }
-            }
         }
     }
 

@@ -96,10 +96,7 @@ public final class Perplexity {
             if (progress != null) progress.chunk(i + 1, chunks, Math.exp(nll / count));
         }
         double mean = nll / count;
-        double var = nll2 / count - mean * mean;
-        double ppl = Math.exp(mean);
-        double stderr = var > 0 && count > 1 ? Math.sqrt(var / (count - 1)) * ppl : 0;
-        return new Result(ppl, stderr, count, tokens.length, chunks, ctx, mean);
+        return new Result(Math.exp(mean), stderr(nll, nll2, count), count, tokens.length, chunks, ctx, mean);
     }
 
     /** What a streamed run measured: {@code tokens} scored, after the first {@code ctx}; {@code shifts} made. */
@@ -141,10 +138,13 @@ public final class Perplexity {
             if (progress != null && count % 1024 == 0) progress.chunk(count, n - ctx, Math.exp(nll / count));
         }
         double mean = nll / count;
-        double var = nll2 / count - mean * mean;
-        double ppl = Math.exp(mean);
-        double stderr = var > 0 && count > 1 ? Math.sqrt(var / (count - 1)) * ppl : 0;
-        return new Streamed(ppl, stderr, count, tokens.length, ctx, shifts, mean);
+        return new Streamed(Math.exp(mean), stderr(nll, nll2, count), count, tokens.length, ctx, shifts, mean);
+    }
+
+    /** PPL x the standard error of the mean NLL (as llama.cpp prints it), from the sums of NLL and NLL². */
+    private static double stderr(double nll, double nll2, int count) {
+        double mean = nll / count, var = nll2 / count - mean * mean;
+        return var > 0 && count > 1 ? Math.sqrt(var / (count - 1)) * Math.exp(mean) : 0;
     }
 
     /** log softmax(row)[index], in double. */
