@@ -2,6 +2,7 @@ package dev.enclave.server.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -153,9 +154,20 @@ public class CliContractTest {
         Run badToken = run("logits", "--tokens", "1,99999", "--json");
         assertEquals(2, badToken.code());
         assertTrue(badToken.err().contains("outside the vocabulary"), badToken.err());
+        // synth --embed: a model that does not fit the shape, and a missing one, refused in a line; nothing left behind
+        Path out = Files.createTempDirectory("synth").resolve("x.gguf");
+        Run tooBig = run("synth", "--shape", "qwen2.5-0.5b", "--type", "Q4_0", "--embed", shared("tinystories-hd64-F32.gguf").toString(),
+                "--out", out.toString());
+        assertEquals(2, tooBig.code());
+        assertEquals(1, tooBig.err().strip().lines().count(), tooBig.err());
+        assertTrue(tooBig.err().contains("llama"), tooBig.err());
+        assertFalse(Files.exists(out) || Files.exists(out.resolveSibling("x.gguf.partial")));
+        Run absent = run("synth", "--shape", "llama-3.2-1b", "--type", "Q4_0", "--embed", "/nonexistent.gguf", "--out", out.toString());
+        assertEquals(2, absent.code());
+        assertTrue(absent.err().contains("model file not found"), absent.err());
         Run help = run("--help");
         assertEquals(0, help.code());
-        for (String cmd : new String[] {"serve", "generate", "tokenize", "logits"}) {
+        for (String cmd : new String[] {"serve", "generate", "tokenize", "logits", "synth"}) {
             assertTrue(help.out().contains(cmd), help.out());
             assertEquals(0, run(cmd, "--help").code());
         }
