@@ -75,7 +75,8 @@ public final class Generator {
             batches = new int[speculation.maxDraft() + 2][];
         }
         int steps = 0, drafted = 0, accepted = 0;
-        DraftPolicy policy = new DraftPolicy(speculation.maxDraft());
+        StepCosts costs = new StepCosts(speculation.maxDraft() + 1);
+        DraftPolicy policy = speculation.newPolicy(costs);
         try {
             int pending = -1; // a token already sampled from the target at a rejected guess
             while (o.n < request.maxTokens()) {
@@ -87,10 +88,16 @@ public final class Generator {
                 if (drafter != null) {
                     drafter.accept(token);
                     int want = policy.length(Math.min(request.maxTokens() - o.n, state.contextLength() - state.position() - 1));
-                    if (want > 0) k = drafter.draft(draft, want);
+                    if (want > 0) {
+                        long d0 = System.nanoTime();
+                        k = drafter.draft(draft, want);
+                        policy.drafted(k, System.nanoTime() - d0);
+                    }
                 }
                 if (k == 0) {
+                    long f0 = System.nanoTime();
                     logits = model.forward(state, token);
+                    if (drafter != null) costs.record(1, System.nanoTime() - f0);
                     continue;
                 }
                 // the target reads the token and the k guesses in one step; position i's logits decide guess i
@@ -98,7 +105,9 @@ public final class Generator {
                 int[] batch = batches[k + 1] != null ? batches[k + 1] : (batches[k + 1] = new int[k + 1]);
                 batch[0] = token;
                 System.arraycopy(draft, 0, batch, 1, k);
+                long f0 = System.nanoTime();
                 model.ingestAllLogits(state, batch, all);
+                costs.record(k + 1, System.nanoTime() - f0);
                 int vocab = row.length;
                 int kept = 0;
                 boolean done = false;

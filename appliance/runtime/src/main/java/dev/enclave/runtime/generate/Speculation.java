@@ -9,9 +9,10 @@ import dev.enclave.runtime.model.TransformerModel;
  * ({@link ModelDrafter}). The output is the one plain decoding gives: each position is still sampled from the
  * target's own distribution, in order, with the same sampler (a guess is kept only when the sample equals it), so
  * greedy text is identical and a seeded sampler draws the same random numbers. How many guesses are checked follows
- * {@link DraftPolicy}.
+ * {@link DraftPolicy}, from step costs measured as it runs ({@code fixedCosts}: from a fixed cost model instead, so
+ * that tests of the checking path check guesses on any machine).
  */
-public record Speculation(int maxDraft, int minNgram, int maxNgram, TransformerModel draftModel) {
+public record Speculation(int maxDraft, int minNgram, int maxNgram, TransformerModel draftModel, boolean fixedCosts) {
 
     public static final Speculation OFF = new Speculation(0, 1, 1);
     /** n-grams of 3 to 5 tokens: a 2-token match in free text is chance more often than not. */
@@ -24,12 +25,22 @@ public record Speculation(int maxDraft, int minNgram, int maxNgram, TransformerM
 
     /** Prompt lookup, no draft model. */
     public Speculation(int maxDraft, int minNgram, int maxNgram) {
-        this(maxDraft, minNgram, maxNgram, null);
+        this(maxDraft, minNgram, maxNgram, null, false);
+    }
+
+    /** The same speculation, its guess lengths chosen from the fixed cost model, not from measured steps. */
+    public Speculation withFixedCosts() {
+        return new Speculation(maxDraft, minNgram, maxNgram, draftModel, true);
+    }
+
+    /** A policy for one sequence; {@code measured} is where the steps' costs are recorded. */
+    public DraftPolicy newPolicy(StepCosts measured) {
+        return fixedCosts ? new DraftPolicy(maxDraft) : new DraftPolicy(maxDraft, measured);
     }
 
     /** Guesses from {@code draftModel} (its vocabulary the target's), up to {@code maxDraft} per step. */
     public static Speculation withDraftModel(int maxDraft, TransformerModel draftModel) {
-        return new Speculation(maxDraft, NGRAM.minNgram, NGRAM.maxNgram, java.util.Objects.requireNonNull(draftModel));
+        return new Speculation(maxDraft, NGRAM.minNgram, NGRAM.maxNgram, java.util.Objects.requireNonNull(draftModel), false);
     }
 
     /** A drafter for one sequence of at most {@code contextLength} positions. */

@@ -5,6 +5,7 @@ import dev.enclave.runtime.generate.FinishReason;
 import dev.enclave.runtime.generate.GenerationRequest;
 import dev.enclave.runtime.generate.GenerationResult;
 import dev.enclave.runtime.generate.DraftPolicy;
+import dev.enclave.runtime.generate.StepCosts;
 import dev.enclave.runtime.generate.ContextShift;
 import dev.enclave.runtime.generate.Drafter;
 import dev.enclave.runtime.generate.Speculation;
@@ -171,6 +172,8 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
     private final AtomicLong cachedPromptTokens = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong specSteps = new AtomicLong();
+    /** Step durations by token count, shared by every sequence's {@link DraftPolicy}. */
+    private final StepCosts stepCosts;
     private final AtomicLong contextShifts = new AtomicLong();
     private final AtomicLong specDrafted = new AtomicLong();
     private final AtomicLong specAccepted = new AtomicLong();
@@ -181,6 +184,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         this.model = model;
         this.tokenizer = model.tokenizer();
         this.settings = settings;
+        this.stepCosts = new StepCosts(settings.speculation().maxDraft() + MAX_SPECULATING + 1);
         this.pool = model.newKvPool(settings.blockSize(), settings.kvBytes());
         if (settings.contextShift() != null && !settings.contextShift().prepare(model, pool)) {
             System.getLogger(ContinuousBatchScheduler.class.getName()).log(System.Logger.Level.WARNING,
@@ -356,7 +360,7 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
         // decodes first: a long prompt never starves sequences that are generating
         for (Seq s : active) {
             if (s.decoding()) {
-                int k = speculate ? draft(s, budget - decoders) : 0;
+                int k = speculate ? draft(s, budget - decoders, decoders - 1) : 0;
                 s.drafted = k;
                 if (k > 0) {
                     s.draftStep[0] = s.lastToken;
@@ -450,11 +454,14 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             rowLogits[i] = batch.get(i).draftLogits;
             rows |= logitRows[i] > 1;
         }
+        long f0 = System.nanoTime();
         if (rows) {
             model.forward(workspace, states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m), Arrays.copyOf(logitRows, m), rowLogits);
         } else {
             model.forward(workspace, states, tokens, Arrays.copyOf(from, m), Arrays.copyOf(count, m));
         }
+        // what guessing weighs against: steps of decoding sequences only, while few decode
+        if (speculate && prompts.isEmpty()) stepCosts.record(total, System.nanoTime() - f0);
         for (int i = 0; i < m; i++) {
             Seq s = batch.get(i);
             if (s.decoding() && s.drafted > 0) {
@@ -573,8 +580,11 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
     /** Sequences decoding at once up to which their guesses are checked. */
     private static final int MAX_SPECULATING = 2;
 
-    /** Guesses for the sequence's next tokens (0: none this step), at most what its limits and the budget allow. */
-    private int draft(Seq s, int budget) {
+    /**
+     * Guesses for the sequence's next tokens (0: none this step), at most what its limits and the budget allow, in a
+     * step that also carries {@code others} plain tokens.
+     */
+    private int draft(Seq s, int budget, int others) {
         Speculation spec = settings.speculation();
         if (s.h.request.topLogprobs() >= 0) return 0;
         if (s.drafter == null) {
@@ -583,12 +593,14 @@ public final class ContinuousBatchScheduler implements InferenceEngine {
             for (int i = 0; i < s.generated; i++) s.drafter.accept(s.out[i]);
             s.draft = new int[spec.maxDraft()];
             s.draftStep = new int[spec.maxDraft() + 1];
-            s.policy = new DraftPolicy(spec.maxDraft());
+            s.policy = spec.newPolicy(stepCosts);
         }
         int max = s.policy.length(Math.min(s.h.request.maxTokens() - s.generated,
-                Math.min(s.state.contextLength() - s.state.position() - 2, budget)));
+                Math.min(s.state.contextLength() - s.state.position() - 2, budget)), others);
         if (max <= 0) return 0;
+        long t0 = System.nanoTime();
         int k = s.drafter.draft(s.draft, max);
+        s.policy.drafted(k, System.nanoTime() - t0);
         if (k > 0 && s.draftLogits == null) s.draftLogits = new float[(spec.maxDraft() + 1) * model.config().vocabularySize()];
         return k;
     }

@@ -39,7 +39,7 @@ class SpeculativeDecodingTest {
         try (TransformerModel model = TransformerModel.load(SharedData.model("TinyStories-656K-F32.gguf"))) {
             // copy-heavy: the story, then its own beginning again, which the model tends to continue as before
             int[] prompt = model.tokenizer().encode(story + "\n\n" + story.substring(0, 200), true, false);
-            Generator plain = new Generator(model), spec = new Generator(model, Speculation.NGRAM);
+            Generator plain = new Generator(model), spec = new Generator(model, Speculation.NGRAM.withFixedCosts());
             GenerationResult a = plain.generate(new GenerationRequest(prompt, 96, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
             GenerationResult b = spec.generate(new GenerationRequest(prompt, 96, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
             assertArrayEquals(a.tokens(), b.tokens(), "greedy answers");
@@ -68,7 +68,7 @@ class SpeculativeDecodingTest {
             for (String file : new String[] {"tinystories-hd64-Q4_0.gguf", "TinyStories-656K-F32.gguf"}) {
                 try (TransformerModel draft = TransformerModel.load(SharedData.model(file))) {
                     ModelDrafter.checkVocabulary(model.tokenizer(), draft.tokenizer());
-                    Generator plain = new Generator(model), spec = new Generator(model, Speculation.withDraftModel(6, draft));
+                    Generator plain = new Generator(model), spec = new Generator(model, Speculation.withDraftModel(6, draft).withFixedCosts());
                     GenerationResult a = plain.generate(new GenerationRequest(prompt, 120, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
                     GenerationResult b = spec.generate(new GenerationRequest(prompt, 120, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
                     assertArrayEquals(a.tokens(), b.tokens(), "greedy answers, draft " + file);
@@ -96,7 +96,7 @@ class SpeculativeDecodingTest {
         String story = Files.readString(SharedData.dir().resolve("datasets/text/tinystories-valid-801-900.txt")).substring(0, 900);
         try (TransformerModel model = TransformerModel.load(SharedData.model("TinyStories-656K-F32.gguf"))) {
             int[] prompt = model.tokenizer().encode(story + "\n\n" + story.substring(0, 200), true, false);
-            Generator plain = new Generator(model), spec = new Generator(model, Speculation.NGRAM);
+            Generator plain = new Generator(model), spec = new Generator(model, Speculation.NGRAM.withFixedCosts());
             for (int max : new int[] {1, 2, 5, 13}) {
                 GenerationResult a = plain.generate(new GenerationRequest(prompt, max, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);
                 GenerationResult b = spec.generate(new GenerationRequest(prompt, max, Sampler.of(0f, 1f, 0), List.of(), true), TokenListener.NONE);

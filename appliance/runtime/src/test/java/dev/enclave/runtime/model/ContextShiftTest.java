@@ -249,11 +249,11 @@ class ContextShiftTest {
             // up to the first shift the answers are the same
             assertArrayEquals(Arrays.copyOf(stops.tokens(), stops.tokens().length), Arrays.copyOf(goesOn.tokens(), stops.tokens().length));
             // with speculation the shifted answer is the same again
-            Generator both = new Generator(m, Speculation.NGRAM, ContextShift.SINKS);
+            Generator both = new Generator(m, Speculation.NGRAM.withFixedCosts(), ContextShift.SINKS);
             assertArrayEquals(goesOn.tokens(), both.generate(m.newState(96), req, TokenListener.NONE).tokens());
             // a draft model's own 96 positions fill too: it starts again from the recent half and keeps guessing
             try (TransformerModel draft = TransformerModel.load(SharedData.model("tinystories-hd64-Q4_0.gguf"))) {
-                GenerationResult drafted = new Generator(m, Speculation.withDraftModel(4, draft), ContextShift.SINKS)
+                GenerationResult drafted = new Generator(m, Speculation.withDraftModel(4, draft).withFixedCosts(), ContextShift.SINKS)
                         .generate(m.newState(96), req, TokenListener.NONE);
                 assertArrayEquals(goesOn.tokens(), drafted.tokens());
                 assertTrue(drafted.speculation().accepted() > 120, "guesses kept past the draft's own context: " + drafted.speculation());

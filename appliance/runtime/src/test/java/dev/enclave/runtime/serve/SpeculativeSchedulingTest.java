@@ -26,7 +26,7 @@ import org.junit.jupiter.api.Test;
 class SpeculativeSchedulingTest {
 
     static final ContinuousBatchScheduler.Settings SETTINGS =
-            new ContinuousBatchScheduler.Settings(8, 64, 64, 16, 64L << 20, 0).withSpeculation(Speculation.NGRAM);
+            new ContinuousBatchScheduler.Settings(8, 64, 64, 16, 64L << 20, 0).withSpeculation(Speculation.NGRAM.withFixedCosts());
 
     @Test
     void speculativeStepsGiveThePlainAnswers() throws Exception {
@@ -74,7 +74,7 @@ class SpeculativeSchedulingTest {
     void aDraftModelInTheEngineGivesThePlainAnswers() throws Exception {
         try (TransformerModel m = TransformerModel.load(SharedData.model("tinystories-hd64-F32.gguf"));
              TransformerModel draft = TransformerModel.load(SharedData.model("tinystories-hd64-Q4_0.gguf"));
-             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, SETTINGS.withSpeculation(Speculation.withDraftModel(4, draft)))) {
+             ContinuousBatchScheduler s = new ContinuousBatchScheduler(m, SETTINGS.withSpeculation(Speculation.withDraftModel(4, draft).withFixedCosts()))) {
             List<int[]> prompts = new ArrayList<>();
             for (String p : new String[] {"Once upon a time, there was a little girl named Lily. She", "Tom had a red ball.", "The sun was hot. Max"}) {
                 prompts.add(m.tokenizer().encode(p, true, false));

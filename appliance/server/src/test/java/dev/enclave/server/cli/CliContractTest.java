@@ -48,6 +48,21 @@ public class CliContractTest {
         return p;
     }
 
+    /**
+     * tinystories-hd64 inside the Llama-3.2-1B shape (Q4_0, {@code synth --embed}), written once under target/: a
+     * target whose steps are memory-bound, so that a draft model's guesses pay and the engine checks them.
+     */
+    public static synchronized Path embeddedTarget() throws java.io.IOException {
+        Path p = Path.of("target/test-models/hd64-in-llama-3.2-1b-Q4_0.gguf").toAbsolutePath();
+        if (!Files.isRegularFile(p)) {
+            Files.createDirectories(p.getParent());
+            Run synth = run("synth", "--shape", "llama-3.2-1b", "--type", "Q4_0", "--embed", shared("tinystories-hd64-F32.gguf").toString(),
+                    "--out", p.toString());
+            assertEquals(0, synth.code(), synth.err());
+        }
+        return p;
+    }
+
     @Test
     void tokenizeJson() throws Exception {
         Run r = run("tokenize", "--model", shared("stories260K.gguf").toString(), "--text", "Once upon a time", "--json");
@@ -91,7 +106,7 @@ public class CliContractTest {
 
     @Test
     void generateWithADraftModel() throws Exception {
-        String target = shared("tinystories-hd64-F32.gguf").toString();
+        String target = embeddedTarget().toString();
         Run plain = run("generate", "--model", target, "--prompt", "Once upon a time", "-n", "40", "--temp", "0", "--ignore-eos", "--json");
         Run spec = run("generate", "--model", target, "--prompt", "Once upon a time", "-n", "40", "--temp", "0", "--ignore-eos", "--json",
                 "--speculate", "draft", "--draft-model", shared("tinystories-hd64-Q4_0.gguf").toString(), "--draft-max", "4");

@@ -19,7 +19,7 @@ class ModelServiceTest {
 
     @Test
     void theEngineGuessesWithTheConfiguredDraftModel() throws Exception {
-        String model = dev.enclave.server.cli.CliContractTest.shared("tinystories-hd64-F32.gguf").toString();
+        String model = dev.enclave.server.cli.CliContractTest.embeddedTarget().toString();
         String draft = dev.enclave.server.cli.CliContractTest.shared("tinystories-hd64-Q4_0.gguf").toString();
         ModelService m = new ModelService(Optional.of(model), 8, 64, 64, 64, 16, 600, Optional.empty(), "false", 2, 8, "draft", 4, Optional.of(draft), false, 4, false);
         try {
