@@ -18,7 +18,6 @@ public final class DraftPolicy {
     /** A check must promise this much over plain steps: the estimates are noisy and a check that misses is wasted. */
     private static final double MARGIN = 1.05;
     private static final double DECAY = 0.9;
-    private static final int WARM_UP_DRAFTS = 3;
     private static final int FIRST_CHECKS = 4;
 
     private final int maxDraft;
@@ -28,9 +27,8 @@ public final class DraftPolicy {
     // decayed counts of guesses kept and of rejections: p = kept / (kept + missed) prices a check; starts at three
     // in four (a sequence that finds guesses at all mostly copies, and a slow start costs more than a miss)
     private double kept = 3, missed = 1;
-    private double draftSeconds;
-    private int drafts;
     private int pause;
+    private int drafts;
     private int checks;
     private boolean probe;
     private int nextPause = FIRST_PAUSE;
@@ -78,7 +76,7 @@ public final class DraftPolicy {
     int choose(int limit, int others) {
         if (limit <= 0) return 0;
         double p = keepProbability();
-        double perGuess = costs.measured() ? draftSeconds : 0;
+        double perGuess = costs.measured() ? costs.draftSeconds() : 0;
         double plain = MARGIN * (others + 1) / costs.seconds(others + 1);
         int wanted = Math.min(limit, Math.max(1, (int) Math.round(share * maxDraft)));
         int best = 0;
@@ -106,13 +104,11 @@ public final class DraftPolicy {
     }
 
     /**
-     * Drafting {@code guesses} guesses took {@code nanos}. The first calls are left out: a draft model's first steps
-     * compile its kernels (ten times slower than later ones while they do); the estimate then follows faster calls
-     * quickly ({@link StepCosts#estimate}).
+     * Drafting {@code guesses} guesses took {@code nanos} ({@link StepCosts#drafted}). This sequence's first draft is
+     * left out: a draft model reads the whole prompt in it, once.
      */
     public void drafted(int guesses, long nanos) {
-        if (guesses <= 0 || drafts++ < WARM_UP_DRAFTS) return;
-        draftSeconds = StepCosts.estimate(draftSeconds, nanos / 1e9 / guesses);
+        if (guesses > 0 && drafts++ > 0) costs.drafted(guesses, nanos);
     }
 
     double keepProbability() {

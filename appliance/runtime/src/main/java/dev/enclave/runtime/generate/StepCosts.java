@@ -4,14 +4,19 @@ package dev.enclave.runtime.generate;
  * What a forward step of n tokens costs on this machine and model, as measured while generating: what decides
  * whether checking k guessed tokens in one step is worth it (memory-bound weights make a few more tokens nearly
  * free; compute-bound ones make each cost almost a step). Sizes not measured yet are estimated from the nearest
- * one measured (smaller first), at 0.3 of a one-token step per extra token.
+ * one measured (smaller first), at 0.3 of a one-token step per extra token. It also times the drafter's guesses. The
+ * engine keeps one per model, shared by its sequences, so a new request starts from what earlier ones measured.
  */
 public final class StepCosts {
 
     private static final double PRIOR_PER_TOKEN = 0.3;
 
+    private static final int WARM_UP_DRAFTS = 3;
+
     private final double[] seconds;
     private final int[] samples;
+    private double draftSeconds;
+    private int drafts;
 
     /** Costs of steps of 1 to {@code maxTokens} tokens. */
     public StepCosts(int maxTokens) {
@@ -45,6 +50,21 @@ public final class StepCosts {
             if (seconds[m] > 0) return seconds[m] * prior(tokens) / prior(m);
         }
         return prior(tokens);
+    }
+
+    /**
+     * Drafting {@code guesses} guesses took {@code nanos}. The first calls are left out: a draft model's first steps
+     * compile its kernels (ten times slower than later ones while they do); the estimate then follows faster calls
+     * quickly.
+     */
+    public void drafted(int guesses, long nanos) {
+        if (guesses <= 0 || drafts++ < WARM_UP_DRAFTS) return;
+        draftSeconds = estimate(draftSeconds, nanos / 1e9 / guesses);
+    }
+
+    /** Seconds a draft takes per guess (0 until measured: n-gram lookups stay at about that). */
+    public double draftSeconds() {
+        return draftSeconds;
     }
 
     /** Whether a one-token step has been measured (so that costs are in seconds). */

@@ -108,6 +108,18 @@ class DraftPolicyTest {
     }
 
     @Test
+    void sequencesShareWhatTheEngineMeasured() {
+        StepCosts shared = q4Costs();
+        DraftPolicy first = new DraftPolicy(8, shared);
+        first.drafted(4, 2000 * MS); // its first draft reads the prompt: left out
+        for (int i = 0; i < 8; i++) first.drafted(4, 4 * 100 * MS); // then guesses at four target steps each
+        assertEquals(0.1, shared.draftSeconds(), 1e-9);
+        DraftPolicy next = new DraftPolicy(8, shared);
+        for (int i = 0; i < 6; i++) next.checked(4, 4);
+        assertEquals(0, next.choose(8, 0), "a new sequence knows the draft is too slow");
+    }
+
+    @Test
     void stepCostsEstimateUnmeasuredSizes() {
         StepCosts c = new StepCosts(9);
         assertEquals(1.0, c.seconds(1), 1e-12);
