@@ -76,12 +76,7 @@ public final class EmbeddedModel {
             w.put("general.name", src.getString("general.name", "model") + " in " + shape.id() + " " + fileType);
             w.put("general.description", "the trained model " + source.getFileName() + " inside the " + shape.id()
                     + " shape (zeros elsewhere): its outputs at a " + shape.id() + " model's cost");
-            w.put("general.file_type", new GGUFWriter.Typed(GGUFValueType.UINT32, switch (fileType) {
-                case F16 -> 1;
-                case Q8_0 -> 7;
-                case Q4_0 -> 2;
-                case Q4_K_M -> 15;
-            }));
+            w.put("general.file_type", new GGUFWriter.Typed(GGUFValueType.UINT32, fileType.ggufId()));
             w.put("general.quantization_version", new GGUFWriter.Typed(GGUFValueType.UINT32, 2));
             w.put(a + ".context_length", src.typedValue(a + ".context_length"));
             w.put(a + ".embedding_length", new GGUFWriter.Typed(GGUFValueType.UINT32, shape.dim()));
@@ -104,8 +99,7 @@ public final class EmbeddedModel {
             int[] identity = identity(Math.max(shape.dim(), Math.max(shape.ff(), shape.heads() * shape.headDim())));
             int[] qRows = new int[heads * headDim];
             for (int h = 0; h < heads; h++) for (int i = 0; i < headDim; i++) qRows[h * headDim + i] = headAt[h] * headDim + i;
-            GGMLType big = fileType == SyntheticModel.FileType.F16 ? GGMLType.F16
-                    : fileType == SyntheticModel.FileType.Q8_0 ? GGMLType.Q8_0 : GGMLType.Q6_K;
+            GGMLType big = fileType.embeddingType();
             // rows are outputs, columns inputs (GGUF's first dimension); the small matrix goes where its indices map
             matrix(w, src, "token_embd.weight", big, vocab, shape.dim(), identity(vocab), identity);
             if (src.tensors().containsKey("output.weight")) {
@@ -131,16 +125,7 @@ public final class EmbeddedModel {
     }
 
     private GGMLType type(boolean moreBits, int layer) {
-        return switch (fileType) {
-            case F16 -> GGMLType.F16;
-            case Q8_0 -> GGMLType.Q8_0;
-            case Q4_0 -> GGMLType.Q4_0;
-            case Q4_K_M -> {
-                int n = shape.layers();
-                boolean more = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
-                yield moreBits && more ? GGMLType.Q6_K : GGMLType.Q4_K;
-            }
-        };
+        return fileType.layerType(moreBits, layer, shape.layers());
     }
 
     /**

@@ -35,6 +35,37 @@ public final class SyntheticModel {
             for (FileType t : values()) if (t.name().equalsIgnoreCase(s)) return t;
             throw new IllegalArgumentException("unknown type '" + s + "' (known: F16, Q8_0, Q4_0, Q4_K_M)");
         }
+
+        /** {@code general.file_type} as llama.cpp numbers it. */
+        int ggufId() {
+            return switch (this) {
+                case F16 -> 1;
+                case Q8_0 -> 7;
+                case Q4_0 -> 2;
+                case Q4_K_M -> 15;
+            };
+        }
+
+        /** The token embedding's (and output's) type. */
+        GGMLType embeddingType() {
+            return this == F16 ? GGMLType.F16 : this == Q8_0 ? GGMLType.Q8_0 : GGMLType.Q6_K;
+        }
+
+        /**
+         * A layer matrix's type; Q4_K_M keeps attn_v and ffn_down ({@code moreBits}) in Q6_K on the first and last
+         * eighth of the layers and every third in between.
+         */
+        GGMLType layerType(boolean moreBits, int layer, int layers) {
+            return switch (this) {
+                case F16 -> GGMLType.F16;
+                case Q8_0 -> GGMLType.Q8_0;
+                case Q4_0 -> GGMLType.Q4_0;
+                case Q4_K_M -> {
+                    boolean more = layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+                    yield moreBits && more ? GGMLType.Q6_K : GGMLType.Q4_K;
+                }
+            };
+        }
     }
 
     private final ModelShape shape;
@@ -53,12 +84,7 @@ public final class SyntheticModel {
         w.put("general.architecture", a);
         w.put("general.name", "synthetic " + shape.id + " " + fileType);
         w.put("general.description", "random-weight benchmark model (seed " + seed + "); not a trained model");
-        w.put("general.file_type", new GGUFWriter.Typed(GGUFValueType.UINT32, switch (fileType) {
-            case F16 -> 1;
-            case Q8_0 -> 7;
-            case Q4_0 -> 2;
-            case Q4_K_M -> 15;
-        }));
+        w.put("general.file_type", new GGUFWriter.Typed(GGUFValueType.UINT32, fileType.ggufId()));
         w.put("general.quantization_version", new GGUFWriter.Typed(GGUFValueType.UINT32, 2));
         w.put(a + ".context_length", new GGUFWriter.Typed(GGUFValueType.UINT32, shape.context));
         w.put(a + ".embedding_length", new GGUFWriter.Typed(GGUFValueType.UINT32, shape.dim));
@@ -79,7 +105,7 @@ public final class SyntheticModel {
         int dim = shape.dim;
         int q = shape.heads * shape.headDim;
         int kv = shape.kvHeads * shape.headDim;
-        GGMLType big = fileType == FileType.F16 ? GGMLType.F16 : fileType == FileType.Q8_0 ? GGMLType.Q8_0 : GGMLType.Q6_K;
+        GGMLType big = fileType.embeddingType();
         matrix(w, "token_embd.weight", big, dim, shape.vocab, 1);
         if (!shape.tied) matrix(w, "output.weight", big, dim, shape.vocab, 2);
         vector(w, "output_norm.weight", dim, 1f);
@@ -108,16 +134,7 @@ public final class SyntheticModel {
     }
 
     private GGMLType type(boolean moreBits, int layer) {
-        return switch (fileType) {
-            case F16 -> GGMLType.F16;
-            case Q8_0 -> GGMLType.Q8_0;
-            case Q4_0 -> GGMLType.Q4_0;
-            case Q4_K_M -> {
-                int n = shape.layers;
-                boolean more = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
-                yield moreBits && more ? GGMLType.Q6_K : GGMLType.Q4_K;
-            }
-        };
+        return fileType.layerType(moreBits, layer, shape.layers);
     }
 
     private void matrix(GGUFWriter w, String name, GGMLType type, int cols, int rows, long salt) {

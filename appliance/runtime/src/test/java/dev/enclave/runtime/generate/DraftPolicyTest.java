@@ -67,17 +67,23 @@ class DraftPolicyTest {
         return c;
     }
 
-    @Test
-    void guessesThatAreNeverKeptPauseLongerEachTime() {
-        DraftPolicy p = new DraftPolicy(8, q4Costs());
+    /** Checks made in 2,000 tokens when each keeps {@code allKept ? all : none} and a guess takes {@code nanos} to draft. */
+    private static int checksIn2000Tokens(DraftPolicy p, boolean allKept, long nanos) {
         int checks = 0;
         for (int token = 0; token < 2000; token++) {
             int k = p.length(8);
             if (k > 0) {
-                p.checked(k, 0);
+                p.drafted(k, k * nanos);
+                p.checked(k, allKept ? k : 0);
                 checks++;
             }
         }
+        return checks;
+    }
+
+    @Test
+    void guessesThatAreNeverKeptPauseLongerEachTime() {
+        int checks = checksIn2000Tokens(new DraftPolicy(8, q4Costs()), false, 0);
         // 16, 32, 64, 128, 256, 256, ... tokens between short runs of checks
         assertTrue(checks < 40, checks + " checks in 2000 tokens");
         DraftPolicy q = new DraftPolicy(8, q4Costs());
@@ -94,16 +100,8 @@ class DraftPolicyTest {
 
     @Test
     void aDraftThatIsRightButTooSlowPausesLongerEachTime() {
-        DraftPolicy p = new DraftPolicy(8, q4Costs());
-        int checks = 0;
-        for (int token = 0; token < 2000; token++) {
-            int k = p.length(8);
-            if (k > 0) {
-                p.drafted(k, k * 100 * MS); // each guess four target steps
-                p.checked(k, k);            // and every guess kept
-                checks++;
-            }
-        }
+        // every guess kept, each taking four target steps to draft
+        int checks = checksIn2000Tokens(new DraftPolicy(8, q4Costs()), true, 100 * MS);
         assertTrue(checks < 40, checks + " checks in 2000 tokens");
     }
 
