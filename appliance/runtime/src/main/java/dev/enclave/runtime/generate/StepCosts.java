@@ -10,7 +10,6 @@ package dev.enclave.runtime.generate;
 public final class StepCosts {
 
     private static final double PRIOR_PER_TOKEN = 0.3;
-
     private static final int WARM_UP_DRAFTS = 3;
 
     private final double[] seconds;
@@ -67,7 +66,7 @@ public final class StepCosts {
         return draftSeconds;
     }
 
-    /** Whether a one-token step has been measured (so that costs are in seconds). */
+    /** Whether any step has been measured (so that costs are in seconds, comparable with draft times). */
     public boolean measured() {
         for (double s : seconds) if (s > 0) return true;
         return false;
