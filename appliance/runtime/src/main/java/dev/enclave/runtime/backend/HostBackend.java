@@ -38,6 +38,7 @@ public abstract class HostBackend implements Backend {
     @Override
     public void shiftKeys(KvStorage kv, int[] slots, int count, int kvHeads, int headDim, float[] invFreq, boolean neox, int delta) {
         HostKvStorage s = HostKvStorage.of(kv);
+        if (s.keysPositionFree()) return; // stored before RoPE: turned to their (new) position when read
         int kvDim = s.kvDim();
         HostBuffer keys = new HostBuffer(count * kvDim);
         StepBatch at = new StepBatch(Math.max(1, count), 1);

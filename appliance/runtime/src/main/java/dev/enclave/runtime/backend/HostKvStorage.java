@@ -17,6 +17,8 @@ public final class HostKvStorage implements KvStorage {
     /** Set when the keys (values) are stored rotated. */
     public final HadamardRotation keyRotation;
     public final HadamardRotation valueRotation;
+    /** The layer's transform code when the type has one: keys stored before RoPE, both as coefficients. */
+    public final KvCode.Layer code;
     private final int kvDim;
     /** A row being rotated before it is encoded; kvWrite runs on one thread per step. */
     private final float[] scratch;
@@ -37,17 +39,27 @@ public final class HostKvStorage implements KvStorage {
         this.kvDim = kvDim;
         this.headDim = headDim;
         type.checkHeads(kvDim / headDim);
-        this.keyRows = type.keyHeads() != null ? KvRows.perHead(type.keyHeads(), positions, kvDim, headDim)
-                : KvRows.of(type.keys(), positions, kvDim, headDim);
-        this.valueRows = type.valueHeads() != null ? KvRows.perHead(type.valueHeads(), positions, kvDim, headDim)
-                : KvRows.of(type.values(), positions, kvDim, headDim);
+        this.code = type.code();
+        if (code != null) {
+            this.keyRows = KvRows.coded(code.keys, positions, kvDim, headDim);
+            this.valueRows = KvRows.coded(code.values, positions, kvDim, headDim);
+        } else {
+            this.keyRows = type.keyHeads() != null ? KvRows.perHead(type.keyHeads(), positions, kvDim, headDim)
+                    : KvRows.of(type.keys(), positions, kvDim, headDim);
+            this.valueRows = type.valueHeads() != null ? KvRows.perHead(type.valueHeads(), positions, kvDim, headDim)
+                    : KvRows.of(type.values(), positions, kvDim, headDim);
+        }
         this.keyRotation = type.rotateKeys() ? new HadamardRotation(headDim) : null;
         this.valueRotation = type.rotateValues() ? new HadamardRotation(headDim) : null;
         boolean plain = keyRows instanceof KvRows.F32 && valueRows instanceof KvRows.F32;
         this.keys = plain ? ((KvRows.F32) keyRows).data : null;
         this.values = plain ? ((KvRows.F32) valueRows).data : null;
         this.scratch = new float[kvDim];
+        this.coefficients = new float[headDim];
     }
+
+    /** A head's coefficients while a row is read back (diagnostics, context shift; one thread at a time). */
+    private final float[] coefficients;
 
     public static HostKvStorage of(KvStorage kv) {
         return (HostKvStorage) kv;
@@ -55,7 +67,22 @@ public final class HostKvStorage implements KvStorage {
 
     /** Stores one position's key and value rows ({@code kvDim} floats each), rotating and encoding as the type says. */
     public void write(int slot, float[] k, int kOff, float[] v, int vOff) {
-        put(keyRows, keyRotation, slot, k, kOff);
+        if (code != null) throw new IllegalStateException("a transform-coded cache stores keys before RoPE: write(slot, position, ...)");
+        write(slot, 0, k, kOff, v, vOff);
+    }
+
+    /**
+     * As above, for the token at {@code position}: a transform-coded cache turns the key back from RoPE's angle for it
+     * and stores it without its position.
+     */
+    public void write(int slot, int position, float[] k, int kOff, float[] v, int vOff) {
+        if (code != null) {
+            System.arraycopy(k, kOff, scratch, 0, kvDim);
+            for (int h = 0; h < kvDim; h += headDim) code.rope(scratch, h, -position);
+            keyRows.write(slot, scratch, 0);
+        } else {
+            put(keyRows, keyRotation, slot, k, kOff);
+        }
         put(valueRows, valueRotation, slot, v, vOff);
         float[] a = attention;
         if (a != null) for (int g = 0, n = positions(); g < kvDim / headDim; g++) a[g * n + slot] = 0;
@@ -117,19 +144,35 @@ public final class HostKvStorage implements KvStorage {
     }
 
     private void get(KvRows rows, HadamardRotation rotation, int slot, float[] dst) {
+        if (rows instanceof KvRows.Coded c) {
+            for (int h = 0; h < kvDim / headDim; h++) {
+                c.decode(slot, h * headDim, headDim, coefficients, 0);
+                c.code(h).inverse(coefficients, 0, dst, h * headDim);
+            }
+            return;
+        }
         rows.decode(slot, 0, kvDim, dst, 0);
         if (rotation != null) {
             for (int h = 0; h < kvDim; h += headDim) rotation.unrotate(dst, h);
         }
     }
 
-    /** Slot {@code slot}'s key as the model wrote it (decoded, turned back from its rotation). */
+    /**
+     * Slot {@code slot}'s key as the model wrote it (decoded, turned back from its rotation); a transform-coded cache's
+     * before RoPE ({@link #keysPositionFree}).
+     */
     public void readKey(int slot, float[] dst) {
         get(keyRows, keyRotation, slot, dst);
     }
 
+    /** Whether keys are stored without their position (transform-coded): a context shift then has nothing to turn. */
+    public boolean keysPositionFree() {
+        return code != null;
+    }
+
     /** Replaces slot {@code slot}'s key (encoded and rotated as the type says); its value is left as it is. */
     public void writeKey(int slot, float[] src) {
+        if (code != null) throw new IllegalStateException("a transform-coded cache's keys do not move with a context shift");
         put(keyRows, keyRotation, slot, src, 0);
     }
 

@@ -12,7 +12,9 @@ import java.util.Locale;
  */
 public enum KvFormat {
     F32(32, 0, false), F16(16, 0, false), Q8(8, 16, false), Q4(4, 16, false), Q3(3, 16, false), Q2(2, 16, false),
-    Q3J(2, 16, true), Q4J(3, 16, true);
+    Q3J(2, 16, true), Q4J(3, 16, true),
+    /** Transform-coded ({@link KvCode}): bits vary per coefficient and head; a {@link KvType} with a code gives the sizes. */
+    TC(0, 0, false);
 
     /** Bits per stored value (the codes' alone for a sketched format), and bits of scale per group. */
     public final int bits;
@@ -56,6 +58,7 @@ public enum KvFormat {
             case "q2" -> Q2;
             case "q3j" -> Q3J;
             case "q4j" -> Q4J;
+            case "tc" -> throw new IllegalArgumentException("a transform-coded cache is calibrated for one model: tc:FILE (perplexity --kv-code BITS --save-kv-code FILE)");
             default -> throw new IllegalArgumentException("unknown KV cache format '" + s + "' (f32, f16, q8, q4, q3, q2, q3j, q4j)");
         };
     }

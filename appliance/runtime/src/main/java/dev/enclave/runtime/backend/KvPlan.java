@@ -22,6 +22,16 @@ public record KvPlan(List<KvType> layers) {
 
     public static KvPlan parse(String spec) {
         if (spec == null || spec.isBlank()) throw new IllegalArgumentException("empty KV cache type");
+        if (spec.strip().startsWith("tc:")) {
+            java.nio.file.Path file = java.nio.file.Path.of(spec.strip().substring(3));
+            try {
+                return KvCode.read(file).plan();
+            } catch (java.nio.file.NoSuchFileException e) {
+                throw new IllegalArgumentException("KV code " + file + " does not exist");
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException(e.getMessage() != null ? e.getMessage() : "cannot read KV code " + file);
+            }
+        }
         List<KvType> types = new ArrayList<>();
         for (String part : spec.split(",", -1)) types.add(KvType.parse(part));
         return new KvPlan(types);
@@ -58,6 +68,12 @@ public record KvPlan(List<KvType> layers) {
 
     @Override
     public String toString() {
+        KvCode code = layers.getFirst().code() != null ? layers.getFirst().code().owner() : null;
+        if (code != null && layers.size() == code.layers()) {
+            boolean all = true;
+            for (int l = 0; l < layers.size(); l++) all &= layers.get(l).code() == code.layer(l);
+            if (all) return "tc:" + code.label();
+        }
         StringBuilder b = new StringBuilder();
         for (KvType t : layers) b.append(b.isEmpty() ? "" : ",").append(t);
         return b.toString();

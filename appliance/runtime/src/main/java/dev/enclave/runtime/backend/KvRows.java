@@ -16,7 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
  * written once per token ({@link #write}); attention reads a head's slice of many rows with {@link #decode}, a few
  * rows at a time into a small buffer that stays in L1, so the cache is never decoded as a whole.
  */
-public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook, KvRows.Sketched, KvRows.PerHead {
+public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, KvRows.Q4, KvRows.Codebook, KvRows.Sketched, KvRows.PerHead, KvRows.Coded {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Bytes loaded for one float vector of int8 values: as many lanes, or 8 for a 4-lane vector. */
@@ -48,7 +48,14 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
             case Q2 -> new Codebook(KvFormat.Q2, Codebook.GAUSS2, positions, kvDim, headDim);
             case Q3J -> new Sketched(KvFormat.Q3J, new Codebook(KvFormat.Q2, Codebook.GAUSS2, positions, kvDim, headDim), headDim);
             case Q4J -> new Sketched(KvFormat.Q4J, new Codebook(KvFormat.Q3, Codebook.GAUSS3, positions, kvDim, headDim), headDim);
+            case TC -> throw new IllegalArgumentException("transform-coded rows are made from their code (KvRows.coded)");
         };
+    }
+
+    /** A tensor stored as transform codes, one per KV head. */
+    public static KvRows coded(KvTransformCode[] heads, int positions, int kvDim, int headDim) {
+        if (heads.length * headDim != kvDim) throw new IllegalArgumentException(heads.length + " head codes for " + kvDim / headDim + " KV heads");
+        return new Coded(heads, positions, kvDim, headDim);
     }
 
     /** A tensor whose KV heads each have their own format: one row store per head, {@code headDim} values a row. */
@@ -561,6 +568,73 @@ public abstract sealed class KvRows permits KvRows.F32, KvRows.F16, KvRows.Q8, K
             long b = 0;
             for (KvRows h : heads) b += h.bytes();
             return b;
+        }
+    }
+
+    /**
+     * Transform-coded rows ({@link KvTransformCode}): per row, the heads' codes one after another. {@link #decode}
+     * gives a head's coefficients, not its values: attention turns them back ({@link KvTransformCode#inverse}), for
+     * values once per output. Ranges given to {@link #decode} are whole heads.
+     */
+    public static final class Coded extends KvRows {
+        final KvTransformCode[] codes;
+        private final int headDim;
+        /** Where each head's codes start within a row, in bits. */
+        private final int[] headBit;
+        private final int rowBytes;
+        final byte[] q;
+
+        Coded(KvTransformCode[] codes, int positions, int kvDim, int headDim) {
+            super(positions, kvDim, headDim);
+            this.codes = codes.clone();
+            this.headDim = headDim;
+            this.headBit = new int[codes.length];
+            int at = 0;
+            for (int h = 0; h < codes.length; h++) {
+                if (codes[h].dim() != headDim) throw new IllegalArgumentException("a code for heads of " + codes[h].dim() + ", not " + headDim);
+                headBit[h] = at;
+                at += codes[h].rowBits();
+            }
+            this.rowBytes = (at + 7) / 8;
+            if ((long) positions * rowBytes > Integer.MAX_VALUE - 64) throw new IllegalArgumentException("KV storage of " + positions + " positions is too large for one array");
+            this.q = new byte[positions * rowBytes + PAD];
+        }
+
+        /** Bytes of one row of {@code codes}' heads. */
+        public static int rowBytes(KvTransformCode[] codes) {
+            int bits = 0;
+            for (KvTransformCode c : codes) bits += c.rowBits();
+            return (bits + 7) / 8;
+        }
+
+        public KvFormat format() {
+            return KvFormat.TC;
+        }
+
+        public KvTransformCode code(int head) {
+            return codes[head];
+        }
+
+        public void write(int slot, float[] src, int off) {
+            java.util.Arrays.fill(q, slot * rowBytes, (slot + 1) * rowBytes, (byte) 0);
+            for (int h = 0; h < codes.length; h++) codes[h].encode(src, off + h * headDim, q, slot * rowBytes * 8 + headBit[h]);
+        }
+
+        public void decode(int slot, int from, int n, float[] dst, int dstOff) {
+            if (from % headDim != 0 || n % headDim != 0) {
+                throw new IllegalArgumentException("a coded row is decoded in whole heads of " + headDim + ", not [" + from + ", " + (from + n) + ")");
+            }
+            for (int h = from / headDim, end = (from + n) / headDim; h < end; h++) {
+                codes[h].decode(q, slot * rowBytes * 8 + headBit[h], dst, dstOff + h * headDim - from);
+            }
+        }
+
+        public void copy(int from, int to, int count) {
+            System.arraycopy(q, from * rowBytes, q, to * rowBytes, count * rowBytes);
+        }
+
+        public long bytes() {
+            return (long) positions * rowBytes;
         }
     }
 }

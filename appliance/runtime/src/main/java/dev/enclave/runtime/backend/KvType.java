@@ -11,7 +11,7 @@ import java.util.Locale;
  * {@code q8/q4}, {@code q8r/q4r}.
  */
 public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues,
-                     java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads) {
+                     java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads, KvCode.Layer code) {
 
     public static final KvType F32 = new KvType(KvFormat.F32, false, KvFormat.F32, false);
 
@@ -19,6 +19,16 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         if (keys == null || values == null) throw new IllegalArgumentException("KV formats must be given");
         keyHeads = keyHeads == null ? null : java.util.List.copyOf(keyHeads);
         valueHeads = valueHeads == null ? null : java.util.List.copyOf(valueHeads);
+    }
+
+    public KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues,
+                  java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads) {
+        this(keys, rotateKeys, values, rotateValues, keyHeads, valueHeads, null);
+    }
+
+    /** A layer stored as its transform code says ({@link KvCode}). */
+    public static KvType coded(KvCode.Layer code) {
+        return new KvType(KvFormat.TC, false, KvFormat.TC, false, null, null, code);
     }
 
     /** One format for every head of the keys, one for every head of the values. */
@@ -86,6 +96,9 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     /** Refuses a type this model's heads cannot take (rotation needs a power-of-two head size). */
     public void check(int headDim) {
+        if (code != null && code.owner().headDim() != headDim) {
+            throw new IllegalArgumentException("KV code " + code.owner().label() + " is for heads of " + code.owner().headDim() + ", not " + headDim);
+        }
         if ((rotateKeys || rotateValues) && Integer.bitCount(headDim) != 1) {
             throw new IllegalArgumentException("KV cache type " + this + ": rotation needs a power-of-two head size, not " + headDim);
         }
@@ -103,6 +116,7 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     /** Bytes one position takes in one layer (keys and values, scales included). */
     public long bytesPerPosition(int kvDim, int headDim) {
+        if (code != null) return code.bytesPerPosition();
         long b = 0;
         for (int h = 0; h < kvDim / headDim; h++) b += keyFormat(h).bytesPerRow(headDim, headDim) + valueFormat(h).bytesPerRow(headDim, headDim);
         return b;
@@ -110,6 +124,7 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     /** Average bits per cached value (keys and values), scales included, for heads of {@code headDim}. */
     public double bitsPerValue(int headDim) {
+        if (code != null) return code.bytesPerPosition() * 8.0 / (2.0 * code.heads() * headDim);
         return (side(keys, keyHeads, headDim) + side(values, valueHeads, headDim)) / 2;
     }
 
@@ -122,6 +137,9 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     /** Refuses per-head formats for another number of KV heads. */
     public void checkHeads(int kvHeads) {
+        if (code != null && code.heads() != kvHeads) {
+            throw new IllegalArgumentException("KV code " + code.owner().label() + " is for " + code.heads() + " KV heads; the model has " + kvHeads);
+        }
         if (keyHeads != null && keyHeads.size() != kvHeads || valueHeads != null && valueHeads.size() != kvHeads) {
             throw new IllegalArgumentException("KV cache type " + this + " names formats for " + (keyHeads != null ? keyHeads : valueHeads).size()
                     + " heads; the model has " + kvHeads + " KV heads");
@@ -130,6 +148,7 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     @Override
     public String toString() {
+        if (code != null) return "tc:" + code.owner().label();
         String k = side(keys, keyHeads, rotateKeys), v = side(values, valueHeads, rotateValues);
         return k.equals(v) ? k : k + "/" + v;
     }

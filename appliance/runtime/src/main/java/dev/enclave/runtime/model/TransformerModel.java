@@ -421,12 +421,38 @@ public final class TransformerModel implements AutoCloseable {
     }
 
     private KvPool newKvPool(int blockSize, int blocks, KvPlan plan) {
+        checkCodes(plan);
         KvPool.checkSize(config.kvDim(), blockSize, blocks);
         List<KvStorage> storage = new ArrayList<>();
         for (int l = 0; l < layers.length; l++) {
             storage.add(layers[l].backend.allocateKv(config.kvDim(), config.headDim(), blocks * blockSize, plan.type(l)));
         }
         return new KvPool(storage, config.kvDim(), blockSize, blocks);
+    }
+
+    /** Refuses a transform-coded layer whose code was made for another model (shape or RoPE). */
+    private void checkCodes(KvPlan plan) {
+        for (int l = 0; l < config.blockCount(); l++) {
+            dev.enclave.runtime.backend.KvCode.Layer code = plan.type(l).code();
+            if (code == null) continue;
+            if (code.heads() != config.headCountKv() || code.owner().headDim() != config.headDim()) {
+                throw new IllegalArgumentException("KV code " + code.owner().label() + " is for another model's shape (" + code.heads()
+                        + " KV heads of " + code.owner().headDim() + ")");
+            }
+            if (code.neox() != neoxRope() || !Arrays.equals(code.invFreq(), ropeInvFreq(l))) {
+                throw new IllegalArgumentException("KV code " + code.owner().label() + " was calibrated for a model with another RoPE");
+            }
+        }
+    }
+
+    /** Layer {@code l}'s RoPE frequencies (the pairs turned), as {@link Backend#rope} takes them. */
+    public float[] ropeInvFreq(int l) {
+        return (config.isSlidingLayer(l) ? ropeInvFreqLocal : ropeInvFreq).clone();
+    }
+
+    /** Whether RoPE turns pairs (i, i + half) (NEOX) rather than (2i, 2i + 1). */
+    public boolean neoxRope() {
+        return config.arch().rope == Architecture.RopeStyle.NEOX;
     }
 
     /** What {@link #newKvPool} would allocate for this budget, in bytes, without allocating it. */
@@ -755,6 +781,25 @@ public final class TransformerModel implements AutoCloseable {
         return a;
     }
 
+    private volatile AttentionTap tap;
+
+    /** Shows every layer's pre-RoPE queries, keys and values to {@code t} (null: stop); calibration only. */
+    public void tap(AttentionTap t) {
+        this.tap = t;
+    }
+
+    private void observe(AttentionTap tapped, int l, Backend be, DeviceBuffer qb, int qo, int qs, DeviceBuffer kb, int ko, int ks,
+                         DeviceBuffer vb, int vo, int vs, int n) {
+        int qDim = config.qDim(), kvDim = config.kvDim();
+        float[] q = new float[n * qDim], k = new float[n * kvDim], v = new float[n * kvDim];
+        for (int t = 0; t < n; t++) {
+            be.download(qb, qo + t * qs, q, t * qDim, qDim);
+            be.download(kb, ko + t * ks, k, t * kvDim, kvDim);
+            be.download(vb, vo + t * vs, v, t * kvDim, kvDim);
+        }
+        tapped.observe(l, q, k, v, n);
+    }
+
     /** One transformer block over the step's tokens, on the layer's backend. */
     private void layer(Layer w, int l, Workspace.Activations a, KvStorage kv, StepBatch step) {
         ModelConfig c = config;
@@ -796,6 +841,8 @@ public final class TransformerModel implements AutoCloseable {
             be.rmsnorm(qb, qo, qs, qb, qo, qs, w.qNorm, n, c.headCount(), headDim, eps);
             be.rmsnorm(kb, ko, ks, kb, ko, ks, w.kNorm, n, c.headCountKv(), headDim, eps);
         }
+        AttentionTap t = tap;
+        if (t != null) observe(t, l, be, qb, qo, qs, kb, ko, ks, vb, vo, vs, n);
         boolean sliding = c.isSlidingLayer(l);
         float[] invFreq = sliding ? ropeInvFreqLocal : ropeInvFreq;
         boolean neox = c.arch().rope == Architecture.RopeStyle.NEOX;

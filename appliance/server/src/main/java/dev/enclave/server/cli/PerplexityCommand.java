@@ -1,7 +1,9 @@
 package dev.enclave.server.cli;
 
 import dev.enclave.runtime.backend.KvPlan;
+import dev.enclave.runtime.backend.KvCode;
 import dev.enclave.runtime.eval.KvCalibration;
+import dev.enclave.runtime.eval.KvCodeCalibration;
 import dev.enclave.runtime.eval.LogitComparison;
 import dev.enclave.runtime.eval.Perplexity;
 import dev.enclave.runtime.model.ModelConfig;
@@ -50,10 +52,21 @@ public class PerplexityCommand implements Callable<Integer> {
                     + "average, scales included, then measure with them; prints the plan, which --kv-type and serve --kv-type take.")
     Double kvBudget;
 
-    @Option(names = "--kv-calibration", paramLabel = "TEXT", description = "Text to calibrate --kv-budget on (default: the scored text itself).")
+    @Option(names = "--kv-code", paramLabel = "BITS",
+            description = "Transform-coded KV cache: calibrate a code of BITS bits per value on average (keys BITS-0.5, values BITS+0.5;"
+                    + " or KEYS/VALUES, e.g. 2.1/3.1) on text the model writes itself (or --kv-calibration TEXT), then measure with it;"
+                    + " --save-kv-code keeps it for --kv-type tc:FILE.")
+    String kvCode;
+
+    @Option(names = "--save-kv-code", paramLabel = "FILE", description = "With --kv-code: write the calibrated code to FILE (for --kv-type tc:FILE, serve's enclave.kv-type).")
+    Path saveKvCode;
+
+    @Option(names = "--kv-calibration", paramLabel = "TEXT",
+            description = "Text to calibrate --kv-budget on (default: the scored text itself) or --kv-code on (default: 64 sequences the model writes).")
     Path kvCalibration;
 
-    @Option(names = "--calibration-chunks", defaultValue = "4", description = "Chunks of the calibration text used (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--calibration-chunks", defaultValue = "0",
+            description = "Chunks of the calibration text (or sequences the model writes, of --ctx tokens) used (default: 4 for --kv-budget, 64 for --kv-code).")
     int calibrationChunks;
 
     @Option(names = "--kv-per-head", description = "With --kv-budget: choose a format for every KV head of every layer (written q4r|q2r), not per layer.")
@@ -96,7 +109,7 @@ public class PerplexityCommand implements Callable<Integer> {
             System.err.println("enclave: cannot read " + file + ": " + e.getMessage());
             return 2;
         }
-        String calibrationText = text;
+        String calibrationText = kvCode != null && kvCalibration == null ? null : text;
         if (kvCalibration != null) {
             try {
                 calibrationText = Files.readString(kvCalibration, StandardCharsets.UTF_8);
@@ -105,8 +118,28 @@ public class PerplexityCommand implements Callable<Integer> {
                 return 2;
             }
         }
-        if (kvBudget != null && (kvBudget < 2 || kvBudget > 32 || calibrationChunks < 1)) {
-            System.err.println("enclave: --kv-budget must be 2 to 32 bits per value, --calibration-chunks at least 1");
+        if (calibrationChunks < 0) {
+            System.err.println("enclave: --calibration-chunks must not be negative");
+            return 2;
+        }
+        if (calibrationChunks == 0) calibrationChunks = kvCode != null ? 64 : 4;
+        if (kvBudget != null && (kvBudget < 2 || kvBudget > 32)) {
+            System.err.println("enclave: --kv-budget must be 2 to 32 bits per value");
+            return 2;
+        }
+        double[] codeBits = null;
+        if (kvCode != null) {
+            if (kvBudget != null) {
+                System.err.println("enclave: --kv-code and --kv-budget are two ways to choose a cache: give one");
+                return 2;
+            }
+            codeBits = parseCodeBits(kvCode);
+            if (codeBits == null) {
+                System.err.println("enclave: --kv-code takes bits per value, 0.5 to 8 (2.66), or keys/values (2.1/3.1), not '" + kvCode + "'");
+                return 2;
+            }
+        } else if (saveKvCode != null) {
+            System.err.println("enclave: --save-kv-code goes with --kv-code");
             return 2;
         }
         if (contextShift && (saveLogits != null || klDivergence != null || kvBudget != null)) {
@@ -124,8 +157,28 @@ public class PerplexityCommand implements Callable<Integer> {
         try (TransformerModel model = modelOptions.open(runOptions)) {
             ModelConfig c = model.config();
             KvPlan plan = model.options().kvType();
-            if (contextShift) return streamed(out, model, plan, text);
             String calibrated = "";
+            if (codeBits != null) {
+                KvCode code;
+                try {
+                    KvCodeCalibration.Progress progress = json ? null : (done, total) -> System.err.printf(Locale.ROOT, "[calibration %d/%d]%n", done, total);
+                    String label = saveKvCode != null ? saveKvCode.getFileName().toString() : "calibrated";
+                    code = calibrationText == null
+                            ? KvCodeCalibration.selfCalibrated(model, calibrationChunks, ctx, codeBits[0], codeBits[1], kvCode.contains("/"), 1, label, progress)
+                            : KvCodeCalibration.textCalibrated(model, calibrationText, ctx, calibrationChunks, codeBits[0], codeBits[1], kvCode.contains("/"), label, progress);
+                    if (saveKvCode != null) code.write(saveKvCode);
+                } catch (IllegalArgumentException | IOException e) {
+                    System.err.println("enclave: KV code calibration: " + e.getMessage());
+                    return 2;
+                }
+                plan = code.plan();
+                double[] cb = code.codeBits();
+                calibrated = String.format(Locale.ROOT, ",\"kv_code_key_bits\":%.4f,\"kv_code_value_bits\":%.4f,\"calibration\":%s,\"calibration_sequences\":%d",
+                        cb[0], cb[1], Json.string(calibrationText == null ? "self" : kvCalibration.getFileName().toString()), calibrationChunks);
+                if (!json) System.err.printf(Locale.ROOT, "KV code: %.3f bits per key, %.3f per value (%.3f on average)%s%n", cb[0], cb[1],
+                        code.bitsPerValue(), saveKvCode != null ? "; written to " + saveKvCode : "");
+            }
+            if (contextShift) return streamed(out, model, plan, text);
             if (kvBudget != null) {
                 KvCalibration.Result cal;
                 try {
@@ -190,6 +243,28 @@ public class PerplexityCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** "2.66" (keys 0.5 below, values 0.5 above) or "2.1/3.1"; null when neither. */
+    static double[] parseCodeBits(String s) {
+        try {
+            String[] parts = s.strip().split("/", -1);
+            double k, v;
+            if (parts.length == 1) {
+                double b = Double.parseDouble(parts[0]);
+                k = b - 0.5;
+                v = b + 0.5;
+            } else if (parts.length == 2) {
+                k = Double.parseDouble(parts[0]);
+                v = Double.parseDouble(parts[1]);
+            } else {
+                return null;
+            }
+            if (!(k >= 0.125 && k <= 8 && v >= 0.125 && v <= 8)) return null;
+            return new double[] {k, v};
+        } catch (NumberFormatException e) {
+            return null;
+        }
     }
 
     private int streamed(PrintStream out, TransformerModel model, KvPlan plan, String text) {

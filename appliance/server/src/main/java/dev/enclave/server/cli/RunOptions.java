@@ -15,7 +15,8 @@ public class RunOptions {
 
     @Option(names = "--kv-type", paramLabel = "TYPE",
             description = "KV cache type: f32, f16, q8, q4, q3, q2, with r for rotated before quantizing (q4r), K/V for different keys and "
-                    + "values (q8/q4r), or one per layer, comma-separated (as perplexity --kv-budget prints); default: the configuration's "
+                    + "values (q8/q4r), one per layer, comma-separated (as perplexity --kv-budget prints), or tc:FILE (a transform code saved by "
+                    + "perplexity --kv-code --save-kv-code); default: the configuration's "
                     + "enclave.kv-type, else f32.",
             converter = KvPlanConverter.class)
     KvPlan kvType;

@@ -22,6 +22,8 @@ final class CompressedAttention {
         /** Sketched keys: each head's projected query, and the sum of each. */
         float[] projected = new float[0];
         float[] projectedSum = new float[0];
+        /** Transform-coded rows: one head's coefficients. */
+        float[] coefficients = new float[0];
         final int[] tileRows = new int[TILE];
         private int rowsOf;
 
@@ -30,6 +32,7 @@ final class CompressedAttention {
             if (tile.length < TILE * headDim) tile = new float[TILE * headDim];
             if (projected.length < heads * headDim) projected = new float[heads * headDim];
             if (projectedSum.length < heads) projectedSum = new float[heads];
+            if (coefficients.length < headDim) coefficients = new float[headDim];
             if (rowsOf != headDim) {
                 for (int i = 0; i < TILE; i++) tileRows[i] = i * headDim;
                 rowsOf = headDim;
@@ -81,6 +84,14 @@ final class CompressedAttention {
         if (kv.valueRotation != null) {
             for (int h = 0; h < heads; h++) kv.valueRotation.unrotate(out, outOff + h * headDim);
         }
+        if (kv.valueRows instanceof KvRows.Coded coded) {
+            // the weighted sum of coefficients, turned back once per head
+            var code = coded.code(kvHeadOff / headDim);
+            for (int h = 0; h < heads; h++) {
+                System.arraycopy(out, outOff + h * headDim, sc.coefficients, 0, headDim);
+                code.inverse(sc.coefficients, 0, out, outOff + h * headDim);
+            }
+        }
     }
 
     private static boolean nativeRows(NativeKernels nk, KvRows r, int heads, int headDim) {
@@ -102,10 +113,16 @@ final class CompressedAttention {
             for (int h = 0; h < heads; h++) sc.projectedSum[h] = sketch.project(query, qo + h * headDim, sc.projected, h * headDim);
         }
         int kvHead = kvHeadOff / headDim;
+        KvRows.Coded coded = kv.keyRows instanceof KvRows.Coded k ? k : null;
         for (int c = 0; c < n; c += TILE) {
             int m = Math.min(TILE, n - c);
             for (int i = 0; i < m; i++) {
-                if (sketch != null) sketch.decodeCodes(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+                if (coded != null) {
+                    // keys are coded before RoPE: back to values, then turned to their position
+                    coded.decode(table.slot(first + c + i), kvHeadOff, headDim, sc.coefficients, 0);
+                    coded.code(kvHead).inverse(sc.coefficients, 0, tile, i * headDim);
+                    kv.code.rope(tile, i * headDim, first + c + i);
+                } else if (sketch != null) sketch.decodeCodes(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
                 else kv.keyRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
             }
             GroupedAttention.scores(tile, sc.tileRows, m, query, qo, heads, headDim, scale, cap, att, attOff + c, attStride);

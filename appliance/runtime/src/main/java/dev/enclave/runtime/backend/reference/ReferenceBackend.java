@@ -140,7 +140,7 @@ public final class ReferenceBackend extends HostBackend {
                         StepBatch step) {
         HostKvStorage s = HostKvStorage.of(kv);
         for (int t = 0; t < step.tokens; t++) {
-            s.write(step.slot[t], HostBuffer.of(k), kOff + t * kStride, HostBuffer.of(v), vOff + t * vStride);
+            s.write(step.slot[t], step.pos[t], HostBuffer.of(k), kOff + t * kStride, HostBuffer.of(v), vOff + t * vStride);
         }
     }
 
@@ -162,6 +162,7 @@ public final class ReferenceBackend extends HostBackend {
                 keys[p - first] = new float[kvDim];
                 values[p - first] = new float[kvDim];
                 s.readSlot(table.slot(p), keys[p - first], values[p - first]);
+                if (s.keysPositionFree()) for (int h = 0; h < kvHeads; h++) s.code.rope(keys[p - first], h * headDim, p);
             }
             for (int h = 0; h < heads; h++) {
                 int kvOff = (h / group) * headDim;
