@@ -48,6 +48,9 @@ public record KvPlan(List<KvType> layers) {
 
     /** Refuses a plan that does not fit a model of {@code blocks} layers with heads of {@code headDim}. */
     public void check(int blocks, int headDim) {
+        if (!uniform() && layers.size() != blocks && layers.getFirst().code() != null) {
+            throw new IllegalArgumentException("KV code " + layers.getFirst().code().owner().label() + " is for a model of " + layers.size() + " layers, not " + blocks);
+        }
         if (!uniform() && layers.size() != blocks) {
             throw new IllegalArgumentException("KV plan of " + layers.size() + " layers for a model of " + blocks);
         }

@@ -276,6 +276,31 @@ class BackendConformanceTest {
         }
     }
 
+    /**
+     * A transform-coded cache: keys are stored before RoPE (the write turns them back by their position) and attention
+     * turns them again; values are read as coefficients and their weighted sum turned back once per head. Every
+     * backend must read what the reference reads.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("subjects")
+    void attentionOverATransformCodedCache(Subject s) {
+        SplittableRandom rnd = new SplittableRandom(12);
+        for (int[] shape : new int[][] {{1, 1, 8}, {4, 2, 16}, {8, 2, 64}, {6, 2, 80}}) {
+            int kvHeads = shape[1], headDim = shape[2];
+            float[] invFreq = new float[headDim / 4];
+            for (int i = 0; i < invFreq.length; i++) invFreq[i] = (float) Math.pow(10000, -2.0 * i / (2 * invFreq.length));
+            KvTransformCode[] k = new KvTransformCode[kvHeads], v = new KvTransformCode[kvHeads];
+            for (int h = 0; h < kvHeads; h++) {
+                k[h] = KvTransformCodeTest.random(headDim, rnd);
+                v[h] = KvTransformCodeTest.random(headDim, rnd);
+            }
+            KvCode code = new KvCode(headDim, new KvTransformCode[][] {k}, new KvTransformCode[][] {v}, new float[][] {invFreq},
+                    (headDim & 16) != 0, "conformance");
+            attentionCase(s, rnd, shape[0], kvHeads, headDim, 0, 0f, KvType.coded(code.layer(0)));
+            attentionCase(s, rnd, shape[0], kvHeads, headDim, 5, 20f, KvType.coded(code.layer(0)));
+        }
+    }
+
     private static void attentionCase(Subject s, SplittableRandom rnd, int heads, int kvHeads, int headDim, int window, float cap,
                                       KvType type) {
         int kvDim = kvHeads * headDim, qDim = heads * headDim;

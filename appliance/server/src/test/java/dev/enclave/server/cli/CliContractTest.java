@@ -301,6 +301,30 @@ public class CliContractTest {
                 "--ctx", "256", "--chunks", "2", "--kv-type", ja.get("kv_type").asText(), "--json");
         assertEquals(0, again.code(), again.err());
         assertEquals(ja.get("ppl").asDouble(), JSON.readTree(again.out()).get("ppl").asDouble(), 1e-9, "the same plan, the same PPL");
+        // transform-coded: calibrated on the model's own writing, saved, and taken back by --kv-type tc:FILE
+        Path codeFile = Files.createTempFile("hd64", ".kvc");
+        Run tc = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "128", "--chunks", "2", "--kv-code", "2.66", "--calibration-chunks", "4", "--save-kv-code", codeFile.toString(), "--json");
+        assertEquals(0, tc.code(), tc.err());
+        JsonNode jt = JSON.readTree(tc.out());
+        assertEquals("tc:" + codeFile.getFileName(), jt.get("kv_type").asText());
+        assertTrue(jt.get("kv_bits_per_value").asDouble() <= 2.66 && jt.get("kv_code_value_bits").asDouble() > 0, tc.out());
+        assertEquals("self", jt.get("calibration").asText());
+        Run tcAgain = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "128", "--chunks", "2", "--kv-type", "tc:" + codeFile, "--json");
+        assertEquals(0, tcAgain.code(), tcAgain.err());
+        assertEquals(jt.get("ppl").asDouble(), JSON.readTree(tcAgain.out()).get("ppl").asDouble(), 1e-9, "the saved code, the same cache");
+        for (String[] bad : new String[][] {{"--kv-code", "two"}, {"--kv-code", "9"}, {"--save-kv-code", codeFile.toString()},
+                {"--kv-code", "2.5", "--kv-budget", "3"}, {"--kv-type", "tc:" + codeFile + ".missing"}, {"--kv-type", "tc"}}) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(),
+                    "--file", text.toString()));
+            args.addAll(java.util.List.of(bad));
+            Run refused = run(args.toArray(String[]::new));
+            assertEquals(2, refused.code(), String.join(" ", bad) + ": " + refused.err());
+            assertTrue(refused.err().startsWith("enclave: ") && refused.err().strip().lines().count() == 1 && !refused.err().contains("Exception"),
+                    String.join(" ", bad) + ": " + refused.err());
+        }
+        Files.delete(codeFile);
         Path tiny = Files.createTempFile("short", ".txt");
         Files.writeString(tiny, "Once upon a time.");
         Run shortText = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", tiny.toString(), "--ctx", "256");
