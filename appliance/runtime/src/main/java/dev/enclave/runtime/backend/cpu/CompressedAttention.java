@@ -24,6 +24,16 @@ final class CompressedAttention {
         float[] projectedSum = new float[0];
         /** Transform-coded rows: one head's coefficients. */
         float[] coefficients = new float[0];
+        /**
+         * Transform-coded keys rebuilt and turned, by position, for one (storage, sequence, KV head) within one attention
+         * call: a prompt chunk's tokens read the same keys, so each is rebuilt once per call, not once per token.
+         */
+        float[] keys = new float[0];
+        int[] keyRows = new int[0];
+        private Object keysOf;
+        private BlockTable keysTable;
+        private int keysHead = -1, keysFirst, keysEnd;
+        private long keysEpoch = -1;
         final int[] tileRows = new int[TILE];
         private int rowsOf;
 
@@ -45,7 +55,7 @@ final class CompressedAttention {
 
     static void attend(HostKvStorage kv, BlockTable table, int kvHeadOff, float[] q, int qOff, float[] out, int outOff,
                        int heads, int headDim, int first, int pos, float scale, float cap, float[] att, int attOff,
-                       int attStride, Scratch sc, NativeKernels nk, int[] rows, GroupedAttention.HeapSegments segs) {
+                       int attStride, Scratch sc, NativeKernels nk, int[] rows, GroupedAttention.HeapSegments segs, long epoch) {
         sc.fit(heads, headDim);
         int n = pos - first + 1;
         float[] query = q;
@@ -66,7 +76,11 @@ final class CompressedAttention {
             nk.attentionScoresQ(kv.keyRows instanceof KvRows.Q8 ? 8 : 4, k[0], k[1], segs.rows(rows), n, segs.q(query), qo, heads, headDim,
                     scale, cap, segs.att(att), attOff, attStride);
         } else {
-            tileScores(kv, table, kvHeadOff, query, qo, heads, headDim, first, n, scale, cap, att, attOff, attStride, sc);
+            if (kv.keyRows instanceof KvRows.Coded coded) {
+                codedScores(kv, coded, table, kvHeadOff, query, qo, heads, headDim, first, pos, scale, cap, att, attOff, attStride, sc, epoch);
+            } else {
+                tileScores(kv, table, kvHeadOff, query, qo, heads, headDim, first, n, scale, cap, att, attOff, attStride, sc);
+            }
         }
         for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
         if (nativeValues) {
@@ -102,6 +116,36 @@ final class CompressedAttention {
         return r instanceof KvRows.Q8 q8 ? q8.segments() : ((KvRows.Q4) r).segments();
     }
 
+    /**
+     * Scores over transform-coded keys: each position's key rebuilt from its coefficients and turned to its position,
+     * into a buffer kept for the call ({@link Scratch#keys}), then the float kernels over all of them.
+     */
+    private static void codedScores(HostKvStorage kv, KvRows.Coded coded, BlockTable table, int kvHeadOff, float[] query, int qo, int heads,
+                                    int headDim, int first, int pos, float scale, float cap, float[] att, int attOff, int attStride,
+                                    Scratch sc, long epoch) {
+        int kvHead = kvHeadOff / headDim;
+        if (sc.keysEpoch != epoch || sc.keysOf != kv || sc.keysTable != table || sc.keysHead != kvHead || first < sc.keysFirst || first > sc.keysEnd) {
+            sc.keysEpoch = epoch;
+            sc.keysOf = kv;
+            sc.keysTable = table;
+            sc.keysHead = kvHead;
+            sc.keysFirst = sc.keysEnd = first;
+        }
+        int n = pos - first + 1, have = pos + 1 - sc.keysFirst;
+        if (sc.keys.length < have * headDim) sc.keys = java.util.Arrays.copyOf(sc.keys, Math.max(have * headDim, 2 * sc.keys.length));
+        if (sc.keyRows.length < n) sc.keyRows = new int[Math.max(n, 2 * sc.keyRows.length)];
+        var code = coded.code(kvHead);
+        for (int t = sc.keysEnd; t <= pos; t++) {
+            int at = (t - sc.keysFirst) * headDim;
+            coded.decode(table.slot(t), kvHeadOff, headDim, sc.coefficients, 0);
+            code.inverse(sc.coefficients, 0, sc.keys, at);
+            kv.code.rope(sc.keys, at, t);
+        }
+        sc.keysEnd = Math.max(sc.keysEnd, pos + 1);
+        for (int t = first; t <= pos; t++) sc.keyRows[t - first] = (t - sc.keysFirst) * headDim;
+        GroupedAttention.scores(sc.keys, sc.keyRows, n, query, qo, heads, headDim, scale, cap, att, attOff, attStride);
+    }
+
     /** The scores of a tile at a time: rows decoded into the L1 buffer, the float kernels on it. */
     private static void tileScores(HostKvStorage kv, BlockTable table, int kvHeadOff, float[] query, int qo, int heads, int headDim,
                                    int first, int n, float scale, float cap, float[] att, int attOff, int attStride, Scratch sc) {
@@ -113,16 +157,10 @@ final class CompressedAttention {
             for (int h = 0; h < heads; h++) sc.projectedSum[h] = sketch.project(query, qo + h * headDim, sc.projected, h * headDim);
         }
         int kvHead = kvHeadOff / headDim;
-        KvRows.Coded coded = kv.keyRows instanceof KvRows.Coded k ? k : null;
         for (int c = 0; c < n; c += TILE) {
             int m = Math.min(TILE, n - c);
             for (int i = 0; i < m; i++) {
-                if (coded != null) {
-                    // keys are coded before RoPE: back to values, then turned to their position
-                    coded.decode(table.slot(first + c + i), kvHeadOff, headDim, sc.coefficients, 0);
-                    coded.code(kvHead).inverse(sc.coefficients, 0, tile, i * headDim);
-                    kv.code.rope(tile, i * headDim, first + c + i);
-                } else if (sketch != null) sketch.decodeCodes(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
+                if (sketch != null) sketch.decodeCodes(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
                 else kv.keyRows.decode(table.slot(first + c + i), kvHeadOff, headDim, tile, i * headDim);
             }
             GroupedAttention.scores(tile, sc.tileRows, m, query, qo, heads, headDim, scale, cap, att, attOff + c, attStride);

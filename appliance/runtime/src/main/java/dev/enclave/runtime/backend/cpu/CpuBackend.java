@@ -531,8 +531,12 @@ public final class CpuBackend extends HostBackend {
         float scale, cap;
         StepBatch step;
 
+        /** Counts attention calls: what a worker rebuilt in one call is not reused in the next. */
+        long epoch;
+
         void set(HostKvStorage kv, float[] q, int qOff, int qStride, float[] out, int outOff, int outStride, StepBatch step,
                  int groups, int headDim, float scale, float cap, int window, int longest) {
+            this.epoch++;
             this.kv = kv;
             this.q = q;
             this.qOff = qOff;
@@ -587,7 +591,7 @@ public final class CpuBackend extends HostBackend {
                 } else {
                     CompressedAttention.attend(kv, table, g * headDim, q, qOff + j * qStride + h * headDim,
                             out, outOff + j * outStride + h * headDim, groups, headDim, first, pos, scale, cap, scores, 0,
-                            longest, tiles, natives, rows, heapSegments.get());
+                            longest, tiles, natives, rows, heapSegments.get(), epoch);
                 }
                 float[] received = kv.attention();
                 if (received != null && (j + 1 == total || step.sequence[j + 1] != step.sequence[j])) {
