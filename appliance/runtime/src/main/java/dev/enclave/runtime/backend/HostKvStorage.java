@@ -19,6 +19,8 @@ public final class HostKvStorage implements KvStorage {
     public final HadamardRotation valueRotation;
     /** The layer's transform code when the type has one: keys stored before RoPE, both as coefficients. */
     public final KvCode.Layer code;
+    /** Tokens of each sequence kept at full precision besides (KIVI's recent window, in the sequence's BlockTable); 0: none. */
+    public final int window;
     private final int kvDim;
     /** A row being rotated before it is encoded; kvWrite runs on one thread per step. */
     private final float[] scratch;
@@ -40,6 +42,7 @@ public final class HostKvStorage implements KvStorage {
         this.headDim = headDim;
         type.checkHeads(kvDim / headDim);
         this.code = type.code();
+        this.window = type.window();
         if (code != null) {
             this.keyRows = KvRows.coded(code.keys, positions, kvDim, headDim);
             this.valueRows = KvRows.coded(code.values, positions, kvDim, headDim);

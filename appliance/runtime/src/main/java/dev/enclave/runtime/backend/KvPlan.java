@@ -23,9 +23,16 @@ public record KvPlan(List<KvType> layers) {
     public static KvPlan parse(String spec) {
         if (spec == null || spec.isBlank()) throw new IllegalArgumentException("empty KV cache type");
         if (spec.strip().startsWith("tc:")) {
-            java.nio.file.Path file = java.nio.file.Path.of(spec.strip().substring(3));
+            String path = spec.strip().substring(3);
+            int window = 0, plus = path.lastIndexOf('+');
+            if (plus > 0 && path.substring(plus + 1).matches("\\s*\\d+\\s*")) {
+                window = KvType.window(path.substring(plus + 1), spec);
+                path = path.substring(0, plus);
+            }
+            java.nio.file.Path file = java.nio.file.Path.of(path);
             try {
-                return KvCode.read(file).plan();
+                KvPlan plan = KvCode.read(file).plan();
+                return window == 0 ? plan : plan.withWindow(window);
             } catch (java.nio.file.NoSuchFileException e) {
                 throw new IllegalArgumentException("KV code " + file + " does not exist");
             } catch (java.io.IOException e) {
@@ -34,6 +41,13 @@ public record KvPlan(List<KvType> layers) {
         }
         List<KvType> types = new ArrayList<>();
         for (String part : spec.split(",", -1)) types.add(KvType.parse(part));
+        return new KvPlan(types);
+    }
+
+    /** Every layer's type with a recent window of {@code tokens} (KvType#withWindow). */
+    public KvPlan withWindow(int tokens) {
+        List<KvType> types = new ArrayList<>();
+        for (KvType t : layers) types.add(t.withWindow(tokens));
         return new KvPlan(types);
     }
 
@@ -75,7 +89,7 @@ public record KvPlan(List<KvType> layers) {
         if (code != null && layers.size() == code.layers()) {
             boolean all = true;
             for (int l = 0; l < layers.size(); l++) all &= layers.get(l).code() == code.layer(l);
-            if (all) return "tc:" + code.label();
+            if (all) return "tc:" + code.label() + (layers.getFirst().window() > 0 ? "+" + layers.getFirst().window() : "");
         }
         StringBuilder b = new StringBuilder();
         for (KvType t : layers) b.append(b.isEmpty() ? "" : ",").append(t);

@@ -11,7 +11,7 @@ import java.util.Locale;
  * {@code q8/q4}, {@code q8r/q4r}.
  */
 public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues,
-                     java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads, KvCode.Layer code) {
+                     java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads, KvCode.Layer code, int window) {
 
     public static final KvType F32 = new KvType(KvFormat.F32, false, KvFormat.F32, false);
 
@@ -19,16 +19,28 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         if (keys == null || values == null) throw new IllegalArgumentException("KV formats must be given");
         keyHeads = keyHeads == null ? null : java.util.List.copyOf(keyHeads);
         valueHeads = valueHeads == null ? null : java.util.List.copyOf(valueHeads);
+        if (window < 0 || window > MAX_WINDOW) throw new IllegalArgumentException("a recent window of " + window + " tokens (0 to " + MAX_WINDOW + ")");
     }
+
+    /** The longest recent window (KIVI) a type may keep at full precision. */
+    public static final int MAX_WINDOW = 4096;
 
     public KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean rotateValues,
                   java.util.List<KvFormat> keyHeads, java.util.List<KvFormat> valueHeads) {
-        this(keys, rotateKeys, values, rotateValues, keyHeads, valueHeads, null);
+        this(keys, rotateKeys, values, rotateValues, keyHeads, valueHeads, null, 0);
+    }
+
+    /**
+     * This type with each sequence's last {@code tokens} keys and values also kept at full precision and read from
+     * there (KIVI's recent window; written {@code q2r+16}): outside the pool, per sequence and layer.
+     */
+    public KvType withWindow(int tokens) {
+        return new KvType(keys, rotateKeys, values, rotateValues, keyHeads, valueHeads, code, tokens);
     }
 
     /** A layer stored as its transform code says ({@link KvCode}). */
     public static KvType coded(KvCode.Layer code) {
-        return new KvType(KvFormat.TC, false, KvFormat.TC, false, null, null, code);
+        return new KvType(KvFormat.TC, false, KvFormat.TC, false, null, null, code, 0);
     }
 
     /** One format for every head of the keys, one for every head of the values. */
@@ -56,6 +68,8 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     public static KvType parse(String spec) {
         String s = spec == null ? "" : spec.strip().toLowerCase(Locale.ROOT);
+        int plus = s.lastIndexOf('+');
+        if (plus > 0) return parse(s.substring(0, plus)).withWindow(window(s.substring(plus + 1), spec));
         if (s.isEmpty()) throw new IllegalArgumentException("empty KV cache type (f32, f16, q8, q4, q8r, q4r, or K/V)");
         String[] parts = s.split("/", -1);
         if (parts.length > 2) throw new IllegalArgumentException("KV cache type '" + spec + "': at most one '/' (keys/values)");
@@ -65,6 +79,17 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         java.util.List<KvFormat> kh = k.contains("|") ? heads(k, spec) : null, vh = v.contains("|") ? heads(v, spec) : null;
         String k0 = k.split("\\|")[0], v0 = v.split("\\|")[0];
         return new KvType(format(k0, spec), rotated(k0), format(v0, spec), rotated(v0), kh, vh);
+    }
+
+    /** The N of a {@code +N} suffix. */
+    static int window(String n, String spec) {
+        try {
+            int w = Integer.parseInt(n.strip());
+            if (w >= 1 && w <= MAX_WINDOW) return w;
+        } catch (NumberFormatException e) {
+            // refused below
+        }
+        throw new IllegalArgumentException("KV cache type '" + spec + "': +N keeps the last N tokens at full precision, 1 to " + MAX_WINDOW);
     }
 
     private static java.util.List<KvFormat> heads(String part, String spec) {
@@ -96,6 +121,7 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     /** Refuses a type this model's heads cannot take (rotation needs a power-of-two head size). */
     public void check(int headDim) {
+        if (window > 0 && !lossy()) throw new IllegalArgumentException("KV cache type " + this + ": a recent window is for quantized or coded caches");
         if (code != null && code.owner().headDim() != headDim) {
             throw new IllegalArgumentException("KV code " + code.owner().label() + " is for heads of " + code.owner().headDim() + ", not " + headDim);
         }
@@ -105,6 +131,14 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
         if (sketched() && (Integer.bitCount(headDim) != 1 || headDim < 8)) {
             throw new IllegalArgumentException("KV cache type " + this + ": the QJL sketch needs a power-of-two head size of 8 or more, not " + headDim);
         }
+    }
+
+    /** Whether keys or values lose anything (a recent window means something only then). */
+    private boolean lossy() {
+        boolean any = code != null || rotateKeys || rotateValues || keys.quantized() || values.quantized();
+        if (keyHeads != null) for (KvFormat f : keyHeads) any |= f.quantized();
+        if (valueHeads != null) for (KvFormat f : valueHeads) any |= f.quantized();
+        return any;
     }
 
     private boolean sketched() {
@@ -148,9 +182,10 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
 
     @Override
     public String toString() {
-        if (code != null) return "tc:" + code.owner().label();
+        String w = window > 0 ? "+" + window : "";
+        if (code != null) return "tc:" + code.owner().label() + w;
         String k = side(keys, keyHeads, rotateKeys), v = side(values, valueHeads, rotateValues);
-        return k.equals(v) ? k : k + "/" + v;
+        return (k.equals(v) ? k : k + "/" + v) + w;
     }
 
     private static String side(KvFormat uniform, java.util.List<KvFormat> heads, boolean rotated) {

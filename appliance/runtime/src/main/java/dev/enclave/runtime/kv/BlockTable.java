@@ -8,6 +8,8 @@ public final class BlockTable {
     private final KvPool pool;
     private int[] blocks = new int[8];
     private int count;
+    /** Per layer storage, the recent window's full-precision rows (a KV type with a window), made on first write. */
+    private volatile java.util.IdentityHashMap<Object, RecentRows> recent;
 
     public BlockTable(KvPool pool) {
         this.pool = pool;
@@ -15,6 +17,34 @@ public final class BlockTable {
 
     public KvPool pool() {
         return pool;
+    }
+
+    /**
+     * This sequence's recent rows for one layer's storage, made on first use (by the KV write, one thread per step);
+     * null from {@link #recentIfAny} until then.
+     */
+    public RecentRows recent(Object storage, int window, int kvDim) {
+        java.util.IdentityHashMap<Object, RecentRows> m = recent;
+        if (m == null) recent = m = new java.util.IdentityHashMap<>();
+        RecentRows r = m.get(storage);
+        if (r == null) {
+            java.util.IdentityHashMap<Object, RecentRows> copy = new java.util.IdentityHashMap<>(m);
+            copy.put(storage, r = new RecentRows(window, kvDim));
+            recent = copy; // replaced whole: readers on other threads see a complete map
+        }
+        return r;
+    }
+
+    /** The recent rows kept for {@code storage}, or null. */
+    public RecentRows recentIfAny(Object storage) {
+        java.util.IdentityHashMap<Object, RecentRows> m = recent;
+        return m == null ? null : m.get(storage);
+    }
+
+    /** Forgets the recent rows of every layer (a context shift moves the positions). */
+    public void clearRecent() {
+        java.util.IdentityHashMap<Object, RecentRows> m = recent;
+        if (m != null) for (RecentRows r : m.values()) r.clear();
     }
 
     public int blockCount() {

@@ -554,6 +554,7 @@ public final class TransformerModel implements AutoCloseable {
         }
         int firstMoved = blocks[0] * bs;
         if (!s.table.makeWritable(firstMoved, s.position)) return false;
+        s.table.clearRecent(); // the recent window's keys are at the old positions
         ModelConfig c = config;
         boolean neox = c.arch().rope == Architecture.RopeStyle.NEOX;
         int[] slots = new int[s.position - firstMoved];

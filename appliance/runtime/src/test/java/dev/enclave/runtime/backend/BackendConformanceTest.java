@@ -265,7 +265,8 @@ class BackendConformanceTest {
     void attentionOverEveryKvCacheType(Subject s) {
         SplittableRandom rnd = new SplittableRandom(10);
         int[][] shapes = {{1, 1, 8}, {4, 2, 16}, {8, 2, 64}, {6, 2, 80}, {8, 1, 128}};
-        for (String type : new String[] {"f16", "q8", "q4", "q8r", "q4r", "q8/q4", "q8r/q4r", "f16/q4r", "q3r/q2r", "q8/q3", "q2/q2r", "q3jr/q3r", "q4j/q8"}) {
+        for (String type : new String[] {"f16", "q8", "q4", "q8r", "q4r", "q8/q4", "q8r/q4r", "f16/q4r", "q3r/q2r", "q8/q3", "q2/q2r", "q3jr/q3r", "q4j/q8",
+                "q4r+3", "q2/q2r+5", "q8+1"}) {
             KvType t = KvType.parse(type);
             for (int[] shape : shapes) {
                 boolean sketched = t.keys().sketch || t.values().sketch;
@@ -298,6 +299,7 @@ class BackendConformanceTest {
                     (headDim & 16) != 0, "conformance");
             attentionCase(s, rnd, shape[0], kvHeads, headDim, 0, 0f, KvType.coded(code.layer(0)));
             attentionCase(s, rnd, shape[0], kvHeads, headDim, 5, 20f, KvType.coded(code.layer(0)));
+            attentionCase(s, rnd, shape[0], kvHeads, headDim, 0, 0f, KvType.coded(code.layer(0)).withWindow(4));
         }
     }
 

@@ -68,24 +68,6 @@ class KvCodeCalibrationTest {
 
     /** Mean KL divergence from the f32 cache over 4 chunks of 128 tokens. */
     private static double kld(TransformerModel m, KvPlan plan, String text) {
-        int vocab = m.config().vocabularySize();
-        java.util.List<float[]> ref = new java.util.ArrayList<>();
-        Perplexity.run(m, KvPlan.F32, text, 128, 128, 4, null, (logits, off, n, target) -> ref.add(logProbs(logits, off, n)));
-        double[] sum = {0};
-        int[] at = {0};
-        Perplexity.run(m, plan, text, 128, 128, 4, null, (logits, off, n, target) -> {
-            float[] p = logProbs(logits, off, n), r = ref.get(at[0]++);
-            double k = 0;
-            for (int i = 0; i < vocab; i++) k += Math.exp(r[i]) * (r[i] - p[i]);
-            sum[0] += Math.max(0, k);
-        });
-        return sum[0] / at[0];
-    }
-
-    private static float[] logProbs(float[] logits, int off, int n) {
-        double lse = Perplexity.logSumExp(logits, off, n);
-        float[] out = new float[n];
-        for (int i = 0; i < n; i++) out[i] = (float) (logits[off + i] - lse);
-        return out;
+        return KvDivergence.kld(m, plan, text, 128, 4);
     }
 }

@@ -223,6 +223,12 @@ public class PerplexityCommand implements Callable<Integer> {
                 if (reader != null) reader.close();
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
+            int window = plan.type(0).window();
+            if (window > 0) {
+                // the recent window's rows, float32, outside the pool: per sequence
+                calibrated += String.format(Locale.ROOT, ",\"kv_window\":%d,\"kv_window_bytes_per_sequence\":%d", window,
+                        (long) window * c.kvDim() * 2 * 4 * c.blockCount());
+            }
             String kld = cmp == null ? "" : String.format(Locale.ROOT,
                     ",\"kld_mean\":%.6f,\"kld_p99\":%.6f,\"kld_p999\":%.6f,\"same_top_pct\":%.3f,\"ref_ppl\":%.6f,\"delta_ppl\":%.6f,\"delta_ppl_pct\":%.4f",
                     cmp.kldMean(), cmp.kldP99(), cmp.kldP999(), cmp.sameTopPct(), cmp.referencePpl(), r.ppl() - cmp.referencePpl(),

@@ -3,6 +3,7 @@ package dev.enclave.runtime.backend.cpu;
 import dev.enclave.runtime.backend.HostKvStorage;
 import dev.enclave.runtime.backend.KvRows;
 import dev.enclave.runtime.kv.BlockTable;
+import dev.enclave.runtime.kv.RecentRows;
 
 /**
  * Grouped-query attention over a KV cache stored in a compressed type (float16, 8- or 4-bit, rotated): the rows of one
@@ -30,6 +31,8 @@ final class CompressedAttention {
          */
         float[] keys = new float[0];
         int[] keyRows = new int[0];
+        /** The recent window's probabilities per head, while the values of the rest are summed. */
+        float[] windowProbs = new float[0];
         private Object keysOf;
         private BlockTable keysTable;
         private int keysHead = -1, keysFirst, keysEnd;
@@ -82,7 +85,22 @@ final class CompressedAttention {
                 tileScores(kv, table, kvHeadOff, query, qo, heads, headDim, first, n, scale, cap, att, attOff, attStride, sc);
             }
         }
+        // the recent window (KIVI): its scores from the rows as written, its values added in the model's space below
+        RecentRows recent = kv.window > 0 ? table.recentIfAny(kv) : null;
+        int wFrom = recent == null ? pos + 1 : Math.max(first, pos - kv.window + 1);
+        if (recent != null) windowScores(recent, wFrom, pos, kvHeadOff, q, qOff, heads, headDim, first, scale, cap, att, attOff, attStride);
         for (int h = 0; h < heads; h++) CpuBackend.softmax(att, attOff + h * attStride, n);
+        int wn = pos + 1 - wFrom;
+        if (recent != null) {
+            if (sc.windowProbs.length < heads * wn) sc.windowProbs = new float[heads * wn];
+            for (int h = 0; h < heads; h++) {
+                for (int t = wFrom; t <= pos; t++) {
+                    int a = attOff + h * attStride + t - first;
+                    sc.windowProbs[h * wn + t - wFrom] = recent.has(t) ? att[a] : 0f;
+                    if (recent.has(t)) att[a] = 0f;
+                }
+            }
+        }
         if (nativeValues) {
             java.lang.foreign.MemorySegment[] v = segments(kv.valueRows);
             nk.attentionValuesQ(kv.valueRows instanceof KvRows.Q8 ? 8 : 4, v[0], v[1], segs.rows(rows), n, segs.att(att), attOff, attStride,
@@ -104,6 +122,36 @@ final class CompressedAttention {
             for (int h = 0; h < heads; h++) {
                 System.arraycopy(out, outOff + h * headDim, sc.coefficients, 0, headDim);
                 code.inverse(sc.coefficients, 0, out, outOff + h * headDim);
+            }
+        }
+        if (recent != null) {
+            float[] rv = recent.values();
+            for (int h = 0; h < heads; h++) {
+                for (int t = wFrom; t <= pos; t++) {
+                    float p = sc.windowProbs[h * wn + t - wFrom];
+                    if (p == 0f) continue;
+                    int o = outOff + h * headDim, r = recent.offset(t) + kvHeadOff;
+                    for (int i = 0; i < headDim; i++) out[o + i] += p * rv[r + i];
+                    att[attOff + h * attStride + t - first] = p; // back, for heavy-hitter counting
+                }
+            }
+        }
+    }
+
+    /** Scores of the window's positions from the full-precision keys (the query as given: not rotated). */
+    private static void windowScores(RecentRows recent, int from, int pos, int kvHeadOff, float[] q, int qOff, int heads, int headDim,
+                                     int first, float scale, float cap, float[] att, int attOff, int attStride) {
+        float[] rk = recent.keys();
+        for (int t = from; t <= pos; t++) {
+            if (!recent.has(t)) continue;
+            int r = recent.offset(t) + kvHeadOff;
+            for (int h = 0; h < heads; h++) {
+                int qo = qOff + h * headDim;
+                float s = 0;
+                for (int i = 0; i < headDim; i++) s += q[qo + i] * rk[r + i];
+                s *= scale;
+                if (cap > 0) s = (float) Math.tanh(s / cap) * cap;
+                att[attOff + h * attStride + t - first] = s;
             }
         }
     }

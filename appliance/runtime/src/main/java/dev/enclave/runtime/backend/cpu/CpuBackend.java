@@ -498,7 +498,10 @@ public final class CpuBackend extends HostBackend {
                         StepBatch step) {
         HostKvStorage s = HostKvStorage.of(kv);
         float[] ks = HostBuffer.of(k), vs = HostBuffer.of(v);
-        for (int t = 0; t < step.tokens; t++) s.write(step.slot[t], step.pos[t], ks, kOff + t * kStride, vs, vOff + t * vStride);
+        for (int t = 0; t < step.tokens; t++) {
+            s.write(step.slot[t], step.pos[t], ks, kOff + t * kStride, vs, vOff + t * vStride);
+            if (s.window > 0) step.tables[step.sequence[t]].recent(s, s.window, kvDim).put(step.pos[t], ks, kOff + t * kStride, vs, vOff + t * vStride);
+        }
     }
 
     private final AttentionJob attention = new AttentionJob();

@@ -141,6 +141,9 @@ public final class ReferenceBackend extends HostBackend {
         HostKvStorage s = HostKvStorage.of(kv);
         for (int t = 0; t < step.tokens; t++) {
             s.write(step.slot[t], step.pos[t], HostBuffer.of(k), kOff + t * kStride, HostBuffer.of(v), vOff + t * vStride);
+            if (s.window > 0) {
+                step.tables[step.sequence[t]].recent(s, s.window, kvDim).put(step.pos[t], HostBuffer.of(k), kOff + t * kStride, HostBuffer.of(v), vOff + t * vStride);
+            }
         }
     }
 
@@ -161,6 +164,13 @@ public final class ReferenceBackend extends HostBackend {
             for (int p = first; p <= pos; p++) {
                 keys[p - first] = new float[kvDim];
                 values[p - first] = new float[kvDim];
+                dev.enclave.runtime.kv.RecentRows recent = s.window > 0 && p > pos - s.window ? table.recentIfAny(s) : null;
+                if (recent != null && recent.has(p)) {
+                    // the recent window: the rows as they were written
+                    System.arraycopy(recent.keys(), recent.offset(p), keys[p - first], 0, kvDim);
+                    System.arraycopy(recent.values(), recent.offset(p), values[p - first], 0, kvDim);
+                    continue;
+                }
                 s.readSlot(table.slot(p), keys[p - first], values[p - first]);
                 if (s.keysPositionFree()) for (int h = 0; h < kvHeads; h++) s.code.rope(keys[p - first], h * headDim, p);
             }
