@@ -146,23 +146,42 @@ public final class KvTransformCode {
         }
     }
 
-    /** x = T⁻¹ c: coefficients {@code c[cOff..]} back to values in {@code x[xOff..xOff+dim)} (x must not overlap c). */
+    /**
+     * x = T⁻¹ c: coefficients {@code c[cOff..]} back to values in {@code x[xOff..xOff+dim)} (x must not overlap c). Only
+     * the coefficients with bits count (the others are 0 in every row, and so in any sum of rows); four vectors of x
+     * are summed in registers at a time, each column read once.
+     */
     public void inverse(float[] c, int cOff, float[] x, int xOff) {
-        java.util.Arrays.fill(x, xOff, xOff + dim, 0f);
         int L = F.length();
-        boolean vector = dim % L == 0;
-        for (int i = 0; i < dim; i++) {
-            float ci = c[cOff + i];
-            if (ci == 0f) continue;
-            int col = i * dim;
-            if (vector) {
-                FloatVector s = FloatVector.broadcast(F, ci);
-                for (int j = 0; j < dim; j += L) {
-                    FloatVector.fromArray(F, inverse, col + j).fma(s, FloatVector.fromArray(F, x, xOff + j)).intoArray(x, xOff + j);
+        int j = 0;
+        if (dim % L == 0) {
+            for (; j + 4 * L <= dim; j += 4 * L) {
+                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+                for (int i : kept) {
+                    FloatVector s = FloatVector.broadcast(F, c[cOff + i]);
+                    int col = i * dim + j;
+                    a0 = FloatVector.fromArray(F, inverse, col).fma(s, a0);
+                    a1 = FloatVector.fromArray(F, inverse, col + L).fma(s, a1);
+                    a2 = FloatVector.fromArray(F, inverse, col + 2 * L).fma(s, a2);
+                    a3 = FloatVector.fromArray(F, inverse, col + 3 * L).fma(s, a3);
                 }
-            } else {
-                for (int j = 0; j < dim; j++) x[xOff + j] += ci * inverse[col + j];
+                a0.intoArray(x, xOff + j);
+                a1.intoArray(x, xOff + j + L);
+                a2.intoArray(x, xOff + j + 2 * L);
+                a3.intoArray(x, xOff + j + 3 * L);
             }
+            for (; j < dim; j += L) {
+                FloatVector a = FloatVector.zero(F);
+                for (int i : kept) a = FloatVector.fromArray(F, inverse, i * dim + j).fma(FloatVector.broadcast(F, c[cOff + i]), a);
+                a.intoArray(x, xOff + j);
+            }
+            return;
+        }
+        java.util.Arrays.fill(x, xOff, xOff + dim, 0f);
+        for (int i : kept) {
+            float ci = c[cOff + i];
+            int col = i * dim;
+            for (int r = 0; r < dim; r++) x[xOff + r] += ci * inverse[col + r];
         }
     }
 

@@ -69,7 +69,11 @@ public record KvType(KvFormat keys, boolean rotateKeys, KvFormat values, boolean
     public static KvType parse(String spec) {
         String s = spec == null ? "" : spec.strip().toLowerCase(Locale.ROOT);
         int plus = s.lastIndexOf('+');
-        if (plus > 0) return parse(s.substring(0, plus)).withWindow(window(s.substring(plus + 1), spec));
+        if (plus > 0) {
+            KvType t = parse(s.substring(0, plus)).withWindow(window(s.substring(plus + 1), spec));
+            if (!t.lossy()) throw new IllegalArgumentException("KV cache type '" + spec + "': a recent window is for quantized or coded caches");
+            return t;
+        }
         if (s.isEmpty()) throw new IllegalArgumentException("empty KV cache type (f32, f16, q8, q4, q8r, q4r, or K/V)");
         String[] parts = s.split("/", -1);
         if (parts.length > 2) throw new IllegalArgumentException("KV cache type '" + spec + "': at most one '/' (keys/values)");

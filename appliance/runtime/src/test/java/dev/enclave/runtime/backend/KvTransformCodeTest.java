@@ -16,6 +16,11 @@ class KvTransformCodeTest {
 
     /** A code with a random invertible transform (a scaled random rotation's product), bits 0 to 8 and uniform levels. */
     static KvTransformCode random(int d, SplittableRandom r) {
+        return random(d, r, true);
+    }
+
+    /** As above; with {@code dropSome}, every ninth coefficient gets no bits. */
+    static KvTransformCode random(int d, SplittableRandom r, boolean dropSome) {
         float[] t = new float[d * d], inv = new float[d * d];
         // T = diag(s) H D (Hadamard-free: a random orthogonal matrix from Gram-Schmidt), T^-1 = D H^T diag(1/s)
         double[][] q = new double[d][d];
@@ -42,7 +47,7 @@ class KvTransformCodeTest {
         byte[] bits = new byte[d];
         float[][] levels = new float[d][];
         for (int i = 0; i < d; i++) {
-            bits[i] = (byte) (i % 9 == 4 ? 0 : 1 + r.nextInt(8));
+            bits[i] = (byte) (dropSome && i % 9 == 4 ? 0 : 1 + r.nextInt(8));
             if (bits[i] == 0) continue;
             int n = 1 << bits[i];
             levels[i] = new float[n];
@@ -88,13 +93,23 @@ class KvTransformCodeTest {
     @Test
     void theInverseUndoesTheTransform() {
         SplittableRandom r = new SplittableRandom(5);
-        for (int d : new int[] {8, 16, 64, 80}) {
-            KvTransformCode code = random(d, r);
+        for (int d : new int[] {8, 16, 64, 80, 12}) {
+            KvTransformCode code = random(d, r, false);
             float[] x = new float[d], c = new float[d], back = new float[d];
             for (int i = 0; i < d; i++) x[i] = (float) r.nextGaussian();
             code.transform(x, 0, c, 0);
             code.inverse(c, 0, back, 0);
             for (int i = 0; i < d; i++) assertEquals(x[i], back[i], 1e-4, "d " + d + " value " + i);
+            // with dropped coefficients the inverse is of the kept ones: x's part along them
+            KvTransformCode dropping = random(d, r, true);
+            dropping.transform(x, 0, c, 0);
+            float[] kept = c.clone();
+            for (int i = 0; i < d; i++) if (dropping.levels(i) == null) kept[i] = 0;
+            dropping.inverse(c, 0, back, 0);
+            float[] want = new float[d];
+            float[] inv = dropping.inverseRowMajor();
+            for (int a = 0; a < d; a++) for (int b = 0; b < d; b++) want[a] += inv[a * d + b] * kept[b];
+            for (int i = 0; i < d; i++) assertEquals(want[i], back[i], 1e-4, "d " + d + " dropped, value " + i);
         }
     }
 

@@ -314,7 +314,14 @@ public class CliContractTest {
                 "--ctx", "128", "--chunks", "2", "--kv-type", "tc:" + codeFile, "--json");
         assertEquals(0, tcAgain.code(), tcAgain.err());
         assertEquals(jt.get("ppl").asDouble(), JSON.readTree(tcAgain.out()).get("ppl").asDouble(), 1e-9, "the saved code, the same cache");
-        for (String[] bad : new String[][] {{"--kv-code", "two"}, {"--kv-code", "9"}, {"--save-kv-code", codeFile.toString()},
+        Run windowed = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
+                "--ctx", "128", "--chunks", "1", "--kv-type", "tc:" + codeFile + "+16", "--json");
+        assertEquals(0, windowed.code(), windowed.err());
+        JsonNode jw = JSON.readTree(windowed.out());
+        assertEquals("tc:" + codeFile.getFileName() + "+16", jw.get("kv_type").asText());
+        assertEquals(16, jw.get("kv_window").asInt());
+        assertEquals(16 * 128 * 2 * 4 * 4, jw.get("kv_window_bytes_per_sequence").asInt(), "16 tokens x K and V of 128 floats x 4 layers");
+        for (String[] bad : new String[][] {{"--kv-type", "f32+16"}, {"--kv-type", "q2r+0"}, {"--kv-code", "two"}, {"--kv-code", "9"}, {"--save-kv-code", codeFile.toString()},
                 {"--kv-code", "2.5", "--kv-budget", "3"}, {"--kv-type", "tc:" + codeFile + ".missing"}, {"--kv-type", "tc"}}) {
             java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(),
                     "--file", text.toString()));
