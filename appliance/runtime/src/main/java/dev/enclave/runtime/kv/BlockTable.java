@@ -79,6 +79,13 @@ public final class BlockTable {
     public void forkFrom(BlockTable parent) {
         if (count != 0) throw new IllegalStateException("a fork starts empty");
         for (int i = 0; i < parent.count; i++) appendShared(parent.blocks[i]);
+        java.util.IdentityHashMap<Object, RecentRows> r = parent.recent;
+        if (r != null) {
+            // the parent's recent window too: a fork reads what its parent would
+            java.util.IdentityHashMap<Object, RecentRows> copy = new java.util.IdentityHashMap<>();
+            r.forEach((storage, rows) -> copy.put(storage, rows.copy()));
+            recent = copy;
+        }
     }
 
     /**

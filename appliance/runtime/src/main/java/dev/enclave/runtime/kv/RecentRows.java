@@ -22,6 +22,15 @@ public final class RecentRows {
         java.util.Arrays.fill(position, -1);
     }
 
+    /** An independent copy (a fork's). */
+    public RecentRows copy() {
+        RecentRows c = new RecentRows(window, kvDim);
+        System.arraycopy(keys, 0, c.keys, 0, keys.length);
+        System.arraycopy(values, 0, c.values, 0, values.length);
+        System.arraycopy(position, 0, c.position, 0, position.length);
+        return c;
+    }
+
     public int window() {
         return window;
     }
