@@ -32,6 +32,10 @@ public final class KvTransformCode {
     /** The coefficients that get bits, in order, and where each one's code starts in the head's bits. */
     private final int[] kept;
     private final int[] bitOffset;
+    /** The kept coefficients' levels one after another (one array read per code), where each starts, and its mask. */
+    private final float[] flatLevels;
+    private final int[] levelBase;
+    private final int[] mask;
     final int rowBits;
 
     /**
@@ -79,6 +83,16 @@ public final class KvTransformCode {
             at += bits[i];
         }
         this.rowBits = total;
+        this.levelBase = new int[n];
+        this.mask = new int[n];
+        int size = 0;
+        for (int k = 0; k < n; k++) {
+            levelBase[k] = size;
+            mask[k] = (1 << bits[kept[k]]) - 1;
+            size += 1 << bits[kept[k]];
+        }
+        this.flatLevels = new float[size];
+        for (int k = 0; k < n; k++) System.arraycopy(this.levels[kept[k]], 0, flatLevels, levelBase[k], this.levels[kept[k]].length);
     }
 
     public int dim() {
@@ -136,13 +150,12 @@ public final class KvTransformCode {
 
     /** The coefficients of the head coded from bit {@code at} of {@code src} into {@code dst[off..off+dim)} (dropped ones 0). */
     public void decode(byte[] src, int at, float[] dst, int off) {
-        java.util.Arrays.fill(dst, off, off + dim, 0f);
+        if (kept.length < dim) java.util.Arrays.fill(dst, off, off + dim, 0f);
         for (int k = 0; k < kept.length; k++) {
-            int i = kept[k];
             int bit = at + bitOffset[k];
             int b = bit >> 3;
             int word = (src[b] & 0xFF) | (b + 1 < src.length ? (src[b + 1] & 0xFF) << 8 : 0);
-            dst[off + i] = levels[i][(word >>> (bit & 7)) & ((1 << bits[i]) - 1)];
+            dst[off + kept[k]] = flatLevels[levelBase[k] + ((word >>> (bit & 7)) & mask[k])];
         }
     }
 

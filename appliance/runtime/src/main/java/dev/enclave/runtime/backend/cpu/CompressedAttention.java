@@ -25,18 +25,10 @@ final class CompressedAttention {
         float[] projectedSum = new float[0];
         /** Transform-coded rows: one head's coefficients. */
         float[] coefficients = new float[0];
-        /**
-         * Transform-coded keys rebuilt and turned, by position, for one (storage, sequence, KV head) within one attention
-         * call: a prompt chunk's tokens read the same keys, so each is rebuilt once per call, not once per token.
-         */
-        float[] keys = new float[0];
-        int[] keyRows = new int[0];
+        /** Transform-coded keys rebuilt and turned, and values' coefficients, kept for the call ({@link CallRows}). */
+        final CallRows keys = new CallRows(), values = new CallRows();
         /** The recent window's probabilities per head, while the values of the rest are summed. */
         float[] windowProbs = new float[0];
-        private Object keysOf;
-        private BlockTable keysTable;
-        private int keysHead = -1, keysFirst, keysEnd;
-        private long keysEpoch = -1;
         final int[] tileRows = new int[TILE];
         private int rowsOf;
 
@@ -54,6 +46,42 @@ final class CompressedAttention {
     }
 
     private CompressedAttention() {
+    }
+
+    /**
+     * Rows of one (storage, sequence, KV head) by position, kept for one attention call: a prompt chunk's tokens read
+     * the same positions, so each transform-coded row is decoded once per call, not once per token.
+     */
+    static final class CallRows {
+        float[] data = new float[0];
+        int[] offsets = new int[0];
+        private Object owner;
+        private BlockTable table;
+        private int head = -1, from, end;
+        private long epoch = -1;
+
+        /** Readies rows [first, pos] ({@link #offsets} from index 0); returns the first position the caller must fill. */
+        int prepare(Object owner, BlockTable table, int head, long epoch, int first, int pos, int width) {
+            if (this.epoch != epoch || this.owner != owner || this.table != table || this.head != head || first < from || first > end) {
+                this.epoch = epoch;
+                this.owner = owner;
+                this.table = table;
+                this.head = head;
+                from = end = first;
+            }
+            int have = pos + 1 - from, n = pos - first + 1;
+            if (data.length < have * width) data = java.util.Arrays.copyOf(data, Math.max(have * width, 2 * data.length));
+            if (offsets.length < n) offsets = new int[Math.max(n, 2 * offsets.length)];
+            for (int t = first; t <= pos; t++) offsets[t - first] = (t - from) * width;
+            int start = end;
+            end = Math.max(end, pos + 1);
+            return start;
+        }
+
+        /** Where position t's row starts in {@link #data}. */
+        int at(int t, int width) {
+            return (t - from) * width;
+        }
     }
 
     static void attend(HostKvStorage kv, BlockTable table, int kvHeadOff, float[] q, int qOff, float[] out, int outOff,
@@ -105,6 +133,12 @@ final class CompressedAttention {
             java.lang.foreign.MemorySegment[] v = segments(kv.valueRows);
             nk.attentionValuesQ(kv.valueRows instanceof KvRows.Q8 ? 8 : 4, v[0], v[1], segs.rows(rows), n, segs.att(att), attOff, attStride,
                     heads, headDim, segs.out(out), outOff);
+        } else if (kv.valueRows instanceof KvRows.Coded coded) {
+            CallRows vr = sc.values;
+            for (int t = vr.prepare(coded, table, kvHeadOff / headDim, epoch, first, pos, headDim); t <= pos; t++) {
+                coded.decode(table.slot(t), kvHeadOff, headDim, vr.data, vr.at(t, headDim));
+            }
+            GroupedAttention.values(vr.data, vr.offsets, n, headDim, att, attOff, attStride, heads, out, outOff, false);
         } else {
             float[] tile = sc.tile;
             for (int c = 0; c < n; c += TILE) {
@@ -172,26 +206,15 @@ final class CompressedAttention {
                                     int headDim, int first, int pos, float scale, float cap, float[] att, int attOff, int attStride,
                                     Scratch sc, long epoch) {
         int kvHead = kvHeadOff / headDim;
-        if (sc.keysEpoch != epoch || sc.keysOf != kv || sc.keysTable != table || sc.keysHead != kvHead || first < sc.keysFirst || first > sc.keysEnd) {
-            sc.keysEpoch = epoch;
-            sc.keysOf = kv;
-            sc.keysTable = table;
-            sc.keysHead = kvHead;
-            sc.keysFirst = sc.keysEnd = first;
-        }
-        int n = pos - first + 1, have = pos + 1 - sc.keysFirst;
-        if (sc.keys.length < have * headDim) sc.keys = java.util.Arrays.copyOf(sc.keys, Math.max(have * headDim, 2 * sc.keys.length));
-        if (sc.keyRows.length < n) sc.keyRows = new int[Math.max(n, 2 * sc.keyRows.length)];
+        CallRows kr = sc.keys;
         var code = coded.code(kvHead);
-        for (int t = sc.keysEnd; t <= pos; t++) {
-            int at = (t - sc.keysFirst) * headDim;
+        for (int t = kr.prepare(coded, table, kvHead, epoch, first, pos, headDim); t <= pos; t++) {
+            int at = kr.at(t, headDim);
             coded.decode(table.slot(t), kvHeadOff, headDim, sc.coefficients, 0);
-            code.inverse(sc.coefficients, 0, sc.keys, at);
-            kv.code.rope(sc.keys, at, t);
+            code.inverse(sc.coefficients, 0, kr.data, at);
+            kv.code.rope(kr.data, at, t);
         }
-        sc.keysEnd = Math.max(sc.keysEnd, pos + 1);
-        for (int t = first; t <= pos; t++) sc.keyRows[t - first] = (t - sc.keysFirst) * headDim;
-        GroupedAttention.scores(sc.keys, sc.keyRows, n, query, qo, heads, headDim, scale, cap, att, attOff, attStride);
+        GroupedAttention.scores(kr.data, kr.offsets, pos - first + 1, query, qo, heads, headDim, scale, cap, att, attOff, attStride);
     }
 
     /** The scores of a tile at a time: rows decoded into the L1 buffer, the float kernels on it. */
