@@ -27,15 +27,18 @@ import org.apache.commons.math3.linear.RealMatrix;
  * second moment and V the eigenvectors of Q^½ K Q^½, so that a coefficient's squared error is its share of the
  * scores' error (near the query, where attention looks, RoPE's turn is small). Values: the same with W = Σ W_oᵀ W_o
  * over the heads that read them (the output's error after the projection). Bits go to coefficients by greedy
- * reverse water-filling over their variances (the Lloyd-Max distortion of a Gaussian per bit count), and each
- * coefficient's levels are a 1-D Lloyd-Max (k-means) codebook on its calibration values.
+ * reverse water-filling over their variances (the Lloyd-Max distortion of a Gaussian per bit count), across all heads
+ * and layers, each layer's keys and values weighted by what their distortion was measured to cost in KL divergence;
+ * each coefficient's levels are a 1-D Lloyd-Max (k-means) codebook on its calibration values.
  */
 public final class KvCodeCalibration {
 
     /** Distortion of a unit Gaussian under a Lloyd-Max quantizer of 0..8 bits. */
     static final double[] GAUSS_MSE = {1.0, 0.3634, 0.1175, 0.03454, 0.009497, 0.002499, 0.0006642, 0.0001719, 0.0000437};
-    /** Calibration values kept per layer and KV head for the codebooks. */
+    /** Calibration values kept per layer and KV head for the codebooks, at most. */
     static final int SAMPLES = 16384;
+    /** The most bytes the kept keys and values may take together (a 1B model's 128 heads keep 4,096 each). */
+    static final long SAMPLE_BYTES = 256L << 20;
     /** Sequences the sensitivity of each layer's keys and values is measured on. */
     static final int SENSITIVITY_SEQUENCES = 4;
     static final int SENSITIVITY_RUNS_PER_LAYER = 2;
@@ -53,11 +56,11 @@ public final class KvCodeCalibration {
      */
     public static KvCode selfCalibrated(TransformerModel model, int count, int length, double keyBits, double valueBits, boolean fixedSplit,
                                         long seed, String label, Progress progress) {
-        Collector col = new Collector(model, seed);
         ModelConfig c = model.config();
         Tokenizer tok = model.tokenizer();
         int n = Math.min(length, c.contextLength());
         if (n < 2 || count < 1) throw new IllegalArgumentException("calibration needs at least one sequence of 2 tokens");
+        Collector col = new Collector(model, seed, (long) count * n);
         int start = tok.bos() >= 0 ? tok.bos() : 0;
         SplittableRandom random = new SplittableRandom(seed);
         double[] p = new double[c.vocabularySize()];
@@ -92,7 +95,7 @@ public final class KvCodeCalibration {
         int available = tokens.length / n;
         if (available < 1) throw new IllegalArgumentException("the calibration text has " + tokens.length + " tokens: at least " + n + " are needed");
         int count = Math.min(chunks, available);
-        Collector col = new Collector(model, 1);
+        Collector col = new Collector(model, 1, (long) count * n);
         List<int[]> sequences = new ArrayList<>();
         model.tap(col);
         try {
@@ -131,8 +134,10 @@ public final class KvCodeCalibration {
         final float[][][] kSamples, vSamples;
         final long[][] seen;
         final SplittableRandom random;
+        /** Rows kept per layer and KV head: no more than will be seen, nor than {@link #SAMPLE_BYTES} allow. */
+        final int keep;
 
-        Collector(TransformerModel model, long seed) {
+        Collector(TransformerModel model, long seed, long tokens) {
             this.model = model;
             ModelConfig c = model.config();
             layers = c.blockCount();
@@ -144,8 +149,9 @@ public final class KvCodeCalibration {
             kk = new double[layers][kvHeads][d * d];
             qq = new double[layers][kvHeads][d * d];
             vv = new double[layers][kvHeads][d * d];
-            kSamples = new float[layers][kvHeads][SAMPLES * d];
-            vSamples = new float[layers][kvHeads][SAMPLES * d];
+            keep = (int) Math.max(1, Math.min(Math.min(SAMPLES, tokens), SAMPLE_BYTES / (8L * layers * kvHeads * d)));
+            kSamples = new float[layers][kvHeads][keep * d];
+            vSamples = new float[layers][kvHeads][keep * d];
             seen = new long[layers][kvHeads];
             random = new SplittableRandom(seed ^ 0x5DEECE66DL);
         }
@@ -160,8 +166,8 @@ public final class KvCodeCalibration {
                     for (int j = 0; j < group; j++) outer(qq[l][h], q, t * qDim + (h * group + j) * d);
                     long n = seen[l][h]++;
                     // a uniform sample of the rows seen (reservoir)
-                    long slot = n < SAMPLES ? n : random.nextLong(n + 1);
-                    if (slot < SAMPLES) {
+                    long slot = n < keep ? n : random.nextLong(n + 1);
+                    if (slot < keep) {
                         System.arraycopy(k, ko, kSamples[l][h], (int) slot * d, d);
                         System.arraycopy(v, ko, vSamples[l][h], (int) slot * d, d);
                     }
@@ -191,7 +197,7 @@ public final class KvCodeCalibration {
                 double[][] wo = outputGram(l);
                 invFreq[l] = model.ropeInvFreq(l);
                 for (int h = 0; h < kvHeads; h++) {
-                    int samples = (int) Math.min(seen[l][h], SAMPLES);
+                    int samples = (int) Math.min(seen[l][h], keep);
                     bases[l][0][h] = basis(kk[l][h], qq[l][h], kSamples[l][h], samples, seen[l][h]);
                     bases[l][1][h] = basis(vv[l][h], wo == null ? null : wo[h], vSamples[l][h], samples, seen[l][h]);
                 }
