@@ -258,6 +258,10 @@ public final class KvCode {
             if (layers < 1 || layers > 4096 || heads < 1 || heads > 4096 || dim < 1 || dim > 1024) {
                 throw new IOException("KV code " + name + " has an impossible shape");
             }
+            // every code holds two d x d float matrices and d bit counts: a shape the file cannot hold is refused before
+            // anything of that size is allocated
+            long least = (long) layers * heads * 2 * (8L * dim * dim + dim);
+            if (least > all.length) throw new IOException("KV code " + name + " is truncated (its shape needs " + least + " bytes)");
             boolean neox = in.readBoolean();
             KvTransformCode[][] k = new KvTransformCode[layers][heads], v = new KvTransformCode[layers][heads];
             float[][] f = new float[layers][];

@@ -158,6 +158,52 @@ class KvTransformCodeTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> KvPlan.parse("tc")).getMessage().contains("tc:FILE"));
     }
 
+    /**
+     * Fuzzing: bytes changed, inserted or cut in a valid file whose checksum is then made to match (what a hostile file
+     * can do) are read or refused with an IOException, never another exception or a huge allocation.
+     */
+    @Test
+    void hostileFilesAreReadOrRefusedInOneLine(@TempDir Path dir) throws Exception {
+        SplittableRandom r = new SplittableRandom(21);
+        int d = 8;
+        KvCode code = new KvCode(d, new KvTransformCode[][] {{random(d, r)}, {random(d, r)}}, new KvTransformCode[][] {{random(d, r)}, {random(d, r)}},
+                new float[][] {{1f, 0.1f}, {1f, 0.1f}}, true, "fuzz");
+        Path file = dir.resolve("f.kvc");
+        code.write(file);
+        byte[] valid = Files.readAllBytes(file);
+        int read = 0, refused = 0;
+        for (int iter = 0; iter < 400; iter++) {
+            byte[] body = java.util.Arrays.copyOf(valid, valid.length - 8);
+            switch (iter % 4) {
+                case 0, 1 -> { // a few bytes changed, the header's fields among them
+                    int n = 1 + r.nextInt(4);
+                    for (int i = 0; i < n; i++) {
+                        int at = iter % 4 == 0 ? r.nextInt(Math.min(body.length, 32)) : r.nextInt(body.length);
+                        body[at] = (byte) r.nextInt(256);
+                    }
+                }
+                case 2 -> body = java.util.Arrays.copyOf(body, r.nextInt(body.length)); // cut
+                default -> { // a run of 0xFF (huge counts, NaN floats)
+                    int at = r.nextInt(body.length), n = Math.min(body.length - at, 1 + r.nextInt(8));
+                    java.util.Arrays.fill(body, at, at + n, (byte) 0xFF);
+                }
+            }
+            java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+            crc.update(body);
+            byte[] hostile = java.nio.ByteBuffer.allocate(body.length + 8).put(body).putLong(crc.getValue()).array();
+            Files.write(file, hostile);
+            try {
+                KvCode back = KvCode.read(file);
+                assertTrue(back.bitsPerValue() > 0, "a file that reads is a usable code");
+                read++;
+            } catch (java.io.IOException e) {
+                assertTrue(e.getMessage() != null && !e.getMessage().contains("\n"), "one line: " + e.getMessage());
+                refused++;
+            }
+        }
+        assertTrue(refused > 100 && read + refused == 400, read + " read, " + refused + " refused");
+    }
+
     @Test
     void ropeTurnsForwardAndBack() {
         SplittableRandom r = new SplittableRandom(2);
