@@ -276,7 +276,7 @@ public final class KvCode {
                 }
             }
             if (in.available() != 0) throw new IOException("KV code " + name + " has bytes past its end");
-            return new KvCode(dim, k, v, f, neox, name);
+            return new KvCode(dim, k, v, f, neox, file.toString()); // the path as given: a plan's text names it again
         } catch (java.io.EOFException e) {
             throw new IOException("KV code " + name + " is truncated");
         } catch (IllegalArgumentException e) {

@@ -135,7 +135,7 @@ class KvTransformCodeTest {
         Path file = dir.resolve("m.kvc");
         code.write(file);
         KvCode back = KvCode.read(file);
-        assertEquals("m.kvc", back.label());
+        assertEquals(file.toString(), back.label(), "named by its path as given");
         assertEquals(code.bitsPerValue(), back.bitsPerValue(), 0.0);
         for (int l = 0; l < 2; l++) {
             for (int h = 0; h < 2; h++) {
@@ -144,7 +144,7 @@ class KvTransformCodeTest {
                 assertArrayEquals(code.layer(l).keys(h).bits(), back.layer(l).keys(h).bits());
             }
         }
-        assertEquals("tc:m.kvc", KvPlan.parse("tc:" + file).toString(), "a plan names its code");
+        assertEquals("tc:" + file, KvPlan.parse("tc:" + file).toString(), "a plan names its code, so its text reads back");
         byte[] bytes = Files.readAllBytes(file);
         bytes[bytes.length / 2] ^= 1;
         Files.write(file, bytes);

@@ -44,7 +44,8 @@ class KvCodeCalibrationTest {
             Path file = dir.resolve("hd64.kvc");
             code.labelled("hd64.kvc").write(file);
             KvPlan back = KvPlan.parse("tc:" + file);
-            assertEquals("tc:hd64.kvc", back.toString());
+            assertEquals("tc:" + file, back.toString());
+            assertEquals(coded, kld(m, KvPlan.parse(back.toString()), text), 0.0, "the plan's text names the file again");
             assertEquals(coded, kld(m, back, text), 0.0, "read back, the same cache bit for bit");
 
             KvCode fromText = KvCodeCalibration.textCalibrated(m, text, 128, 4, 2.16, 3.16, true, "text", null);

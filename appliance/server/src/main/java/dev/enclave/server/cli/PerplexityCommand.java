@@ -162,7 +162,7 @@ public class PerplexityCommand implements Callable<Integer> {
                 KvCode code;
                 try {
                     KvCodeCalibration.Progress progress = json ? null : (done, total) -> System.err.printf(Locale.ROOT, "[calibration %d/%d]%n", done, total);
-                    String label = saveKvCode != null ? saveKvCode.getFileName().toString() : "calibrated";
+                    String label = saveKvCode != null ? saveKvCode.toString() : "calibrated";
                     code = calibrationText == null
                             ? KvCodeCalibration.selfCalibrated(model, calibrationChunks, ctx, codeBits[0], codeBits[1], kvCode.contains("/"), 1, label, progress)
                             : KvCodeCalibration.textCalibrated(model, calibrationText, ctx, calibrationChunks, codeBits[0], codeBits[1], kvCode.contains("/"), label, progress);

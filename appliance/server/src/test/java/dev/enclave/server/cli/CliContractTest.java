@@ -307,7 +307,7 @@ public class CliContractTest {
                 "--ctx", "128", "--chunks", "2", "--kv-code", "2.66", "--calibration-chunks", "4", "--save-kv-code", codeFile.toString(), "--json");
         assertEquals(0, tc.code(), tc.err());
         JsonNode jt = JSON.readTree(tc.out());
-        assertEquals("tc:" + codeFile.getFileName(), jt.get("kv_type").asText());
+        assertEquals("tc:" + codeFile, jt.get("kv_type").asText(), "the type names the saved file: --kv-type takes it back");
         assertTrue(jt.get("kv_bits_per_value").asDouble() <= 2.66 && jt.get("kv_code_value_bits").asDouble() > 0, tc.out());
         assertEquals("self", jt.get("calibration").asText());
         Run tcAgain = run("perplexity", "--model", shared("tinystories-hd64-F32.gguf").toString(), "--file", text.toString(),
@@ -318,7 +318,7 @@ public class CliContractTest {
                 "--ctx", "128", "--chunks", "1", "--kv-type", "tc:" + codeFile + "+16", "--json");
         assertEquals(0, windowed.code(), windowed.err());
         JsonNode jw = JSON.readTree(windowed.out());
-        assertEquals("tc:" + codeFile.getFileName() + "+16", jw.get("kv_type").asText());
+        assertEquals("tc:" + codeFile + "+16", jw.get("kv_type").asText());
         assertEquals(16, jw.get("kv_window").asInt());
         assertEquals(16 * 128 * 2 * 4 * 4, jw.get("kv_window_bytes_per_sequence").asInt(), "16 tokens x K and V of 128 floats x 4 layers");
         for (String[] bad : new String[][] {{"--kv-type", "f32+16"}, {"--kv-type", "q2r+0"}, {"--kv-code", "two"}, {"--kv-code", "9"}, {"--save-kv-code", codeFile.toString()},
