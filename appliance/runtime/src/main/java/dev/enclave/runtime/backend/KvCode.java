@@ -164,18 +164,6 @@ public final class KvCode {
         return label;
     }
 
-    /** The same code under another name (its file, once saved or read). */
-    public KvCode labelled(String newLabel) {
-        KvTransformCode[][] k = new KvTransformCode[layers.size()][], v = new KvTransformCode[layers.size()][];
-        float[][] f = new float[layers.size()][];
-        for (int l = 0; l < k.length; l++) {
-            k[l] = layers.get(l).keys;
-            v[l] = layers.get(l).values;
-            f[l] = layers.get(l).invFreq;
-        }
-        return new KvCode(headDim, k, v, f, layers.getFirst().neox, newLabel);
-    }
-
     /** The plan that stores each layer as this code says. */
     public KvPlan plan() {
         List<KvType> types = new ArrayList<>();

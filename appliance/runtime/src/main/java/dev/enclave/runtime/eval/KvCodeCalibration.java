@@ -2,6 +2,7 @@ package dev.enclave.runtime.eval;
 
 import dev.enclave.runtime.backend.KvCode;
 import dev.enclave.runtime.backend.KvPlan;
+import dev.enclave.runtime.backend.KvType;
 import dev.enclave.runtime.backend.KvTransformCode;
 import dev.enclave.runtime.gguf.GGUFTensorInfo;
 import dev.enclave.runtime.model.AttentionTap;
@@ -206,8 +207,8 @@ public final class KvCodeCalibration {
             byte[][][][] bits = new byte[layers][2][kvHeads][];
             for (int l = 0; l < layers; l++) {
                 for (int h = 0; h < kvHeads; h++) {
-                    bits[l][0][h] = allocate(bases[l][0][h].lambda, keyTotal);
-                    bits[l][1][h] = allocate(bases[l][1][h].lambda, valueTotal);
+                    bits[l][0][h] = allocate(new double[][] {bases[l][0][h].lambda}, keyTotal)[0];
+                    bits[l][1][h] = allocate(new double[][] {bases[l][1][h].lambda}, valueTotal)[0];
                 }
             }
             // how much each layer's keys (values) cost: KL divergence over the predicted distortion, one at a time
@@ -224,8 +225,8 @@ public final class KvCodeCalibration {
                     // the other side at 8 bits per coefficient: near-lossless next to 2 or 3
                     KvTransformCode[] k = codes(bases[l][0], side == 0 ? bits[l][0] : fine), v = codes(bases[l][1], side == 1 ? bits[l][1] : fine);
                     KvCode one = new KvCode(d, new KvTransformCode[][] {k}, new KvTransformCode[][] {v}, new float[][] {invFreq[l]}, model.neoxRope(), "probe");
-                    java.util.List<dev.enclave.runtime.backend.KvType> types = new ArrayList<>();
-                    for (int x = 0; x < layers; x++) types.add(x == l ? dev.enclave.runtime.backend.KvType.coded(one.layer(0)) : dev.enclave.runtime.backend.KvType.F32);
+                    List<KvType> types = new ArrayList<>();
+                    for (int x = 0; x < layers; x++) types.add(x == l ? KvType.coded(one.layer(0)) : KvType.F32);
                     double kld = kld(new KvPlan(types), probe, reference);
                     double predicted = 0;
                     for (int h = 0; h < kvHeads; h++) predicted += distortion(bases[l][side][h].lambda, bits[l][side][h]);
@@ -285,27 +286,25 @@ public final class KvCodeCalibration {
         }
 
         /** Gives {@code total} bits over the coefficients of every head of every layer (of one side, or both when side is -1). */
+        /** Gives {@code total} bits over the coefficients of every head of every layer (of one side, or both when side is -1). */
         private void globalAllocate(Basis[][][] bases, double[][] cost, byte[][][][] bits, int side, int total) {
-            record Candidate(double gain, int l, int s, int h, int i) {
-            }
-            java.util.PriorityQueue<Candidate> queue = new java.util.PriorityQueue<>((a, b) -> Double.compare(b.gain, a.gain));
+            List<double[]> weighted = new ArrayList<>();
             for (int l = 0; l < layers; l++) {
                 for (int s = 0; s < 2; s++) {
                     if (side >= 0 && s != side) continue;
                     for (int h = 0; h < kvHeads; h++) {
-                        Arrays.fill(bits[l][s][h], (byte) 0);
-                        double[] lam = bases[l][s][h].lambda;
-                        for (int i = 0; i < d; i++) queue.add(new Candidate(cost[l][s] * lam[i] * (GAUSS_MSE[0] - GAUSS_MSE[1]), l, s, h, i));
+                        double[] w = bases[l][s][h].lambda.clone();
+                        for (int i = 0; i < d; i++) w[i] *= cost[l][s];
+                        weighted.add(w);
                     }
                 }
             }
-            for (int n = 0; n < total && !queue.isEmpty(); n++) {
-                Candidate c = queue.poll();
-                byte[] b = bits[c.l][c.s][c.h];
-                int now = ++b[c.i];
-                if (now < 8) {
-                    double lam = bases[c.l][c.s][c.h].lambda[c.i];
-                    queue.add(new Candidate(cost[c.l][c.s] * lam * (GAUSS_MSE[now] - GAUSS_MSE[now + 1]), c.l, c.s, c.h, c.i));
+            byte[][] given = allocate(weighted.toArray(double[][]::new), total);
+            int u = 0;
+            for (int l = 0; l < layers; l++) {
+                for (int s = 0; s < 2; s++) {
+                    if (side >= 0 && s != side) continue;
+                    for (int h = 0; h < kvHeads; h++) bits[l][s][h] = given[u++];
                 }
             }
         }
@@ -429,30 +428,27 @@ public final class KvCodeCalibration {
     }
 
     private static void logSoftmax(float[] x, int off, int n) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) max = Math.max(max, x[off + i]);
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += Math.exp(x[off + i] - max);
-        float lse = (float) (max + Math.log(sum));
+        float lse = (float) Perplexity.logSumExp(x, off, n);
         for (int i = 0; i < n; i++) x[off + i] -= lse;
     }
 
-    /** Greedy reverse water-filling: each next bit to the coefficient whose distortion it lowers most (at most 8). */
-    static byte[] allocate(double[] variance, int totalBits) {
-        byte[] bits = new byte[variance.length];
-        for (int n = 0; n < totalBits; n++) {
-            int best = -1;
-            double gain = 0;
-            for (int i = 0; i < variance.length; i++) {
-                if (bits[i] >= 8) continue;
-                double g = variance[i] * (GAUSS_MSE[bits[i]] - GAUSS_MSE[bits[i] + 1]);
-                if (best < 0 || g > gain) {
-                    best = i;
-                    gain = g;
-                }
-            }
-            if (best < 0) break;
-            bits[best]++;
+    /**
+     * Greedy reverse water-filling: each next bit of {@code totalBits} to the coefficient (of any of the arrays of
+     * variances) whose distortion it lowers most, at most 8 each.
+     */
+    static byte[][] allocate(double[][] variances, int totalBits) {
+        record Candidate(double gain, int unit, int i) {
+        }
+        java.util.PriorityQueue<Candidate> queue = new java.util.PriorityQueue<>((a, b) -> Double.compare(b.gain, a.gain));
+        byte[][] bits = new byte[variances.length][];
+        for (int u = 0; u < variances.length; u++) {
+            bits[u] = new byte[variances[u].length];
+            for (int i = 0; i < variances[u].length; i++) queue.add(new Candidate(variances[u][i] * (GAUSS_MSE[0] - GAUSS_MSE[1]), u, i));
+        }
+        for (int n = 0; n < totalBits && !queue.isEmpty(); n++) {
+            Candidate c = queue.poll();
+            int now = ++bits[c.unit][c.i];
+            if (now < 8) queue.add(new Candidate(variances[c.unit][c.i] * (GAUSS_MSE[now] - GAUSS_MSE[now + 1]), c.unit, c.i));
         }
         return bits;
     }

@@ -42,7 +42,7 @@ class KvCodeCalibrationTest {
             assertTrue(coded < q2 / 3 && coded < q3q2 / 2, "transform-coded " + coded + " vs q2r (2.5 bits) " + q2 + ", q3r/q2r (3 bits) " + q3q2);
 
             Path file = dir.resolve("hd64.kvc");
-            code.labelled("hd64.kvc").write(file);
+            code.write(file);
             KvPlan back = KvPlan.parse("tc:" + file);
             assertEquals("tc:" + file, back.toString());
             assertEquals(coded, kld(m, KvPlan.parse(back.toString()), text), 0.0, "the plan's text names the file again");
