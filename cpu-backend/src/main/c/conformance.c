@@ -11,6 +11,8 @@ int enclave_isa(void);
 int enclave_set_isa(int wanted);
 int64_t enclave_act_stride(int64_t cols);
 void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint8_t *dst);
+void enclave_to_half(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst);
+int64_t enclave_half_bytes(int64_t cols, int64_t tokens);
 void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride);
 
 static void must(int ok, const char *what) {
@@ -31,10 +33,12 @@ int main(int argc, char **argv) {
         size_t wBytes = type == 1 ? (size_t) rows * cols * 2 : type == 14 ? (size_t) rows * (cols / 256) * 210 : type == 12 ? (size_t) rows * (cols / 256) * 144 : (size_t) rows * (cols / 32) * (type == 2 ? 18 : 34);
         uint8_t *w = malloc(wBytes);
         float *x = malloc(sizeof(float) * tokens * cols), *o = malloc(sizeof(float) * tokens * rows);
-        uint8_t *xq = aligned_alloc(64, (size_t) enclave_act_stride(cols) * tokens);
+        size_t qBytes = type == 1 ? (size_t) enclave_half_bytes(cols, tokens) : (size_t) enclave_act_stride(cols) * tokens;
+        uint8_t *xq = aligned_alloc(64, (qBytes + 63) & ~(size_t) 63);
         must(w && x && o && xq, "out of memory");
         must(fread(w, 1, wBytes, in) == wBytes && fread(x, sizeof(float), (size_t) tokens * cols, in) == (size_t) tokens * cols, "truncated data");
-        enclave_quantize(x, cols, cols, tokens, xq);
+        if (type == 1) enclave_to_half(x, cols, cols, tokens, (uint16_t *) xq);
+        else enclave_quantize(x, cols, cols, tokens, xq);
         // every set this CPU has: the baseline, then each Arm set up to the best (x86's codes 1 and 2 run the baseline here)
         int32_t isas[8], runs = 0;
         isas[runs++] = 0;
@@ -42,7 +46,7 @@ int main(int argc, char **argv) {
         fwrite(&runs, 4, 1, out);
         for (int i = 0; i < runs; i++) {
             int32_t got = enclave_set_isa(isas[i]);
-            enclave_matmul(type, w, cols, 0, rows, type == 1 ? (const uint8_t *) x : xq, tokens, o, rows); // F16 takes the floats
+            enclave_matmul(type, w, cols, 0, rows, xq, tokens, o, rows);
             fwrite(&got, 4, 1, out);
             fwrite(o, sizeof(float), (size_t) tokens * rows, out);
         }

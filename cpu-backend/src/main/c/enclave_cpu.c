@@ -88,6 +88,25 @@ static inline float half_to_float(uint16_t h) {
     return f;
 }
 
+/** IEEE binary16 of f, rounded to nearest even (as F16C's vcvtps2ph and Java's Float.floatToFloat16): ggml's rounding. */
+static inline uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, abs = x & 0x7fffffff;
+    if (abs >= 0x7f800000) return (uint16_t) (sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 | ((abs >> 13) & 0x3ff) : 0)); // inf, NaN
+    if (abs >= 0x477ff000) return (uint16_t) (sign | 0x7c00); // rounds past the largest half: infinity
+    if (abs < 0x38800000) { // a half subnormal (or zero): the value in units of 2^-24, rounded to nearest even
+        if (abs < 0x33000000) return (uint16_t) sign; // below half the smallest subnormal
+        uint32_t mant = (abs & 0x7fffff) | 0x800000, shift = 126 - (abs >> 23); // 14..24
+        uint32_t v = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (v & 1))) v++;
+        return (uint16_t) (sign | v);
+    }
+    uint32_t v = ((abs >> 13) - (112u << 10)), rem = abs & 0x1fff; // rebias the exponent, keep 10 mantissa bits
+    if (rem > 0x1000 || (rem == 0x1000 && (v & 1))) v++; // a carry into the exponent is the right result
+    return (uint16_t) (sign | v);
+}
+
 static inline uint16_t load_u16(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, 2);
@@ -659,13 +678,34 @@ static void q6k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, 
 
 #endif
 
-// ---- F16 weights: float activations (nothing to quantize), the values converted in registers ----
+// ---- F16 weights: the activations in half precision too (ggml's F16 product: its vec_dot_type is F16) ----
 
-static void f16_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, int64_t outStride) {
+// The F16 products' input: tokens x cols halves, cols apart, then (64-byte aligned) the same values widened back to
+// floats for the tiles (a prompt's products are bound by arithmetic, where a float load is cheaper than a conversion).
+
+int64_t enclave_half_bytes(int64_t cols, int64_t tokens) {
+    return ((2 * cols * tokens + 63) & ~(int64_t) 63) + 4 * cols * tokens;
+}
+
+static inline const float *half_input_floats(const uint16_t *x, int64_t cols, int64_t tokens) {
+    return (const float *) ((const uint8_t *) x + ((2 * cols * tokens + 63) & ~(int64_t) 63));
+}
+
+static void to_half_baseline(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst) {
+    float *wide = (float *) half_input_floats(dst, cols, tokens);
+    for (int64_t t = 0; t < tokens; t++) {
+        for (int64_t c = 0; c < cols; c++) {
+            dst[t * cols + c] = float_to_half(x[t * xStride + c]);
+            wide[t * cols + c] = half_to_float(dst[t * cols + c]);
+        }
+    }
+}
+
+static void f16_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, int64_t outStride) {
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + r * cols * 2;
         for (int64_t t = 0; t < tokens; t++) {
-            const float *xt = x + t * cols;
+            const float *xt = half_input_floats(x, cols, tokens) + t * cols;
             float acc = 0;
             for (int64_t c = 0; c < cols; c++) acc += half_to_float(load_u16(wr + 2 * c)) * xt[c];
             out[t * outStride + r] = acc;
@@ -674,6 +714,25 @@ static void f16_baseline(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1,
 }
 
 #if defined(__x86_64__)
+
+__attribute__((target("avx2,fma,f16c")))
+static void to_half_f16c(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst) {
+    for (int64_t t = 0; t < tokens; t++) {
+        const float *xt = x + t * xStride;
+        uint16_t *d = dst + t * cols;
+        float *wide = (float *) half_input_floats(dst, cols, tokens) + t * cols;
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(xt + c), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm_storeu_si128((__m128i *) (d + c), h);
+            _mm256_storeu_ps(wide + c, _mm256_cvtph_ps(h));
+        }
+        for (; c < cols; c++) {
+            d[c] = float_to_half(xt[c]);
+            wide[c] = _cvtsh_ss(d[c]);
+        }
+    }
+}
 
 /** A tile of nr (up to MAXR) rows x nt tokens (constants where inlined): each converted weight vector serves nt tokens. */
 #define F16_TILE(NAME, TARGET, VEC, LANES, ZERO, CVT, LOADX, FMA, SUM, MAXR)                                         \
@@ -708,9 +767,10 @@ F16_TILE(f16_tile256, "avx2,fma,f16c", __m256, 8, _mm256_setzero_ps(), CVT256, _
 
 #define F16_DRIVER(NAME, TILE, TARGET, R)                                                                          \
 __attribute__((target(TARGET)))                                                                                    \
-static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, \
+static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *xh, int64_t tokens, float *out, \
                  int64_t outStride) {                                                                              \
     const uint16_t *w = (const uint16_t *) wb;                                                                     \
+    const float *x = half_input_floats(xh, cols, tokens);                                                          \
     for (int64_t r = r0; r < r1; r += R) {                                                                         \
         int nr = r1 - r < R ? (int) (r1 - r) : R;                                                                  \
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {                                                               \
@@ -728,10 +788,11 @@ F16_DRIVER(f16_avx512_tiles, f16_tile512, VNNI_TARGET, 6)
 
 /**
  * One token (decoding): a row at a time, four accumulators along it. Reading one row's stream per thread measured
- * faster than four rows' interleaved (memory-bound: the product waits on its loads).
+ * faster than four rows' interleaved (memory-bound: the product waits on its loads); so did a half-precision input
+ * over a float one (a float input of 8,192 columns does not stay in L1 beside the weights' stream).
  */
 __attribute__((target(VNNI_TARGET)))
-static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, int64_t outStride) {
+static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, int64_t outStride) {
     if (tokens > 1 || cols % 64 != 0) {
         f16_avx512_tiles(wb, cols, r0, r1, x, tokens, out, outStride);
         return;
@@ -741,10 +802,10 @@ static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, 
         const uint16_t *wr = w + r * cols;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t c = 0; c < cols; c += 64) {
-            a0 = _mm512_fmadd_ps(CVT512(wr + c), _mm512_loadu_ps(x + c), a0);
-            a1 = _mm512_fmadd_ps(CVT512(wr + c + 16), _mm512_loadu_ps(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(CVT512(wr + c + 32), _mm512_loadu_ps(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(CVT512(wr + c + 48), _mm512_loadu_ps(x + c + 48), a3);
+            a0 = _mm512_fmadd_ps(CVT512(wr + c), CVT512(x + c), a0);
+            a1 = _mm512_fmadd_ps(CVT512(wr + c + 16), CVT512(x + c + 16), a1);
+            a2 = _mm512_fmadd_ps(CVT512(wr + c + 32), CVT512(x + c + 32), a2);
+            a3 = _mm512_fmadd_ps(CVT512(wr + c + 48), CVT512(x + c + 48), a3);
         }
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
@@ -754,22 +815,40 @@ F16_DRIVER(f16_avx2, f16_tile256, "avx2,fma,f16c", 4)
 #endif
 
 #if defined(__aarch64__)
-/** F16 on Arm: four rows at a time, the half-precision values widened to float in registers. */
-static void f16_neon(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const float *x, int64_t tokens, float *out, int64_t outStride) {
+/** F16 on Arm: a row at a time, the weights' and the input's half-precision values widened to float in registers. */
+static void f16_neon(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, int64_t outStride) {
     const __fp16 *w = (const __fp16 *) wb;
     for (int64_t r = r0; r < r1; r++) {
         for (int64_t t = 0; t < tokens; t++) {
-            const float *xt = x + t * cols;
+            const __fp16 *xt = (const __fp16 *) x + t * cols;
             float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0);
             int64_t c = 0;
             for (; c + 8 <= cols; c += 8) {
-                float16x8_t h = vld1q_f16(w + r * cols + c);
-                a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(xt + c));
-                a1 = vfmaq_f32(a1, vcvt_high_f32_f16(h), vld1q_f32(xt + c + 4));
+                float16x8_t h = vld1q_f16(w + r * cols + c), xh = vld1q_f16(xt + c);
+                a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(h)), vcvt_f32_f16(vget_low_f16(xh)));
+                a1 = vfmaq_f32(a1, vcvt_high_f32_f16(h), vcvt_high_f32_f16(xh));
             }
             float acc = vaddvq_f32(vaddq_f32(a0, a1));
-            for (; c < cols; c++) acc += (float) w[r * cols + c] * xt[c];
+            for (; c < cols; c++) acc += (float) w[r * cols + c] * (float) xt[c];
             out[t * outStride + r] = acc;
+        }
+    }
+}
+
+static void to_half_neon(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst) {
+    for (int64_t t = 0; t < tokens; t++) {
+        const float *xt = x + t * xStride;
+        __fp16 *d = (__fp16 *) dst + t * cols;
+        float *wide = (float *) half_input_floats(dst, cols, tokens) + t * cols;
+        int64_t c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            float16x4_t h = vcvt_f16_f32(vld1q_f32(xt + c));
+            vst1_f16(d + c, h);
+            vst1q_f32(wide + c, vcvt_f32_f16(h));
+        }
+        for (; c < cols; c++) {
+            dst[t * cols + c] = float_to_half(xt[c]);
+            wide[c] = half_to_float(dst[t * cols + c]);
         }
     }
 }
@@ -825,6 +904,22 @@ void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tok
     quantize_baseline(x, cols, xStride, tokens, dst);
 }
 
+/** Tokens of cols floats (xStride apart) as F16 products' input at dst (enclave_half_bytes: halves, then as floats). */
+void enclave_to_half(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst) {
+#if defined(__x86_64__)
+    if (enclave_isa() != ISA_BASELINE) {
+        to_half_f16c(x, cols, xStride, tokens, dst);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (enclave_isa() >= ISA_NEON) {
+        to_half_neon(x, cols, xStride, tokens, dst);
+        return;
+    }
+#endif
+    to_half_baseline(x, cols, xStride, tokens, dst);
+}
+
 /**
  * Values [from, from + n) of a matrix in ggml's layout, as floats (an embedding row: one per token, so plain C; the
  * same float operations as ggml's dequantize_row_*, in the same order, no contraction into fused multiply-adds).
@@ -848,13 +943,13 @@ int enclave_supports(int type) {
 
 /**
  * out[t * outStride + r] = dot(weight row r, token t) for rows [r0, r1) and tokens [0, tokens): w is the whole
- * matrix in ggml's layout, xq the activations as enclave_quantize wrote them (F16: the float activations, cols apart).
+ * matrix in ggml's layout, xq the activations as enclave_quantize wrote them (F16: as enclave_to_half wrote them).
  */
 void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *xq, int64_t tokens,
                     float *out, int64_t outStride) {
     int i = enclave_isa();
     if (type == TYPE_F16) {
-        const float *x = (const float *) xq;
+        const uint16_t *x = (const uint16_t *) xq;
 #if defined(__x86_64__)
         if (i == ISA_AVX512_VNNI) { f16_avx512(w, cols, r0, r1, x, tokens, out, outStride); return; }
         if (i == ISA_AVX2) { f16_avx2(w, cols, r0, r1, x, tokens, out, outStride); return; }

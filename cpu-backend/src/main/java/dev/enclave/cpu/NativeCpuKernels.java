@@ -29,7 +29,7 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
-    private final MethodHandle isa, setIsa, stride, quantize, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
+    private final MethodHandle isa, setIsa, stride, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
             dequantize, attends, attnScores, attnValues, attendsQ, attnScoresQ, attnValuesQ;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     /** Attention reads the KV cache's heap arrays in place: short calls, no copy (the GC waits for them). */
@@ -65,6 +65,7 @@ public final class NativeCpuKernels implements NativeKernels {
         setIsa = linker.downcallHandle(find(lib, "enclave_set_isa"), FunctionDescriptor.of(I, I));
         stride = linker.downcallHandle(find(lib, "enclave_act_stride"), FunctionDescriptor.of(J, J));
         quantize = linker.downcallHandle(find(lib, "enclave_quantize"), FunctionDescriptor.ofVoid(P, J, J, J, P));
+        toHalves = linker.downcallHandle(find(lib, "enclave_to_half"), FunctionDescriptor.ofVoid(P, J, J, J, P));
         matmul = linker.downcallHandle(find(lib, "enclave_matmul"), FunctionDescriptor.ofVoid(I, P, J, J, J, P, J, P, J));
         repackedBytes = linker.downcallHandle(find(lib, "enclave_repacked_bytes"), FunctionDescriptor.of(J, I, J, J));
         repack = linker.downcallHandle(find(lib, "enclave_repack"), FunctionDescriptor.ofVoid(I, P, J, J, J, P));
@@ -316,11 +317,23 @@ public final class NativeCpuKernels implements NativeKernels {
     }
 
     @Override
+    public void toHalves(MemorySegment x, int cols, int tokens, MemorySegment dst) {
+        if (cols < 0 || tokens < 0 || x.byteSize() < (long) cols * tokens * Float.BYTES || dst.byteSize() < NativeKernels.halfInputBytes(cols, tokens)) {
+            throw new IllegalArgumentException("buffers too small for " + tokens + " x " + cols);
+        }
+        try {
+            toHalves.invokeExact(x, (long) cols, (long) cols, (long) tokens, dst);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
     public void matmul(GGMLType type, MemorySegment w, int cols, int r0, int r1, MemorySegment xq, int tokens, MemorySegment out, int outStride) {
         // bounds are checked here, once per call: the C code trusts them
         if (!takes(type) || cols % type.blockSize != 0 || r0 < 0 || r1 < r0 || tokens < 0
                 || w.byteSize() < type.byteSize((long) r1 * cols)
-                || xq.byteSize() < (type == GGMLType.F16 ? (long) cols * tokens * Float.BYTES : activationBytes(cols, tokens))
+                || xq.byteSize() < (type == GGMLType.F16 ? NativeKernels.halfInputBytes(cols, tokens) : activationBytes(cols, tokens))
                 || tokens > 0 && r1 > r0 && out.byteSize() < ((long) (tokens - 1) * outStride + r1) * Float.BYTES) {
             throw new IllegalArgumentException("native " + type + " product out of bounds: rows [" + r0 + ", " + r1 + "), " + cols
                     + " columns, " + tokens + " tokens");

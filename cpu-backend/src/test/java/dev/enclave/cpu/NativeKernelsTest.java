@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.enclave.runtime.backend.cpu.NativeKernels;
 import dev.enclave.runtime.gguf.GGMLType;
 import dev.enclave.runtime.quant.Quantizer;
 import dev.enclave.runtime.tensor.FloatTensor;
@@ -312,6 +313,44 @@ class NativeKernelsTest {
         return out.strip();
     }
 
+    /**
+     * F16 products' input conversion on every instruction set: bit for bit Java's {@code Float.floatToFloat16} (round
+     * to nearest even) on ties, subnormals, the overflow edge, infinities, NaN and random bit patterns.
+     */
+    @Test
+    void halvesRoundAsJavaDoes() {
+        SplittableRandom rnd = new SplittableRandom(5);
+        float[] edge = {0f, -0f, 1f, -1f, 65504f, 65519.99f, 65520f, -65520f, 1e9f, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
+                Float.NaN, Float.MIN_VALUE, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 8.940697e-8f, 6.097555e-5f, 6.1035156e-5f,
+                1.0004883f, 1.0009766f, 1.0014648f, 2049f, 2051f, -3.0517578e-5f, 1e-30f};
+        int n = 4099; // past every vector width, with a tail
+        float[] x = new float[2 * n];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = i < edge.length ? edge[i] : (i & 1) == 0 ? Float.intBitsToFloat(rnd.nextInt()) : (float) rnd.nextGaussian() * 100;
+        }
+        MemorySegment xs = arena.allocate(x.length * 4L, 64), h = arena.allocate(NativeKernels.halfInputBytes(n, 2), 64);
+        MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+        int best = K.isaCode();
+        try {
+            for (int isa = 0; isa <= best; isa++) {
+                if (best >= 3 && isa > 0 && isa < 3) continue;
+                K.useIsa(isa);
+                h.fill((byte) 0x55);
+                K.toHalves(xs, n, 2, h);
+                for (int i = 0; i < x.length; i++) {
+                    short want = Float.floatToFloat16(x[i]), got = h.getAtIndex(ValueLayout.JAVA_SHORT, i);
+                    if (Float.isNaN(x[i])) assertTrue(Float.isNaN(Float.float16ToFloat(got)), "NaN stays NaN on " + NativeCpuKernels.isaName(isa));
+                    else assertEquals(want, got, x[i] + " (value " + i + ") on " + NativeCpuKernels.isaName(isa));
+                    float wide = h.get(ValueLayout.JAVA_FLOAT, NativeKernels.halfInputBytes(n, 2) - 4L * x.length + 4L * i);
+                    assertEquals(Float.float16ToFloat(got), wide, 0f, "value " + i + " widened back");
+                }
+            }
+        } finally {
+            K.useIsa(best);
+        }
+        assertThrows(IllegalArgumentException.class, () -> K.toHalves(xs, n, 3, h), "more tokens than the buffers hold");
+    }
+
     @Test
     void outOfBoundsCallsAreRefusedBeforeTheyReachC() {
         MemorySegment w = arena.allocate(18 * 2), xq = arena.allocate(K.activationBytes(64, 1)), out = arena.allocate(8);
@@ -325,8 +364,11 @@ class NativeKernelsTest {
         MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
         MemorySegment x = arena.allocate((long) c.x.length * 4, 64);
         MemorySegment.copy(c.x, 0, x, ValueLayout.JAVA_FLOAT, 0, c.x.length);
-        MemorySegment xq = x;
-        if (c.type != GGMLType.F16) { // F16 multiplies the float activations
+        MemorySegment xq;
+        if (c.type == GGMLType.F16) { // F16 multiplies the activations in half precision
+            xq = arena.allocate(NativeKernels.halfInputBytes(c.cols, c.tokens), 64);
+            K.toHalves(x, c.cols, c.tokens, xq);
+        } else {
             xq = arena.allocate(K.activationBytes(c.cols, c.tokens), 64);
             K.quantize(x, c.cols, c.tokens, xq);
         }
@@ -342,7 +384,10 @@ class NativeKernelsTest {
 
     private MemorySegment lastQuantized;
 
-    /** The activations as quantized (ggml's Q8_0 rounding, checked here too), times the weights as ggml decodes them. */
+    /**
+     * The activations as quantized (ggml's Q8_0 rounding, checked here too) or, for F16, rounded to halves (checked bit
+     * for bit against Java's rounding), times the weights as ggml decodes them.
+     */
     private float[] reference(Case c) {
         int nb = c.cols / 32;
         long stride = K.activationBytes(c.cols, 1);
@@ -352,7 +397,13 @@ class NativeKernelsTest {
         float[] row = new float[c.cols];
         double[] xd = new double[c.tokens * c.cols];
         for (int k = 0; k < c.tokens && c.type == GGMLType.F16; k++) {
-            for (int i = 0; i < c.cols; i++) xd[k * c.cols + i] = c.x[k * c.cols + i];
+            for (int i = 0; i < c.cols; i++) {
+                short h = Float.floatToFloat16(c.x[k * c.cols + i]);
+                assertEquals(h, lastQuantized.getAtIndex(ValueLayout.JAVA_SHORT, (long) k * c.cols + i), "the input's half, as Java rounds it");
+                long wide = NativeKernels.halfInputBytes(c.cols, c.tokens) - 4L * c.cols * c.tokens;
+                assertEquals(Float.float16ToFloat(h), lastQuantized.get(ValueLayout.JAVA_FLOAT, wide + 4L * (k * c.cols + i)), "the half widened");
+                xd[k * c.cols + i] = Float.float16ToFloat(h);
+            }
         }
         for (int k = 0; k < c.tokens && c.type != GGMLType.F16; k++) {
             for (int b = 0; b < nb; b++) {
@@ -387,7 +438,7 @@ class NativeKernelsTest {
 
     /**
      * Integer sums are exact, so a quantized type's products differ from the double reference by float rounding only
-     * (1e-5 of the largest); F16's are float sums in another order (lanes, then across): 1e-4.
+     * (1e-5 of the largest); F16's are float sums of the same halves' products in another order (lanes, then across): 1e-4.
      */
     private static void compare(float[] want, float[] got, String what, GGMLType type) {
         double scale = 1e-3;

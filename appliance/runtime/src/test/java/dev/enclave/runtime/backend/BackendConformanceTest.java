@@ -87,8 +87,10 @@ class BackendConformanceTest {
                         float[] want = runMatmul(REF, raw, x, rows, cols, tokens);
                         float[] got = runMatmul(s.backend, w, x, rows, cols, tokens);
                         boolean floatRoute = s.options.activations() == ActivationPrecision.FLOAT
-                                || type == GGMLType.F32 || type == GGMLType.F16 || type == GGMLType.BF16;
-                        assertClose(want, got, floatRoute ? 1e-4 : 3e-2, s + " matmul " + type + " " + rows + "x" + cols + ", " + tokens + " tokens");
+                                || type == GGMLType.F32 || type == GGMLType.BF16;
+                        // F16 with ggml's activations: the input may be rounded to halves, as ggml's F16 product does
+                        boolean halves = type == GGMLType.F16 && !floatRoute;
+                        assertClose(want, got, floatRoute ? 1e-4 : halves ? 1e-3 : 3e-2, s + " matmul " + type + " " + rows + "x" + cols + ", " + tokens + " tokens");
                         checked++;
                     }
                 }

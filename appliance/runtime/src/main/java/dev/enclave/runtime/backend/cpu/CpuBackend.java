@@ -312,7 +312,7 @@ public final class CpuBackend extends HostBackend {
                               int rows, int cols, int tokens) {
         synchronized (nativeJob) {
             NativeJob j = nativeJob;
-            j.input(natives, x, xOff, xStride, cols, tokens, NativeKernels.takesFloats(w.type()));
+            j.input(natives, x, xOff, xStride, cols, tokens, NativeKernels.takesHalves(w.type()));
             j.add(0, w, rows);
             j.runAll((long) rows * cols * tokens);
             for (int t = 0; t < tokens; t++) {
@@ -321,13 +321,13 @@ public final class CpuBackend extends HostBackend {
         }
     }
 
-    /** Whether these shared-input products all run natively on one kind of input (quantized, or F16's floats). */
+    /** Whether these shared-input products all run natively on one kind of input (quantized, or F16's halves). */
     private boolean sharedNatively(Weight[] ws) {
         if (natives == null || ws.length > NativeJob.MAX) return false;
-        boolean floats = NativeKernels.takesFloats(((FloatTensor) ws[0]).type());
+        boolean halves = NativeKernels.takesHalves(((FloatTensor) ws[0]).type());
         for (Weight w : ws) {
             FloatTensor t = (FloatTensor) w;
-            if (!runsNatively(t) || NativeKernels.takesFloats(t.type()) != floats) return false;
+            if (!runsNatively(t) || NativeKernels.takesHalves(t.type()) != halves) return false;
         }
         return true;
     }
@@ -344,7 +344,7 @@ public final class CpuBackend extends HostBackend {
         }
         synchronized (nativeJob) {
             NativeJob j = nativeJob;
-            j.input(natives, HostBuffer.of(x), xOff, xStride, cols, tokens, NativeKernels.takesFloats(((FloatTensor) ws[0]).type()));
+            j.input(natives, HostBuffer.of(x), xOff, xStride, cols, tokens, NativeKernels.takesHalves(((FloatTensor) ws[0]).type()));
             long work = 0;
             for (int i = 0; i < ws.length; i++) {
                 j.add(i, (FloatTensor) ws[i], rows[i]);
@@ -368,20 +368,20 @@ public final class CpuBackend extends HostBackend {
         /** Matrix i's work units (row groups or rows) are [unitEnd[i - 1], unitEnd[i]) of the job's index space. */
         final int[] unitEnd = new int[MAX];
         int count, cols, tokens;
-        boolean floats;
 
-        /** Copies the input to native memory and quantizes it (unless the products take floats). */
-        void input(NativeKernels k, float[] src, int off, int stride, int cols, int tokens, boolean floats) {
-            long xBytes = (long) cols * tokens * Float.BYTES, qBytes = k.activationBytes(cols, tokens);
+        /** Copies the input to native memory and quantizes it, or rounds it to halves for F16's products. */
+        void input(NativeKernels k, float[] src, int off, int stride, int cols, int tokens, boolean halves) {
+            long xBytes = (long) cols * tokens * Float.BYTES;
+            long qBytes = halves ? NativeKernels.halfInputBytes(cols, tokens) : k.activationBytes(cols, tokens);
             if (x.byteSize() < xBytes) x = Arena.ofAuto().allocate(xBytes, 64);
             if (xq.byteSize() < qBytes) xq = Arena.ofAuto().allocate(qBytes, 64);
             for (int t = 0; t < tokens; t++) {
                 MemorySegment.copy(src, off + t * stride, x, ValueLayout.JAVA_FLOAT, (long) t * cols * Float.BYTES, cols);
             }
-            if (!floats) k.quantize(x, cols, tokens, xq);
+            if (halves) k.toHalves(x, cols, tokens, xq);
+            else k.quantize(x, cols, tokens, xq);
             this.cols = cols;
             this.tokens = tokens;
-            this.floats = floats;
             this.count = 0;
         }
 
@@ -412,7 +412,7 @@ public final class CpuBackend extends HostBackend {
                 if (m instanceof NativeRepackedTensor p) {
                     natives.matmulRepacked(m.type(), p.packed, cols, lo - start, hi - start, xq, tokens, out[i], rows[i]);
                 } else {
-                    natives.matmul(m.type(), m.data(), cols, lo - start, hi - start, floats ? x : xq, tokens, out[i], rows[i]);
+                    natives.matmul(m.type(), m.data(), cols, lo - start, hi - start, xq, tokens, out[i], rows[i]);
                 }
             }
         }

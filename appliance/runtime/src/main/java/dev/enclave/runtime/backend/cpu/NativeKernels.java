@@ -26,9 +26,22 @@ public interface NativeKernels {
     void quantize(MemorySegment x, int cols, int tokens, MemorySegment dst);
 
     /**
+     * {@code tokens} float vectors ({@code x}, {@code cols} apart) as the input of an F16 product into {@code dst}
+     * ({@link #halfInputBytes}): IEEE half-precision values rounded to nearest even, as ggml's F16 product takes them,
+     * {@code cols} apart; then, 64-byte aligned, the same values widened to floats (what a prompt's tiles load).
+     */
+    void toHalves(MemorySegment x, int cols, int tokens, MemorySegment dst);
+
+    /** Bytes {@link #toHalves} writes. */
+    static long halfInputBytes(int cols, int tokens) {
+        long halves = 2L * cols * tokens;
+        return ((halves + 63) & ~63L) + 4L * cols * tokens;
+    }
+
+    /**
      * {@code out[t * outStride + r] = dot(w row r, token t)} for rows [r0, r1) and every token: {@code w} the whole
-     * matrix in ggml's layout, {@code xq} what {@link #quantize} wrote, or for {@link #takesFloats} types the float
-     * activations themselves ({@code cols} apart).
+     * matrix in ggml's layout, {@code xq} what {@link #quantize} wrote, or for {@link #takesHalves} types what
+     * {@link #toHalves} wrote.
      */
     void matmul(GGMLType type, MemorySegment w, int cols, int r0, int r1, MemorySegment xq, int tokens, MemorySegment out, int outStride);
 
@@ -96,8 +109,11 @@ public interface NativeKernels {
         throw new UnsupportedOperationException("no native attention here");
     }
 
-    /** Whether {@link #matmul} of this type takes float activations rather than quantized ones (F16 weights). */
-    static boolean takesFloats(GGMLType type) {
+    /**
+     * Whether {@link #matmul} of this type takes the activations in half precision rather than quantized (F16 weights:
+     * ggml's F16 product rounds them so too; half the bytes keep a wide input in L1 beside the weights' stream).
+     */
+    static boolean takesHalves(GGMLType type) {
         return type == GGMLType.F16;
     }
 
