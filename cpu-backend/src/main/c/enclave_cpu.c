@@ -810,7 +810,28 @@ static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, 
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
 }
-F16_DRIVER(f16_avx2, f16_tile256, "avx2,fma,f16c", 4)
+F16_DRIVER(f16_avx2_tiles, f16_tile256, "avx2,fma,f16c", 4)
+
+/** One token with AVX2: as f16_avx512, eight lanes. */
+__attribute__((target("avx2,fma,f16c")))
+static void f16_avx2(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, int64_t outStride) {
+    if (tokens > 1 || cols % 32 != 0) {
+        f16_avx2_tiles(wb, cols, r0, r1, x, tokens, out, outStride);
+        return;
+    }
+    const uint16_t *w = (const uint16_t *) wb;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *wr = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < cols; c += 32) {
+            a0 = _mm256_fmadd_ps(CVT256(wr + c), CVT256(x + c), a0);
+            a1 = _mm256_fmadd_ps(CVT256(wr + c + 8), CVT256(x + c + 8), a1);
+            a2 = _mm256_fmadd_ps(CVT256(wr + c + 16), CVT256(x + c + 16), a2);
+            a3 = _mm256_fmadd_ps(CVT256(wr + c + 24), CVT256(x + c + 24), a3);
+        }
+        out[r] = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
+}
 
 #endif
 
