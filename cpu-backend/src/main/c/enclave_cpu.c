@@ -787,51 +787,35 @@ static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const 
 F16_DRIVER(f16_avx512_tiles, f16_tile512, VNNI_TARGET, 6)
 
 /**
- * One token (decoding): a row at a time, four accumulators along it. Reading one row's stream per thread measured
- * faster than four rows' interleaved (memory-bound: the product waits on its loads); so did a half-precision input
- * over a float one (a float input of 8,192 columns does not stay in L1 beside the weights' stream).
+ * One token (decoding): a row at a time, four accumulators along it; more tokens go to the tiles. Reading one row's
+ * stream per thread measured faster than four rows' interleaved (memory-bound: the product waits on its loads); so did a
+ * half-precision input over a float one (a float input of 8,192 columns does not stay in L1 beside the weights' stream).
  */
-__attribute__((target(VNNI_TARGET)))
-static void f16_avx512(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, int64_t outStride) {
-    if (tokens > 1 || cols % 64 != 0) {
-        f16_avx512_tiles(wb, cols, r0, r1, x, tokens, out, outStride);
-        return;
-    }
-    const uint16_t *w = (const uint16_t *) wb;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *wr = w + r * cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t c = 0; c < cols; c += 64) {
-            a0 = _mm512_fmadd_ps(CVT512(wr + c), CVT512(x + c), a0);
-            a1 = _mm512_fmadd_ps(CVT512(wr + c + 16), CVT512(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(CVT512(wr + c + 32), CVT512(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(CVT512(wr + c + 48), CVT512(x + c + 48), a3);
-        }
-        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-    }
+#define F16_ROWS(NAME, TILES, TARGET, VEC, LANES, ZERO, CVT, FMA, ADD, SUM)                                          \
+__attribute__((target(TARGET)))                                                                                    \
+static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, \
+                 int64_t outStride) {                                                                              \
+    if (tokens > 1 || cols % (4 * LANES) != 0) {                                                                   \
+        TILES(wb, cols, r0, r1, x, tokens, out, outStride);                                                        \
+        return;                                                                                                    \
+    }                                                                                                              \
+    const uint16_t *w = (const uint16_t *) wb;                                                                     \
+    for (int64_t r = r0; r < r1; r++) {                                                                            \
+        const uint16_t *wr = w + r * cols;                                                                         \
+        VEC a0 = ZERO, a1 = a0, a2 = a0, a3 = a0;                                                                  \
+        for (int64_t c = 0; c < cols; c += 4 * LANES) {                                                            \
+            a0 = FMA(CVT(wr + c), CVT(x + c), a0);                                                                 \
+            a1 = FMA(CVT(wr + c + LANES), CVT(x + c + LANES), a1);                                                 \
+            a2 = FMA(CVT(wr + c + 2 * LANES), CVT(x + c + 2 * LANES), a2);                                         \
+            a3 = FMA(CVT(wr + c + 3 * LANES), CVT(x + c + 3 * LANES), a3);                                         \
+        }                                                                                                          \
+        out[r] = SUM(ADD(ADD(a0, a1), ADD(a2, a3)));                                                               \
+    }                                                                                                              \
 }
-F16_DRIVER(f16_avx2_tiles, f16_tile256, "avx2,fma,f16c", 4)
 
-/** One token with AVX2: as f16_avx512, eight lanes. */
-__attribute__((target("avx2,fma,f16c")))
-static void f16_avx2(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, int64_t outStride) {
-    if (tokens > 1 || cols % 32 != 0) {
-        f16_avx2_tiles(wb, cols, r0, r1, x, tokens, out, outStride);
-        return;
-    }
-    const uint16_t *w = (const uint16_t *) wb;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *wr = w + r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t c = 0; c < cols; c += 32) {
-            a0 = _mm256_fmadd_ps(CVT256(wr + c), CVT256(x + c), a0);
-            a1 = _mm256_fmadd_ps(CVT256(wr + c + 8), CVT256(x + c + 8), a1);
-            a2 = _mm256_fmadd_ps(CVT256(wr + c + 16), CVT256(x + c + 16), a2);
-            a3 = _mm256_fmadd_ps(CVT256(wr + c + 24), CVT256(x + c + 24), a3);
-        }
-        out[r] = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    }
-}
+F16_DRIVER(f16_avx2_tiles, f16_tile256, "avx2,fma,f16c", 4)
+F16_ROWS(f16_avx512, f16_avx512_tiles, VNNI_TARGET, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps)
+F16_ROWS(f16_avx2, f16_avx2_tiles, "avx2,fma,f16c", __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_fmadd_ps, _mm256_add_ps, hsum256)
 
 #endif
 
