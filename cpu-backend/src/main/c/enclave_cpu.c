@@ -683,12 +683,16 @@ static void q6k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, 
 // The F16 products' input: tokens x cols halves, cols apart, then (64-byte aligned) the same values widened back to
 // floats for the tiles (a prompt's products are bound by arithmetic, where a float load is cheaper than a conversion).
 
+static inline int64_t halves_part(int64_t cols, int64_t tokens) {
+    return (2 * cols * tokens + 63) & ~(int64_t) 63;
+}
+
 int64_t enclave_half_bytes(int64_t cols, int64_t tokens) {
-    return ((2 * cols * tokens + 63) & ~(int64_t) 63) + 4 * cols * tokens;
+    return halves_part(cols, tokens) + 4 * cols * tokens;
 }
 
 static inline const float *half_input_floats(const uint16_t *x, int64_t cols, int64_t tokens) {
-    return (const float *) ((const uint8_t *) x + ((2 * cols * tokens + 63) & ~(int64_t) 63));
+    return (const float *) ((const uint8_t *) x + halves_part(cols, tokens));
 }
 
 static void to_half_baseline(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst) {
