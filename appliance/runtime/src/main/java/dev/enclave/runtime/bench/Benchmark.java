@@ -58,6 +58,10 @@ public final class Benchmark {
         }
         s.truncate(0);
         model.ingest(s, java.util.Arrays.copyOf(tokens, Math.min(tokens.length, 8)));
+        // and the one-token step's own code (attention over one query, the element-wise steps at one row), which the
+        // prompt does not run: as llama-bench warms each test before timing it
+        s.truncate(0);
+        for (int i = 0, token = tokens[0]; i < Math.min(gen, 16); i++) token = argmax(model.forward(s, token));
         s.truncate(0);
         if (depth > 0) model.ingest(s, context); // computed once; each test cuts the cache back to it
         double[] pp = new double[reps];
