@@ -29,7 +29,7 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
-    private final MethodHandle isa, setIsa, stride, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
+    private final MethodHandle isa, setIsa, stride, halfBytes, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
             dequantize, attends, attnScores, attnValues, attendsQ, attnScoresQ, attnValuesQ;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     /** Attention reads the KV cache's heap arrays in place: short calls, no copy (the GC waits for them). */
@@ -64,6 +64,7 @@ public final class NativeCpuKernels implements NativeKernels {
         isa = linker.downcallHandle(find(lib, "enclave_isa"), FunctionDescriptor.of(I));
         setIsa = linker.downcallHandle(find(lib, "enclave_set_isa"), FunctionDescriptor.of(I, I));
         stride = linker.downcallHandle(find(lib, "enclave_act_stride"), FunctionDescriptor.of(J, J));
+        halfBytes = linker.downcallHandle(find(lib, "enclave_half_bytes"), FunctionDescriptor.of(J, J, J));
         quantize = linker.downcallHandle(find(lib, "enclave_quantize"), FunctionDescriptor.ofVoid(P, J, J, J, P));
         toHalves = linker.downcallHandle(find(lib, "enclave_to_half"), FunctionDescriptor.ofVoid(P, J, J, J, P));
         matmul = linker.downcallHandle(find(lib, "enclave_matmul"), FunctionDescriptor.ofVoid(I, P, J, J, J, P, J, P, J));
@@ -84,6 +85,7 @@ public final class NativeCpuKernels implements NativeKernels {
             // the sizes are computed here without a call per product: they must be the library's
             for (long cols : new long[] {256, 768, 2048, 8192}) {
                 if ((long) stride.invokeExact(cols) != actStride(cols)
+                        || (long) halfBytes.invokeExact(cols, 3L) != NativeKernels.halfInputBytes((int) cols, 3)
                         || (long) repackedBytes.invokeExact(GGMLType.Q4_0.id, 32L, cols) != packedBytes(GGMLType.Q4_0, 32, cols)
                         || (long) repackedBytes.invokeExact(GGMLType.Q8_0.id, 32L, cols) != packedBytes(GGMLType.Q8_0, 32, cols)
                         || (long) repackedBytes.invokeExact(GGMLType.Q6_K.id, 32L, cols) != packedBytes(GGMLType.Q6_K, 32, cols)

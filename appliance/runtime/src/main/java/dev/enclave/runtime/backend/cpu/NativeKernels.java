@@ -32,7 +32,7 @@ public interface NativeKernels {
      */
     void toHalves(MemorySegment x, int cols, int tokens, MemorySegment dst);
 
-    /** Bytes {@link #toHalves} writes. */
+    /** Bytes {@link #toHalves} writes (the library's enclave_half_bytes, checked against it when it loads). */
     static long halfInputBytes(int cols, int tokens) {
         long halves = 2L * cols * tokens;
         return ((halves + 63) & ~63L) + 4L * cols * tokens;
