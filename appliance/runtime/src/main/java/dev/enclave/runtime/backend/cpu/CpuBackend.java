@@ -470,26 +470,67 @@ public final class CpuBackend extends HostBackend {
         }
     }
 
+    private final RopeAngles ropeAngles = new RopeAngles();
+
     @Override
     public void rope(DeviceBuffer x, int off, int stride, int heads, int headDim, StepBatch step, float[] invFreq, boolean neox) {
         float[] v = HostBuffer.of(x);
         int half = invFreq.length;
-        for (int t = 0; t < step.tokens; t++) {
-            int pos = step.pos[t];
-            for (int h = 0; h < heads; h++) {
-                int o = off + t * stride + h * headDim;
-                for (int i = 0; i < half; i++) {
-                    double theta = pos * (double) invFreq[i];
-                    float cos = (float) Math.cos(theta);
-                    float sin = (float) Math.sin(theta);
-                    int i0 = neox ? o + i : o + 2 * i;
-                    int i1 = neox ? o + i + half : o + 2 * i + 1;
-                    float a = v[i0];
-                    float b = v[i1];
-                    v[i0] = a * cos - b * sin;
-                    v[i1] = a * sin + b * cos;
+        synchronized (ropeAngles) {
+            RopeAngles r = ropeAngles.of(step, invFreq);
+            float[] cosines = r.cos, sines = r.sin;
+            for (int t = 0; t < step.tokens; t++) {
+                int a0 = t * half;
+                for (int h = 0; h < heads; h++) {
+                    int o = off + t * stride + h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        float cos = cosines[a0 + i];
+                        float sin = sines[a0 + i];
+                        int i0 = neox ? o + i : o + 2 * i;
+                        int i1 = neox ? o + i + half : o + 2 * i + 1;
+                        float a = v[i0];
+                        float b = v[i1];
+                        v[i0] = a * cos - b * sin;
+                        v[i1] = a * sin + b * cos;
+                    }
                 }
             }
+        }
+    }
+
+    /**
+     * The rotary angles' cosines and sines of a step's positions, kept while the positions and frequencies stay the
+     * same: every head of the queries and keys of every layer rotates by the same angles, so they are computed once
+     * per step (the trigonometry, per head, was most of the serial time between a decode step's products).
+     */
+    private static final class RopeAngles {
+        float[] invFreq = new float[0];
+        int[] pos = new int[0];
+        int tokens = -1;
+        float[] cos = new float[0], sin = new float[0];
+
+        RopeAngles of(StepBatch step, float[] freq) {
+            int n = step.tokens;
+            if (n == tokens && java.util.Arrays.equals(freq, invFreq) && java.util.Arrays.equals(pos, 0, n, step.pos, 0, n)) return this;
+            int half = freq.length;
+            if (cos.length < n * half) {
+                cos = new float[n * half];
+                sin = new float[n * half];
+            }
+            if (pos.length < n) pos = new int[n];
+            System.arraycopy(step.pos, 0, pos, 0, n);
+            for (int t = 0; t < n; t++) {
+                int p = step.pos[t];
+                for (int i = 0; i < half; i++) {
+                    double theta = p * (double) freq[i];
+                    cos[t * half + i] = (float) Math.cos(theta);
+                    sin[t * half + i] = (float) Math.sin(theta);
+                }
+            }
+            if (invFreq.length != half) invFreq = new float[half];
+            System.arraycopy(freq, 0, invFreq, 0, half);
+            tokens = n;
+            return this;
         }
     }
 
