@@ -15,6 +15,9 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
 #include <sys/auxv.h>
@@ -1173,6 +1176,160 @@ static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64
     }
 }
 
+/*
+ * AMX (Intel's tile multiply, Sapphire Rapids on): a prompt's products on the repacked layout, 16 tokens x 16 rows x
+ * 32 columns (one block) per tile instruction. The repacked block's body is already the tile's B layout (four
+ * consecutive columns of a row in each 32-bit lane); the integer sums then take the same float steps as r16_vnni, in the
+ * same order, so both paths give the same floats. Used where the CPU has AMX-INT8 and Linux grants the tile state.
+ */
+static int amx = -1;
+
+static int amx_present(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0; // AMX-TILE, AMX-INT8
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; // OSXSAVE
+    // the kernel hands out the tile data state (XFEATURE 18) only when asked for it (ARCH_REQ_XCOMP_PERM)
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+/** Whether the prompts' repacked products run on AMX tiles (ENCLAVE_CPU_AMX=0 turns them off). */
+int enclave_amx(void) {
+    if (amx < 0) {
+        const char *off = getenv("ENCLAVE_CPU_AMX");
+        amx = enclave_isa() == ISA_AVX512_VNNI && !(off != NULL && strcmp(off, "0") == 0) && amx_present();
+    }
+    return amx && isa == ISA_AVX512_VNNI;
+}
+
+/** Turns the AMX path on or off (tests run both); returns whether it is in use. */
+int enclave_set_amx(int on) {
+    amx = -1;
+    if (enclave_amx() && !on) amx = 0;
+    return enclave_amx();
+}
+
+struct tile_config {
+    uint8_t palette, start;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+#define AMX_TARGET VNNI_TARGET ",amx-tile,amx-int8"
+
+/** Q4_0's nibbles of a repacked block as B's bytes: each 64-byte register's low nibbles, then its high ones. */
+__attribute__((target(VNNI_TARGET)))
+static inline void r16_unpack_q4(const uint8_t *body, uint8_t *dst) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int k = 0; k < 4; k++) {
+        __m512i raw = _mm512_loadu_si512((const void *) (body + 64 * k));
+        _mm512_store_si512((void *) (dst + 128 * k), _mm512_and_si512(raw, low));
+        _mm512_store_si512((void *) (dst + 128 * k + 64), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
+    }
+}
+
+/**
+ * One block's float steps for 16 tokens: out[t] (16 rows, the accumulators) += the tile's sums x ws x d[b], then
+ * + ws x offset x s[b], as r16_vnni's registers take them.
+ */
+__attribute__((target(VNNI_TARGET)))
+static inline void r16_amx_scale(const int32_t *sums, __m512 ws, float offset, const uint8_t *xt, int64_t stride, int64_t cols,
+                                 int64_t nb, int64_t b, float *out, int64_t outStride) {
+    for (int k = 0; k < 16; k++) {
+        const float *d = (const float *) (xt + k * stride + cols);
+        float *o = out + k * outStride;
+        __m512 acc = _mm512_loadu_ps(o);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *) (sums + 16 * k))), _mm512_mul_ps(ws, _mm512_set1_ps(d[b])), acc);
+        acc = _mm512_fmadd_ps(ws, _mm512_set1_ps(offset * d[nb + b]), acc);
+        _mm512_storeu_ps(o, acc);
+    }
+}
+
+/** Groups of 16 rows that share each pair of A tiles (the activations of a block, loaded once for all of them). */
+#define AMX_GROUPS 4
+
+__attribute__((target(AMX_TARGET)))
+static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
+    int64_t nb = cols / QK, stride = enclave_act_stride(cols), body = type == TYPE_Q4_0 ? 256 : 512, blockBytes = 32 + body;
+    int64_t pairs = tokens / 32 * 32; // 32 tokens at a time: two A tiles share each B tile
+    if (pairs > 0) {
+        struct tile_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.palette = 1;
+        for (int c = 4; c < 8; c++) { cfg.rows[c] = 16; cfg.colsb[c] = 64; } // C: 16 tokens x 16 rows, int32 (two pairs taking turns)
+        cfg.rows[0] = 16; cfg.colsb[0] = 32; // A: 16 tokens x one block of 32 int8 activations (tokens 0-15, 16-31)
+        cfg.rows[1] = 16; cfg.colsb[1] = 32;
+        cfg.rows[2] = 8;  cfg.colsb[2] = 64; // B: the block's 32 columns, four to a row, x 16 weight rows
+        _tile_loadconfig(&cfg);
+        const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
+        _Alignas(64) uint8_t unpacked[2][512];
+        _Alignas(64) int32_t sums[2][2][256]; // [unit parity][token tile]
+        // the accumulators, contiguous (the output's rows lie a matrix's width apart, all in one cache set)
+        _Alignas(64) float acc[AMX_GROUPS][32][16];
+        for (int64_t gs = g0; gs < g1; gs += AMX_GROUPS) {
+            int ng = g1 - gs < AMX_GROUPS ? (int) (g1 - gs) : AMX_GROUPS;
+            int64_t units = nb * ng; // unit u: block u / ng of group gs + u % ng
+            for (int64_t t0 = 0; t0 < pairs; t0 += 32) {
+                const uint8_t *xt = xq + t0 * stride;
+                for (int gi = 0; gi < ng; gi++) for (int k = 0; k < 32; k++) _mm512_store_ps(acc[gi][k], _mm512_setzero_ps());
+                if (type == TYPE_Q4_0) r16_unpack_q4(p + gs * nb * blockBytes + 32, unpacked[0]);
+                // unit u's tile products are issued before unit u - 1's float steps, which read the sums stored the
+                // round before, and Q4_0's unit u + 1 is unpacked meanwhile: the tile unit and the vector units
+                // work side by side, and no tile load waits on the stores just made
+                for (int64_t u = 0; u <= units; u++) {
+                    int64_t b = u / ng;
+                    int gi = (int) (u % ng);
+                    if (u < units) {
+                        if (type == TYPE_Q4_0) _tile_loadd(2, unpacked[u & 1], 64);
+                        else _tile_loadd(2, p + ((gs + gi) * nb + b) * blockBytes + 32, 64);
+                        if (gi == 0) {
+                            _tile_loadd(0, xt + b * QK, stride);
+                            _tile_loadd(1, xt + 16 * stride + b * QK, stride);
+                        }
+                        if ((u & 1) == 0) {
+                            _tile_zero(4);
+                            _tile_dpbsud(4, 0, 2);
+                            _tile_zero(5);
+                            _tile_dpbsud(5, 1, 2);
+                        } else {
+                            _tile_zero(6);
+                            _tile_dpbsud(6, 0, 2);
+                            _tile_zero(7);
+                            _tile_dpbsud(7, 1, 2);
+                        }
+                        if (type == TYPE_Q4_0 && u + 1 < units) {
+                            int64_t nbk = (u + 1) / ng, ngi = (u + 1) % ng;
+                            r16_unpack_q4(p + ((gs + ngi) * nb + nbk) * blockBytes + 32, unpacked[(u + 1) & 1]);
+                        }
+                    }
+                    if (u > 0) {
+                        int64_t pb = (u - 1) / ng;
+                        int pg = (int) ((u - 1) % ng);
+                        const int32_t *s0 = sums[(u - 1) & 1][0], *s1 = sums[(u - 1) & 1][1];
+                        __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + ((gs + pg) * nb + pb) * blockBytes)));
+                        r16_amx_scale(s0, ws, offset, xt, stride, cols, nb, pb, acc[pg][0], 16);
+                        r16_amx_scale(s1, ws, offset, xt + 16 * stride, stride, cols, nb, pb, acc[pg][16], 16);
+                    }
+                    if (u < units) {
+                        if ((u & 1) == 0) {
+                            _tile_stored(4, sums[0][0], 64);
+                            _tile_stored(5, sums[0][1], 64);
+                        } else {
+                            _tile_stored(6, sums[1][0], 64);
+                            _tile_stored(7, sums[1][1], 64);
+                        }
+                    }
+                }
+                for (int gi = 0; gi < ng; gi++) {
+                    for (int k = 0; k < 32; k++) _mm512_storeu_ps(out + (t0 + k) * outStride + (gs + gi) * R16, _mm512_load_ps(acc[gi][k]));
+                }
+            }
+        }
+        _tile_release();
+    }
+    if (pairs < tokens) r16_vnni(type, p, cols, g0, g1, xq + pairs * stride, tokens - pairs, out + pairs * outStride, outStride);
+}
+
 /**
  * Q6_K repacked: per 32 columns, two integer sums per row (one per 16-column scale), each less 32 x the activations'
  * half-block sum (the stored offset), times the row's int8 scale; then one float multiply-add by d x the block scale.
@@ -1297,6 +1454,17 @@ void enclave_dequantize(int type, const uint8_t *w, int64_t from, int64_t n, flo
     }
 }
 
+#if !defined(__x86_64__)
+int enclave_amx(void) {
+    return 0;
+}
+
+int enclave_set_amx(int on) {
+    (void) on;
+    return 0;
+}
+#endif
+
 /** Whether enclave_matmul_repacked runs on this CPU (the repacked layout is for AVX-512 VNNI). */
 int enclave_repacked_supported(void) {
     return enclave_isa() == ISA_AVX512_VNNI;
@@ -1309,6 +1477,7 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
     if (enclave_isa() == ISA_AVX512_VNNI) {
         if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
+        else if (tokens >= 32 && enclave_amx()) r16_amx(type, p, cols, g0, g1, xq, tokens, out, outStride);
         else r16_vnni(type, p, cols, g0, g1, xq, tokens, out, outStride);
         return;
     }

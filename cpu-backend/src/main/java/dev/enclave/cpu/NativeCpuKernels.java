@@ -29,7 +29,7 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
-    private final MethodHandle isa, setIsa, stride, halfBytes, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
+    private final MethodHandle isa, setIsa, amx, setAmx, stride, halfBytes, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
             dequantize, attends, attnScores, attnValues, attendsQ, attnScoresQ, attnValuesQ;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     /** Attention reads the KV cache's heap arrays in place: short calls, no copy (the GC waits for them). */
@@ -63,6 +63,8 @@ public final class NativeCpuKernels implements NativeKernels {
         }
         isa = linker.downcallHandle(find(lib, "enclave_isa"), FunctionDescriptor.of(I));
         setIsa = linker.downcallHandle(find(lib, "enclave_set_isa"), FunctionDescriptor.of(I, I));
+        amx = linker.downcallHandle(find(lib, "enclave_amx"), FunctionDescriptor.of(I));
+        setAmx = linker.downcallHandle(find(lib, "enclave_set_amx"), FunctionDescriptor.of(I, I));
         stride = linker.downcallHandle(find(lib, "enclave_act_stride"), FunctionDescriptor.of(J, J));
         halfBytes = linker.downcallHandle(find(lib, "enclave_half_bytes"), FunctionDescriptor.of(J, J, J));
         quantize = linker.downcallHandle(find(lib, "enclave_quantize"), FunctionDescriptor.ofVoid(P, J, J, J, P));
@@ -184,6 +186,24 @@ public final class NativeCpuKernels implements NativeKernels {
             case 5 -> "neon-i8mm";
             default -> "baseline";
         };
+    }
+
+    @Override
+    public boolean amx() {
+        try {
+            return (int) amx.invokeExact() != 0;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** Turns the AMX tiles on or off for tests (on only where the CPU and kernel allow them); returns whether they run. */
+    boolean useAmx(boolean on) {
+        try {
+            return (int) setAmx.invokeExact(on ? 1 : 0) != 0;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
     }
 
     /** Forces a slower instruction set for tests (0 baseline, 1 AVX2, 2 AVX-512 VNNI); returns the one in effect. */

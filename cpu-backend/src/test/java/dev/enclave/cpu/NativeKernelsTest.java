@@ -92,6 +92,52 @@ class NativeKernelsTest {
 
     private int repacked;
 
+    /**
+     * The AMX tiles (a prompt's repacked Q4_0 and Q8_0 products, 16 tokens at a time, the rest on VNNI) give the same
+     * floats as the VNNI registers, bit for bit, and match the reference; skipped where the CPU has no AMX-INT8.
+     */
+    @Test
+    void amxTilesMatchTheVectorPath() {
+        boolean present = cpuFlags().contains(" amx_int8");
+        assumeTrue(present && K.isaCode() == 2, "no AMX-INT8 on this CPU");
+        assertTrue(K.amx(), "AMX-INT8 is present: the tiles run");
+        SplittableRandom rnd = new SplittableRandom(5);
+        int cases = 0;
+        try {
+            for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0}) {
+                // one tile of tokens, tiles and a tail, group counts off the four-group blocking, one block and many
+                for (int[] s : new int[][] {{16, 32, 16}, {48, 2048, 37}, {112, 96, 64}, {80, 8192, 17}, {16, 256, 33}}) {
+                    float[] w = new float[s[0] * s[1]];
+                    for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
+                    float[] x = new float[s[2] * s[1]];
+                    for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextGaussian() * (i % 97 == 0 ? 8 : 1));
+                    Case c = new Case(type, s[0], s[1], s[2], Quantizer.quantize(type, w, w.length), x);
+                    run(c); // quantizes the activations
+                    assertTrue(K.useAmx(true));
+                    float[] tiles = runRepacked(c);
+                    assertTrue(!K.useAmx(false) && !K.amx());
+                    float[] vectors = runRepacked(c);
+                    for (int i = 0; i < tiles.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(vectors[i]), Float.floatToRawIntBits(tiles[i]), c + ": output " + i + " " + vectors[i] + " vs " + tiles[i]);
+                    }
+                    compare(reference(c), tiles, c + " on AMX", type);
+                    cases++;
+                }
+            }
+        } finally {
+            K.useAmx(true);
+        }
+        assertEquals(10, cases);
+    }
+
+    private static String cpuFlags() {
+        try {
+            return Files.readString(Path.of("/proc/cpuinfo"));
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
     /** The repacked layout's product, its row groups in two calls as the workers split them. */
     private float[] runRepacked(Case c) {
         MemorySegment w = arena.allocate(c.weights.length, 64);

@@ -65,7 +65,10 @@ public class BenchCommand implements Callable<Integer> {
                 }
                 // the instruction set the native kernels chose (ENCLAVE_CPU_ISA may have lowered it), or "java"
                 var natives = CpuBackend.shared(t).nativeKernels();
-                layers.append(",\"isa\":").append(Json.string(natives == null || where.backend().equals("cpu-java") ? "java" : natives.isa()));
+                boolean java = natives == null || where.backend().equals("cpu-java");
+                layers.append(",\"isa\":").append(Json.string(java ? "java" : natives.isa()));
+                // whether the prompts' repacked products ran on AMX tiles (ENCLAVE_CPU_AMX=0 turns them off)
+                layers.append(",\"amx\":").append(!java && natives.amx());
                 out.printf("{\"model\":%s,\"model_bytes\":%d,\"backend\":%s%s,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"n_depth\":%d,\"kv_type\":%s,\"pp_tok_s\":%.3f,\"pp_stddev\":%.3f,"
                                 + "\"tg_tok_s\":%.3f,\"tg_stddev\":%.3f,\"bandwidth_gb_s\":%.2f,\"bytes_per_token\":%d,\"tg_bandwidth_pct\":%.1f}%n",
                         Json.string(m.name()), Files.size(model), Json.string(where.backend()), layers, t, prompt, gen, depth,

@@ -16,6 +16,14 @@ public interface NativeKernels {
     /** The instruction set in use: "avx512-vnni", "avx2", "neon-dotprod", "neon" or "baseline". */
     String isa();
 
+    /**
+     * Whether a prompt's products on repacked matrices run on the CPU's tile unit (Intel AMX-INT8, 16 tokens x 16 rows
+     * x 32 columns an instruction), where the CPU has one and Linux grants its state; the same floats as without.
+     */
+    default boolean amx() {
+        return false;
+    }
+
     /** Whether {@link #matmul} takes weights of this type. */
     boolean supports(GGMLType type);
 
