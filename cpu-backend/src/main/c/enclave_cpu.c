@@ -1229,21 +1229,29 @@ static inline void r16_unpack_q4(const uint8_t *body, uint8_t *dst) {
 }
 
 /**
- * One block's float steps for 16 tokens: out[t] (16 rows, the accumulators) += the tile's sums x ws x d[b], then
- * + ws x offset x s[b], as r16_vnni's registers take them.
+ * One block's float steps for 16 tokens: acc[t] (16 rows) += the tile's sums x scale x d[b], then the offset term
+ * (Q4_0/Q8_0: + scale x offset x s[b]; Q4_K: - mins x s[b]), as the VNNI kernels' registers take them.
  */
 __attribute__((target(VNNI_TARGET)))
-static inline void r16_amx_scale(const int32_t *sums, __m512 ws, float offset, const uint8_t *xt, int64_t stride, int64_t cols,
-                                 int64_t nb, int64_t b, float *out, int64_t outStride) {
+static inline void r16_amx_scale(int type, const int32_t *sums, __m512 scale, __m512 mins, float offset, const uint8_t *xt,
+                                 int64_t stride, int64_t cols, int64_t nb, int64_t b, float *acc) {
     for (int k = 0; k < 16; k++) {
         const float *d = (const float *) (xt + k * stride + cols);
-        float *o = out + k * outStride;
-        __m512 acc = _mm512_loadu_ps(o);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *) (sums + 16 * k))), _mm512_mul_ps(ws, _mm512_set1_ps(d[b])), acc);
-        acc = _mm512_fmadd_ps(ws, _mm512_set1_ps(offset * d[nb + b]), acc);
-        _mm512_storeu_ps(o, acc);
+        __m512 a = _mm512_load_ps(acc + 16 * k);
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *) (sums + 16 * k))), _mm512_mul_ps(scale, _mm512_set1_ps(d[b])), a);
+        if (type == TYPE_Q4_K) a = _mm512_fnmadd_ps(mins, _mm512_set1_ps(d[nb + b]), a);
+        else a = _mm512_fmadd_ps(scale, _mm512_set1_ps(offset * d[nb + b]), a);
+        _mm512_store_ps(acc + 16 * k, a);
     }
 }
+
+/** Where block b (32 columns) of row group g starts in a repacked matrix: Q4_0/Q8_0's scales, Q4_K's scales and mins. */
+static inline const uint8_t *r16_block(int type, const uint8_t *p, int64_t nb, int64_t g, int64_t b) {
+    if (type == TYPE_Q4_K) return p + (g * (nb / 8) + b / 8) * Q4KR_SUPER + 64 + (b % 8) * Q4KR_BLOCK;
+    return p + (g * nb + b) * (32 + (type == TYPE_Q4_0 ? 256 : 512));
+}
+
+static void r16_q4k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride);
 
 /** Groups of 16 rows that share each pair of A tiles (the activations of a block, loaded once for all of them). */
 #define AMX_GROUPS 4
@@ -1252,7 +1260,9 @@ static inline void r16_amx_scale(const int32_t *sums, __m512 ws, float offset, c
 
 __attribute__((target(AMX_TARGET)))
 static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
-    int64_t nb = cols / QK, stride = enclave_act_stride(cols), body = type == TYPE_Q4_0 ? 256 : 512, blockBytes = 32 + body;
+    int64_t nb = cols / QK, stride = enclave_act_stride(cols);
+    int nibbles = type != TYPE_Q8_0; // Q4_0 and Q4_K: four registers of nibbles, unpacked into B's bytes
+    int64_t bodyBytes = nibbles ? 256 : 512;
     int64_t pairs = tokens / 32 * 32; // 32 tokens at a time: two A tiles share each B tile
     if (pairs > 0) {
         struct tile_config cfg;
@@ -1274,16 +1284,16 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
             for (int64_t t0 = 0; t0 < pairs; t0 += 32) {
                 const uint8_t *xt = xq + t0 * stride;
                 for (int gi = 0; gi < ng; gi++) for (int k = 0; k < 32; k++) _mm512_store_ps(acc[gi][k], _mm512_setzero_ps());
-                if (type == TYPE_Q4_0) r16_unpack_q4(p + gs * nb * blockBytes + 32, unpacked[0]);
+                if (nibbles) r16_unpack_q4(r16_block(type, p, nb, gs, 0) + 32, unpacked[0]);
                 // unit u's tile products are issued before unit u - 1's float steps, which read the sums stored the
-                // round before, and Q4_0's unit u + 1 is unpacked meanwhile: the tile unit and the vector units
-                // work side by side, and no tile load waits on the stores just made
+                // round before, and the nibbles of unit u + 1 are unpacked meanwhile: the tile unit and the vector
+                // units work side by side, and no tile load waits on the stores just made
                 for (int64_t u = 0; u <= units; u++) {
                     int64_t b = u / ng;
                     int gi = (int) (u % ng);
                     if (u < units) {
-                        if (type == TYPE_Q4_0) _tile_loadd(2, unpacked[u & 1], 64);
-                        else _tile_loadd(2, p + ((gs + gi) * nb + b) * blockBytes + 32, 64);
+                        if (nibbles) _tile_loadd(2, unpacked[u & 1], 64);
+                        else _tile_loadd(2, r16_block(type, p, nb, gs + gi, b) + 32, 64);
                         if (gi == 0) {
                             _tile_loadd(0, xt + b * QK, stride);
                             _tile_loadd(1, xt + 16 * stride + b * QK, stride);
@@ -1299,22 +1309,30 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
                             _tile_zero(7);
                             _tile_dpbsud(7, 1, 2);
                         }
-                        if (type == TYPE_Q4_0 && u + 1 < units) {
-                            int64_t nbk = (u + 1) / ng, ngi = (u + 1) % ng;
-                            r16_unpack_q4(p + ((gs + ngi) * nb + nbk) * blockBytes + 32, unpacked[(u + 1) & 1]);
+                        if (nibbles && u + 1 < units) {
+                            r16_unpack_q4(r16_block(type, p, nb, gs + (u + 1) % ng, (u + 1) / ng) + 32, unpacked[(u + 1) & 1]);
                         }
-                        if (u + AMX_AHEAD < units) { // the weights of a later unit, on their way to L1 (Q8_0's tiles load them in place)
-                            const char *next = (const char *) (p + ((gs + (u + AMX_AHEAD) % ng) * nb + (u + AMX_AHEAD) / ng) * blockBytes);
-                            for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+                        if (u + AMX_AHEAD < units) { // the weights of a later unit, on their way to L1
+                            const char *next = (const char *) r16_block(type, p, nb, gs + (u + AMX_AHEAD) % ng, (u + AMX_AHEAD) / ng);
+                            for (int64_t o = 0; o < 32 + bodyBytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
                         }
                     }
                     if (u > 0) {
                         int64_t pb = (u - 1) / ng;
                         int pg = (int) ((u - 1) % ng);
-                        const int32_t *s0 = sums[(u - 1) & 1][0], *s1 = sums[(u - 1) & 1][1];
-                        __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + ((gs + pg) * nb + pb) * blockBytes)));
-                        r16_amx_scale(s0, ws, offset, xt, stride, cols, nb, pb, acc[pg][0], 16);
-                        r16_amx_scale(s1, ws, offset, xt + 16 * stride, stride, cols, nb, pb, acc[pg][16], 16);
+                        const uint8_t *blk = r16_block(type, p, nb, gs + pg, pb);
+                        __m512 scale, mins = _mm512_setzero_ps();
+                        if (type == TYPE_Q4_K) {
+                            const uint8_t *super = p + ((gs + pg) * (nb / 8) + pb / 8) * Q4KR_SUPER;
+                            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) super));
+                            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (super + 32)));
+                            scale = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) blk))));
+                            mins = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)))));
+                        } else {
+                            scale = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
+                        }
+                        r16_amx_scale(type, sums[(u - 1) & 1][0], scale, mins, offset, xt, stride, cols, nb, pb, acc[pg][0]);
+                        r16_amx_scale(type, sums[(u - 1) & 1][1], scale, mins, offset, xt + 16 * stride, stride, cols, nb, pb, acc[pg][16]);
                     }
                     if (u < units) {
                         if ((u & 1) == 0) {
@@ -1333,7 +1351,12 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
         }
         _tile_release();
     }
-    if (pairs < tokens) r16_vnni(type, p, cols, g0, g1, xq + pairs * stride, tokens - pairs, out + pairs * outStride, outStride);
+    if (pairs < tokens) {
+        const uint8_t *xr = xq + pairs * stride;
+        float *o = out + pairs * outStride;
+        if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xr, tokens - pairs, o, outStride);
+        else r16_vnni(type, p, cols, g0, g1, xr, tokens - pairs, o, outStride);
+    }
 }
 
 /**
@@ -1482,8 +1505,8 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
 #if defined(__x86_64__)
     if (enclave_isa() == ISA_AVX512_VNNI) {
         if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
-        else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else if (tokens >= 32 && enclave_amx()) r16_amx(type, p, cols, g0, g1, xq, tokens, out, outStride);
+        else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else r16_vnni(type, p, cols, g0, g1, xq, tokens, out, outStride);
         return;
     }

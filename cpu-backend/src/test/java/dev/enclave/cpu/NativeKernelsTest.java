@@ -93,7 +93,7 @@ class NativeKernelsTest {
     private int repacked;
 
     /**
-     * The AMX tiles (a prompt's repacked Q4_0 and Q8_0 products, 16 tokens at a time, the rest on VNNI) give the same
+     * The AMX tiles (a prompt's repacked Q4_0, Q8_0 and Q4_K products, 32 tokens at a time, the rest on VNNI) give the same
      * floats as the VNNI registers, bit for bit, and match the reference; skipped where the CPU has no AMX-INT8.
      */
     @Test
@@ -104,9 +104,12 @@ class NativeKernelsTest {
         SplittableRandom rnd = new SplittableRandom(5);
         int cases = 0;
         try {
-            for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0}) {
-                // one tile of tokens, tiles and a tail, group counts off the four-group blocking, one block and many
-                for (int[] s : new int[][] {{16, 32, 16}, {48, 2048, 37}, {112, 96, 64}, {80, 8192, 17}, {16, 256, 33}}) {
+            for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K}) {
+                // one pair of token tiles, pairs and a tail, group counts off the four-group blocking, one block and many
+                int[][] shapes = type == GGMLType.Q4_K
+                        ? new int[][] {{16, 256, 32}, {48, 2048, 37}, {112, 256, 64}, {80, 8192, 33}, {16, 512, 70}}
+                        : new int[][] {{16, 32, 32}, {48, 2048, 37}, {112, 96, 64}, {80, 8192, 33}, {16, 256, 70}};
+                for (int[] s : shapes) {
                     float[] w = new float[s[0] * s[1]];
                     for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
                     float[] x = new float[s[2] * s[1]];
@@ -127,7 +130,7 @@ class NativeKernelsTest {
         } finally {
             K.useAmx(true);
         }
-        assertEquals(10, cases);
+        assertEquals(15, cases);
     }
 
     private static String cpuFlags() {

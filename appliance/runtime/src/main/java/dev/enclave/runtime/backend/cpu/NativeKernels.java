@@ -17,7 +17,7 @@ public interface NativeKernels {
     String isa();
 
     /**
-     * Whether a prompt's products on repacked matrices run on the CPU's tile unit (Intel AMX-INT8, 16 tokens x 16 rows
+     * Whether a prompt's products on repacked Q4_0, Q8_0 and Q4_K matrices run on the CPU's tile unit (Intel AMX-INT8, 16 tokens x 16 rows
      * x 32 columns an instruction), where the CPU has one and Linux grants its state; the same floats as without.
      */
     default boolean amx() {
