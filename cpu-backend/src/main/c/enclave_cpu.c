@@ -764,6 +764,9 @@ static inline void NAME(const uint16_t *w, int64_t cols, int64_t r, const float 
     int64_t c = 0;                                                                                                 \
     for (; c + LANES <= cols; c += LANES) {                                                                        \
         VEC wv[MAXR];                                                                                              \
+        if (nt == 1 && prefetch_ahead > 0) { /* decoding on Intel (below): each row's stream asked for ahead */      \
+            for (int i = 0; i < nr; i++) _mm_prefetch((const char *) (w + (r + i) * cols + c) + prefetch_ahead, _MM_HINT_T0); \
+        }                                                                                                          \
         for (int i = 0; i < nr; i++) wv[i] = CVT(w + (r + i) * cols + c);                                          \
         for (int k = 0; k < nt; k++) {                                                                             \
             VEC xv = LOADX(x + (t0 + k) * cols + c);                                                               \
@@ -808,14 +811,15 @@ F16_DRIVER(f16_avx512_tiles, f16_tile512, VNNI_TARGET, 6)
 
 /**
  * One token (decoding): a row at a time, four accumulators along it; more tokens go to the tiles. Reading one row's
- * stream per thread measured faster than four rows' interleaved (memory-bound: the product waits on its loads); so did a
+ * stream per thread measured faster than four rows' interleaved on Zen 4 (memory-bound: the product waits on its
+ * loads; INTERLEAVE: where the tiles' several streams measured faster instead); so did a
  * half-precision input over a float one (a float input of 8,192 columns does not stay in L1 beside the weights' stream).
  */
-#define F16_ROWS(NAME, TILES, TARGET, VEC, LANES, ZERO, CVT, FMA, ADD, SUM)                                          \
+#define F16_ROWS(NAME, TILES, TARGET, INTERLEAVE, VEC, LANES, ZERO, CVT, FMA, ADD, SUM)                              \
 __attribute__((target(TARGET)))                                                                                    \
 static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const uint16_t *x, int64_t tokens, float *out, \
                  int64_t outStride) {                                                                              \
-    if (tokens > 1 || cols % (4 * LANES) != 0) {                                                                   \
+    if (tokens > 1 || cols % (4 * LANES) != 0 || (INTERLEAVE)) {                                                   \
         TILES(wb, cols, r0, r1, x, tokens, out, outStride);                                                        \
         return;                                                                                                    \
     }                                                                                                              \
@@ -836,8 +840,10 @@ static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const 
 }
 
 F16_DRIVER(f16_avx2_tiles, f16_tile256, "avx2,fma,f16c", 4)
-F16_ROWS(f16_avx512, f16_avx512_tiles, VNNI_TARGET, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps)
-F16_ROWS(f16_avx2, f16_avx2_tiles, "avx2,fma,f16c", __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_fmadd_ps, _mm256_add_ps, hsum256)
+// Decoding on Intel (prefetch_ahead > 0), AVX-512 reads six rows' streams at a time through the tiles, each prefetched:
+// more misses in flight per core than one row's stream (measured faster there; one row measured faster on Zen 4)
+F16_ROWS(f16_avx512, f16_avx512_tiles, VNNI_TARGET, prefetch_ahead > 0, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps)
+F16_ROWS(f16_avx2, f16_avx2_tiles, "avx2,fma,f16c", 0, __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_fmadd_ps, _mm256_add_ps, hsum256)
 
 #endif
 
