@@ -74,6 +74,14 @@ int enclave_isa(void) {
     return isa;
 }
 
+/** Sets the prefetch distance (bytes; 0: off, and with it the one-token kernels' single stream); returns the one before. */
+int64_t enclave_set_prefetch(int64_t bytes) {
+    enclave_isa();
+    int64_t before = prefetch_ahead;
+    prefetch_ahead = bytes < 0 ? 0 : bytes;
+    return before;
+}
+
 /** Forces a slower instruction set (tests run every path the CPU has); returns the one in effect. */
 int enclave_set_isa(int wanted) {
     isa = -1;
@@ -1142,20 +1150,64 @@ void enclave_repack(int type, const uint8_t *w, int64_t cols, int64_t g0, int64_
 }
 
 #if defined(__x86_64__)
+/**
+ * One token (decoding on Intel: prefetch_ahead > 0) over R16_STREAMS row groups at a time, each group's weights a stream
+ * of its own, prefetched: more misses in flight per core than one group's stream. The same floats as r16_vnni.
+ */
+#define R16_STREAMS 8
+__attribute__((target(VNNI_TARGET)))
+static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
+    const int S = R16_STREAMS;
+    int64_t nb = cols / QK, body = type == TYPE_Q4_0 ? 256 : 512, blockBytes = 32 + body;
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
+    const float *d = (const float *) (xq + cols);
+    const int32_t *x4all = (const int32_t *) xq;
+    for (int64_t gs = g0; gs < g1; gs += S) {
+        int ns = g1 - gs < S ? (int) (g1 - gs) : S;
+        __m512 acc[R16_STREAMS];
+        for (int i = 0; i < ns; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const int32_t *x4 = x4all + b * 8;
+            __m512 db = _mm512_set1_ps(d[b]), ob = _mm512_set1_ps(offset * d[nb + b]);
+            for (int i = 0; i < ns; i++) {
+                const uint8_t *blk = p + ((gs + i) * nb + b) * blockBytes;
+                if (prefetch_ahead) for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
+                __m512i sum = _mm512_setzero_si512();
+                if (type == TYPE_Q4_0) {
+                    for (int k = 0; k < 4; k++) {
+                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
+                        sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(raw, low), _mm512_set1_epi32(x4[2 * k]));
+                        sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(_mm512_srli_epi16(raw, 4), low), _mm512_set1_epi32(x4[2 * k + 1]));
+                    }
+                } else {
+                    for (int k = 0; k < 8; k++) sum = _mm512_dpbusd_epi32(sum, _mm512_loadu_si512((const void *) (blk + 32 + 64 * k)), _mm512_set1_epi32(x4[k]));
+                }
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(ws, db), acc[i]);
+                acc[i] = _mm512_fmadd_ps(ws, ob, acc[i]);
+            }
+        }
+        for (int i = 0; i < ns; i++) _mm512_storeu_ps(out + (gs + i) * R16, acc[i]);
+    }
+}
+
 __attribute__((target(VNNI_TARGET)))
 static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
     int64_t nb = cols / QK, stride = enclave_act_stride(cols), body = type == TYPE_Q4_0 ? 256 : 512;
     const __m512i low = _mm512_set1_epi8(0x0f);
     const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
+    if (tokens == 1 && prefetch_ahead > 0) {
+        r16_vnni_streams(type, p, cols, g0, g1, xq, out);
+        return;
+    }
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *base = p + g * nb * (32 + body);
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
             int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
             __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-            int64_t pf = tokens == 1 ? prefetch_ahead : 0;
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *blk = base + b * (32 + body);
-                if (pf) for (int64_t o = 0; o < 32 + body; o += 64) _mm_prefetch((const char *) blk + pf + o, _MM_HINT_T0);
                 __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
                 __m512i v[8];
                 if (type == TYPE_Q4_0) {

@@ -29,7 +29,7 @@ public final class NativeCpuKernels implements NativeKernels {
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
     private static final java.lang.foreign.AddressLayout P = ValueLayout.ADDRESS;
 
-    private final MethodHandle isa, setIsa, amx, setAmx, stride, halfBytes, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
+    private final MethodHandle isa, setIsa, amx, setAmx, setPrefetch, stride, halfBytes, quantize, toHalves, matmul, repackedBytes, repack, matmulRepacked, repackedSupported, supports,
             dequantize, attends, attnScores, attnValues, attendsQ, attnScoresQ, attnValuesQ;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     /** Attention reads the KV cache's heap arrays in place: short calls, no copy (the GC waits for them). */
@@ -64,6 +64,7 @@ public final class NativeCpuKernels implements NativeKernels {
         isa = linker.downcallHandle(find(lib, "enclave_isa"), FunctionDescriptor.of(I));
         setIsa = linker.downcallHandle(find(lib, "enclave_set_isa"), FunctionDescriptor.of(I, I));
         amx = linker.downcallHandle(find(lib, "enclave_amx"), FunctionDescriptor.of(I));
+        setPrefetch = linker.downcallHandle(find(lib, "enclave_set_prefetch"), FunctionDescriptor.of(J, J));
         setAmx = linker.downcallHandle(find(lib, "enclave_set_amx"), FunctionDescriptor.of(I, I));
         stride = linker.downcallHandle(find(lib, "enclave_act_stride"), FunctionDescriptor.of(J, J));
         halfBytes = linker.downcallHandle(find(lib, "enclave_half_bytes"), FunctionDescriptor.of(J, J, J));
@@ -192,6 +193,18 @@ public final class NativeCpuKernels implements NativeKernels {
     public boolean amx() {
         try {
             return (int) amx.invokeExact() != 0;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * Sets how far ahead one-token products prefetch (bytes; 0 turns it off, and with it their several streams) for
+     * tests; returns the distance before. The instruction set's choice (useIsa) sets it back to the CPU's.
+     */
+    long usePrefetch(long bytes) {
+        try {
+            return (long) setPrefetch.invokeExact(bytes);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }

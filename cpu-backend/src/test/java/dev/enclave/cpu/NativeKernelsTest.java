@@ -133,6 +133,50 @@ class NativeKernelsTest {
         assertEquals(15, cases);
     }
 
+    /**
+     * One-token products with and without the prefetching decode (Intel's default: several row groups' streams at a
+     * time for the repacked layout, six rows' through the tiles for F16): the repacked products give the same floats
+     * bit for bit, and both match the reference.
+     */
+    @Test
+    void decodeStreamsMatchOneStream() {
+        assumeTrue(K.isaCode() == 2, "the repacked layout and the tiles' decode are AVX-512's");
+        long before = K.usePrefetch(0);
+        SplittableRandom rnd = new SplittableRandom(9);
+        int cases = 0;
+        try {
+            for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.F16}) {
+                // group counts off the eight streams, one group, a 1B layer's width
+                for (int[] s : new int[][] {{16, 64}, {48, 2048}, {208, 96}, {144, 8192}}) {
+                    float[] w = new float[s[0] * s[1]];
+                    for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
+                    float[] x = new float[s[1]];
+                    for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextGaussian() * (i % 97 == 0 ? 8 : 1));
+                    Case c = new Case(type, s[0], s[1], 1, Quantizer.quantize(type, w, w.length), x);
+                    K.usePrefetch(0);
+                    float[] one = run(c);
+                    float[] onePacked = type == GGMLType.F16 ? null : runRepacked(c);
+                    K.usePrefetch(1024);
+                    float[] many = run(c);
+                    float[] manyPacked = type == GGMLType.F16 ? null : runRepacked(c);
+                    float[] want = reference(c);
+                    compare(want, many, c + " prefetching", type);
+                    compare(want, one, c + " one stream", type);
+                    if (onePacked != null) {
+                        compare(want, manyPacked, c + " repacked, streams", type);
+                        for (int i = 0; i < onePacked.length; i++) {
+                            assertEquals(Float.floatToRawIntBits(onePacked[i]), Float.floatToRawIntBits(manyPacked[i]), c + ": row " + i);
+                        }
+                    }
+                    cases++;
+                }
+            }
+        } finally {
+            K.usePrefetch(before);
+        }
+        assertEquals(12, cases);
+    }
+
     private static String cpuFlags() {
         try {
             return Files.readString(Path.of("/proc/cpuinfo"));
