@@ -1418,6 +1418,96 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
 }
 
 /**
+ * Q6_K and Q4_K decoding on Intel (prefetch_ahead > 0): as r16_vnni_streams, R16_STREAMS row groups side by side, each a
+ * prefetched stream; per group the operations of r16_q6k_vnni / r16_q4k_vnni in the same order (the same floats).
+ */
+__attribute__((target(VNNI_TARGET)))
+static void r16_q6k_streams(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
+    int64_t nsb = cols / QK_K, nb = cols / QK;
+    const __m512i low = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
+    const float *d = (const float *) (xq + cols);
+    const int16_t *h = (const int16_t *) (xq + cols + 8 * nb);
+    for (int64_t gs = g0; gs < g1; gs += R16_STREAMS) {
+        int ns = g1 - gs < R16_STREAMS ? (int) (g1 - gs) : R16_STREAMS;
+        __m512 acc[R16_STREAMS];
+        for (int i = 0; i < ns; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            for (int b = 0; b < 8; b++) {
+                int64_t xb = sb * 8 + b;
+                const int32_t *x4 = (const int32_t *) (xq + xb * QK);
+                for (int i = 0; i < ns; i++) {
+                    const uint8_t *base = p + ((gs + i) * nsb + sb) * Q6R_SUPER;
+                    const uint8_t *blk = base + 32 + b * Q6R_BLOCK;
+                    for (int64_t o = 0; o < Q6R_BLOCK; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
+                    __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) blk));
+                    __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)));
+                    __m512i v[8];
+                    for (int k = 0; k < 4; k++) {
+                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
+                        v[2 * k] = _mm512_and_si512(raw, low);
+                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    }
+                    for (int j = 0; j < 2; j++) {
+                        __m512i hb = _mm512_loadu_si512((const void *) (blk + 288 + 64 * j));
+                        v[4 * j] = _mm512_ternarylogic_epi32(v[4 * j], _mm512_slli_epi16(hb, 4), top, 0xF8);
+                        v[4 * j + 1] = _mm512_ternarylogic_epi32(v[4 * j + 1], _mm512_slli_epi16(hb, 2), top, 0xF8);
+                        v[4 * j + 2] = _mm512_ternarylogic_epi32(v[4 * j + 2], hb, top, 0xF8);
+                        v[4 * j + 3] = _mm512_ternarylogic_epi32(v[4 * j + 3], _mm512_srli_epi16(hb, 2), top, 0xF8);
+                    }
+                    __m512i s0 = _mm512_set1_epi32(-32 * h[2 * xb]), s1 = _mm512_set1_epi32(-32 * h[2 * xb + 1]);
+                    for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
+                    for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
+                    __m512i si = _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(d[xb])), acc[i]);
+                }
+            }
+        }
+        for (int i = 0; i < ns; i++) _mm512_storeu_ps(out + (gs + i) * R16, acc[i]);
+    }
+}
+
+__attribute__((target(VNNI_TARGET)))
+static void r16_q4k_streams(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
+    int64_t nsb = cols / QK_K, nb = cols / QK;
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    const float *d = (const float *) (xq + cols);
+    for (int64_t gs = g0; gs < g1; gs += R16_STREAMS) {
+        int ns = g1 - gs < R16_STREAMS ? (int) (g1 - gs) : R16_STREAMS;
+        __m512 acc[R16_STREAMS];
+        for (int i = 0; i < ns; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            for (int b = 0; b < 8; b++) {
+                int64_t xb = sb * 8 + b;
+                const int32_t *x4 = (const int32_t *) (xq + xb * QK);
+                for (int i = 0; i < ns; i++) {
+                    const uint8_t *base = p + ((gs + i) * nsb + sb) * Q4KR_SUPER;
+                    const uint8_t *blk = base + 64 + b * Q4KR_BLOCK;
+                    for (int64_t o = 0; o < Q4KR_BLOCK; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
+                    __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (base + 32)));
+                    __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) blk))));
+                    __m512 dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)))));
+                    __m512i v[8];
+                    for (int k = 0; k < 4; k++) {
+                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
+                        v[2 * k] = _mm512_and_si512(raw, low);
+                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    }
+                    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+                    for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
+                    for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
+                    __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                    acc[i] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dsc, _mm512_set1_ps(d[xb])), acc[i]);
+                    acc[i] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(d[nb + xb]), acc[i]);
+                }
+            }
+        }
+        for (int i = 0; i < ns; i++) _mm512_storeu_ps(out + (gs + i) * R16, acc[i]);
+    }
+}
+
+/**
  * Q6_K repacked: per 32 columns, two integer sums per row (one per 16-column scale), each less 32 x the activations'
  * half-block sum (the stored offset), times the row's int8 scale; then one float multiply-add by d x the block scale.
  */
@@ -1562,7 +1652,10 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
                              float *out, int64_t outStride) {
 #if defined(__x86_64__)
     if (enclave_isa() == ISA_AVX512_VNNI) {
-        if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
+        if (tokens == 1 && prefetch_ahead > 0 && (type == TYPE_Q6_K || type == TYPE_Q4_K)) {
+            if (type == TYPE_Q6_K) r16_q6k_streams(p, cols, g0, g1, xq, out);
+            else r16_q4k_streams(p, cols, g0, g1, xq, out);
+        } else if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else if (tokens >= 32 && enclave_amx()) r16_amx(type, p, cols, g0, g1, xq, tokens, out, outStride);
         else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else r16_vnni(type, p, cols, g0, g1, xq, tokens, out, outStride);

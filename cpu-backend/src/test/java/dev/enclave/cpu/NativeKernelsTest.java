@@ -135,7 +135,7 @@ class NativeKernelsTest {
 
     /**
      * One-token products with and without the prefetching decode (Intel's default: several row groups' streams at a
-     * time for the repacked layout, six rows' through the tiles for F16): the repacked products give the same floats
+     * time for the repacked layouts, Q4_0, Q8_0, Q6_K and Q4_K; six rows' through the tiles for F16): the repacked products give the same floats
      * bit for bit, and both match the reference.
      */
     @Test
@@ -145,9 +145,10 @@ class NativeKernelsTest {
         SplittableRandom rnd = new SplittableRandom(9);
         int cases = 0;
         try {
-            for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.F16}) {
+            for (GGMLType type : new GGMLType[] {GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q6_K, GGMLType.Q4_K, GGMLType.F16}) {
                 // group counts off the eight streams, one group, a 1B layer's width
-                for (int[] s : new int[][] {{16, 64}, {48, 2048}, {208, 96}, {144, 8192}}) {
+                boolean k = type == GGMLType.Q6_K || type == GGMLType.Q4_K;
+                for (int[] s : k ? new int[][] {{16, 256}, {48, 2048}, {208, 256}, {144, 8192}} : new int[][] {{16, 64}, {48, 2048}, {208, 96}, {144, 8192}}) {
                     float[] w = new float[s[0] * s[1]];
                     for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
                     float[] x = new float[s[1]];
@@ -174,7 +175,7 @@ class NativeKernelsTest {
         } finally {
             K.usePrefetch(before);
         }
-        assertEquals(12, cases);
+        assertEquals(20, cases);
     }
 
     private static String cpuFlags() {
