@@ -1150,6 +1150,50 @@ void enclave_repack(int type, const uint8_t *w, int64_t cols, int64_t g0, int64_
 }
 
 #if defined(__x86_64__)
+/** The 32 values of a repacked 4-bit block body (four 64-byte registers of nibbles) as vpdpbusd's eight quads. */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline void r16_nibbles(const uint8_t *body, __m512i v[8]) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int k = 0; k < 4; k++) {
+        __m512i raw = _mm512_loadu_si512((const void *) (body + 64 * k));
+        v[2 * k] = _mm512_and_si512(raw, low);
+        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+    }
+}
+
+/** A repacked Q6_K block's 32 values (stored + 32): its nibbles, then the high bit pairs to bits 4 and 5. */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline void q6r_values(const uint8_t *blk, __m512i v[8]) {
+    const __m512i top = _mm512_set1_epi8(0x30);
+    r16_nibbles(blk + 32, v);
+    for (int j = 0; j < 2; j++) {
+        __m512i hb = _mm512_loadu_si512((const void *) (blk + 288 + 64 * j));
+        // v | (shifted & 0x30): bit pair m of each byte to bits 4, 5
+        v[4 * j] = _mm512_ternarylogic_epi32(v[4 * j], _mm512_slli_epi16(hb, 4), top, 0xF8);
+        v[4 * j + 1] = _mm512_ternarylogic_epi32(v[4 * j + 1], _mm512_slli_epi16(hb, 2), top, 0xF8);
+        v[4 * j + 2] = _mm512_ternarylogic_epi32(v[4 * j + 2], hb, top, 0xF8);
+        v[4 * j + 3] = _mm512_ternarylogic_epi32(v[4 * j + 3], _mm512_srli_epi16(hb, 2), top, 0xF8);
+    }
+}
+
+/** Q6_K's integer sum of one block for one token: each half block's sum less 32 x its activation sum, times its scale. */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline __m512i q6r_sum(const __m512i v[8], const int32_t *x4, int16_t h0, int16_t h1, __m512i sc0, __m512i sc1) {
+    __m512i s0 = _mm512_set1_epi32(-32 * h0), s1 = _mm512_set1_epi32(-32 * h1);
+    for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
+    for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
+    return _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
+}
+
+/** Q4_K's integer sum of one block for one token (two chains of four quads). */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline __m512i q4r_sum(const __m512i v[8], const int32_t *x4) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
+    for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
+    return _mm512_add_epi32(s0, s1);
+}
+
 /**
  * One token (decoding on Intel: prefetch_ahead > 0) over R16_STREAMS row groups at a time, each group's weights a stream
  * of its own, prefetched: more misses in flight per core than one group's stream. The same floats as r16_vnni.
@@ -1195,7 +1239,6 @@ static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g
 __attribute__((target(VNNI_TARGET)))
 static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
     int64_t nb = cols / QK, stride = enclave_act_stride(cols), body = type == TYPE_Q4_0 ? 256 : 512;
-    const __m512i low = _mm512_set1_epi8(0x0f);
     const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
     if (tokens == 1 && prefetch_ahead > 0) {
         r16_vnni_streams(type, p, cols, g0, g1, xq, out);
@@ -1211,11 +1254,7 @@ static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64
                 __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
                 __m512i v[8];
                 if (type == TYPE_Q4_0) {
-                    for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                        v[2 * k] = _mm512_and_si512(raw, low);
-                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                    }
+                    r16_nibbles(blk + 32, v);
                 } else {
                     for (int k = 0; k < 8; k++) v[k] = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
                 }
@@ -1278,12 +1317,9 @@ struct tile_config {
 /** Q4_0's nibbles of a repacked block as B's bytes: each 64-byte register's low nibbles, then its high ones. */
 __attribute__((target(VNNI_TARGET)))
 static inline void r16_unpack_q4(const uint8_t *body, uint8_t *dst) {
-    const __m512i low = _mm512_set1_epi8(0x0f);
-    for (int k = 0; k < 4; k++) {
-        __m512i raw = _mm512_loadu_si512((const void *) (body + 64 * k));
-        _mm512_store_si512((void *) (dst + 128 * k), _mm512_and_si512(raw, low));
-        _mm512_store_si512((void *) (dst + 128 * k + 64), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
-    }
+    __m512i v[8];
+    r16_nibbles(body, v);
+    for (int q = 0; q < 8; q++) _mm512_store_si512((void *) (dst + 64 * q), v[q]);
 }
 
 /**
@@ -1422,9 +1458,9 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
  * prefetched stream; per group the operations of r16_q6k_vnni / r16_q4k_vnni in the same order (the same floats).
  */
 __attribute__((target(VNNI_TARGET)))
-static void r16_q6k_streams(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
-    int64_t nsb = cols / QK_K, nb = cols / QK;
-    const __m512i low = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
+static void r16_k_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
+    int q6 = type == TYPE_Q6_K;
+    int64_t nsb = cols / QK_K, nb = cols / QK, super = q6 ? Q6R_SUPER : Q4KR_SUPER, block = q6 ? Q6R_BLOCK : Q4KR_BLOCK;
     const float *d = (const float *) (xq + cols);
     const int16_t *h = (const int16_t *) (xq + cols + 8 * nb);
     for (int64_t gs = g0; gs < g1; gs += R16_STREAMS) {
@@ -1436,70 +1472,26 @@ static void r16_q6k_streams(const uint8_t *p, int64_t cols, int64_t g0, int64_t 
                 int64_t xb = sb * 8 + b;
                 const int32_t *x4 = (const int32_t *) (xq + xb * QK);
                 for (int i = 0; i < ns; i++) {
-                    const uint8_t *base = p + ((gs + i) * nsb + sb) * Q6R_SUPER;
-                    const uint8_t *blk = base + 32 + b * Q6R_BLOCK;
-                    for (int64_t o = 0; o < Q6R_BLOCK; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                    const uint8_t *base = p + ((gs + i) * nsb + sb) * super;
+                    const uint8_t *blk = base + (q6 ? 32 : 64) + b * block;
+                    for (int64_t o = 0; o < block; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
                     __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
-                    __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) blk));
-                    __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)));
                     __m512i v[8];
-                    for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                        v[2 * k] = _mm512_and_si512(raw, low);
-                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    if (q6) {
+                        __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) blk));
+                        __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)));
+                        q6r_values(blk, v);
+                        __m512i si = q6r_sum(v, x4, h[2 * xb], h[2 * xb + 1], sc0, sc1);
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(d[xb])), acc[i]);
+                    } else {
+                        __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (base + 32)));
+                        __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) blk))));
+                        __m512 dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)))));
+                        r16_nibbles(blk + 32, v);
+                        __m512 sf = _mm512_cvtepi32_ps(q4r_sum(v, x4));
+                        acc[i] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dsc, _mm512_set1_ps(d[xb])), acc[i]);
+                        acc[i] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(d[nb + xb]), acc[i]);
                     }
-                    for (int j = 0; j < 2; j++) {
-                        __m512i hb = _mm512_loadu_si512((const void *) (blk + 288 + 64 * j));
-                        v[4 * j] = _mm512_ternarylogic_epi32(v[4 * j], _mm512_slli_epi16(hb, 4), top, 0xF8);
-                        v[4 * j + 1] = _mm512_ternarylogic_epi32(v[4 * j + 1], _mm512_slli_epi16(hb, 2), top, 0xF8);
-                        v[4 * j + 2] = _mm512_ternarylogic_epi32(v[4 * j + 2], hb, top, 0xF8);
-                        v[4 * j + 3] = _mm512_ternarylogic_epi32(v[4 * j + 3], _mm512_srli_epi16(hb, 2), top, 0xF8);
-                    }
-                    __m512i s0 = _mm512_set1_epi32(-32 * h[2 * xb]), s1 = _mm512_set1_epi32(-32 * h[2 * xb + 1]);
-                    for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
-                    for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
-                    __m512i si = _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
-                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(d[xb])), acc[i]);
-                }
-            }
-        }
-        for (int i = 0; i < ns; i++) _mm512_storeu_ps(out + (gs + i) * R16, acc[i]);
-    }
-}
-
-__attribute__((target(VNNI_TARGET)))
-static void r16_q4k_streams(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
-    int64_t nsb = cols / QK_K, nb = cols / QK;
-    const __m512i low = _mm512_set1_epi8(0x0f);
-    const float *d = (const float *) (xq + cols);
-    for (int64_t gs = g0; gs < g1; gs += R16_STREAMS) {
-        int ns = g1 - gs < R16_STREAMS ? (int) (g1 - gs) : R16_STREAMS;
-        __m512 acc[R16_STREAMS];
-        for (int i = 0; i < ns; i++) acc[i] = _mm512_setzero_ps();
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            for (int b = 0; b < 8; b++) {
-                int64_t xb = sb * 8 + b;
-                const int32_t *x4 = (const int32_t *) (xq + xb * QK);
-                for (int i = 0; i < ns; i++) {
-                    const uint8_t *base = p + ((gs + i) * nsb + sb) * Q4KR_SUPER;
-                    const uint8_t *blk = base + 64 + b * Q4KR_BLOCK;
-                    for (int64_t o = 0; o < Q4KR_BLOCK; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
-                    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
-                    __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (base + 32)));
-                    __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) blk))));
-                    __m512 dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)))));
-                    __m512i v[8];
-                    for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                        v[2 * k] = _mm512_and_si512(raw, low);
-                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                    }
-                    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-                    for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
-                    for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
-                    __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-                    acc[i] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dsc, _mm512_set1_ps(d[xb])), acc[i]);
-                    acc[i] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(d[nb + xb]), acc[i]);
                 }
             }
         }
@@ -1514,7 +1506,6 @@ static void r16_q4k_streams(const uint8_t *p, int64_t cols, int64_t g0, int64_t 
 __attribute__((target(VNNI_TARGET)))
 static void r16_q6k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
     int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols);
-    const __m512i low = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
     for (int64_t g = g0; g < g1; g++) {
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
             int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
@@ -1527,29 +1518,14 @@ static void r16_q6k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1,
                     __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) blk));
                     __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)));
                     __m512i v[8];
-                    for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                        v[2 * k] = _mm512_and_si512(raw, low);
-                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                    }
-                    for (int j = 0; j < 2; j++) {
-                        __m512i hb = _mm512_loadu_si512((const void *) (blk + 288 + 64 * j));
-                        // v | (shifted & 0x30): bit pair m of each byte to bits 4, 5
-                        v[4 * j] = _mm512_ternarylogic_epi32(v[4 * j], _mm512_slli_epi16(hb, 4), top, 0xF8);
-                        v[4 * j + 1] = _mm512_ternarylogic_epi32(v[4 * j + 1], _mm512_slli_epi16(hb, 2), top, 0xF8);
-                        v[4 * j + 2] = _mm512_ternarylogic_epi32(v[4 * j + 2], hb, top, 0xF8);
-                        v[4 * j + 3] = _mm512_ternarylogic_epi32(v[4 * j + 3], _mm512_srli_epi16(hb, 2), top, 0xF8);
-                    }
+                    q6r_values(blk, v);
                     int64_t xb = sb * 8 + b;
                     for (int k = 0; k < n; k++) {
                         const uint8_t *xr = xq + (t0 + k) * stride;
                         const int32_t *x4 = (const int32_t *) (xr + xb * QK);
                         const float *d = (const float *) (xr + cols);
                         const int16_t *h = (const int16_t *) (xr + cols + 8 * nb);
-                        __m512i s0 = _mm512_set1_epi32(-32 * h[2 * xb]), s1 = _mm512_set1_epi32(-32 * h[2 * xb + 1]);
-                        for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
-                        for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
-                        __m512i si = _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
+                        __m512i si = q6r_sum(v, x4, h[2 * xb], h[2 * xb + 1], sc0, sc1);
                         acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(d[xb])), acc[k]);
                     }
                 }
@@ -1563,7 +1539,6 @@ static void r16_q6k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1,
 __attribute__((target(VNNI_TARGET)))
 static void r16_q4k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
     int64_t nsb = cols / QK_K, nb = cols / QK, stride = enclave_act_stride(cols);
-    const __m512i low = _mm512_set1_epi8(0x0f);
     for (int64_t g = g0; g < g1; g++) {
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
             int n = tokens - t0 < 4 ? (int) (tokens - t0) : 4;
@@ -1577,20 +1552,13 @@ static void r16_q4k_vnni(const uint8_t *p, int64_t cols, int64_t g0, int64_t g1,
                     __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) blk))));
                     __m512 dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (blk + 16)))));
                     __m512i v[8];
-                    for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                        v[2 * k] = _mm512_and_si512(raw, low);
-                        v[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-                    }
+                    r16_nibbles(blk + 32, v);
                     int64_t xb = sb * 8 + b;
                     for (int k = 0; k < n; k++) {
                         const uint8_t *xr = xq + (t0 + k) * stride;
                         const int32_t *x4 = (const int32_t *) (xr + xb * QK);
                         const float *d = (const float *) (xr + cols);
-                        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-                        for (int q = 0; q < 4; q++) s0 = _mm512_dpbusd_epi32(s0, v[q], _mm512_set1_epi32(x4[q]));
-                        for (int q = 4; q < 8; q++) s1 = _mm512_dpbusd_epi32(s1, v[q], _mm512_set1_epi32(x4[q]));
-                        __m512 sf = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                        __m512 sf = _mm512_cvtepi32_ps(q4r_sum(v, x4));
                         acc[k] = _mm512_fmadd_ps(sf, _mm512_mul_ps(dsc, _mm512_set1_ps(d[xb])), acc[k]);
                         acc[k] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(d[nb + xb]), acc[k]);
                     }
@@ -1653,8 +1621,7 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
 #if defined(__x86_64__)
     if (enclave_isa() == ISA_AVX512_VNNI) {
         if (tokens == 1 && prefetch_ahead > 0 && (type == TYPE_Q6_K || type == TYPE_Q4_K)) {
-            if (type == TYPE_Q6_K) r16_q6k_streams(p, cols, g0, g1, xq, out);
-            else r16_q4k_streams(p, cols, g0, g1, xq, out);
+            r16_k_streams(type, p, cols, g0, g1, xq, out);
         } else if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else if (tokens >= 32 && enclave_amx()) r16_amx(type, p, cols, g0, g1, xq, tokens, out, outStride);
         else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
