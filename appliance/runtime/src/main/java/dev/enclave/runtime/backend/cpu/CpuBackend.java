@@ -501,7 +501,7 @@ public final class CpuBackend extends HostBackend {
     /**
      * The rotary angles' cosines and sines of a step's positions, kept while the positions and frequencies stay the
      * same: every head of the queries and keys of every layer rotates by the same angles, so they are computed once
-     * per step (the trigonometry, per head, was most of the serial time between a decode step's products).
+     * per step, not per head and layer.
      */
     private static final class RopeAngles {
         float[] invFreq = new float[0];
