@@ -38,6 +38,11 @@
  */
 static int64_t prefetch_ahead;
 
+/** Whether one-token products read several prefetched streams per thread (where the prefetch is on: Intel). */
+static inline int decode_streams(void) {
+    return prefetch_ahead > 0;
+}
+
 enum { ISA_BASELINE = 0, ISA_AVX2 = 1, ISA_AVX512_VNNI = 2, ISA_NEON = 3, ISA_NEON_DOTPROD = 4, ISA_NEON_I8MM = 5 };
 
 static int isa = -1;
@@ -772,7 +777,7 @@ static inline void NAME(const uint16_t *w, int64_t cols, int64_t r, const float 
     int64_t c = 0;                                                                                                 \
     for (; c + LANES <= cols; c += LANES) {                                                                        \
         VEC wv[MAXR];                                                                                              \
-        if (nt == 1 && prefetch_ahead > 0) { /* decoding on Intel (below): each row's stream asked for ahead */      \
+        if (nt == 1 && decode_streams()) { /* decoding on Intel (below): each row's stream asked for ahead */        \
             for (int i = 0; i < nr; i++) _mm_prefetch((const char *) (w + (r + i) * cols + c) + prefetch_ahead, _MM_HINT_T0); \
         }                                                                                                          \
         for (int i = 0; i < nr; i++) wv[i] = CVT(w + (r + i) * cols + c);                                          \
@@ -848,9 +853,9 @@ static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const 
 }
 
 F16_DRIVER(f16_avx2_tiles, f16_tile256, "avx2,fma,f16c", 4)
-// Decoding on Intel (prefetch_ahead > 0), AVX-512 reads six rows' streams at a time through the tiles, each prefetched:
+// Decoding on Intel (decode_streams()), AVX-512 reads six rows' streams at a time through the tiles, each prefetched:
 // more misses in flight per core than one row's stream (measured faster there; one row measured faster on Zen 4)
-F16_ROWS(f16_avx512, f16_avx512_tiles, VNNI_TARGET, prefetch_ahead > 0, __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps)
+F16_ROWS(f16_avx512, f16_avx512_tiles, VNNI_TARGET, decode_streams(), __m512, 16, _mm512_setzero_ps(), CVT512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps)
 F16_ROWS(f16_avx2, f16_avx2_tiles, "avx2,fma,f16c", 0, __m256, 8, _mm256_setzero_ps(), CVT256, _mm256_fmadd_ps, _mm256_add_ps, hsum256)
 
 #endif
@@ -1194,8 +1199,15 @@ static inline __m512i q4r_sum(const __m512i v[8], const int32_t *x4) {
     return _mm512_add_epi32(s0, s1);
 }
 
+/** A repacked Q4_0 or Q8_0 block's 32 values of its 16 rows as vpdpbusd's eight quads. */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline void r16_values(int type, const uint8_t *blk, __m512i v[8]) {
+    if (type == TYPE_Q4_0) r16_nibbles(blk + 32, v);
+    else for (int k = 0; k < 8; k++) v[k] = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
+}
+
 /**
- * One token (decoding on Intel: prefetch_ahead > 0) over R16_STREAMS row groups at a time, each group's weights a stream
+ * One token (decoding on Intel: decode_streams()) over R16_STREAMS row groups at a time, each group's weights a stream
  * of its own, prefetched: more misses in flight per core than one group's stream. The same floats as r16_vnni.
  */
 #define R16_STREAMS 8
@@ -1203,7 +1215,6 @@ __attribute__((target(VNNI_TARGET)))
 static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
     const int S = R16_STREAMS;
     int64_t nb = cols / QK, body = type == TYPE_Q4_0 ? 256 : 512, blockBytes = 32 + body;
-    const __m512i low = _mm512_set1_epi8(0x0f);
     const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
     const float *d = (const float *) (xq + cols);
     const int32_t *x4all = (const int32_t *) xq;
@@ -1216,18 +1227,11 @@ static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g
             __m512 db = _mm512_set1_ps(d[b]), ob = _mm512_set1_ps(offset * d[nb + b]);
             for (int i = 0; i < ns; i++) {
                 const uint8_t *blk = p + ((gs + i) * nb + b) * blockBytes;
-                if (prefetch_ahead) for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
                 __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
-                __m512i sum = _mm512_setzero_si512();
-                if (type == TYPE_Q4_0) {
-                    for (int k = 0; k < 4; k++) {
-                        __m512i raw = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                        sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(raw, low), _mm512_set1_epi32(x4[2 * k]));
-                        sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(_mm512_srli_epi16(raw, 4), low), _mm512_set1_epi32(x4[2 * k + 1]));
-                    }
-                } else {
-                    for (int k = 0; k < 8; k++) sum = _mm512_dpbusd_epi32(sum, _mm512_loadu_si512((const void *) (blk + 32 + 64 * k)), _mm512_set1_epi32(x4[k]));
-                }
+                __m512i v[8], sum = _mm512_setzero_si512();
+                r16_values(type, blk, v);
+                for (int q = 0; q < 8; q++) sum = _mm512_dpbusd_epi32(sum, v[q], _mm512_set1_epi32(x4[q]));
                 acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(ws, db), acc[i]);
                 acc[i] = _mm512_fmadd_ps(ws, ob, acc[i]);
             }
@@ -1240,10 +1244,6 @@ __attribute__((target(VNNI_TARGET)))
 static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, int64_t tokens, float *out, int64_t outStride) {
     int64_t nb = cols / QK, stride = enclave_act_stride(cols), body = type == TYPE_Q4_0 ? 256 : 512;
     const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
-    if (tokens == 1 && prefetch_ahead > 0) {
-        r16_vnni_streams(type, p, cols, g0, g1, xq, out);
-        return;
-    }
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *base = p + g * nb * (32 + body);
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {
@@ -1253,11 +1253,7 @@ static void r16_vnni(int type, const uint8_t *p, int64_t cols, int64_t g0, int64
                 const uint8_t *blk = base + b * (32 + body);
                 __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
                 __m512i v[8];
-                if (type == TYPE_Q4_0) {
-                    r16_nibbles(blk + 32, v);
-                } else {
-                    for (int k = 0; k < 8; k++) v[k] = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
-                }
+                r16_values(type, blk, v);
                 for (int k = 0; k < n; k++) {
                     const uint8_t *xr = xq + (t0 + k) * stride;
                     const int32_t *x4 = (const int32_t *) (xr + b * QK);
@@ -1454,7 +1450,7 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
 }
 
 /**
- * Q6_K and Q4_K decoding on Intel (prefetch_ahead > 0): as r16_vnni_streams, R16_STREAMS row groups side by side, each a
+ * Q6_K and Q4_K decoding on Intel (decode_streams()): as r16_vnni_streams, R16_STREAMS row groups side by side, each a
  * prefetched stream; per group the operations of r16_q6k_vnni / r16_q4k_vnni in the same order (the same floats).
  */
 __attribute__((target(VNNI_TARGET)))
@@ -1620,8 +1616,9 @@ void enclave_matmul_repacked(int type, const uint8_t *p, int64_t cols, int64_t g
                              float *out, int64_t outStride) {
 #if defined(__x86_64__)
     if (enclave_isa() == ISA_AVX512_VNNI) {
-        if (tokens == 1 && prefetch_ahead > 0 && (type == TYPE_Q6_K || type == TYPE_Q4_K)) {
-            r16_k_streams(type, p, cols, g0, g1, xq, out);
+        if (tokens == 1 && decode_streams()) {
+            if (type == TYPE_Q6_K || type == TYPE_Q4_K) r16_k_streams(type, p, cols, g0, g1, xq, out);
+            else r16_vnni_streams(type, p, cols, g0, g1, xq, out);
         } else if (type == TYPE_Q6_K) r16_q6k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
         else if (tokens >= 32 && enclave_amx()) r16_amx(type, p, cols, g0, g1, xq, tokens, out, outStride);
         else if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xq, tokens, out, outStride);
