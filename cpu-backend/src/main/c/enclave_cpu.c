@@ -771,14 +771,14 @@ static void to_half_f16c(const float *x, int64_t cols, int64_t xStride, int64_t 
 #define F16_TILE(NAME, TARGET, VEC, LANES, ZERO, CVT, LOADX, FMA, SUM, MAXR)                                         \
 __attribute__((target(TARGET), always_inline))                                                                     \
 static inline void NAME(const uint16_t *w, int64_t cols, int64_t r, const float *x, int64_t t0, float *out,        \
-                        int64_t outStride, const int nr, const int nt) {                                           \
+                        int64_t outStride, const int nr, const int nt, int64_t ahead) {                            \
     VEC acc[MAXR][4];                                                                                              \
     for (int i = 0; i < nr; i++) for (int k = 0; k < nt; k++) acc[i][k] = ZERO;                                    \
     int64_t c = 0;                                                                                                 \
     for (; c + LANES <= cols; c += LANES) {                                                                        \
         VEC wv[MAXR];                                                                                              \
-        if (nt == 1 && decode_streams()) { /* decoding on Intel (below): each row's stream asked for ahead */        \
-            for (int i = 0; i < nr; i++) _mm_prefetch((const char *) (w + (r + i) * cols + c) + prefetch_ahead, _MM_HINT_T0); \
+        if (ahead && (c * 2) % 64 == 0) { /* each cache line of the next tile's rows, at this column */            \
+            for (int i = 0; i < nr; i++) _mm_prefetch((const char *) (w + (r + i) * cols + c) + ahead, _MM_HINT_T1); \
         }                                                                                                          \
         for (int i = 0; i < nr; i++) wv[i] = CVT(w + (r + i) * cols + c);                                          \
         for (int k = 0; k < nt; k++) {                                                                             \
@@ -809,13 +809,16 @@ static void NAME(const uint8_t *wb, int64_t cols, int64_t r0, int64_t r1, const 
     const float *x = half_input_floats(xh, cols, tokens);                                                          \
     for (int64_t r = r0; r < r1; r += R) {                                                                         \
         int nr = r1 - r < R ? (int) (r1 - r) : R;                                                                  \
+        /* decoding on Intel: a tile's rows are one page or a few each, too short for the streams to be asked */   \
+        /* for ahead within them (their first kilobytes missed every time); the next tile's instead, a tile ahead */ \
+        int64_t ahead = tokens == 1 && decode_streams() && r + 2 * R <= r1 ? R * cols * 2 : 0;                     \
         for (int64_t t0 = 0; t0 < tokens; t0 += 4) {                                                               \
             int nt = tokens - t0 < 4 ? (int) (tokens - t0) : 4;                                                    \
-            if (nr == R && nt == 4) TILE(w, cols, r, x, t0, out, outStride, R, 4);                                 \
-            else if (nr == R && nt == 1) TILE(w, cols, r, x, t0, out, outStride, R, 1);                            \
-            else if (nr == R && nt == 2) TILE(w, cols, r, x, t0, out, outStride, R, 2);                            \
-            else if (nr == R && nt == 3) TILE(w, cols, r, x, t0, out, outStride, R, 3);                            \
-            else for (int i = 0; i < nr; i++) TILE(w, cols, r + i, x, t0, out, outStride, 1, nt);                  \
+            if (nr == R && nt == 4) TILE(w, cols, r, x, t0, out, outStride, R, 4, 0);                              \
+            else if (nr == R && nt == 1) TILE(w, cols, r, x, t0, out, outStride, R, 1, ahead);                     \
+            else if (nr == R && nt == 2) TILE(w, cols, r, x, t0, out, outStride, R, 2, 0);                         \
+            else if (nr == R && nt == 3) TILE(w, cols, r, x, t0, out, outStride, R, 3, 0);                         \
+            else for (int i = 0; i < nr; i++) TILE(w, cols, r + i, x, t0, out, outStride, 1, nt, 0);               \
         }                                                                                                          \
     }                                                                                                              \
 }
