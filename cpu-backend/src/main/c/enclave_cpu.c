@@ -1221,6 +1221,7 @@ static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g
     const float offset = type == TYPE_Q4_0 ? -8.0f : -128.0f;
     const float *d = (const float *) (xq + cols);
     const int32_t *x4all = (const int32_t *) xq;
+    int64_t groupBytes = nb * blockBytes;
     for (int64_t gs = g0; gs < g1; gs += S) {
         int ns = g1 - gs < S ? (int) (g1 - gs) : S;
         __m512 acc[R16_STREAMS];
@@ -1228,9 +1229,13 @@ static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g
         for (int64_t b = 0; b < nb; b++) {
             const int32_t *x4 = x4all + b * 8;
             __m512 db = _mm512_set1_ps(d[b]), ob = _mm512_set1_ps(offset * d[nb + b]);
+            int64_t ahead = b * blockBytes + prefetch_ahead;
             for (int i = 0; i < ns; i++) {
                 const uint8_t *blk = p + ((gs + i) * nb + b) * blockBytes;
-                for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                /* near a group's end, each stream goes on into the same stream of the next set of groups */
+                const uint8_t *pf = ahead < groupBytes ? p + (gs + i) * groupBytes + ahead
+                        : gs + S + i < g1 ? p + (gs + S + i) * groupBytes + (ahead - groupBytes) : NULL;
+                if (pf) for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch((const char *) pf + o, _MM_HINT_T0);
                 __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
                 __m512i v[8], sum = _mm512_setzero_si512();
                 r16_values(type, blk, v);
@@ -1462,6 +1467,7 @@ static void r16_k_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, 
     int64_t nsb = cols / QK_K, nb = cols / QK, super = q6 ? Q6R_SUPER : Q4KR_SUPER, block = q6 ? Q6R_BLOCK : Q4KR_BLOCK;
     const float *d = (const float *) (xq + cols);
     const int16_t *h = (const int16_t *) (xq + cols + 8 * nb);
+    int64_t groupBytes = nsb * super;
     for (int64_t gs = g0; gs < g1; gs += R16_STREAMS) {
         int ns = g1 - gs < R16_STREAMS ? (int) (g1 - gs) : R16_STREAMS;
         __m512 acc[R16_STREAMS];
@@ -1470,10 +1476,14 @@ static void r16_k_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, 
             for (int b = 0; b < 8; b++) {
                 int64_t xb = sb * 8 + b;
                 const int32_t *x4 = (const int32_t *) (xq + xb * QK);
+                int64_t ahead = sb * super + (q6 ? 32 : 64) + b * block + prefetch_ahead;
                 for (int i = 0; i < ns; i++) {
                     const uint8_t *base = p + ((gs + i) * nsb + sb) * super;
                     const uint8_t *blk = base + (q6 ? 32 : 64) + b * block;
-                    for (int64_t o = 0; o < block; o += 64) _mm_prefetch((const char *) blk + prefetch_ahead + o, _MM_HINT_T0);
+                    /* near a group's end, each stream goes on into the same stream of the next set of groups */
+                    const uint8_t *pf = ahead < groupBytes ? p + (gs + i) * groupBytes + ahead
+                            : gs + R16_STREAMS + i < g1 ? p + (gs + R16_STREAMS + i) * groupBytes + (ahead - groupBytes) : NULL;
+                    if (pf) for (int64_t o = 0; o < block; o += 64) _mm_prefetch((const char *) pf + o, _MM_HINT_T0);
                     __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
                     __m512i v[8];
                     if (q6) {
