@@ -26,7 +26,8 @@ import java.util.zip.ZipOutputStream;
  * maps, so the JDK's AOT cache can hold them. The JVM leaves such old classes out of the cache ("Old class has been
  * linked"): every CLI start then loaded picocli from its jar and verified it with the old type-inferring verifier.
  * The code is unchanged (the JDK's class-file API re-emits the same instructions and computes the frames); every
- * rewritten class is checked by the class-file verifier, and a jar with any class that fails is left as it was.
+ * rewritten class is checked by the class-file verifier, and a jar with any class that fails is left as it was, as is
+ * a signed jar (its signature would no longer match).
  *
  * <p>Usage: {@code java UpgradeOldClassFiles.java DIR}: every *.jar in DIR, in place; a missing DIR (the native
  * profile packages no jars) is not an error.
@@ -80,6 +81,12 @@ public class UpgradeOldClassFiles {
                 }
             }
             if (!any) return;
+            for (ZipEntry e : Collections.list(zip.entries())) {
+                if (isSignature(e)) { // a rewritten class would fail the jar's signature: leave it as it was
+                    System.out.println("[upgrade-class-files] " + jar.getFileName() + " left as it was: signed (" + e.getName() + ")");
+                    return;
+                }
+            }
             ClassTransform toTarget = (builder, element) -> {
                 if (element instanceof ClassFileVersion) builder.withVersion(TARGET, 0);
                 else builder.with(element);
@@ -119,6 +126,12 @@ public class UpgradeOldClassFiles {
         }
         Files.move(tmp, jar, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         System.out.println("[upgrade-class-files] " + jar.getFileName() + ": " + upgraded + " classes rewritten as Java 8 class files");
+    }
+
+    static boolean isSignature(ZipEntry e) {
+        String n = e.getName().toUpperCase(java.util.Locale.ROOT);
+        return n.startsWith("META-INF/") && n.indexOf('/', "META-INF/".length()) < 0
+                && (n.endsWith(".SF") || n.endsWith(".RSA") || n.endsWith(".DSA") || n.endsWith(".EC"));
     }
 
     static boolean isClass(ZipEntry e) {
