@@ -1209,11 +1209,23 @@ static inline void r16_values(int type, const uint8_t *blk, __m512i v[8]) {
     else for (int k = 0; k < 8; k++) v[k] = _mm512_loadu_si512((const void *) (blk + 32 + 64 * k));
 }
 
+#define R16_STREAMS 8
+
+/**
+ * Prefetches bytes [ahead, ahead + n) of stream i of the set of row groups starting at gs (each group groupBytes
+ * long, contiguous): near a group's end the address goes on into the same stream of the next set of groups, not
+ * into the neighbouring group that another stream is already reading; past the range's last group, nothing.
+ */
+static inline void prefetch_stream(const uint8_t *p, int64_t groupBytes, int64_t gs, int i, int64_t g1, int64_t ahead, int64_t n) {
+    const uint8_t *pf = ahead < groupBytes ? p + (gs + i) * groupBytes + ahead
+            : gs + R16_STREAMS + i < g1 ? p + (gs + R16_STREAMS + i) * groupBytes + (ahead - groupBytes) : NULL;
+    if (pf) for (int64_t o = 0; o < n; o += 64) _mm_prefetch((const char *) pf + o, _MM_HINT_T0);
+}
+
 /**
  * One token (decoding on Intel: decode_streams()) over R16_STREAMS row groups at a time, each group's weights a stream
  * of its own, prefetched: more misses in flight per core than one group's stream. The same floats as r16_vnni.
  */
-#define R16_STREAMS 8
 __attribute__((target(VNNI_TARGET)))
 static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_t g1, const uint8_t *xq, float *out) {
     const int S = R16_STREAMS;
@@ -1232,10 +1244,7 @@ static void r16_vnni_streams(int type, const uint8_t *p, int64_t cols, int64_t g
             int64_t ahead = b * blockBytes + prefetch_ahead;
             for (int i = 0; i < ns; i++) {
                 const uint8_t *blk = p + ((gs + i) * nb + b) * blockBytes;
-                /* near a group's end, each stream goes on into the same stream of the next set of groups */
-                const uint8_t *pf = ahead < groupBytes ? p + (gs + i) * groupBytes + ahead
-                        : gs + S + i < g1 ? p + (gs + S + i) * groupBytes + (ahead - groupBytes) : NULL;
-                if (pf) for (int64_t o = 0; o < blockBytes; o += 64) _mm_prefetch((const char *) pf + o, _MM_HINT_T0);
+                prefetch_stream(p, groupBytes, gs, i, g1, ahead, blockBytes);
                 __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) blk));
                 __m512i v[8], sum = _mm512_setzero_si512();
                 r16_values(type, blk, v);
@@ -1480,10 +1489,7 @@ static void r16_k_streams(int type, const uint8_t *p, int64_t cols, int64_t g0, 
                 for (int i = 0; i < ns; i++) {
                     const uint8_t *base = p + ((gs + i) * nsb + sb) * super;
                     const uint8_t *blk = base + (q6 ? 32 : 64) + b * block;
-                    /* near a group's end, each stream goes on into the same stream of the next set of groups */
-                    const uint8_t *pf = ahead < groupBytes ? p + (gs + i) * groupBytes + ahead
-                            : gs + R16_STREAMS + i < g1 ? p + (gs + R16_STREAMS + i) * groupBytes + (ahead - groupBytes) : NULL;
-                    if (pf) for (int64_t o = 0; o < block; o += 64) _mm_prefetch((const char *) pf + o, _MM_HINT_T0);
+                    prefetch_stream(p, groupBytes, gs, i, g1, ahead, block);
                     __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) base));
                     __m512i v[8];
                     if (q6) {
