@@ -70,22 +70,19 @@ public class UpgradeOldClassFiles {
         int upgraded = 0;
         try (ZipFile zip = new ZipFile(jar.toFile())) {
             boolean any = false;
+            String signature = null;
             for (ZipEntry e : Collections.list(zip.entries())) {
-                if (isClass(e)) {
+                if (isSignature(e)) signature = e.getName();
+                if (!any && isClass(e)) {
                     try (InputStream in = zip.getInputStream(e)) {
-                        if (isOld(in.readNBytes(8))) {
-                            any = true;
-                            break;
-                        }
+                        any = isOld(in.readNBytes(8));
                     }
                 }
             }
             if (!any) return;
-            for (ZipEntry e : Collections.list(zip.entries())) {
-                if (isSignature(e)) { // a rewritten class would fail the jar's signature: leave it as it was
-                    System.out.println("[upgrade-class-files] " + jar.getFileName() + " left as it was: signed (" + e.getName() + ")");
-                    return;
-                }
+            if (signature != null) { // a rewritten class would fail the jar's signature: leave it as it was
+                System.out.println("[upgrade-class-files] " + jar.getFileName() + " left as it was: signed (" + signature + ")");
+                return;
             }
             ClassTransform toTarget = (builder, element) -> {
                 if (element instanceof ClassFileVersion) builder.withVersion(TARGET, 0);
