@@ -75,7 +75,7 @@ public class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--save-logits", paramLabel = "FILE", description = "Keep this run's log-probabilities at every scored position as a reference (float32).")
     Path saveLogits;
 
-    @Option(names = "--kl-divergence", paramLabel = "FILE", description = "Compare with a reference saved by --save-logits on the same text and --ctx: mean KLD, its p99/p99.9, same top token %, PPL difference.")
+    @Option(names = "--kl-divergence", paramLabel = "FILE", description = "Compare with a reference saved by --save-logits on the same text and --ctx: mean KLD, its p99/p99.9, same top token %%, PPL difference.")
     Path klDivergence;
 
     @Option(names = "--json", description = "Print one JSON object: ppl, ppl_stderr, tokens, ctx, kv_type, kv_bytes_per_token, ...")

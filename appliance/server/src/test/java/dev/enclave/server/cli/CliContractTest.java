@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -247,7 +248,6 @@ public class CliContractTest {
         assertEquals(outputs.get(i).strip(), got.toString());
     }
 
-    /** Every command and subcommand answers --help with its usage and exit 0 (required options notwithstanding). */
     /** perplexity's --json keys (other checks read them) and its one-line refusals. */
     @Test
     void perplexityJsonAndRefusals() throws Exception {
@@ -340,6 +340,10 @@ public class CliContractTest {
         Files.delete(tiny);
     }
 
+    /**
+     * Every command and subcommand answers --help with its usage and exit 0 (required options notwithstanding), and
+     * every description is a valid format string (picocli formats them: a lone '%' prints a warning and the raw text).
+     */
     @Test
     void everyCommandHasAWorkingHelp() {
         java.util.List<java.util.List<String>> paths = new java.util.ArrayList<>();
@@ -352,6 +356,34 @@ public class CliContractTest {
             assertEquals(0, r.code(), path + ": " + r.err());
             assertTrue(r.out().contains("Usage:"), path + ": " + r.out());
         }
+        checkFormats(dev.enclave.server.EnclaveMain.commandLine(false));
+    }
+
+    private static void checkFormats(CommandLine cl) {
+        var spec = cl.getCommandSpec();
+        // the annotations' own text (the spec's is already interpolated)
+        java.util.List<String> texts = new java.util.ArrayList<>();
+        java.util.List<Class<?>> classes = new java.util.ArrayList<>(java.util.List.of(spec.userObject().getClass()));
+        for (var m : spec.mixins().values()) classes.add(m.userObject().getClass());
+        for (Class<?> top : classes) for (Class<?> c = top; c != null && c != Object.class; c = c.getSuperclass()) {
+            CommandLine.Command command = c.getAnnotation(CommandLine.Command.class);
+            if (command != null) texts.addAll(java.util.List.of(command.description()));
+            for (var f : c.getDeclaredFields()) {
+                CommandLine.Option o = f.getAnnotation(CommandLine.Option.class);
+                if (o != null) texts.addAll(java.util.List.of(o.description()));
+                CommandLine.Parameters p = f.getAnnotation(CommandLine.Parameters.class);
+                if (p != null) texts.addAll(java.util.List.of(p.description()));
+            }
+        }
+        for (String t : texts) {
+            if (!t.contains("%")) continue;
+            try {
+                String.format(java.util.Locale.ROOT, t, new Object[0]);
+            } catch (java.util.IllegalFormatException e) {
+                fail(spec.qualifiedName() + ": not a format string (" + e.getMessage() + "): " + t);
+            }
+        }
+        for (var sub : cl.getSubcommands().values()) checkFormats(sub);
     }
 
     private static void collect(CommandLine cl, java.util.List<String> prefix, java.util.List<java.util.List<String>> out) {
