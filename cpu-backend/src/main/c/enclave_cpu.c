@@ -710,14 +710,19 @@ static void q6k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, 
 // ---- F16 weights: the activations in half precision too (ggml's F16 product: its vec_dot_type is F16) ----
 
 // The F16 products' input: tokens x cols halves, cols apart, then (64-byte aligned) the same values widened back to
-// floats for the tiles (a prompt's products are bound by arithmetic, where a float load is cheaper than a conversion).
+// floats for the tiles (a prompt's products are bound by arithmetic, where a float load is cheaper than a conversion),
+// then (64-byte aligned, where cols is a multiple of 32) room for the AMX tiles' split input, 16 tokens to a tile.
 
 static inline int64_t halves_part(int64_t cols, int64_t tokens) {
     return (2 * cols * tokens + 63) & ~(int64_t) 63;
 }
 
+static inline int64_t half_tiles_offset(int64_t cols, int64_t tokens) {
+    return halves_part(cols, tokens) + ((4 * cols * tokens + 63) & ~(int64_t) 63);
+}
+
 int64_t enclave_half_bytes(int64_t cols, int64_t tokens) {
-    return halves_part(cols, tokens) + 4 * cols * tokens;
+    return half_tiles_offset(cols, tokens) + (cols % 32 == 0 ? 4 * cols * ((tokens + 15) / 16 * 16) : 0);
 }
 
 static inline const float *half_input_floats(const uint16_t *x, int64_t cols, int64_t tokens) {
@@ -942,6 +947,12 @@ static void q4k_dotprod(const uint8_t *w, int64_t cols, int64_t r0, int64_t r1, 
 
 // ---- entry points ----
 
+#if defined(__x86_64__)
+static int f16_amx_on(int64_t cols, int64_t tokens);
+static void f16_amx_prepare(const uint16_t *xh, int64_t cols, int64_t tokens, uint8_t *tiles);
+static void f16_amx(const uint16_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *tiles, int64_t tokens, float *out, int64_t outStride);
+#endif
+
 /** Quantizes tokens of cols floats (xStride apart) into the activation layout above, at dst. */
 void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint8_t *dst) {
 #if defined(__x86_64__)
@@ -953,11 +964,17 @@ void enclave_quantize(const float *x, int64_t cols, int64_t xStride, int64_t tok
     quantize_baseline(x, cols, xStride, tokens, dst);
 }
 
-/** Tokens of cols floats (xStride apart) as F16 products' input at dst (enclave_half_bytes: halves, then as floats). */
+/**
+ * Tokens of cols floats (xStride apart) as F16 products' input at dst (enclave_half_bytes: halves, then as floats,
+ * then, where a prompt's products run on AMX, the tiles' split input).
+ */
 void enclave_to_half(const float *x, int64_t cols, int64_t xStride, int64_t tokens, uint16_t *dst) {
 #if defined(__x86_64__)
     if (enclave_isa() != ISA_BASELINE) {
         to_half_f16c(x, cols, xStride, tokens, dst);
+        if (enclave_isa() == ISA_AVX512_VNNI && f16_amx_on(cols, tokens)) {
+            f16_amx_prepare(dst, cols, tokens, (uint8_t *) dst + half_tiles_offset(cols, tokens));
+        }
         return;
     }
 #elif defined(__aarch64__)
@@ -1000,6 +1017,10 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
     if (type == TYPE_F16) {
         const uint16_t *x = (const uint16_t *) xq;
 #if defined(__x86_64__)
+        if (i == ISA_AVX512_VNNI && f16_amx_on(cols, tokens)) {
+            f16_amx((const uint16_t *) w, cols, r0, r1, xq + half_tiles_offset(cols, tokens), tokens, out, outStride);
+            return;
+        }
         if (i == ISA_AVX512_VNNI) { f16_avx512(w, cols, r0, r1, x, tokens, out, outStride); return; }
         if (i == ISA_AVX2) { f16_avx2(w, cols, r0, r1, x, tokens, out, outStride); return; }
 #elif defined(__aarch64__)
@@ -1464,6 +1485,148 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
         if (type == TYPE_Q4_K) r16_q4k_vnni(p, cols, g0, g1, xr, tokens - pairs, o, outStride);
         else r16_vnni(type, p, cols, g0, g1, xr, tokens - pairs, o, outStride);
     }
+}
+
+/*
+ * F16 prompts on AMX-BF16 tiles. A half has 11 significant bits, a bfloat16 8: every half is the exact sum of two
+ * bfloat16 parts (hi: its widened float cut to 16 bits, lo: the 3 bits left), so weight x input is four products of
+ * parts, each exact in float, and tdpbf16ps sums them in float as the vector tiles do: the same products, summed in
+ * another order (the same values to float rounding, not bit for bit). The weights, 16 rows x 32 columns, are split into
+ * two A tiles as they come (the file's layout is already A's); the input, split once per product call by
+ * enclave_to_half, sits after its halves and floats as B tiles (16 tokens x 32 columns each).
+ */
+static int amx_bf16 = -1;
+
+static int amx_bf16_present(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22))) return 0; // AMX-BF16
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)); // AVX512_BF16 (vcvtne2ps2bf16)
+}
+
+/** Whether a product of tokens x cols on F16 weights runs on the tiles (a prompt's: decoding keeps the vector tiles). */
+static int f16_amx_on(int64_t cols, int64_t tokens) {
+    if (tokens < 32 || cols % 32 != 0 || !enclave_amx()) return 0;
+    if (amx_bf16 < 0) amx_bf16 = amx_bf16_present();
+    return amx_bf16;
+}
+
+#define AMX_BF16_TARGET VNNI_TARGET ",avx512bf16,amx-tile,amx-bf16"
+
+/** 32 halves (two vectors of their floats, columns 0-15 and 16-31) as 32 bfloat16 hi parts and 32 lo parts. */
+__attribute__((target(AMX_BF16_TARGET), always_inline))
+static inline void bf16_split(__m512 e0, __m512 e1, __m512i *hi, __m512i *lo) {
+    const __m512i top = _mm512_set1_epi32((int) 0xFFFF0000);
+    __m512 h0 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(e0), top));
+    __m512 h1 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(e1), top));
+    // both parts are bfloat16 values already: the conversion's rounding leaves them as they are
+    *hi = (__m512i) _mm512_cvtne2ps_pbh(h1, h0);
+    *lo = (__m512i) _mm512_cvtne2ps_pbh(_mm512_sub_ps(e1, h1), _mm512_sub_ps(e0, h0));
+}
+
+/** Where the B tiles of token tile tt and 32-column block kb lie (hi tile, then lo tile; 1 KB each). */
+static inline int64_t f16_tile_offset(int64_t cols, int64_t tt, int64_t kb) {
+    return (tt * (cols / 32) + kb) * 2048;
+}
+
+/**
+ * The input's B tiles: token n of a tile is B's column n; B's row k holds columns 2k and 2k+1 (one 32-bit pair per
+ * token). Tokens past the last in its tile are zeros.
+ */
+__attribute__((target(AMX_BF16_TARGET)))
+static void f16_amx_prepare(const uint16_t *xh, int64_t cols, int64_t tokens, uint8_t *tiles) {
+    int64_t nbk = cols / 32, padded = (tokens + 15) / 16 * 16;
+    const __m512i rowsApart = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
+    for (int64_t t = 0; t < padded; t++) {
+        for (int64_t kb = 0; kb < nbk; kb++) {
+            __m512i hi = _mm512_setzero_si512(), lo = hi;
+            if (t < tokens) {
+                const uint16_t *p = xh + t * cols + kb * 32;
+                bf16_split(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)),
+                           _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16))), &hi, &lo);
+            }
+            int32_t *b = (int32_t *) (tiles + f16_tile_offset(cols, t / 16, kb)) + t % 16;
+            _mm512_i32scatter_epi32(b, rowsApart, hi, 4);
+            _mm512_i32scatter_epi32(b + 256, rowsApart, lo, 4);
+        }
+    }
+}
+
+/** Columns of a K slice: its B tiles (64 tokens' worth) stay in L2 while every row group of the call passes. */
+#define F16_AMX_SLICE 64
+/** Blocks ahead whose weights are prefetched. */
+#define F16_AMX_AHEAD 4
+
+/**
+ * Rows [r0, r1) x every token: per slice of 2,048 columns, per group of 16 rows (a short last group padded with zero
+ * rows) and 64 tokens, four C tiles (16 rows x 16 tokens each) take each block's four part products. A row's sums do
+ * not depend on how the rows are split between threads.
+ */
+__attribute__((target(AMX_BF16_TARGET)))
+static void f16_amx(const uint16_t *w, int64_t cols, int64_t r0, int64_t r1, const uint8_t *tiles, int64_t tokens, float *out, int64_t outStride) {
+    struct tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) { cfg.rows[i] = 16; cfg.colsb[i] = 64; } // A hi, A lo, B hi, B lo, then 4 x C
+    _tile_loadconfig(&cfg);
+    int64_t nbk = cols / 32, ntt = (tokens + 15) / 16;
+    _Alignas(64) uint16_t a[2][2][16 * 32]; // [block parity][hi, lo]: 16 rows x 32 columns
+    _Alignas(64) float c[16][16];
+    for (int64_t tb = 0; tb < ntt; tb += 4) {
+        int nt = ntt - tb < 4 ? (int) (ntt - tb) : 4;
+        for (int64_t k0 = 0; k0 < nbk; k0 += F16_AMX_SLICE) {
+            int64_t k1 = k0 + F16_AMX_SLICE < nbk ? k0 + F16_AMX_SLICE : nbk;
+            for (int64_t r = r0; r < r1; r += 16) {
+                int nr = r1 - r < 16 ? (int) (r1 - r) : 16;
+                if (nr < 16) memset(a, 0, sizeof a);
+                _tile_zero(4);
+                _tile_zero(5);
+                _tile_zero(6);
+                _tile_zero(7);
+                for (int64_t kb = k0; kb < k1; kb++) {
+                    uint16_t *ah = a[kb & 1][0], *al = a[kb & 1][1];
+                    for (int i = 0; i < nr; i++) {
+                        const uint16_t *p = w + (r + i) * cols + kb * 32;
+                        if (kb + F16_AMX_AHEAD < k1) _mm_prefetch((const char *) (p + 32 * F16_AMX_AHEAD), _MM_HINT_T0);
+                        __m512i hi, lo;
+                        bf16_split(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)),
+                                   _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16))), &hi, &lo);
+                        _mm512_store_si512((void *) (ah + 32 * i), hi);
+                        _mm512_store_si512((void *) (al + 32 * i), lo);
+                    }
+                    _tile_loadd(0, ah, 64);
+                    _tile_loadd(1, al, 64);
+                    const uint8_t *b = tiles + f16_tile_offset(cols, tb, kb);
+                    int64_t apart = f16_tile_offset(cols, 1, 0);
+                    // tile numbers are instruction operands: one line per C tile
+#define F16_AMX_TOKENS(T, C) do {                                                                                  \
+                        _tile_loadd(2, b + (T) * apart, 64);                                                       \
+                        _tile_loadd(3, b + (T) * apart + 1024, 64);                                                \
+                        _tile_dpbf16ps(C, 0, 2);                                                                   \
+                        _tile_dpbf16ps(C, 0, 3);                                                                   \
+                        _tile_dpbf16ps(C, 1, 2);                                                                   \
+                        _tile_dpbf16ps(C, 1, 3);                                                                   \
+                    } while (0)
+                    F16_AMX_TOKENS(0, 4);
+                    if (nt > 1) F16_AMX_TOKENS(1, 5);
+                    if (nt > 2) F16_AMX_TOKENS(2, 6);
+                    if (nt > 3) F16_AMX_TOKENS(3, 7);
+                }
+#define F16_AMX_OUT(T, C) do {                                                                                     \
+                    _tile_stored(C, c, 64);                                                                        \
+                    for (int n = 0; n < 16 && (tb + (T)) * 16 + n < tokens; n++) {                                 \
+                        float *o = out + ((tb + (T)) * 16 + n) * outStride + r;                                    \
+                        if (k0 == 0) for (int m = 0; m < nr; m++) o[m] = c[m][n];                                  \
+                        else for (int m = 0; m < nr; m++) o[m] += c[m][n];                                         \
+                    }                                                                                              \
+                } while (0)
+                F16_AMX_OUT(0, 4);
+                if (nt > 1) F16_AMX_OUT(1, 5);
+                if (nt > 2) F16_AMX_OUT(2, 6);
+                if (nt > 3) F16_AMX_OUT(3, 7);
+            }
+        }
+    }
+    _tile_release();
 }
 
 /**

@@ -134,6 +134,45 @@ class NativeKernelsTest {
     }
 
     /**
+     * F16 prompts on AMX-BF16 tiles (each half split exactly into two bfloat16 parts, four exact products summed in
+     * float): the reference's values to F16's tolerance, another order of the same sums than the vector tiles (so not
+     * bit for bit: some output differs), and a row's value independent of how the threads split the rows. Skipped where
+     * the CPU has no AMX-BF16.
+     */
+    @Test
+    void f16PromptsOnAmxTilesMatchTheReference() {
+        String flags = cpuFlags();
+        assumeTrue(flags.contains(" amx_bf16") && flags.contains(" avx512_bf16") && K.isaCode() == 2, "no AMX-BF16 on this CPU");
+        SplittableRandom rnd = new SplittableRandom(8);
+        int differ = 0;
+        try {
+            // one tile of each; a short last row group and token tile; two column slices; two token blocks; 32 tokens
+            for (int[] s : new int[][] {{16, 32, 32}, {37, 2048, 64}, {40, 8192, 33}, {18, 96, 70}, {5, 2048, 32}, {64, 4096, 128}}) {
+                float[] w = new float[s[0] * s[1]];
+                for (int i = 0; i < w.length; i++) w[i] = (float) (rnd.nextGaussian() * 0.05);
+                float[] x = new float[s[2] * s[1]];
+                for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextGaussian() * (i % 97 == 0 ? 8 : 1));
+                Case c = new Case(GGMLType.F16, s[0], s[1], s[2], Quantizer.quantize(GGMLType.F16, w, w.length), x);
+                assertTrue(K.useAmx(true));
+                float[] tiles = run(c);
+                compare(reference(c), tiles, c + " on AMX", GGMLType.F16);
+                float[] split = runSplit(c, 1, Math.min(17, c.rows));
+                for (int i = 0; i < tiles.length; i++) {
+                    assertEquals(Float.floatToRawIntBits(tiles[i]), Float.floatToRawIntBits(split[i]), c + ": output " + i + " with other row splits");
+                }
+                assertTrue(!K.useAmx(false));
+                float[] vectors = run(c);
+                for (int i = 0; i < tiles.length; i++) {
+                    if (Float.floatToRawIntBits(vectors[i]) != Float.floatToRawIntBits(tiles[i])) differ++;
+                }
+            }
+        } finally {
+            K.useAmx(true);
+        }
+        assertTrue(differ > 0, "the tiles ran: their sums are in another order than the vector tiles'");
+    }
+
+    /**
      * One-token products with and without the prefetching decode (Intel's default: several row groups' streams at a
      * time for the repacked layouts, Q4_0, Q8_0, Q6_K and Q4_K; six rows' through the tiles for F16): the repacked products give the same floats
      * bit for bit, and both match the reference.
@@ -435,7 +474,7 @@ class NativeKernelsTest {
                     short want = Float.floatToFloat16(x[i]), got = h.getAtIndex(ValueLayout.JAVA_SHORT, i);
                     if (Float.isNaN(x[i])) assertTrue(Float.isNaN(Float.float16ToFloat(got)), "NaN stays NaN on " + NativeCpuKernels.isaName(isa));
                     else assertEquals(want, got, x[i] + " (value " + i + ") on " + NativeCpuKernels.isaName(isa));
-                    float wide = h.get(ValueLayout.JAVA_FLOAT, NativeKernels.halfInputBytes(n, 2) - 4L * x.length + 4L * i);
+                    float wide = h.get(ValueLayout.JAVA_FLOAT, NativeKernels.halfInputFloats(n, 2) + 4L * i);
                     assertEquals(Float.float16ToFloat(got), wide, 0f, "value " + i + " widened back");
                 }
             }
@@ -454,6 +493,11 @@ class NativeKernelsTest {
     }
 
     private float[] run(Case c) {
+        return runSplit(c);
+    }
+
+    /** As {@link #run}, the rows multiplied in calls that end at each of {@code cuts}. */
+    private float[] runSplit(Case c, int... cuts) {
         MemorySegment w = arena.allocate(c.weights.length, 64);
         MemorySegment.copy(c.weights, 0, w, ValueLayout.JAVA_BYTE, 0, c.weights.length);
         MemorySegment x = arena.allocate((long) c.x.length * 4, 64);
@@ -468,9 +512,13 @@ class NativeKernelsTest {
         }
         lastQuantized = xq;
         MemorySegment out = arena.allocate((long) c.rows * c.tokens * 4, 64);
-        // two calls over halves of the rows: the row range is what the worker threads split
-        K.matmul(c.type, w, c.cols, 0, c.rows / 2, xq, c.tokens, out, c.rows);
-        K.matmul(c.type, w, c.cols, c.rows / 2, c.rows, xq, c.tokens, out, c.rows);
+        // calls over parts of the rows (by default halves): the row range is what the worker threads split
+        int[] at = cuts.length == 0 ? new int[] {c.rows / 2} : cuts;
+        for (int i = 0, from = 0; i <= at.length; i++) {
+            int to = i == at.length ? c.rows : at[i];
+            K.matmul(c.type, w, c.cols, from, to, xq, c.tokens, out, c.rows);
+            from = to;
+        }
         float[] r = new float[c.rows * c.tokens];
         MemorySegment.copy(out, ValueLayout.JAVA_FLOAT, 0, r, 0, r.length);
         return r;
@@ -494,7 +542,7 @@ class NativeKernelsTest {
             for (int i = 0; i < c.cols; i++) {
                 short h = Float.floatToFloat16(c.x[k * c.cols + i]);
                 assertEquals(h, lastQuantized.getAtIndex(ValueLayout.JAVA_SHORT, (long) k * c.cols + i), "the input's half, as Java rounds it");
-                long wide = NativeKernels.halfInputBytes(c.cols, c.tokens) - 4L * c.cols * c.tokens;
+                long wide = NativeKernels.halfInputFloats(c.cols, c.tokens);
                 assertEquals(Float.float16ToFloat(h), lastQuantized.get(ValueLayout.JAVA_FLOAT, wide + 4L * (k * c.cols + i)), "the half widened");
                 xd[k * c.cols + i] = Float.float16ToFloat(h);
             }

@@ -36,14 +36,21 @@ public interface NativeKernels {
     /**
      * {@code tokens} float vectors ({@code x}, {@code cols} apart) as the input of an F16 product into {@code dst}
      * ({@link #halfInputBytes}): IEEE half-precision values rounded to nearest even, as ggml's F16 product takes them,
-     * {@code cols} apart; then, 64-byte aligned, the same values widened to floats (what a prompt's tiles load).
+     * {@code cols} apart; then, 64-byte aligned ({@link #halfInputFloats}), the same values widened to floats (what a
+     * prompt's vector tiles load); then, where {@code cols} is a multiple of 32, room for the same values split for
+     * AMX tiles (written where a prompt's products run on them).
      */
     void toHalves(MemorySegment x, int cols, int tokens, MemorySegment dst);
 
     /** Bytes {@link #toHalves} writes (the library's enclave_half_bytes, checked against it when it loads). */
     static long halfInputBytes(int cols, int tokens) {
-        long halves = 2L * cols * tokens;
-        return ((halves + 63) & ~63L) + 4L * cols * tokens;
+        long tiles = cols % 32 == 0 ? 4L * cols * ((tokens + 15) / 16 * 16) : 0;
+        return halfInputFloats(cols, tokens) + ((4L * cols * tokens + 63) & ~63L) + tiles;
+    }
+
+    /** Where in {@link #toHalves}'s output the widened floats start. */
+    static long halfInputFloats(int cols, int tokens) {
+        return (2L * cols * tokens + 63) & ~63L;
     }
 
     /**
