@@ -1556,6 +1556,20 @@ static void f16_amx_prepare(const uint16_t *xh, int64_t cols, int64_t tokens, ui
 /** Blocks ahead whose weights are prefetched. */
 #define F16_AMX_AHEAD 4
 
+/** Block kb (32 columns) of nr rows from r as the A tiles' hi and lo parts; prefetches the rows F16_AMX_AHEAD blocks on. */
+__attribute__((target(AMX_BF16_TARGET), always_inline))
+static inline void f16_amx_split(const uint16_t *w, int64_t cols, int64_t r, int nr, int64_t kb, int64_t k1, uint16_t *ah, uint16_t *al) {
+    for (int i = 0; i < nr; i++) {
+        const uint16_t *p = w + (r + i) * cols + kb * 32;
+        if (kb + F16_AMX_AHEAD < k1) _mm_prefetch((const char *) (p + 32 * F16_AMX_AHEAD), _MM_HINT_T0);
+        __m512i hi, lo;
+        bf16_split(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)),
+                   _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16))), &hi, &lo);
+        _mm512_store_si512((void *) (ah + 32 * i), hi);
+        _mm512_store_si512((void *) (al + 32 * i), lo);
+    }
+}
+
 /**
  * Rows [r0, r1) x every token: per slice of 2,048 columns, per group of 16 rows (a short last group padded with zero
  * rows) and 64 tokens, four C tiles (16 rows x 16 tokens each) take each block's four part products. A row's sums do
@@ -1582,19 +1596,10 @@ static void f16_amx(const uint16_t *w, int64_t cols, int64_t r0, int64_t r1, con
                 _tile_zero(5);
                 _tile_zero(6);
                 _tile_zero(7);
+                f16_amx_split(w, cols, r, nr, k0, k1, a[k0 & 1][0], a[k0 & 1][1]);
                 for (int64_t kb = k0; kb < k1; kb++) {
-                    uint16_t *ah = a[kb & 1][0], *al = a[kb & 1][1];
-                    for (int i = 0; i < nr; i++) {
-                        const uint16_t *p = w + (r + i) * cols + kb * 32;
-                        if (kb + F16_AMX_AHEAD < k1) _mm_prefetch((const char *) (p + 32 * F16_AMX_AHEAD), _MM_HINT_T0);
-                        __m512i hi, lo;
-                        bf16_split(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)),
-                                   _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16))), &hi, &lo);
-                        _mm512_store_si512((void *) (ah + 32 * i), hi);
-                        _mm512_store_si512((void *) (al + 32 * i), lo);
-                    }
-                    _tile_loadd(0, ah, 64);
-                    _tile_loadd(1, al, 64);
+                    _tile_loadd(0, a[kb & 1][0], 64);
+                    _tile_loadd(1, a[kb & 1][1], 64);
                     const uint8_t *b = tiles + f16_tile_offset(cols, tb, kb);
                     int64_t apart = f16_tile_offset(cols, 1, 0);
                     // tile numbers are instruction operands: one line per C tile
@@ -1610,6 +1615,8 @@ static void f16_amx(const uint16_t *w, int64_t cols, int64_t r0, int64_t r1, con
                     if (nt > 1) F16_AMX_TOKENS(1, 5);
                     if (nt > 2) F16_AMX_TOKENS(2, 6);
                     if (nt > 3) F16_AMX_TOKENS(3, 7);
+                    // the next block's weights split while the tile unit works on this one's
+                    if (kb + 1 < k1) f16_amx_split(w, cols, r, nr, kb + 1, k1, a[(kb + 1) & 1][0], a[(kb + 1) & 1][1]);
                 }
 #define F16_AMX_OUT(T, C) do {                                                                                     \
                     _tile_stored(C, c, 64);                                                                        \
