@@ -1493,7 +1493,8 @@ static void r16_amx(int type, const uint8_t *p, int64_t cols, int64_t g0, int64_
  * parts, each exact in float, and tdpbf16ps sums them in float as the vector tiles do: the same products, summed in
  * another order (the same values to float rounding, not bit for bit). The weights, 16 rows x 32 columns, are split into
  * two A tiles as they come (the file's layout is already A's); the input, split once per product call by
- * enclave_to_half, sits after its halves and floats as B tiles (16 tokens x 32 columns each).
+ * enclave_to_half, sits after its halves and floats as B tiles (16 tokens x 32 columns each). Finite halves only keep
+ * the vector tiles' values: an infinite half's lo part is NaN, so a sum the vector tiles make infinite is NaN here.
  */
 static int amx_bf16 = -1;
 
@@ -1551,7 +1552,7 @@ static void f16_amx_prepare(const uint16_t *xh, int64_t cols, int64_t tokens, ui
     }
 }
 
-/** Columns of a K slice: its B tiles (64 tokens' worth) stay in L2 while every row group of the call passes. */
+/** Blocks of 32 columns in a K slice (2,048 columns): its B tiles (64 tokens' worth) stay in L2 while the row groups pass. */
 #define F16_AMX_SLICE 64
 /** Blocks ahead whose weights are prefetched. */
 #define F16_AMX_AHEAD 4
