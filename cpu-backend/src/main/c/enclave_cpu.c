@@ -972,7 +972,7 @@ void enclave_to_half(const float *x, int64_t cols, int64_t xStride, int64_t toke
 #if defined(__x86_64__)
     if (enclave_isa() != ISA_BASELINE) {
         to_half_f16c(x, cols, xStride, tokens, dst);
-        if (enclave_isa() == ISA_AVX512_VNNI && f16_amx_on(cols, tokens)) {
+        if (f16_amx_on(cols, tokens)) { // AMX implies the AVX-512 VNNI set
             f16_amx_prepare(dst, cols, tokens, (uint8_t *) dst + half_tiles_offset(cols, tokens));
         }
         return;
@@ -1017,7 +1017,7 @@ void enclave_matmul(int type, const uint8_t *w, int64_t cols, int64_t r0, int64_
     if (type == TYPE_F16) {
         const uint16_t *x = (const uint16_t *) xq;
 #if defined(__x86_64__)
-        if (i == ISA_AVX512_VNNI && f16_amx_on(cols, tokens)) {
+        if (f16_amx_on(cols, tokens)) {
             f16_amx((const uint16_t *) w, cols, r0, r1, xq + half_tiles_offset(cols, tokens), tokens, out, outStride);
             return;
         }
@@ -1513,10 +1513,12 @@ static int f16_amx_on(int64_t cols, int64_t tokens) {
 
 #define AMX_BF16_TARGET VNNI_TARGET ",avx512bf16,amx-tile,amx-bf16"
 
-/** 32 halves (two vectors of their floats, columns 0-15 and 16-31) as 32 bfloat16 hi parts and 32 lo parts. */
+/** 32 halves at p as 32 bfloat16 hi parts and 32 lo parts (in the halves' order). */
 __attribute__((target(AMX_BF16_TARGET), always_inline))
-static inline void bf16_split(__m512 e0, __m512 e1, __m512i *hi, __m512i *lo) {
+static inline void bf16_split(const uint16_t *p, __m512i *hi, __m512i *lo) {
     const __m512i top = _mm512_set1_epi32((int) 0xFFFF0000);
+    __m512 e0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p));
+    __m512 e1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16)));
     __m512 h0 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(e0), top));
     __m512 h1 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(e1), top));
     // both parts are bfloat16 values already: the conversion's rounding leaves them as they are
@@ -1540,11 +1542,7 @@ static void f16_amx_prepare(const uint16_t *xh, int64_t cols, int64_t tokens, ui
     for (int64_t t = 0; t < padded; t++) {
         for (int64_t kb = 0; kb < nbk; kb++) {
             __m512i hi = _mm512_setzero_si512(), lo = hi;
-            if (t < tokens) {
-                const uint16_t *p = xh + t * cols + kb * 32;
-                bf16_split(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)),
-                           _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16))), &hi, &lo);
-            }
+            if (t < tokens) bf16_split(xh + t * cols + kb * 32, &hi, &lo);
             int32_t *b = (int32_t *) (tiles + f16_tile_offset(cols, t / 16, kb)) + t % 16;
             _mm512_i32scatter_epi32(b, rowsApart, hi, 4);
             _mm512_i32scatter_epi32(b + 256, rowsApart, lo, 4);
@@ -1564,8 +1562,7 @@ static inline void f16_amx_split(const uint16_t *w, int64_t cols, int64_t r, int
         const uint16_t *p = w + (r + i) * cols + kb * 32;
         if (kb + F16_AMX_AHEAD < k1) _mm_prefetch((const char *) (p + 32 * F16_AMX_AHEAD), _MM_HINT_T0);
         __m512i hi, lo;
-        bf16_split(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)),
-                   _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (p + 16))), &hi, &lo);
+        bf16_split(p, &hi, &lo);
         _mm512_store_si512((void *) (ah + 32 * i), hi);
         _mm512_store_si512((void *) (al + 32 * i), lo);
     }
@@ -1583,7 +1580,7 @@ static void f16_amx(const uint16_t *w, int64_t cols, int64_t r0, int64_t r1, con
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) { cfg.rows[i] = 16; cfg.colsb[i] = 64; } // A hi, A lo, B hi, B lo, then 4 x C
     _tile_loadconfig(&cfg);
-    int64_t nbk = cols / 32, ntt = (tokens + 15) / 16;
+    int64_t nbk = cols / 32, ntt = (tokens + 15) / 16, apart = f16_tile_offset(cols, 1, 0); // one token tile to the next
     _Alignas(64) uint16_t a[2][2][16 * 32]; // [block parity][hi, lo]: 16 rows x 32 columns
     _Alignas(64) float c[16][16];
     for (int64_t tb = 0; tb < ntt; tb += 4) {
@@ -1602,7 +1599,6 @@ static void f16_amx(const uint16_t *w, int64_t cols, int64_t r0, int64_t r1, con
                     _tile_loadd(0, a[kb & 1][0], 64);
                     _tile_loadd(1, a[kb & 1][1], 64);
                     const uint8_t *b = tiles + f16_tile_offset(cols, tb, kb);
-                    int64_t apart = f16_tile_offset(cols, 1, 0);
                     // tile numbers are instruction operands: one line per C tile
 #define F16_AMX_TOKENS(T, C) do {                                                                                  \
                         _tile_loadd(2, b + (T) * apart, 64);                                                       \
