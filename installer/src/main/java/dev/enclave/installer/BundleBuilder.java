@@ -28,6 +28,9 @@ public final class BundleBuilder {
             "java.transaction.xa", "java.xml", "jdk.crypto.cryptoki", "jdk.incubator.vector", "jdk.management",
             "jdk.net", "jdk.unsupported", "jdk.zipfs", "jdk.localedata", "jdk.jfr");
 
+    /** The release's JDK AOT cache, under {@code app/}: made by {@link Installer} on the target, never bundled. */
+    static final String STARTUP_CACHE = "app.aot";
+
     private final Path appDir;
     private final String version;
     private final String arch;
@@ -73,6 +76,10 @@ public final class BundleBuilder {
         Path stage = Files.createTempDirectory("enclave-bundle-");
         try {
             Installer.copyTree(appDir, stage.resolve("app"));
+            // a JDK AOT cache holds only for the Java and the paths that made it: the installer makes the release's own
+            try (var left = Files.list(stage.resolve("app"))) {
+                for (Path p : left.filter(p -> p.getFileName().toString().startsWith(STARTUP_CACHE)).toList()) Files.delete(p);
+            }
             if (jlink) jlinkRuntime(stage.resolve("runtime"));
             Files.createDirectories(stage.resolve("models"));
             for (Path m : models) Files.copy(m, stage.resolve("models").resolve(m.getFileName()));
@@ -125,7 +132,8 @@ public final class BundleBuilder {
         return """
                 #!/bin/sh
                 # Runs the bundled application with the bundled Java runtime (or the system's Java 25 when there is none).
-                HERE="$(cd "$(dirname "$0")/.." && pwd)"
+                # The release's own directory, links resolved: the start-up cache was made for these paths.
+                HERE="$(cd -P "$(dirname "$0")/.." && pwd -P)"
                 if [ -x "$HERE/runtime/bin/java" ]; then JAVA="$HERE/runtime/bin/java"; else JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"; fi
                 # -Xmn32m: warm-up garbage would otherwise leave a large young generation resident; native heap
                 # trimming gives back the memory C2 used to compile the kernels; C2 compiles them without profiled
@@ -133,8 +141,13 @@ public final class BundleBuilder {
                 JIT_OPTS=""
                 RELEASE="$(dirname "$(dirname "$JAVA")")/release"
                 if grep -q '^JAVA_VERSION="25[."]' "$RELEASE" 2>/dev/null; then JIT_OPTS="-XX:-UseProfiledLoopPredicate"; fi
+                # the JDK AOT cache the installer made for this release (classes loaded and linked ahead, method profiles):
+                # used when present, ENCLAVE_AOT=0 runs without it; ENCLAVE_AOT_OUTPUT=FILE records one (the installer's run)
+                AOT=""
+                if [ -n "${ENCLAVE_AOT_OUTPUT:-}" ]; then AOT="-XX:AOTCacheOutput=$ENCLAVE_AOT_OUTPUT"
+                elif [ "${ENCLAVE_AOT:-1}" = 1 ] && [ -f "$HERE/app/app.aot" ]; then AOT="-XX:AOTCache=$HERE/app/app.aot"; fi
                 exec "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn32m -XX:TrimNativeHeapInterval=2000 \\
-                  $JIT_OPTS ${ENCLAVE_JAVA_OPTS:-} \\
+                  $JIT_OPTS ${AOT:+-Xlog:aot=off -Xlog:cds=off "$AOT"} ${ENCLAVE_JAVA_OPTS:-} \\
                   -jar "$HERE/app/quarkus-run.jar" "$@"
                 """;
     }

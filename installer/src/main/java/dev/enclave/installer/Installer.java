@@ -26,7 +26,8 @@ import java.util.stream.Stream;
  * Installs, upgrades, rolls back and removes the appliance under a root directory ({@code /} on a real box, a
  * temporary directory in tests — everything takes it). Layout:
  * <pre>
- * ROOT/opt/enclave/releases/VERSION/      one directory per installed bundle (never modified after extraction)
+ * ROOT/opt/enclave/releases/VERSION/      one directory per installed bundle (never modified after extraction and
+ *                                         its start-up cache, app/app.aot, made right after)
  * ROOT/opt/enclave/current -> releases/V  switched atomically (symlink + rename)
  * ROOT/etc/enclave/application.properties configuration (kept across upgrades)
  * ROOT/etc/systemd/system/enclave.service hardened unit, limits from the device profile
@@ -90,6 +91,7 @@ public final class Installer {
         DeviceProfile profile = DeviceProfile.builtIn(profileName);
         String version = v.info().version();
         extractRelease(bundle, v);
+        makeStartupCache(version);
         layout(profile);
         // configuration: the bundle's defaults, only where the operator has none yet
         Path conf = root.resolve("etc/enclave/application.properties");
@@ -116,7 +118,10 @@ public final class Installer {
         int cmp = BundleInfo.compare(to, from);
         if (cmp == 0 && !force) throw new BundleException("Enclave " + to + " is already the installed version");
         if (cmp < 0 && !force) throw new BundleException("refusing to downgrade from " + from + " to " + to + " (use --force)");
-        if (!Files.isDirectory(releases().resolve(to))) extractRelease(bundle, v);
+        if (!Files.isDirectory(releases().resolve(to))) {
+            extractRelease(bundle, v);
+            makeStartupCache(to);
+        }
         String earlier = state.getProperty("previous");
         Path backup = backupData(from);
         switchTo(to);
@@ -230,6 +235,63 @@ public final class Installer {
         Path staging = releases().resolve(".staging-" + v.info().version() + "-" + System.nanoTime());
         BundleArchive.extract(bundle, v, staging);
         Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** How long a start-up cache's training run may take before it is given up. */
+    private static final long STARTUP_CACHE_SECONDS = 300;
+
+    /**
+     * Makes the release's JDK AOT cache ({@code app/app.aot}; JEP 483/514/515: classes loaded and linked ahead, method
+     * profiles) by a short run of its own launcher on the bundled model, as {@code ./enclave} makes one per build. A
+     * cache holds only for the Java that made it and the paths it was made at, so it is made here, on the target, by
+     * the release's runtime; bundles never carry one. Best effort: without it the release starts as before, slower.
+     */
+    private void makeStartupCache(String version) {
+        Path release = releases().resolve(version);
+        Path launcher = release.resolve("bin/enclave");
+        if (!Files.isRegularFile(launcher) || !Files.isRegularFile(release.resolve("app/quarkus-run.jar"))) return;
+        Path cache = release.resolve("app").resolve(BundleBuilder.STARTUP_CACHE);
+        Path tmp = cache.resolveSibling(BundleBuilder.STARTUP_CACHE + ".tmp");
+        Path work = null;
+        long t0 = System.nanoTime();
+        try {
+            work = Files.createTempDirectory("enclave-aot-");
+            Files.deleteIfExists(tmp);
+            Path out = work.resolve("training.log");
+            ProcessBuilder pb = new ProcessBuilder("sh", launcher.toString(), "generate", "--prompt", "Once upon a time", "-n", "16")
+                    .directory(work.toFile()).redirectErrorStream(true).redirectOutput(out.toFile());
+            pb.environment().put("ENCLAVE_AOT_OUTPUT", tmp.toString());
+            pb.environment().put("ENCLAVE_DATA_DIR", work.resolve("data").toString()); // its repack caches: thrown away
+            pb.environment().remove("ENCLAVE_JAVA_OPTS");
+            Process p = pb.start();
+            if (!p.waitFor(STARTUP_CACHE_SECONDS, TimeUnit.SECONDS)) {
+                p.destroyForcibly().waitFor();
+                log.accept("no start-up cache for " + version + ": its training run took over " + STARTUP_CACHE_SECONDS + " s");
+                return;
+            }
+            if (p.exitValue() != 0 || !Files.isRegularFile(tmp) || Files.size(tmp) == 0) {
+                List<String> lines = Files.readAllLines(out, StandardCharsets.UTF_8);
+                String last = lines.stream().filter(l -> !l.isBlank()).reduce((a, b) -> b).orElse("no output");
+                log.accept("no start-up cache for " + version + ": its training run failed (exit " + p.exitValue() + "): "
+                        + (last.length() > 300 ? last.substring(0, 300) : last));
+                return;
+            }
+            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--")); // the service's user reads it
+            Files.move(tmp, cache, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            log.accept(String.format("start-up cache made for %s (%d MB, %.1f s)", version, Files.size(cache) >> 20,
+                    (System.nanoTime() - t0) / 1e9));
+        } catch (IOException e) {
+            log.accept("no start-up cache for " + version + ": " + e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            try {
+                Files.deleteIfExists(tmp);
+                if (work != null) BundleArchive.deleteTree(work);
+            } catch (IOException ignored) {
+                // a temporary directory left behind is all
+            }
+        }
     }
 
     private void layout(DeviceProfile profile) throws IOException {

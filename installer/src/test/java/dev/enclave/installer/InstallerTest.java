@@ -36,6 +36,7 @@ class InstallerTest {
         Files.writeString(app.resolve("quarkus-run.jar"), "application " + version);
         Files.createDirectories(app.resolve("lib/main"));
         Files.writeString(app.resolve("lib/main/dep.jar"), "dependency");
+        Files.writeString(app.resolve("app.aot"), "the build machine's start-up cache"); // as ./enclave leaves one
         Path out = tmp.resolve("enclave-" + version + ".tar");
         new BundleBuilder(app, version, BundleInfo.hostArch()).healthcheck(health).build(keys.getPrivate(), out);
         return out;
@@ -58,6 +59,10 @@ class InstallerTest {
         assertEquals(Path.of("releases/1.0.0"), Files.readSymbolicLink(root.resolve("opt/enclave/current")));
         assertEquals("application 1.0.0", Files.readString(root.resolve("opt/enclave/current/app/quarkus-run.jar")));
         assertTrue(Files.isExecutable(root.resolve("opt/enclave/current/bin/enclave")));
+        // the build machine's start-up cache is not bundled; this pretend application cannot make one, and installs anyway
+        assertFalse(Files.exists(root.resolve("opt/enclave/current/app/app.aot")));
+        assertFalse(Files.exists(root.resolve("opt/enclave/current/app/app.aot.tmp")));
+        assertTrue(log.stream().anyMatch(l -> l.startsWith("no start-up cache for 1.0.0: its training run failed")), log.toString());
         assertEquals("rwxr-x---", PosixFilePermissions.toString(Files.getPosixFilePermissions(root.resolve("var/lib/enclave/data"))));
         String unit = Files.readString(root.resolve("etc/systemd/system/enclave.service"));
         assertTrue(unit.contains("NoNewPrivileges=yes") && unit.contains("ProtectSystem=strict") && unit.contains("MemoryMax="));

@@ -13,7 +13,8 @@ import org.junit.jupiter.api.Test;
  * The operator's path from the README, with the real application and no network (everything inside
  * {@code unshare -n}): make keys and bundles, install into a temporary root, upgrade (the new release is started
  * and health-checked), watch a broken upgrade roll back by itself, refuse a tampered bundle, install with the
- * bundle's own {@code install.sh}, and run the jlink'ed runtime a bundle carries.
+ * bundle's own {@code install.sh}, and run the jlink'ed runtime a bundle carries with the start-up cache the installer
+ * made for it.
  */
 class InstallerIT {
 
@@ -44,10 +45,16 @@ class InstallerIT {
                 e + " verify enclave-1.0.0.tar --pubkey keys/enclave-bundle.pub",
                 e + " install enclave-1.0.0.tar --pubkey keys/enclave-bundle.pub --root " + dir.resolve("root") + " --profile x86-cpu",
                 e + " status --root " + dir.resolve("root") + " --json | grep -q '\"current\":\"1.0.0\"'",
-                // the installed release runs on its own runtime
+                // the installed release runs on its own runtime, with the start-up cache the installer made for it (a
+                // cache that does not fit the runtime or the paths fails the start under AOTMode=on)
                 dir.resolve("root") + "/opt/enclave/current/runtime/bin/java -version",
+                "if tar -tf enclave-1.0.0.tar | grep -q 'app.aot'; then echo 'a bundle carries a start-up cache'; exit 1; fi",
+                "test -s " + dir.resolve("root") + "/opt/enclave/releases/1.0.0/app/app.aot",
+                "ENCLAVE_JAVA_OPTS=-XX:AOTMode=on " + dir.resolve("root") + "/opt/enclave/current/bin/enclave tokenize --text 'Once upon a time' --json"
+                        + " | grep -q '\"tokens\"'",
                 "ENCLAVE_HEALTH_PORT=18471 " + e + " upgrade enclave-1.1.0.tar --root " + dir.resolve("root") + " --health-timeout 240",
                 e + " status --root " + dir.resolve("root") + " --json | grep -q '\"current\":\"1.1.0\"'",
+                "test -s " + dir.resolve("root") + "/opt/enclave/releases/1.1.0/app/app.aot",
                 "if ENCLAVE_HEALTH_PORT=18472 " + e + " upgrade enclave-1.2.0.tar --root " + dir.resolve("root")
                         + " --health-timeout 60 > upgrade-1.2.0.log 2>&1; then echo 'broken upgrade succeeded'; exit 1; fi",
                 "grep -q 'rolled back to 1.1.0' upgrade-1.2.0.log",
