@@ -242,7 +242,8 @@ public final class Installer {
 
     /**
      * Makes the release's JDK AOT cache ({@code app/app.aot}; JEP 483/514/515: classes loaded and linked ahead, method
-     * profiles) by a short run of its own launcher on the bundled model, as {@code ./enclave} makes one per build. A
+     * profiles) by its own launcher's training run ({@code serve --startup-training}), as {@code ./enclave} makes one per
+     * build. A
      * cache holds only for the Java that made it and the paths it was made at, so it is made here, on the target, by
      * the release's runtime; bundles never carry one. Best effort: without it the release starts as before, slower.
      */
@@ -258,10 +259,10 @@ public final class Installer {
             work = Files.createTempDirectory("enclave-aot-");
             Files.deleteIfExists(tmp);
             Path out = work.resolve("training.log");
-            ProcessBuilder pb = new ProcessBuilder("sh", launcher.toString(), "generate", "--prompt", "Once upon a time", "-n", "16")
+            // the bundled model served on a free loopback port from a data directory of its own, one request of each kind
+            ProcessBuilder pb = new ProcessBuilder("sh", launcher.toString(), "serve", "--startup-training")
                     .directory(work.toFile()).redirectErrorStream(true).redirectOutput(out.toFile());
             pb.environment().put("ENCLAVE_AOT_OUTPUT", tmp.toString());
-            pb.environment().put("ENCLAVE_DATA_DIR", work.resolve("data").toString()); // its repack caches: thrown away
             pb.environment().remove("ENCLAVE_JAVA_OPTS");
             Process p = pb.start();
             if (!p.waitFor(STARTUP_CACHE_SECONDS, TimeUnit.SECONDS)) {

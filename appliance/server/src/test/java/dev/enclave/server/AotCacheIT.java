@@ -19,8 +19,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The packaged application's classes can all go into the JDK AOT cache the launcher makes: no library class file is
- * older than Java 6 (the build rewrites picocli's, src/build/UpgradeOldClassFiles.java), and a training run of the
- * packaged jar, as {@code ./enclave} makes one, neither leaves picocli out of the cache nor fails to load it after.
+ * older than Java 6 (the build rewrites picocli's, src/build/UpgradeOldClassFiles.java), and the training run of the
+ * packaged jar that {@code ./enclave} and the installer make one by ({@code serve --startup-training}) answers its
+ * requests, neither leaves picocli out of the cache nor fails to load it after.
  */
 class AotCacheIT {
 
@@ -50,17 +51,21 @@ class AotCacheIT {
     }
 
     @Test
-    void aTrainingRunCachesPicocliAndTheCachedRunParsesItsCommandLine() throws Exception {
+    void theTrainingRunServesCachesPicocliAndTheCachedRunParsesItsCommandLine() throws Exception {
         Path dir = Files.createTempDirectory("aot");
         Path cache = dir.resolve("app.aot");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String jar = APP.resolve("quarkus-run.jar").toAbsolutePath().toString();
         List<String> base = List.of(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED");
         List<String> train = new ArrayList<>(base);
-        train.addAll(List.of("-Xlog:aot=warning", "-XX:AOTCacheOutput=" + cache, "-jar", jar, "tokenize", "--text", "Once upon a time"));
+        // the launcher's training run: the bundled model served on a free loopback port, one request of each kind
+        train.addAll(List.of("-Xlog:aot=warning", "-XX:AOTCacheOutput=" + cache, "-jar", jar, "serve", "--startup-training"));
         String log = run(train, dir);
         assertTrue(Files.isRegularFile(cache), "the cache was written:\n" + log);
+        assertTrue(log.contains("enclave: serving stories260K on http://127.0.0.1:"), log);
+        assertFalse(log.contains("training run:"), log);
         assertFalse(log.contains("Skipping picocli"), "picocli left out of the cache:\n" + log);
+        assertFalse(Files.exists(dir.resolve("data")), "the training run keeps its data elsewhere (and deletes it)");
         List<String> cached = new ArrayList<>(base);
         cached.addAll(List.of("-XX:AOTCache=" + cache, "-XX:AOTMode=on", "-jar", jar, "tokenize", "--text", "Once upon a time", "--json"));
         String out = run(cached, dir);

@@ -48,8 +48,14 @@ public class ServeCommand implements Callable<Integer> {
             description = "State: document index, users, audit log, TLS keys (default: $ENCLAVE_DATA_DIR or ./data).")
     Path dataDir;
 
+    @Option(names = "--startup-training", hidden = true,
+            description = "Serve the model on a free loopback port from a temporary data directory, answer one request of each kind,"
+                    + " and exit: the run a JDK AOT cache is recorded from (./enclave and the installer make it).")
+    boolean startupTraining;
+
     @Override
     public Integer call() {
+        if (startupTraining) return training();
         if (model != null) {
             if (!Files.isRegularFile(model)) {
                 System.err.println("enclave: model file not found: " + model.toAbsolutePath());
@@ -121,6 +127,44 @@ public class ServeCommand implements Callable<Integer> {
             }
         });
         return exit[0];
+    }
+
+    /** {@code --startup-training}: this command on a free loopback port and a data directory of its own, and its requests. */
+    private int training() {
+        Path dir = null;
+        try (java.net.ServerSocket free = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            dir = Files.createTempDirectory("enclave-training-");
+            port = free.getLocalPort();
+        } catch (java.io.IOException e) {
+            System.err.println("enclave: training run: " + e.getMessage());
+            return 1;
+        }
+        host = "127.0.0.1";
+        dataDir = dir;
+        tls = false;
+        tlsCert = null;
+        tlsKey = null;
+        startupTraining = false;
+        StartupTraining requests = new StartupTraining(port);
+        Thread.ofPlatform().daemon().name("enclave-training").start(requests);
+        try {
+            int code = call();
+            if (requests.failure() != null) {
+                System.err.println("enclave: training run: " + requests.failure());
+                return 1;
+            }
+            return code;
+        } finally {
+            deleteTree(dir);
+        }
+    }
+
+    private static void deleteTree(Path dir) {
+        try (var files = Files.walk(dir)) {
+            for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+        } catch (java.io.IOException | java.io.UncheckedIOException e) {
+            // a temporary directory left behind is all
+        }
     }
 
     /** The running server: waits until the process is asked to stop. */
