@@ -229,16 +229,17 @@ public final class KernelWarmup {
     /**
      * The element-wise loops of every layer (SwiGLU) and of sampling (softmax and nucleus over the whole vocabulary:
      * interpreted, the nucleus's 31 passes over 128K probabilities took ~200 ms of the first token). Most calls are
-     * short; every eighth is past one 256-vector accumulation chunk, so no branch is left unprofiled and compiled as
-     * a trap.
+     * short; every 256th is past one 256-vector accumulation chunk, so no branch is left unprofiled and compiled as
+     * a trap. Until C2 has compiled them these calls run the Vector API's fallback code, allocating per vector, on a
+     * core the start needs: a long call every eighth and 1,500 calls cost a start ~70 ms of CPU for nothing.
      */
     private static void vectorMath() {
         float[] x = new float[4096 + 3 * 16 + 5];
         float[] y = new float[x.length];
         for (int i = 0; i < x.length; i++) x[i] = (i % 13) * 0.1f - 0.6f;
         double sink = 0;
-        for (int i = 0; i < 1_500; i++) {
-            int n = (i & 7) == 0 ? x.length : 53;
+        for (int i = 0; i < 800; i++) {
+            int n = (i & 255) == 0 ? x.length : 53;
             float max = VectorMath.max(x, 0, n);
             double sum = VectorMath.expShifted(x, 0, y, 0, n, max, 1f);
             VectorMath.scale(y, 0, n, (float) (1 / sum));
