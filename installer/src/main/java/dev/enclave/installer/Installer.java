@@ -288,6 +288,8 @@ public final class Installer {
         } finally {
             try {
                 Files.deleteIfExists(tmp);
+                // the JVM's own intermediate file, left when the run was stopped before it could remove it
+                Files.deleteIfExists(tmp.resolveSibling(tmp.getFileName() + ".config"));
                 if (work != null) BundleArchive.deleteTree(work);
             } catch (IOException ignored) {
                 // a temporary directory left behind is all
