@@ -21,6 +21,14 @@ public final class PasswordHasher {
     private static final Base64.Encoder B64 = Base64.getEncoder().withoutPadding();
     private static final Base64.Decoder B64D = Base64.getDecoder();
 
+    /**
+     * A hash in this class's format and at its cost that is no password's (all-zero salt and value), to verify an
+     * unknown user's login against at a known user's cost. Written out rather than computed: hashing at class
+     * initialization ran Argon2 cold, on the thread that starts the server.
+     */
+    public static final String TIMING_DUMMY = "$argon2id$v=19$m=" + MEMORY_KIB + ",t=" + ITERATIONS + ",p=" + PARALLELISM
+            + "$" + B64.encodeToString(new byte[16]) + "$" + B64.encodeToString(new byte[32]);
+
     private PasswordHasher() {
     }
 

@@ -147,14 +147,12 @@ public final class UserStore implements AutoCloseable {
             }
         }
         boolean match = PasswordHasher.verify(password == null ? "" : password,
-                stored != null ? stored : DUMMY_HASH);
+                stored != null ? stored : PasswordHasher.TIMING_DUMMY);
         // locking is per (user, address) in LoginThrottle, for known and unknown names alike
         if (u.isEmpty() || !match) return Login.BAD_CREDENTIALS;
         if (u.get().disabled()) return Login.DISABLED;
         return Login.OK;
     }
-
-    private static final String DUMMY_HASH = PasswordHasher.hash("not a real password, only for timing");
 
     public synchronized void setPassword(String name, String password) throws SQLException {
         checkPassword(password);
