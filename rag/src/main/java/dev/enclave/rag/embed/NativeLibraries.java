@@ -46,6 +46,31 @@ public final class NativeLibraries {
         }
     }
 
+    private static volatile boolean sqlitePrepared;
+
+    /**
+     * Unpacks SQLite's JDBC library into {@code dir/sqlite} (when changed) and points the driver at it. Left to itself
+     * the driver unpacks a copy under a new name into java.io.tmpdir at every start, compares it with the jar's byte
+     * by byte through two streams, and lists the whole temporary directory to delete earlier copies, on the thread
+     * that starts the server. Best effort: where {@code dir} cannot be written, the driver does as before.
+     */
+    public static synchronized void prepareSqlite(Path dir) {
+        if (sqlitePrepared || System.getProperty("org.sqlite.lib.path") != null) return;
+        sqlitePrepared = true;
+        try {
+            Path sqlite = dir.resolve("sqlite");
+            Files.createDirectories(sqlite);
+            String name = org.sqlite.util.LibraryLoaderUtil.getNativeLibName();
+            String folder = org.sqlite.util.LibraryLoaderUtil.getNativeLibResourcePath(); // "/org/sqlite/native/Linux/x86_64"
+            copyIfChanged((folder.startsWith("/") ? "" : "/") + folder + "/" + name, sqlite.resolve(name));
+            System.setProperty("org.sqlite.tmpdir", sqlite.toString());
+            System.setProperty("org.sqlite.lib.name", name);
+            System.setProperty("org.sqlite.lib.path", sqlite.toString());
+        } catch (IOException | RuntimeException e) {
+            // the driver's own unpacking still works
+        }
+    }
+
     /** Default when nothing is configured: under the data directory the caller gives, else java.io.tmpdir. */
     public static Path defaultDirectory() {
         String configured = System.getProperty("enclave.native-dir", System.getenv("ENCLAVE_NATIVE_DIR"));

@@ -19,6 +19,7 @@ public final class SqliteFiles {
     }
 
     public static Connection open(Path file) throws SQLException {
+        dev.enclave.rag.embed.NativeLibraries.prepareSqlite(dev.enclave.rag.embed.NativeLibraries.defaultDirectory());
         try {
             Files.createDirectories(file.toAbsolutePath().getParent());
             // owner only: SQLite gives its WAL and shared-memory files the database file's permissions
@@ -45,6 +46,7 @@ public final class SqliteFiles {
 
     /** Read-only, for verifying a copy (e.g. an audit log handed to an auditor). */
     public static Connection openReadOnly(Path file) throws SQLException {
+        dev.enclave.rag.embed.NativeLibraries.prepareSqlite(dev.enclave.rag.embed.NativeLibraries.defaultDirectory());
         return new org.sqlite.JDBC().connect("jdbc:sqlite:file:" + file.toAbsolutePath() + "?mode=ro", new Properties());
     }
 }

@@ -47,4 +47,21 @@ class NativeLibrariesTest {
         assertEquals(written, Files.getLastModifiedTime(target));
         assertTrue(Arrays.equals(resource(), Files.readAllBytes(target)));
     }
+
+    @Test
+    void sqliteLoadsItsLibraryFromTheNativeDirectory(@TempDir Path dir) throws Exception {
+        // the first connection of this JVM prepares it; a later one finds it prepared
+        try (var db = dev.enclave.rag.store.SqliteFiles.open(dir.resolve("x.sqlite"));
+             var st = db.createStatement(); var rs = st.executeQuery("SELECT sqlite_version()")) {
+            assertTrue(rs.next() && !rs.getString(1).isEmpty());
+        }
+        Path lib = NativeLibraries.defaultDirectory().resolve("sqlite").resolve(org.sqlite.util.LibraryLoaderUtil.getNativeLibName());
+        assertEquals(lib.getParent().toString(), System.getProperty("org.sqlite.lib.path"));
+        assertEquals(lib.getParent().toString(), System.getProperty("org.sqlite.tmpdir"), "the driver's clean-up lists this directory only");
+        try (InputStream in = NativeLibraries.class.getResourceAsStream(
+                org.sqlite.util.LibraryLoaderUtil.getNativeLibResourcePath() + "/" + lib.getFileName())) {
+            assertNotNull(in);
+            assertArrayEquals(in.readAllBytes(), Files.readAllBytes(lib), "the jar's library, unpacked once");
+        }
+    }
 }
