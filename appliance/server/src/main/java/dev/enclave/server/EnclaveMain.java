@@ -30,12 +30,15 @@ public class EnclaveMain {
             else rest.add(a);
         }
         String[] line = rest.toArray(String[]::new);
-        if (line.length > 0 && RuntimeConfig.LOADS_MODEL.contains(line[0])) {
+        boolean loads = line.length > 0 && RuntimeConfig.LOADS_MODEL.contains(line[0]);
+        if (loads) {
             // the configuration (a tenth of a second to build) on the second core while picocli reads the command line
             Thread.ofPlatform().daemon().name("enclave-config").start(RuntimeConfig::prepare);
-            // and, before the model file is even opened, what its first token needs whatever the model: the JIT's work
-            // on the element-wise loops and the sampler (which the loader would otherwise wait for), and the native
-            // kernels' downcalls (the linker generates code for them)
+        }
+        if (loads || line.length > 0 && line[0].equals("serve") && !java.util.Arrays.asList(line).contains("--help")) {
+            // and, before the model file is even opened (the server's: while Quarkus starts), what its first token needs
+            // whatever the model: the JIT's work on the element-wise loops and the sampler (which the loader would
+            // otherwise wait for), and the native kernels' downcalls (the linker generates code for them)
             Thread.ofPlatform().daemon().name("enclave-prewarm").start(dev.enclave.runtime.tensor.KernelWarmup::warmShared);
             Thread.ofPlatform().daemon().name("enclave-natives").start(dev.enclave.runtime.backend.cpu.CpuBackend::preloadNativeKernels);
         }
