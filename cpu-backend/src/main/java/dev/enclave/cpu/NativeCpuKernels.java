@@ -156,12 +156,33 @@ public final class NativeCpuKernels implements NativeKernels {
             if (in == null || !System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux")) {
                 throw new UnsupportedOperationException("no native CPU kernels in this build for " + arch);
             }
-            Path dir = Files.createTempDirectory("enclave-cpu");
+            Path dir = privateDirectory();
             Path file = dir.resolve("libenclave_cpu.so");
             Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
             return file;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot unpack the native CPU kernels", e);
+        }
+    }
+
+    /**
+     * A new directory of this process's own under java.io.tmpdir, owner-only. Not {@link Files#createTempDirectory}:
+     * its random names come from a {@link java.security.SecureRandom}, whose first use loads and seeds the security
+     * providers, work a start would do for nothing else. A name taken (or a link planted) is skipped, never followed:
+     * creating the directory fails if anything is there.
+     */
+    private static Path privateDirectory() throws IOException {
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        long pid = ProcessHandle.current().pid();
+        long nonce = System.nanoTime();
+        for (int attempt = 0; ; attempt++) {
+            Path dir = tmp.resolve("enclave-cpu-" + pid + "-" + Long.toHexString(nonce + attempt * 0x9E3779B97F4A7C15L));
+            try {
+                return Files.createDirectory(dir, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                        java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+            } catch (java.nio.file.FileAlreadyExistsException taken) {
+                if (attempt == 100) throw taken;
+            }
         }
     }
 
