@@ -81,7 +81,6 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         this.ids = ids;
         this.mergeRanks = merges.apply(ids);
         this.specials = new SpecialTokenSplitter(tokens, types);
-        for (int i = 0; i < tokens.length; i++) pieces[i] = render(i);
     }
 
     static BytePairTokenizer fromGGUF(GGUFFile g) {
@@ -221,7 +220,8 @@ public final class BytePairTokenizer extends VocabularyTokenizer {
         queue.add(new long[] {rank, left, right, len[left] + len[right]});
     }
 
-    private byte[] render(int token) {
+    @Override
+    protected byte[] render(int token) {
         return switch (types[token]) {
             case TokenType.CONTROL, TokenType.UNKNOWN -> new byte[0];
             case TokenType.USER_DEFINED -> tokens[token].getBytes(StandardCharsets.UTF_8);

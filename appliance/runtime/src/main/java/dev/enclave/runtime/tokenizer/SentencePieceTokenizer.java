@@ -43,9 +43,6 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
                 byteTokens[b] = id;
             }
         }
-        for (int i = 0; i < tokens.length; i++) {
-            pieces[i] = renderPiece(i);
-        }
         this.specials = new SpecialTokenSplitter(tokens, types);
     }
 
@@ -206,7 +203,8 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
         }
     }
 
-    private byte[] renderPiece(int token) {
+    @Override
+    protected byte[] render(int token) {
         return switch (types[token]) {
             case TokenType.BYTE -> {
                 String t = tokens[token];

@@ -1,17 +1,25 @@
 package dev.enclave.runtime.tokenizer;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 
 /**
  * What every GGUF vocabulary has, whatever its algorithm: token texts and kinds, the bytes each token stands for,
- * and the special ids. Subclasses fill {@link #pieces} and implement encoding.
+ * and the special ids. Subclasses {@link #render} a token's bytes and implement encoding.
  */
 abstract class VocabularyTokenizer implements Tokenizer {
 
+    /** A token's bytes are published whole to other threads (acquire/release on the array's elements). */
+    private static final VarHandle PIECE = MethodHandles.arrayElementVarHandle(byte[][].class);
+
     protected final String[] tokens;
     protected final int[] types;
-    /** Bytes of each token as rendered without special tokens (control and unknown tokens render as nothing). */
-    protected final byte[][] pieces;
+    /**
+     * Bytes of each token as rendered without special tokens (control and unknown tokens render as nothing), made when
+     * first asked for: rendering a 128K vocabulary up front was a step of every load that the first token waited for.
+     */
+    private final byte[][] pieces;
     protected final int bos, eos, eot, eom;
 
     VocabularyTokenizer(String[] tokens, int[] types, int bos, int eos, int eot, int eom) {
@@ -32,8 +40,16 @@ abstract class VocabularyTokenizer implements Tokenizer {
         if (special && (types[token] == TokenType.CONTROL || types[token] == TokenType.UNKNOWN)) {
             return tokens[token].getBytes(StandardCharsets.UTF_8);
         }
-        return pieces[token];
+        byte[] p = (byte[]) PIECE.getAcquire(pieces, token);
+        if (p == null) {
+            p = render(token); // two threads may both render it: the same bytes either way
+            PIECE.setRelease(pieces, token, p);
+        }
+        return p;
     }
+
+    /** The bytes {@code token} stands for without special tokens; called at most once per token and thread. */
+    protected abstract byte[] render(int token);
 
     @Override
     public int vocabularySize() {
