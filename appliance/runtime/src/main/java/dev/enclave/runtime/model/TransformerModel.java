@@ -423,11 +423,39 @@ public final class TransformerModel implements AutoCloseable {
     private KvPool newKvPool(int blockSize, int blocks, KvPlan plan) {
         checkCodes(plan);
         KvPool.checkSize(config.kvDim(), blockSize, blocks);
-        List<KvStorage> storage = new ArrayList<>();
-        for (int l = 0; l < layers.length; l++) {
-            storage.add(layers[l].backend.allocateKv(config.kvDim(), config.headDim(), blocks * blockSize, plan.type(l)));
+        KvStorage[] storage = new KvStorage[layers.length];
+        // a server's pool is its start's last serial step (a 1B model's default budget: a gigabyte of arrays the JVM
+        // zeroes): layers kept in host memory are allocated by two threads, the odd ones on a helper
+        boolean host = layers.length > 1 && Runtime.getRuntime().availableProcessors() > 1
+                && Arrays.stream(layers).allMatch(w -> w.backend instanceof dev.enclave.runtime.backend.HostBackend);
+        Throwable[] helperFailed = new Throwable[1];
+        Thread helper = !host ? null : Thread.ofPlatform().name("enclave-kv-alloc").start(() -> {
+            try {
+                for (int l = 1; l < layers.length; l += 2) storage[l] = allocateKv(l, blockSize, blocks, plan);
+            } catch (Throwable t) {
+                helperFailed[0] = t;
+            }
+        });
+        for (int l = 0; l < layers.length; l += helper == null ? 1 : 2) storage[l] = allocateKv(l, blockSize, blocks, plan);
+        if (helper != null) {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    helper.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true; // the helper's arrays are this pool's: wait for them
+                }
+            }
+            if (interrupted) Thread.currentThread().interrupt();
+            if (helperFailed[0] instanceof Error e) throw e;
+            if (helperFailed[0] instanceof RuntimeException e) throw e;
         }
-        return new KvPool(storage, config.kvDim(), blockSize, blocks);
+        return new KvPool(List.of(storage), config.kvDim(), blockSize, blocks);
+    }
+
+    private KvStorage allocateKv(int l, int blockSize, int blocks, KvPlan plan) {
+        return layers[l].backend.allocateKv(config.kvDim(), config.headDim(), blocks * blockSize, plan.type(l));
     }
 
     /** Refuses a transform-coded layer whose code was made for another model (shape or RoPE). */
