@@ -436,21 +436,25 @@ public final class TransformerModel implements AutoCloseable {
                 helperFailed[0] = t;
             }
         });
-        for (int l = 0; l < layers.length; l += helper == null ? 1 : 2) storage[l] = allocateKv(l, blockSize, blocks, plan);
-        if (helper != null) {
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    helper.join();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true; // the helper's arrays are this pool's: wait for them
+        try {
+            for (int l = 0; l < layers.length; l += helper == null ? 1 : 2) storage[l] = allocateKv(l, blockSize, blocks, plan);
+        } finally {
+            // whatever happened here, the helper is done before this returns or throws (no allocation left running)
+            if (helper != null) {
+                boolean interrupted = false;
+                while (true) {
+                    try {
+                        helper.join();
+                        break;
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
                 }
+                if (interrupted) Thread.currentThread().interrupt();
             }
-            if (interrupted) Thread.currentThread().interrupt();
-            if (helperFailed[0] instanceof Error e) throw e;
-            if (helperFailed[0] instanceof RuntimeException e) throw e;
         }
+        if (helperFailed[0] instanceof Error e) throw e;
+        if (helperFailed[0] instanceof RuntimeException e) throw e;
         return new KvPool(List.of(storage), config.kvDim(), blockSize, blocks);
     }
 
