@@ -243,9 +243,8 @@ public final class Installer {
     /**
      * Makes the release's JDK AOT cache ({@code app/app.aot}; JEP 483/514/515: classes loaded and linked ahead, method
      * profiles) by its own launcher's training run ({@code serve --startup-training}), as {@code ./enclave} makes one per
-     * build. A
-     * cache holds only for the Java that made it and the paths it was made at, so it is made here, on the target, by
-     * the release's runtime; bundles never carry one. Best effort: without it the release starts as before, slower.
+     * build. A cache holds only for the Java that made it and the paths it was made at, so it is made here, on the
+     * target, by the release's runtime; bundles never carry one. Best effort: without it the release starts as before.
      */
     private void makeStartupCache(String version) {
         Path release = releases().resolve(version);

@@ -35,7 +35,7 @@ public class EnclaveMain {
             // the configuration (a tenth of a second to build) on the second core while picocli reads the command line
             Thread.ofPlatform().daemon().name("enclave-config").start(RuntimeConfig::prepare);
         }
-        if (loads || line.length > 0 && line[0].equals("serve") && !java.util.Arrays.asList(line).contains("--help")) {
+        if (loads || line.length > 0 && line[0].equals("serve")) {
             // and, before the model file is even opened (the server's: while Quarkus starts), what its first token needs
             // whatever the model: the JIT's work on the element-wise loops and the sampler (which the loader would
             // otherwise wait for), and the native kernels' downcalls (the linker generates code for them)

@@ -425,36 +425,11 @@ public final class TransformerModel implements AutoCloseable {
         KvPool.checkSize(config.kvDim(), blockSize, blocks);
         KvStorage[] storage = new KvStorage[layers.length];
         // a server's pool is its start's last serial step (a 1B model's default budget: a gigabyte of arrays the JVM
-        // zeroes): layers kept in host memory are allocated by two threads, the odd ones on a helper
-        boolean host = layers.length > 1 && Runtime.getRuntime().availableProcessors() > 1
+        // zeroes): layers kept in host memory are allocated in parallel, by this thread and the common pool's
+        boolean host = Runtime.getRuntime().availableProcessors() > 1
                 && Arrays.stream(layers).allMatch(w -> w.backend instanceof dev.enclave.runtime.backend.HostBackend);
-        Throwable[] helperFailed = new Throwable[1];
-        Thread helper = !host ? null : Thread.ofPlatform().name("enclave-kv-alloc").start(() -> {
-            try {
-                for (int l = 1; l < layers.length; l += 2) storage[l] = allocateKv(l, blockSize, blocks, plan);
-            } catch (Throwable t) {
-                helperFailed[0] = t;
-            }
-        });
-        try {
-            for (int l = 0; l < layers.length; l += helper == null ? 1 : 2) storage[l] = allocateKv(l, blockSize, blocks, plan);
-        } finally {
-            // whatever happened here, the helper is done before this returns or throws (no allocation left running)
-            if (helper != null) {
-                boolean interrupted = false;
-                while (true) {
-                    try {
-                        helper.join();
-                        break;
-                    } catch (InterruptedException e) {
-                        interrupted = true;
-                    }
-                }
-                if (interrupted) Thread.currentThread().interrupt();
-            }
-        }
-        if (helperFailed[0] instanceof Error e) throw e;
-        if (helperFailed[0] instanceof RuntimeException e) throw e;
+        java.util.stream.IntStream each = java.util.stream.IntStream.range(0, layers.length);
+        (host ? each.parallel() : each).forEach(l -> storage[l] = allocateKv(l, blockSize, blocks, plan));
         return new KvPool(List.of(storage), config.kvDim(), blockSize, blocks);
     }
 

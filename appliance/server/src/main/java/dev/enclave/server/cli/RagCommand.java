@@ -5,11 +5,8 @@ import dev.enclave.rag.embed.NativeLibraries;
 import dev.enclave.rag.embed.OnnxEmbedder;
 import dev.enclave.rag.eval.BeirEvaluation;
 import java.io.IOException;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -123,7 +120,7 @@ public class RagCommand implements Runnable {
                             r.ingestPassagesPerSecond(), r.queryP50Ms(), r.queryP99Ms());
                 }
             } finally {
-                if (temporary) deleteTree(dir);
+                if (temporary) TemporaryFiles.deleteTree(dir);
             }
             return 0;
         }
@@ -152,23 +149,6 @@ public class RagCommand implements Runnable {
 
         private static String num(double v) {
             return String.format(Locale.ROOT, "%.4f", v);
-        }
-
-        private static void deleteTree(Path dir) throws IOException {
-            if (!Files.exists(dir)) return;
-            Files.walkFileTree(dir, new SimpleFileVisitor<>() {
-                @Override
-                public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                    Files.delete(file);
-                    return FileVisitResult.CONTINUE;
-                }
-
-                @Override
-                public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-                    Files.delete(d);
-                    return FileVisitResult.CONTINUE;
-                }
-            });
         }
     }
 }

@@ -155,15 +155,7 @@ public class ServeCommand implements Callable<Integer> {
             }
             return code;
         } finally {
-            deleteTree(dir);
-        }
-    }
-
-    private static void deleteTree(Path dir) {
-        try (var files = Files.walk(dir)) {
-            for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
-        } catch (java.io.IOException | java.io.UncheckedIOException e) {
-            // a temporary directory left behind is all
+            TemporaryFiles.deleteTree(dir);
         }
     }
 
